@@ -1,0 +1,24 @@
+//! Switchboard's domain: the business rules of a shared WhatsApp inbox, as event-sourced
+//! aggregates. Nothing here does I/O; time arrives on commands, so every rule is testable
+//! with fixed instants.
+//!
+//! - [`message`]: one WhatsApp message (inbound or outbound), keyed by its id; its content and
+//!   its delivery status, which only moves forward.
+//! - [`conversation`]: one customer on one business phone number; the customer's identity and
+//!   the 24-hour customer-service window.
+//! - [`template`]: a message template's lifecycle as Meta reports it.
+//! - [`business_account`]: account-level notifications from Meta (quality, reviews, calls, ...).
+
+pub mod business_account;
+pub mod conversation;
+pub mod customer;
+pub mod ids;
+pub mod message;
+pub mod meta_error;
+pub mod template;
+pub mod time;
+
+pub use customer::Customer;
+pub use ids::{ConversationId, PhoneNumberId, WaMessageId};
+pub use meta_error::MetaError;
+pub use time::Timestamp;

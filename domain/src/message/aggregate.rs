@@ -1,0 +1,333 @@
+//! The message aggregate: decides from its own state, applies facts without failing.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use crate::message::{DeliveryStatus, MessageCommand, MessageError, MessageEvent, StatusReport};
+use crate::ConversationId;
+
+/// Which way a message travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the customer to the business.
+    Inbound,
+    /// From the business to the customer.
+    Outbound,
+}
+
+/// One message. Small on purpose: loading it is one short stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    direction: Option<Direction>,
+    conversation_id: Option<ConversationId>,
+    /// `true` once we know what the message says (a status can arrive for a message we never saw).
+    has_content: bool,
+    status: Option<DeliveryStatus>,
+    /// Every status reported so far: a report seen before is a duplicate delivery.
+    reported: Vec<DeliveryStatus>,
+}
+
+impl Message {
+    /// Which way the message travelled, once known.
+    pub fn direction(&self) -> Option<Direction> {
+        self.direction
+    }
+
+    /// The current delivery status of an outbound message.
+    pub fn status(&self) -> Option<DeliveryStatus> {
+        self.status
+    }
+
+    fn decide(&self, command: MessageCommand) -> Result<Vec<MessageEvent>, MessageError> {
+        match command {
+            MessageCommand::ReceiveInbound {
+                conversation_id,
+                phone_number_id,
+                customer,
+                profile_name,
+                sent_at,
+                content,
+                context,
+                referral,
+                errors,
+            } => {
+                if self.direction == Some(Direction::Outbound) {
+                    return Err(MessageError::DirectionMismatch {
+                        id: conversation_id.to_string(),
+                    });
+                }
+                if self.has_content {
+                    return Ok(vec![]);
+                }
+                Ok(vec![MessageEvent::InboundReceived {
+                    conversation_id,
+                    phone_number_id,
+                    customer,
+                    profile_name,
+                    sent_at,
+                    content,
+                    context,
+                    referral,
+                    errors,
+                }])
+            }
+            MessageCommand::RecordEcho {
+                conversation_id,
+                phone_number_id,
+                customer,
+                sent_at,
+                content,
+            } => {
+                if self.direction == Some(Direction::Inbound) {
+                    return Err(MessageError::DirectionMismatch {
+                        id: conversation_id.to_string(),
+                    });
+                }
+                if self.has_content {
+                    return Ok(vec![]);
+                }
+                Ok(vec![MessageEvent::EchoRecorded {
+                    conversation_id,
+                    phone_number_id,
+                    customer,
+                    sent_at,
+                    content,
+                }])
+            }
+            MessageCommand::RecordStatus {
+                conversation_id,
+                phone_number_id,
+                report,
+            } => Ok(self.decide_status(conversation_id, phone_number_id, report)),
+        }
+    }
+
+    /// The status rule: forward only, `failed` sticky, nothing undoes a delivery.
+    fn decide_status(
+        &self,
+        conversation_id: ConversationId,
+        phone_number_id: crate::PhoneNumberId,
+        report: StatusReport,
+    ) -> Vec<MessageEvent> {
+        if self.reported.contains(&report.status) {
+            return vec![];
+        }
+        let advances = match self.status {
+            None => true,
+            Some(DeliveryStatus::Failed) => false,
+            Some(current) if report.status == DeliveryStatus::Failed => !current.reached_customer(),
+            Some(current) => report.status.rank() > current.rank(),
+        };
+        match (advances, self.status) {
+            (false, Some(current)) => vec![MessageEvent::StatusIgnored { report, current }],
+            _ => vec![MessageEvent::StatusAdvanced {
+                conversation_id,
+                phone_number_id,
+                report,
+            }],
+        }
+    }
+}
+
+impl Aggregate for Message {
+    const TYPE: &'static str = "Message";
+    type Command = MessageCommand;
+    type Event = MessageEvent;
+    type Error = MessageError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            MessageEvent::InboundReceived {
+                conversation_id, ..
+            } => {
+                self.direction = Some(Direction::Inbound);
+                self.conversation_id = Some(conversation_id);
+                self.has_content = true;
+            }
+            MessageEvent::EchoRecorded {
+                conversation_id, ..
+            } => {
+                self.direction = Some(Direction::Outbound);
+                self.conversation_id = Some(conversation_id);
+                self.has_content = true;
+                self.status.get_or_insert(DeliveryStatus::Sent);
+            }
+            MessageEvent::StatusAdvanced {
+                conversation_id,
+                report,
+                ..
+            } => {
+                self.direction.get_or_insert(Direction::Outbound);
+                self.conversation_id.get_or_insert(conversation_id);
+                self.status = Some(report.status);
+                self.reported.push(report.status);
+            }
+            MessageEvent::StatusIgnored { report, .. } => self.reported.push(report.status),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::message::MessageContent;
+    use crate::{Customer, PhoneNumberId, Timestamp};
+
+    type MessageTest = TestFramework<Message>;
+
+    fn t(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_780_000_000 + seconds).expect("valid")
+    }
+    fn conversation() -> ConversationId {
+        ConversationId::for_customer(&phone(), &customer())
+    }
+    fn phone() -> PhoneNumberId {
+        PhoneNumberId::new("120000000000001")
+    }
+    fn customer() -> Customer {
+        Customer::new(Some("15550002222".into()), None).expect("customer")
+    }
+    fn report(status: DeliveryStatus, at: i64) -> StatusReport {
+        StatusReport {
+            status,
+            at: t(at),
+            errors: vec![],
+            pricing: None,
+            billing_conversation: None,
+            callback_data: None,
+        }
+    }
+    fn status(status: DeliveryStatus, at: i64) -> MessageCommand {
+        MessageCommand::RecordStatus {
+            conversation_id: conversation(),
+            phone_number_id: phone(),
+            report: report(status, at),
+        }
+    }
+    fn advanced(status: DeliveryStatus, at: i64) -> MessageEvent {
+        MessageEvent::StatusAdvanced {
+            conversation_id: conversation(),
+            phone_number_id: phone(),
+            report: report(status, at),
+        }
+    }
+    fn receive() -> MessageCommand {
+        MessageCommand::ReceiveInbound {
+            conversation_id: conversation(),
+            phone_number_id: phone(),
+            customer: customer(),
+            profile_name: Some("Sheena".into()),
+            sent_at: t(0),
+            content: MessageContent::Text { body: "hi".into() },
+            context: None,
+            referral: None,
+            errors: vec![],
+        }
+    }
+    fn received() -> MessageEvent {
+        MessageEvent::InboundReceived {
+            conversation_id: conversation(),
+            phone_number_id: phone(),
+            customer: customer(),
+            profile_name: Some("Sheena".into()),
+            sent_at: t(0),
+            content: MessageContent::Text { body: "hi".into() },
+            context: None,
+            referral: None,
+            errors: vec![],
+        }
+    }
+
+    #[test]
+    fn an_inbound_message_is_received_once() {
+        MessageTest::with(())
+            .given_no_previous_events()
+            .when(receive())
+            .then_expect_events(vec![received()]);
+        MessageTest::with(())
+            .given(vec![received()])
+            .when(receive())
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_status_for_an_unknown_message_is_kept() {
+        MessageTest::with(())
+            .given_no_previous_events()
+            .when(status(DeliveryStatus::Delivered, 5))
+            .then_expect_events(vec![advanced(DeliveryStatus::Delivered, 5)]);
+    }
+
+    #[test]
+    fn statuses_move_forward_and_late_ones_are_recorded_as_ignored() {
+        MessageTest::with(())
+            .given(vec![advanced(DeliveryStatus::Sent, 1)])
+            .when(status(DeliveryStatus::Read, 3))
+            .then_expect_events(vec![advanced(DeliveryStatus::Read, 3)]);
+        MessageTest::with(())
+            .given(vec![advanced(DeliveryStatus::Read, 3)])
+            .when(status(DeliveryStatus::Delivered, 2))
+            .then_expect_events(vec![MessageEvent::StatusIgnored {
+                report: report(DeliveryStatus::Delivered, 2),
+                current: DeliveryStatus::Read,
+            }]);
+    }
+
+    #[test]
+    fn a_repeated_status_changes_nothing() {
+        MessageTest::with(())
+            .given(vec![advanced(DeliveryStatus::Sent, 1)])
+            .when(status(DeliveryStatus::Sent, 1))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn failed_is_sticky() {
+        MessageTest::with(())
+            .given(vec![
+                advanced(DeliveryStatus::Sent, 1),
+                advanced(DeliveryStatus::Failed, 2),
+            ])
+            .when(status(DeliveryStatus::Delivered, 3))
+            .then_expect_events(vec![MessageEvent::StatusIgnored {
+                report: report(DeliveryStatus::Delivered, 3),
+                current: DeliveryStatus::Failed,
+            }]);
+    }
+
+    #[test]
+    fn a_failure_after_delivery_does_not_undo_it() {
+        MessageTest::with(())
+            .given(vec![advanced(DeliveryStatus::Delivered, 2)])
+            .when(status(DeliveryStatus::Failed, 3))
+            .then_expect_events(vec![MessageEvent::StatusIgnored {
+                report: report(DeliveryStatus::Failed, 3),
+                current: DeliveryStatus::Delivered,
+            }]);
+    }
+
+    #[test]
+    fn a_failure_before_delivery_is_applied() {
+        MessageTest::with(())
+            .given(vec![advanced(DeliveryStatus::Sent, 1)])
+            .when(status(DeliveryStatus::Failed, 2))
+            .then_expect_events(vec![advanced(DeliveryStatus::Failed, 2)]);
+    }
+}

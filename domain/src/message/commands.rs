@@ -1,0 +1,52 @@
+//! What can be asked of a message.
+
+use crate::message::{MessageContent, MessageContext, Referral, StatusReport};
+use crate::{ConversationId, Customer, MetaError, PhoneNumberId, Timestamp};
+
+/// A request to a [`Message`](super::Message) aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageCommand {
+    /// Record a message the customer sent (from a webhook). A repeat is a no-op.
+    ReceiveInbound {
+        /// The conversation it belongs to.
+        conversation_id: ConversationId,
+        /// The business number it was sent to.
+        phone_number_id: PhoneNumberId,
+        /// The sender.
+        customer: Customer,
+        /// The sender's profile name, if given.
+        profile_name: Option<String>,
+        /// Meta's timestamp of the message.
+        sent_at: Timestamp,
+        /// What it says.
+        content: MessageContent,
+        /// Reply / forward context.
+        context: Option<MessageContext>,
+        /// The ad that brought the customer.
+        referral: Option<Referral>,
+        /// Errors Meta attached (e.g. 131051 for unsupported types).
+        errors: Vec<MetaError>,
+    },
+    /// Record a message the business sent from the WhatsApp Business app (an echo).
+    RecordEcho {
+        /// The conversation it belongs to.
+        conversation_id: ConversationId,
+        /// The business number it was sent from.
+        phone_number_id: PhoneNumberId,
+        /// The recipient.
+        customer: Customer,
+        /// Meta's timestamp.
+        sent_at: Timestamp,
+        /// What it says.
+        content: MessageContent,
+    },
+    /// Apply a delivery status report. Statuses only move forward; repeats are no-ops.
+    RecordStatus {
+        /// The conversation of the recipient.
+        conversation_id: ConversationId,
+        /// The business number the message was sent from.
+        phone_number_id: PhoneNumberId,
+        /// The report.
+        report: StatusReport,
+    },
+}

@@ -1,0 +1,23 @@
+//! The rules a message command can break.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a message command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MessageError {
+    /// An inbound message arrived under the id of a message we sent (or the reverse).
+    #[error("message {id} already exists with the other direction")]
+    DirectionMismatch {
+        /// The message id.
+        id: String,
+    },
+}
+
+impl MessageError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::DirectionMismatch { .. } => "message_direction_mismatch",
+        }
+    }
+}

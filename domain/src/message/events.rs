@@ -1,0 +1,94 @@
+//! What became true of a message. Event type names are frozen once shipped.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::message::{DeliveryStatus, MessageContent, MessageContext, Referral, StatusReport};
+use crate::{ConversationId, Customer, MetaError, PhoneNumberId, Timestamp};
+
+/// An event of a [`Message`](super::Message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MessageEvent {
+    /// The customer sent a message.
+    InboundReceived {
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// The business number.
+        phone_number_id: PhoneNumberId,
+        /// The sender.
+        customer: Customer,
+        /// The sender's profile name, if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile_name: Option<String>,
+        /// Meta's timestamp.
+        sent_at: Timestamp,
+        /// The content.
+        content: MessageContent,
+        /// Reply / forward context.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<MessageContext>,
+        /// Ad referral.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        referral: Option<Referral>,
+        /// Errors Meta attached.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<MetaError>,
+    },
+    /// The business sent a message from the WhatsApp Business app; Meta echoed it to us.
+    EchoRecorded {
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// The business number.
+        phone_number_id: PhoneNumberId,
+        /// The recipient.
+        customer: Customer,
+        /// Meta's timestamp.
+        sent_at: Timestamp,
+        /// The content.
+        content: MessageContent,
+    },
+    /// A status report moved the message forward (or, for `failed`, stopped it).
+    StatusAdvanced {
+        /// The recipient's conversation.
+        conversation_id: ConversationId,
+        /// The business number.
+        phone_number_id: PhoneNumberId,
+        /// The report that was applied.
+        report: StatusReport,
+    },
+    /// A status report came late or after a failure and was recorded without being applied.
+    StatusIgnored {
+        /// The report.
+        report: StatusReport,
+        /// The status the message had when it arrived.
+        current: DeliveryStatus,
+    },
+}
+
+impl MessageEvent {
+    /// The conversation this event belongs to, when it says.
+    pub fn conversation_id(&self) -> Option<ConversationId> {
+        match self {
+            Self::InboundReceived { conversation_id, .. }
+            | Self::EchoRecorded { conversation_id, .. }
+            | Self::StatusAdvanced { conversation_id, .. } => Some(*conversation_id),
+            Self::StatusIgnored { .. } => None,
+        }
+    }
+}
+
+impl DomainEvent for MessageEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::InboundReceived { .. } => "MessageInboundReceived",
+            Self::EchoRecorded { .. } => "MessageEchoRecorded",
+            Self::StatusAdvanced { .. } => "MessageStatusAdvanced",
+            Self::StatusIgnored { .. } => "MessageStatusIgnored",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}

@@ -1,0 +1,20 @@
+//! A WhatsApp message: what was said, in which conversation, and how far it got.
+//!
+//! Inbound messages are keyed by their wamid, so a webhook delivered twice yields one message.
+//! Delivery statuses only move forward (sent < delivered < read < played); `failed` is sticky.
+
+mod aggregate;
+mod commands;
+mod content;
+mod errors;
+mod events;
+mod status;
+
+pub use aggregate::{Direction, Message};
+pub use commands::MessageCommand;
+pub use content::{
+    Interactive, Media, MessageContent, MessageContext, OrderItem, ReferredProduct, Referral,
+};
+pub use errors::MessageError;
+pub use events::MessageEvent;
+pub use status::{DeliveryStatus, StatusReport};

@@ -1,0 +1,339 @@
+//! The inbox: one row per conversation, newest activity first.
+
+use serde::Serialize;
+use switchboard_domain::conversation::ConversationEvent;
+use switchboard_domain::message::{MessageContent, MessageEvent};
+use switchboard_domain::{ConversationId, Customer, PhoneNumberId, Timestamp};
+use switchboard_store::{with_pool, Database, RecordedEvent, SqlValue, Statement};
+
+use crate::page::{page_size, rfc3339, rfc3339_opt, Cursor, Page};
+use crate::{DecodedEvent, Projection, ProjectionError};
+
+/// Builds the `conversations` table.
+pub struct ConversationsProjection;
+
+const STARTED: &str = "
+insert into conversations (id, phone_number_id, customer_wa_id, customer_user_id, started_at, last_activity_at, version)
+values ($1, $2, $3, $4, $5, $5, $6)
+on conflict (id) do update set
+    phone_number_id = excluded.phone_number_id,
+    customer_wa_id = excluded.customer_wa_id,
+    customer_user_id = excluded.customer_user_id,
+    started_at = excluded.started_at,
+    version = excluded.version";
+
+const IDENTIFIED: &str = "
+update conversations set customer_wa_id = $1, customer_user_id = $2, version = $3 where id = $4";
+
+const NAMED: &str = "update conversations set profile_name = $1, version = $2 where id = $3";
+
+const CUSTOMER_WROTE: &str = "
+update conversations set
+    last_customer_message_at = $1,
+    window_closes_at = coalesce($2, window_closes_at),
+    version = $3
+where id = $4";
+
+/// A message in the conversation: moves activity and the preview (only forward in time), and
+/// counts unread customer messages.
+const MESSAGE: &str = "
+insert into conversations (id, phone_number_id, customer_wa_id, customer_user_id, started_at,
+    last_activity_at, last_message_id, last_message_preview, last_message_direction, last_message_at,
+    unread_count, version)
+values ($1, $2, $3, $4, $5, $5, $6, $7, $8, $5, $9, 0)
+on conflict (id) do update set
+    last_activity_at = case when excluded.last_activity_at > conversations.last_activity_at
+        then excluded.last_activity_at else conversations.last_activity_at end,
+    last_message_id = case when excluded.last_message_at >= coalesce(conversations.last_message_at, 0)
+        then excluded.last_message_id else conversations.last_message_id end,
+    last_message_preview = case when excluded.last_message_at >= coalesce(conversations.last_message_at, 0)
+        then excluded.last_message_preview else conversations.last_message_preview end,
+    last_message_direction = case when excluded.last_message_at >= coalesce(conversations.last_message_at, 0)
+        then excluded.last_message_direction else conversations.last_message_direction end,
+    last_message_at = case when excluded.last_message_at >= coalesce(conversations.last_message_at, 0)
+        then excluded.last_message_at else conversations.last_message_at end,
+    unread_count = conversations.unread_count + excluded.unread_count";
+
+fn message_statement(
+    conversation_id: &ConversationId,
+    phone_number_id: &PhoneNumberId,
+    customer: &Customer,
+    message_id: &str,
+    sent_at: Timestamp,
+    content: &MessageContent,
+    direction: &str,
+    unread: i64,
+) -> Statement {
+    Statement::new(
+        MESSAGE,
+        vec![
+            conversation_id.to_string().into(),
+            phone_number_id.as_str().into(),
+            customer.wa_id.clone().into(),
+            customer.user_id.clone().into(),
+            sent_at.unix_millis().into(),
+            message_id.into(),
+            content.preview().into(),
+            direction.into(),
+            unread.into(),
+        ],
+    )
+}
+
+impl Projection for ConversationsProjection {
+    fn name(&self) -> &'static str {
+        "conversations"
+    }
+
+    fn reset(&self) -> &'static [&'static str] {
+        &["delete from conversations"]
+    }
+
+    fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
+        let id = event.aggregate_id.as_str();
+        let version = SqlValue::from(event.sequence);
+        match decoded {
+            DecodedEvent::Conversation(ConversationEvent::Started {
+                phone_number_id,
+                customer,
+                started_at,
+            }) => out.push(Statement::new(
+                STARTED,
+                vec![
+                    id.into(),
+                    phone_number_id.as_str().into(),
+                    customer.wa_id.clone().into(),
+                    customer.user_id.clone().into(),
+                    started_at.unix_millis().into(),
+                    version,
+                ],
+            )),
+            DecodedEvent::Conversation(ConversationEvent::CustomerIdentified { customer }) => {
+                out.push(Statement::new(
+                    IDENTIFIED,
+                    vec![
+                        customer.wa_id.clone().into(),
+                        customer.user_id.clone().into(),
+                        version,
+                        id.into(),
+                    ],
+                ));
+            }
+            DecodedEvent::Conversation(ConversationEvent::CustomerProfileNamed { name }) => {
+                out.push(Statement::new(NAMED, vec![name.as_str().into(), version, id.into()]));
+            }
+            DecodedEvent::Conversation(ConversationEvent::CustomerMessageReceived {
+                sent_at,
+                window_closes_at,
+                ..
+            }) => out.push(Statement::new(
+                CUSTOMER_WROTE,
+                vec![
+                    sent_at.unix_millis().into(),
+                    window_closes_at.map(Timestamp::unix_millis).into(),
+                    version,
+                    id.into(),
+                ],
+            )),
+            DecodedEvent::Message(MessageEvent::InboundReceived {
+                conversation_id,
+                phone_number_id,
+                customer,
+                sent_at,
+                content,
+                ..
+            }) => out.push(message_statement(
+                conversation_id,
+                phone_number_id,
+                customer,
+                id,
+                *sent_at,
+                content,
+                "inbound",
+                1,
+            )),
+            DecodedEvent::Message(MessageEvent::EchoRecorded {
+                conversation_id,
+                phone_number_id,
+                customer,
+                sent_at,
+                content,
+            }) => out.push(message_statement(
+                conversation_id,
+                phone_number_id,
+                customer,
+                id,
+                *sent_at,
+                content,
+                "outbound",
+                0,
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// The customer of a conversation, as the inbox shows them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CustomerView {
+    /// Phone-based WhatsApp id, when known.
+    pub wa_id: Option<String>,
+    /// Business-scoped user id, when known.
+    pub user_id: Option<String>,
+    /// WhatsApp profile name, when known.
+    pub profile_name: Option<String>,
+}
+
+/// The newest message of a conversation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastMessageView {
+    /// Message id.
+    pub id: String,
+    /// One-line preview.
+    pub preview: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Meta's timestamp of it.
+    pub at: String,
+}
+
+/// One conversation in the inbox.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConversationView {
+    /// Conversation id.
+    pub id: String,
+    /// The customer.
+    pub customer: CustomerView,
+    /// The business number.
+    pub phone_number_id: String,
+    /// `open`, …
+    pub status: String,
+    /// The newest message.
+    pub last_message: Option<LastMessageView>,
+    /// Customer messages not yet read by an agent.
+    pub unread_count: i64,
+    /// When anything last happened.
+    pub last_activity_at: String,
+    /// When the customer last wrote.
+    pub last_customer_message_at: Option<String>,
+    /// When free-form replies stop being allowed (absent: never opened).
+    pub service_window_closes_at: Option<String>,
+    /// The conversation aggregate's version, for collision detection.
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: String,
+    phone_number_id: String,
+    customer_wa_id: Option<String>,
+    customer_user_id: Option<String>,
+    profile_name: Option<String>,
+    status: String,
+    last_activity_at: i64,
+    last_message_id: Option<String>,
+    last_message_preview: Option<String>,
+    last_message_direction: Option<String>,
+    last_message_at: Option<i64>,
+    unread_count: i64,
+    last_customer_message_at: Option<i64>,
+    window_closes_at: Option<i64>,
+    version: i64,
+}
+
+impl From<ConversationRow> for ConversationView {
+    fn from(row: ConversationRow) -> Self {
+        let last_message = match (row.last_message_id, row.last_message_at) {
+            (Some(id), Some(at)) => Some(LastMessageView {
+                id,
+                preview: row.last_message_preview.unwrap_or_default(),
+                direction: row.last_message_direction.unwrap_or_default(),
+                at: rfc3339(at),
+            }),
+            _ => None,
+        };
+        Self {
+            id: row.id,
+            customer: CustomerView {
+                wa_id: row.customer_wa_id,
+                user_id: row.customer_user_id,
+                profile_name: row.profile_name,
+            },
+            phone_number_id: row.phone_number_id,
+            status: row.status,
+            last_message,
+            unread_count: row.unread_count,
+            last_activity_at: rfc3339(row.last_activity_at),
+            last_customer_message_at: rfc3339_opt(row.last_customer_message_at),
+            service_window_closes_at: rfc3339_opt(row.window_closes_at),
+            version: row.version,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, phone_number_id, customer_wa_id, customer_user_id, profile_name, status,
+    last_activity_at, last_message_id, last_message_preview, last_message_direction, last_message_at,
+    unread_count, last_customer_message_at, window_closes_at, version";
+
+/// The inbox, newest activity first, one page at a time.
+///
+/// # Errors
+/// [`ProjectionError::InvalidCursor`] for a bad cursor; database failures.
+pub async fn list(
+    db: &Database,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<ConversationView>, ProjectionError> {
+    let limit = page_size(limit, 50, 200);
+    let fetch = i64::from(limit) + 1;
+    let after = cursor.map(Cursor::parse).transpose()?;
+    let rows: Vec<ConversationRow> = match after {
+        None => {
+            let sql = format!(
+                "select {COLUMNS} from conversations order by last_activity_at desc, id desc limit $1"
+            );
+            with_pool!(db, pool => sqlx::query_as(&sql).bind(fetch).fetch_all(pool).await?)
+        }
+        Some(Cursor { key, tie }) => {
+            let sql = format!(
+                "select {COLUMNS} from conversations
+                 where last_activity_at < $1 or (last_activity_at = $1 and id < $2)
+                 order by last_activity_at desc, id desc limit $3"
+            );
+            with_pool!(db, pool => sqlx::query_as(&sql).bind(key).bind(&tie).bind(fetch).fetch_all(pool).await?)
+        }
+    };
+    Ok(paginate(rows, limit, |row| {
+        Cursor::encode(row.last_activity_at, &row.id)
+    }))
+}
+
+/// Splits `limit + 1` fetched rows into a page and the next cursor.
+pub(crate) fn paginate<R, V: From<R>>(
+    mut rows: Vec<R>,
+    limit: u32,
+    cursor_of: impl Fn(&R) -> String,
+) -> Page<V> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page {
+        items: rows.into_iter().map(V::from).collect(),
+        next_cursor,
+    }
+}
+
+/// One conversation, or `None` when there is no such conversation.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(db: &Database, id: &str) -> Result<Option<ConversationView>, ProjectionError> {
+    let sql = format!("select {COLUMNS} from conversations where id = $1");
+    let row: Option<ConversationRow> =
+        with_pool!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+    Ok(row.map(ConversationView::from))
+}

@@ -1,0 +1,58 @@
+//! Turning log rows back into domain events, once per event for all projections.
+
+use switchboard_domain::business_account::{BusinessAccount, BusinessAccountEvent};
+use switchboard_domain::conversation::{Conversation, ConversationEvent};
+use switchboard_domain::message::{Message, MessageEvent};
+use switchboard_domain::template::{Template, TemplateEvent};
+use switchboard_store::RecordedEvent;
+
+use crate::ProjectionError;
+
+fn aggregate_type<A: cqrs_es::Aggregate>() -> &'static str {
+    A::TYPE
+}
+
+/// A log event decoded into its domain type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecodedEvent {
+    /// An event of a conversation.
+    Conversation(ConversationEvent),
+    /// An event of a message.
+    Message(MessageEvent),
+    /// An event of a template.
+    Template(TemplateEvent),
+    /// An event of a business account.
+    BusinessAccount(BusinessAccountEvent),
+    /// An aggregate type no projection here reads.
+    Other,
+}
+
+impl DecodedEvent {
+    /// Decodes `event` by its aggregate type.
+    ///
+    /// # Errors
+    /// [`ProjectionError::Undecodable`] when the payload does not match its type.
+    pub fn decode(event: &RecordedEvent) -> Result<Self, ProjectionError> {
+        let undecodable = |source| ProjectionError::Undecodable {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            source,
+        };
+        let payload = event.payload.clone();
+        Ok(match event.aggregate_type.as_str() {
+            t if t == aggregate_type::<Conversation>() => {
+                Self::Conversation(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<Message>() => {
+                Self::Message(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<Template>() => {
+                Self::Template(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<BusinessAccount>() => {
+                Self::BusinessAccount(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            _ => Self::Other,
+        })
+    }
+}

@@ -1,0 +1,29 @@
+//! The read-model boundary's error type.
+
+use switchboard_store::StoreError;
+
+/// A failure to build or read a read model.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// An event in the log does not deserialize: a bug or a missing upcaster. The runner stops
+    /// at it rather than skip it.
+    #[error("event at position {position} ({event_type}) does not deserialize")]
+    Undecodable {
+        /// Its position.
+        position: i64,
+        /// Its type.
+        event_type: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A query failed.
+    #[error("read-model query failed")]
+    Query(#[from] sqlx::Error),
+    /// A pagination cursor from a client does not parse.
+    #[error("invalid cursor")]
+    InvalidCursor,
+}

@@ -1,0 +1,25 @@
+//! Read models, built from the event log.
+//!
+//! A projection is one function from an event (with its log position) to SQL statements. The
+//! [`runner`] applies a batch of them and advances the checkpoints in the same transaction, so a
+//! crash never applies an event twice or skips one, and the same code runs live and in a rebuild.
+//!
+//! - [`conversations`]: the inbox list and conversation detail.
+//! - [`messages`]: the messages of a conversation, with content and delivery statuses.
+//! - [`templates`]: message templates as Meta last reported them.
+//! - [`account_notifications`]: account-level notifications from Meta.
+
+pub mod account_notifications;
+pub mod conversations;
+mod decode;
+pub mod error;
+pub mod messages;
+pub mod page;
+pub mod projection;
+pub mod runner;
+pub mod templates;
+
+pub use decode::DecodedEvent;
+pub use error::ProjectionError;
+pub use projection::{all_projections, Projection};
+pub use runner::ProjectionRunner;

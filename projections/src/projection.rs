@@ -1,0 +1,30 @@
+//! What a projection is.
+
+use switchboard_store::{RecordedEvent, Statement};
+
+use crate::DecodedEvent;
+
+/// One read model's update rule: from an event to the statements that bring the model up to date.
+///
+/// Pure: no I/O, no clock. The statements must be idempotent per event only in the sense that
+/// the runner applies each event exactly once (checkpoint in the same transaction).
+pub trait Projection: Send + Sync {
+    /// The checkpoint name; frozen once shipped.
+    fn name(&self) -> &'static str;
+
+    /// Appends the statements for `event` to `out` (nothing when the event does not concern it).
+    fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>);
+
+    /// Statements that empty this projection's tables, run before a rebuild.
+    fn reset(&self) -> &'static [&'static str];
+}
+
+/// Every projection of the application, in the order they are applied.
+pub fn all_projections() -> Vec<Box<dyn Projection>> {
+    vec![
+        Box::new(crate::conversations::ConversationsProjection),
+        Box::new(crate::messages::MessagesProjection),
+        Box::new(crate::templates::TemplatesProjection),
+        Box::new(crate::account_notifications::AccountNotificationsProjection),
+    ]
+}

@@ -1,0 +1,163 @@
+//! Applies projections to the log: the same loop live (tailing) and in a rebuild (from zero).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use switchboard_store::{with_pool, Database, EventRepository, LogCursor, Statement};
+use tokio::sync::watch;
+
+use crate::{DecodedEvent, Projection, ProjectionError};
+
+const UPSERT_CHECKPOINT: &str = "
+insert into projection_checkpoints (name, transaction_id, position) values ($1, $2, $3)
+on conflict (name) do update set transaction_id = excluded.transaction_id, position = excluded.position";
+
+/// Tails the event log and keeps every read model up to date.
+///
+/// Each batch of events and the projections' checkpoints are written in one transaction.
+pub struct ProjectionRunner {
+    log: EventRepository,
+    projections: Vec<Box<dyn Projection>>,
+    batch_size: u32,
+    /// How often to look for events appended by other processes (PostgreSQL) or held back by a
+    /// transaction still in flight.
+    poll_interval: Duration,
+}
+
+impl ProjectionRunner {
+    /// A runner for `projections` over `log`.
+    pub fn new(log: EventRepository, projections: Vec<Box<dyn Projection>>) -> Self {
+        Self {
+            log,
+            projections,
+            batch_size: 500,
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+
+    /// Sets the number of events applied per transaction.
+    pub fn with_batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    async fn checkpoints(&self) -> Result<HashMap<String, LogCursor>, ProjectionError> {
+        let sql = "select name, transaction_id, position from projection_checkpoints";
+        let rows: Vec<(String, i64, i64)> =
+            with_pool!(self.log.database(), pool => sqlx::query_as(sql).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(name, transaction_id, position)| {
+                let cursor = LogCursor {
+                    transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                    position,
+                };
+                (name, cursor)
+            })
+            .collect())
+    }
+
+    /// Applies every event not yet applied; returns how many events were read.
+    ///
+    /// # Errors
+    /// When the database fails or an event does not decode (the runner stops there, so the
+    /// checkpoint never passes an event it did not apply).
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut checkpoints = self.checkpoints().await?;
+        let cursor_of = |checkpoints: &HashMap<String, LogCursor>, name: &str| {
+            checkpoints.get(name).copied().unwrap_or(LogCursor::START)
+        };
+        let mut from = self
+            .projections
+            .iter()
+            .map(|p| cursor_of(&checkpoints, p.name()))
+            .min()
+            .unwrap_or(LogCursor::START);
+        let mut total = 0;
+        loop {
+            let events = self.log.read_all(from, self.batch_size).await?;
+            let Some(last) = events.last().map(|e| e.cursor) else {
+                return Ok(total);
+            };
+            let mut statements = Vec::with_capacity(events.len() * 2);
+            for event in &events {
+                let decoded = DecodedEvent::decode(event)?;
+                for projection in &self.projections {
+                    if event.cursor > cursor_of(&checkpoints, projection.name()) {
+                        projection.apply(event, &decoded, &mut statements);
+                    }
+                }
+            }
+            for projection in &self.projections {
+                statements.push(Statement::new(
+                    UPSERT_CHECKPOINT,
+                    vec![
+                        projection.name().into(),
+                        i64::try_from(last.transaction_id).unwrap_or(i64::MAX).into(),
+                        last.position.into(),
+                    ],
+                ));
+                checkpoints.insert(projection.name().to_owned(), last);
+            }
+            self.log.database().execute_atomically(&statements).await?;
+            total += events.len() as u64;
+            from = last;
+        }
+    }
+
+    /// Runs until `shutdown` fires: catches up, then waits for new events.
+    ///
+    /// Failures are logged and retried after a pause; they never stop the loop, and the lag
+    /// they cause is visible in the read models' checkpoints.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut appended = self.log.appended();
+        let mut backoff = self.poll_interval;
+        loop {
+            match self.catch_up().await {
+                Ok(_) => backoff = self.poll_interval,
+                Err(error) => {
+                    tracing::error!(error = %error_chain(&error), "projection batch failed; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Empties every read model and its checkpoint, then replays the whole log.
+    ///
+    /// # Errors
+    /// As [`Self::catch_up`].
+    pub async fn rebuild(&self, database: &Database) -> Result<u64, ProjectionError> {
+        let mut statements: Vec<Statement> = Vec::new();
+        for projection in &self.projections {
+            for sql in projection.reset() {
+                statements.push(Statement::new(sql, vec![]));
+            }
+            statements.push(Statement::new(
+                "delete from projection_checkpoints where name = $1",
+                vec![projection.name().into()],
+            ));
+        }
+        database.execute_atomically(&statements).await?;
+        self.catch_up().await
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,209 @@
+//! Connecting to the database, whichever it is, and bringing its schema up to date.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::sql::{bind_all, Statement};
+use crate::StoreError;
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend.
+///
+/// The body is compiled once per backend, so it may use types that differ between them as
+/// long as its result type is the same.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Database::Postgres($pool) => $body,
+            $crate::Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// Which database engine backs the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL: production, several server instances.
+    Postgres,
+    /// An embedded SQLite file: the zero-configuration default, one server instance.
+    Sqlite,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    /// A PostgreSQL server.
+    Postgres {
+        /// Connection options (from `DATABASE_URL`).
+        options: PgConnectOptions,
+        /// Pool size.
+        max_connections: u32,
+    },
+    /// An SQLite file, created on first start.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Pool size.
+        max_connections: u32,
+    },
+}
+
+impl DatabaseConfig {
+    /// PostgreSQL from a `postgres://` URL.
+    ///
+    /// # Errors
+    /// When the URL does not parse.
+    pub fn postgres_url(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::Postgres {
+            options: PgConnectOptions::from_str(url)?,
+            max_connections: 16,
+        })
+    }
+
+    /// The embedded database `switchboard.db` in `data_dir`.
+    pub fn sqlite_in(data_dir: impl Into<PathBuf>) -> Self {
+        Self::Sqlite {
+            path: data_dir.into().join("switchboard.db"),
+            max_connections: 8,
+        }
+    }
+
+    /// Which engine this configuration selects.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres { .. } => Backend::Postgres,
+            Self::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+}
+
+/// A connection pool to the store's database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// Embedded SQLite.
+    Sqlite(SqlitePool),
+}
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+impl Database {
+    /// Connects (creating the SQLite file and its directory when needed).
+    ///
+    /// SQLite runs in WAL mode with `synchronous=FULL`: an acknowledged write survives a power
+    /// loss, and readers never block the writer.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or the data directory cannot be created.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        match config {
+            DatabaseConfig::Postgres {
+                options,
+                max_connections,
+            } => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(*max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options.clone())
+                    .await?;
+                Ok(Self::Postgres(pool))
+            }
+            DatabaseConfig::Sqlite {
+                path,
+                max_connections,
+            } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(*max_connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                Ok(Self::Sqlite(pool))
+            }
+        }
+    }
+
+    /// Applies the backend's pending migrations.
+    ///
+    /// # Errors
+    /// When a migration fails or an applied one was changed.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether every migration this build knows has been applied.
+    ///
+    /// # Errors
+    /// When the database cannot be queried.
+    pub async fn migrations_applied(&self) -> Result<bool, StoreError> {
+        let expected = match self {
+            Self::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
+            Self::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
+        };
+        let sql = "select count(*) from _sqlx_migrations where success";
+        let applied: i64 = with_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await?);
+        Ok(usize::try_from(applied).unwrap_or(0) >= expected)
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Runs the statements in one transaction: all of them or none.
+    ///
+    /// # Errors
+    /// When any statement fails; nothing is written then.
+    pub async fn execute_atomically(&self, statements: &[Statement]) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for statement in statements {
+                bind_all!(sqlx::query(statement.sql), statement.args.iter().cloned())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// When it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query("select 1").execute(pool).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Closes every connection (waiting for those in use).
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await);
+    }
+}

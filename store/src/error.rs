@@ -1,0 +1,39 @@
+//! The storage boundary's error type.
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement, or could not be reached.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The data directory of the embedded database could not be created.
+    #[error("cannot prepare data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A position that no event has was given as a cursor.
+    #[error("no event at position {0}")]
+    UnknownPosition(i64),
+}
+
+impl StoreError {
+    /// Whether the failure is the database being unreachable or overloaded (worth retrying).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}

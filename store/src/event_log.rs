@@ -1,0 +1,323 @@
+//! The event log: cqrs-es persistence on either backend, and a global reader that never skips.
+//!
+//! Every event gets a global `position` (and a `recorded_at`) beside the postgres-es columns.
+//! On PostgreSQL a position is taken at insert but becomes visible at commit, so positions can
+//! become visible out of order. The reader therefore also stores each event's writing
+//! transaction id (`xid8`) and only returns events whose transaction is older than the oldest
+//! one still running (`pg_snapshot_xmin`): those can no longer change. It walks them in
+//! `(transaction_id, position)` order, so an event whose transaction commits late is still
+//! delivered, after the ones that committed before it. On SQLite writers are serialized, so
+//! position order is commit order.
+
+use std::sync::Arc;
+
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlite_es::SqliteEventRepository;
+use sqlx::Row;
+use tokio::sync::watch;
+
+use crate::{with_pool, Database, StoreError};
+
+/// Where a reader is in the global log: just after the event at `position`.
+///
+/// `transaction_id` is the writing transaction of that event on PostgreSQL (0 on SQLite and at
+/// the start). Clients only ever see positions; [`EventRepository::cursor_after`] turns a
+/// position back into a cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct LogCursor {
+    /// The writing transaction of the last event read (PostgreSQL).
+    pub transaction_id: u64,
+    /// The position of the last event read.
+    pub position: i64,
+}
+
+impl LogCursor {
+    /// Before the first event.
+    pub const START: Self = Self {
+        transaction_id: 0,
+        position: 0,
+    };
+}
+
+/// An event as the global log holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Unique, assigned at insert.
+    pub position: i64,
+    /// The cursor just after this event.
+    pub cursor: LogCursor,
+    /// Aggregate type (`Conversation`, `Message`, …).
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate, from 1.
+    pub sequence: i64,
+    /// Frozen event type name.
+    pub event_type: String,
+    /// Payload version.
+    pub event_version: String,
+    /// The serialized event.
+    pub payload: Value,
+    /// Request id, actor, causation and correlation ids, recorded-at time.
+    pub metadata: Value,
+    /// When the database recorded it (Unix milliseconds).
+    pub recorded_at_ms: i64,
+}
+
+enum Repository {
+    Postgres(PostgresEventRepository),
+    Sqlite(SqliteEventRepository),
+}
+
+/// The cqrs-es event repository for either backend, plus the global reader.
+///
+/// A thin wrapper over postgres-es and sqlite-es: they do the per-aggregate work (optimistic
+/// concurrency through the `(aggregate_type, aggregate_id, sequence)` primary key); this adds
+/// the wake-up signal for in-process tailers and the global reader.
+#[derive(Clone)]
+pub struct EventRepository {
+    inner: Arc<Repository>,
+    database: Database,
+    appended: Arc<watch::Sender<u64>>,
+}
+
+impl EventRepository {
+    /// A repository over `database` (already migrated).
+    pub fn new(database: Database) -> Self {
+        let inner = match &database {
+            Database::Postgres(pool) => Repository::Postgres(PostgresEventRepository::new(pool.clone())),
+            Database::Sqlite(pool) => Repository::Sqlite(SqliteEventRepository::new(pool.clone())),
+        };
+        Self {
+            inner: Arc::new(inner),
+            database,
+            appended: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// The database behind the log.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Changes after every append from this process, so that in-process tailers wake at once
+    /// instead of polling hard. (Appends from other processes are found by polling.)
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Up to `limit` events after `after`, in log order, never skipping one that commits late.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn read_all(
+        &self,
+        after: LogCursor,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        const POSTGRES: &str = "
+select position, transaction_id::text::bigint as transaction_id, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata,
+       (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms
+  from events
+ where (transaction_id, position) > ($1::text::xid8, $2)
+   and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ order by transaction_id, position
+ limit $3";
+        const SQLITE: &str = "
+select position, 0 as transaction_id, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata,
+       cast(round((julianday(recorded_at) - 2440587.5) * 86400000.0) as integer) as recorded_at_ms
+  from events
+ where position > $1
+ order by position
+ limit $2";
+        let limit = i64::from(limit);
+        match &self.database {
+            Database::Postgres(pool) => {
+                let rows = sqlx::query(POSTGRES)
+                    .bind(after.transaction_id.to_string())
+                    .bind(after.position)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(decode_row).collect()
+            }
+            Database::Sqlite(pool) => {
+                let rows = sqlx::query(SQLITE)
+                    .bind(after.position)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(decode_row).collect()
+            }
+        }
+    }
+
+    /// The cursor just after the event at `position` (0 is the start).
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownPosition`] when no event has that position.
+    pub async fn cursor_after(&self, position: i64) -> Result<LogCursor, StoreError> {
+        if position <= 0 {
+            return Ok(LogCursor::START);
+        }
+        match &self.database {
+            Database::Sqlite(_) => Ok(LogCursor {
+                transaction_id: 0,
+                position,
+            }),
+            Database::Postgres(pool) => {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "select transaction_id::text::bigint from events where position = $1",
+                )
+                .bind(position)
+                .fetch_optional(pool)
+                .await?;
+                let transaction_id = found.ok_or(StoreError::UnknownPosition(position))?;
+                Ok(LogCursor {
+                    transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                    position,
+                })
+            }
+        }
+    }
+
+    /// How many events are in the log (committed and visible).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        let sql = "select count(*) from events";
+        Ok(with_pool!(&self.database, pool => sqlx::query_scalar(sql).fetch_one(pool).await?))
+    }
+
+    /// Every event of one aggregate, in sequence order, with global positions.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn aggregate_events(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        const POSTGRES: &str = "
+select position, transaction_id::text::bigint as transaction_id, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata,
+       (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms
+  from events where aggregate_type = $1 and aggregate_id = $2 order by sequence";
+        const SQLITE: &str = "
+select position, 0 as transaction_id, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata,
+       cast(round((julianday(recorded_at) - 2440587.5) * 86400000.0) as integer) as recorded_at_ms
+  from events where aggregate_type = $1 and aggregate_id = $2 order by sequence";
+        with_pool!(&self.database, pool => {
+            let sql = if matches!(self.database, Database::Postgres(_)) { POSTGRES } else { SQLITE };
+            let rows = sqlx::query(sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(decode_row).collect()
+        })
+    }
+}
+
+fn decode_row<R>(row: &R) -> Result<RecordedEvent, StoreError>
+where
+    R: Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> sqlx::types::Json<Value>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let position: i64 = row.try_get("position")?;
+    let transaction_id: i64 = row.try_get("transaction_id")?;
+    let sqlx::types::Json(payload) = row.try_get("payload")?;
+    let sqlx::types::Json(metadata) = row.try_get("metadata")?;
+    Ok(RecordedEvent {
+        position,
+        cursor: LogCursor {
+            transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+            position,
+        },
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload,
+        metadata,
+        recorded_at_ms: row.try_get("recorded_at_ms")?,
+    })
+}
+
+impl PersistedEventRepository for EventRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match self.inner.as_ref() {
+            Repository::Postgres(repo) => repo.get_events::<A>(aggregate_id).await,
+            Repository::Sqlite(repo) => repo.get_events::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match self.inner.as_ref() {
+            Repository::Postgres(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
+            Repository::Sqlite(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
+        }
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        match self.inner.as_ref() {
+            Repository::Postgres(repo) => repo.get_snapshot::<A>(aggregate_id).await,
+            Repository::Sqlite(repo) => repo.get_snapshot::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let result = match self.inner.as_ref() {
+            Repository::Postgres(repo) => repo.persist::<A>(events, snapshot_update).await,
+            Repository::Sqlite(repo) => repo.persist::<A>(events, snapshot_update).await,
+        };
+        if result.is_ok() && !events.is_empty() {
+            self.appended.send_modify(|count| *count = count.wrapping_add(1));
+        }
+        result
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        match self.inner.as_ref() {
+            Repository::Postgres(repo) => repo.stream_events::<A>(aggregate_id).await,
+            Repository::Sqlite(repo) => repo.stream_events::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        match self.inner.as_ref() {
+            Repository::Postgres(repo) => repo.stream_all_events::<A>().await,
+            Repository::Sqlite(repo) => repo.stream_all_events::<A>().await,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Storage for Switchboard: one event log, two backends.
+//!
+//! - [`database`]: a connection to PostgreSQL (production) or an embedded SQLite file (the
+//!   default), with the migrations of each.
+//! - [`event_log`]: the cqrs-es event repository over either backend, and the gapless global
+//!   reader that projections, realtime and replay tools tail.
+//! - [`sql`]: backend-neutral SQL statements, so a read model is written once for both.
+
+pub mod database;
+pub mod error;
+pub mod event_log;
+pub mod sql;
+
+pub use database::{Backend, Database, DatabaseConfig};
+pub use error::StoreError;
+pub use event_log::{EventRepository, LogCursor, RecordedEvent};
+pub use sql::{SqlValue, Statement};
