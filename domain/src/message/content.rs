@@ -227,6 +227,16 @@ impl MessageContent {
         }
     }
 
+    /// Whether a customer's message of this kind opens (or restarts) the 24-hour
+    /// customer-service window.
+    ///
+    /// Meta documents that customer messages open it; whether reactions do is undocumented, and
+    /// system notices are not written by the customer. Those two are treated as not opening it,
+    /// so the inbox never offers a free-form reply that Meta would refuse with 131047.
+    pub fn opens_service_window(&self) -> bool {
+        !matches!(self, Self::Reaction { .. } | Self::System { .. })
+    }
+
     /// A one-line preview for inbox lists, at most [`PREVIEW_CHARS`] characters.
     pub fn preview(&self) -> String {
         let text = match self {

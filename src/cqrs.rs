@@ -1,0 +1,78 @@
+//! The one place that wires aggregates to the event store. Server, workers and tools call
+//! [`framework`]; nothing else builds a `CqrsFramework`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use switchboard_domain::business_account::BusinessAccount;
+use switchboard_domain::conversation::Conversation;
+use switchboard_domain::message::Message;
+use switchboard_domain::template::Template;
+use switchboard_store::EventRepository;
+
+/// The command side of one aggregate type.
+pub type Framework<A> = Arc<CqrsFramework<A, PersistedEventStore<EventRepository, A>>>;
+
+/// The command side of every aggregate.
+#[derive(Clone)]
+pub struct Frameworks {
+    /// Conversations.
+    pub conversations: Framework<Conversation>,
+    /// Messages.
+    pub messages: Framework<Message>,
+    /// Templates.
+    pub templates: Framework<Template>,
+    /// Business accounts.
+    pub accounts: Framework<BusinessAccount>,
+}
+
+/// Wires every aggregate to `log`. Read models are not registered here: projections tail the
+/// log instead (see `switchboard-projections`), so a command's transaction is just its events.
+pub fn framework(log: &EventRepository) -> Frameworks {
+    Frameworks {
+        conversations: wire(log),
+        messages: wire(log),
+        templates: wire(log),
+        accounts: wire(log),
+    }
+}
+
+fn wire<A>(log: &EventRepository) -> Framework<A>
+where
+    A: Aggregate<Services = ()> + 'static,
+{
+    let store = PersistedEventStore::new_event_store(log.clone());
+    Arc::new(CqrsFramework::new(store, vec![], ()))
+}
+
+/// How many times a command is retried when another writer got to the aggregate first.
+const CONFLICT_RETRIES: usize = 8;
+
+/// Executes `command`, retrying on optimistic-concurrency conflicts (the command is re-decided
+/// against the fresh state each time, so a retry never repeats a stale decision).
+///
+/// # Errors
+/// The domain's refusal, or a storage failure; a conflict only after every retry lost.
+pub async fn execute<A>(
+    framework: &Framework<A>,
+    aggregate_id: &str,
+    command: A::Command,
+    metadata: &HashMap<String, String>,
+) -> Result<(), AggregateError<A::Error>>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    let mut attempt = 0;
+    loop {
+        match framework
+            .execute_with_metadata(aggregate_id, command.clone(), metadata.clone())
+            .await
+        {
+            Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => attempt += 1,
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The HTTP API: one module per resource, each with its own `router()`, merged here.
+
+mod account;
+mod conversations;
+mod error;
+mod extract;
+mod health;
+mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use switchboard_store::{Database, EventRepository};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::config::WhatsAppSettings;
+use crate::webhooks::inbox::WebhookInbox;
+
+/// The header that carries the request id, accepted from clients or generated.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The read side.
+    pub database: Database,
+    /// The event log.
+    pub log: EventRepository,
+    /// The durable webhook inbox.
+    pub inbox: WebhookInbox,
+    /// Meta-facing settings.
+    pub whatsapp: Arc<WhatsAppSettings>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The whole HTTP surface, with request ids and request tracing.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    Router::new()
+        .merge(webhooks::router(state.whatsapp.max_body_bytes))
+        .merge(conversations::router())
+        .merge(account::router())
+        .merge(health::router())
+        .fallback(error::not_found)
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                })
+                .on_response(|response: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
+                    tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "response");
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

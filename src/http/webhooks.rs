@@ -1,0 +1,78 @@
+//! Meta's webhook endpoint: the verification handshake and event delivery.
+
+use std::collections::HashMap;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Extension, Router};
+use secrecy::ExposeSecret;
+
+use crate::http::extract::{BodyLimit, Query, RawBody};
+use crate::http::{ApiError, AppState, REQUEST_ID_HEADER};
+use crate::whatsapp::signature::{self, SignatureError};
+
+pub(super) fn router(max_body_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/whatsapp", get(verify).post(receive))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(Extension(BodyLimit(max_body_bytes)))
+}
+
+/// The subscription handshake: echo `hub.challenge` exactly when the verify token matches.
+async fn verify(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<String, ApiError> {
+    let expected = state.whatsapp.verify_token.as_ref().ok_or(ApiError::VerificationFailed)?;
+    let mode_ok = params.get("hub.mode").map(String::as_str) == Some("subscribe");
+    let token = params.get("hub.verify_token").map(String::as_str).unwrap_or_default();
+    let token_ok = constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes());
+    match params.get("hub.challenge") {
+        Some(challenge) if mode_ok && token_ok => Ok(challenge.clone()),
+        _ => Err(ApiError::VerificationFailed),
+    }
+}
+
+/// Event delivery. Acknowledges only after the raw body is durable; turning it into events is
+/// the processor's job, so Meta never waits on aggregates. A validly signed body that does not
+/// parse is stored and acknowledged too (else Meta retries it for a week): it shows up as a
+/// processing failure instead.
+#[tracing::instrument(skip_all)]
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<StatusCode, ApiError> {
+    if state.whatsapp.app_secrets.is_empty() {
+        return Err(ApiError::WebhooksNotConfigured);
+    }
+    let header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    signature::verify(&state.whatsapp.app_secrets, &body, header).map_err(|error| {
+        tracing::warn!(reason = ?error, "webhook rejected");
+        match error {
+            SignatureError::Missing => ApiError::MissingSignature,
+            SignatureError::Mismatch => ApiError::InvalidSignature,
+        }
+    })?;
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    state
+        .inbox
+        .store(body, request_id, state.clock.now())
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "webhook not stored");
+            ApiError::Unavailable("webhook inbox")
+        })?;
+    Ok(StatusCode::OK)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,6 @@
+//! Meta's webhooks after the signature check: stored durably first ([`inbox`]), turned into
+//! commands afterwards ([`processor`]), so Meta never waits on aggregates and nothing
+//! acknowledged is lost.
+
+pub mod inbox;
+pub mod processor;
