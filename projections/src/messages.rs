@@ -61,7 +61,7 @@ macro_rules! ignored_sql {
             $column,
             " = coalesce(",
             $column,
-            ", $1), version = $2 where id = $3"
+            ", $1), pricing = coalesce(pricing, $2), version = $3 where id = $4"
         )
     };
 }
@@ -194,7 +194,12 @@ impl Projection for MessagesProjection {
                 let (_, sql) = status_column_sql(report.status);
                 out.push(Statement::new(
                     sql,
-                    vec![report.at.unix_millis().into(), version, id.into()],
+                    vec![
+                        report.at.unix_millis().into(),
+                        json_text_opt(report.pricing.as_ref()),
+                        version,
+                        id.into(),
+                    ],
                 ));
             }
         }

@@ -27,7 +27,10 @@ on conflict (id) do update set
     };
 }
 
-const STATUS: &str = change_sql!(", status = excluded.status, reason = excluded.reason");
+const STATUS: &str = change_sql!(
+    ", status = excluded.status, reason = excluded.reason,
+    category = coalesce(excluded.category, templates.category)"
+);
 const CATEGORY: &str = change_sql!(", category = excluded.category");
 const QUALITY: &str = change_sql!(", quality = excluded.quality");
 const COMPONENTS: &str = change_sql!("");
@@ -46,10 +49,14 @@ impl Projection for TemplatesProjection {
             return;
         };
         let (sql, status, reason, category, quality) = match change.kind {
-            TemplateChangeKind::Status => {
-                (STATUS, change.value.clone(), change.reason.clone(), None, None)
-            }
-            TemplateChangeKind::Category => (CATEGORY, None, None, change.value.clone(), None),
+            TemplateChangeKind::Status => (
+                STATUS,
+                change.value.clone(),
+                change.reason.clone(),
+                change.category.clone(),
+                None,
+            ),
+            TemplateChangeKind::Category => (CATEGORY, None, None, change.category.clone(), None),
             TemplateChangeKind::Quality => (QUALITY, None, None, None, change.value.clone()),
             TemplateChangeKind::Components => (COMPONENTS, None, None, None, None),
         };

@@ -349,6 +349,8 @@ impl ChangeContext<'_> {
                 name: text(value.get("message_template_name")),
                 language: text(value.get("message_template_language")),
                 value: new_value,
+                category: text(value.get("message_template_category"))
+                    .or_else(|| (kind == TemplateChangeKind::Category).then(|| text(value.get("new_category"))).flatten()),
                 reason: text(value.get("reason")),
                 at: self.entry_time,
                 details: value.clone(),

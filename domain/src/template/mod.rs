@@ -40,6 +40,9 @@ pub struct TemplateChange {
     /// The new value: status (`APPROVED`, …), category, or quality score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The template's category, when the report states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// The reason Meta gives (rejections, pauses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

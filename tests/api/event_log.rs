@@ -1,0 +1,79 @@
+//! The global log reader: never skips an event that commits late, never repeats one.
+
+use std::collections::HashSet;
+
+use switchboard_store::{Database, EventRepository, LogCursor};
+
+use crate::helpers::{Backend, FreshDatabase};
+use crate::on_both_backends;
+
+const INSERT: &str = "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                      values ('Probe', $1, 1, 'ProbeRecorded', '1.0', '{}', '{}')";
+
+async fn migrated(backend: Backend) -> (Database, FreshDatabase) {
+    let fresh = FreshDatabase::new(backend).await;
+    let database = Database::connect(&fresh.config).await.expect("connect");
+    database.migrate().await.expect("migrate");
+    (database, fresh)
+}
+
+/// Reads everything after `cursor`, page by page; returns the aggregate ids and the new cursor.
+async fn read_rest(log: &EventRepository, mut cursor: LogCursor) -> (Vec<String>, LogCursor) {
+    let mut ids = Vec::new();
+    loop {
+        let page = log.read_all(cursor, 2).await.expect("read");
+        let Some(last) = page.last() else {
+            return (ids, cursor);
+        };
+        cursor = last.cursor;
+        ids.extend(page.into_iter().map(|e| e.aggregate_id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_commits_late_is_read_once_after_it_commits() {
+    if crate::helpers::postgres_url().is_none() {
+        return;
+    }
+    let (database, _fresh) = migrated(Backend::Postgres).await;
+    let Database::Postgres(pool) = &database else {
+        unreachable!("PostgreSQL backend")
+    };
+    let log = EventRepository::new(database.clone());
+
+    // A writer takes its position first and holds its transaction open...
+    let mut held = pool.begin().await.expect("begin");
+    sqlx::query(INSERT).bind("late").execute(&mut *held).await.expect("insert late");
+    // ...while others commit after it.
+    for id in ["early-commit-1", "early-commit-2"] {
+        sqlx::query(INSERT).bind(id).execute(pool).await.expect("insert");
+    }
+    let (first_read, cursor) = read_rest(&log, LogCursor::START).await;
+    assert!(!first_read.contains(&"late".to_owned()), "uncommitted event not visible");
+
+    held.commit().await.expect("commit late");
+    let (second_read, _) = read_rest(&log, cursor).await;
+
+    let all: Vec<String> = first_read.iter().chain(&second_read).cloned().collect();
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 3, "every event read: {all:?}");
+    assert_eq!(unique.len(), 3, "no event read twice: {all:?}");
+    assert!(all.contains(&"late".to_owned()), "the late event is delivered");
+}
+
+async fn the_reader_pages_through_the_log_in_order(backend: Backend) {
+    let (database, _fresh) = migrated(backend).await;
+    let log = EventRepository::new(database.clone());
+    for i in 0..7 {
+        switchboard_store::with_pool!(&database, pool => sqlx::query(INSERT)
+            .bind(format!("e{i}")).execute(pool).await.map(|_| ()).expect("insert"));
+    }
+    let (ids, cursor) = read_rest(&log, LogCursor::START).await;
+    assert_eq!(ids, (0..7).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    // A position handed to a client turns back into the same cursor.
+    assert_eq!(log.cursor_after(cursor.position).await.expect("cursor"), cursor);
+    assert!(log.read_all(cursor, 10).await.expect("read").is_empty());
+    assert_eq!(log.count().await.expect("count"), 7);
+}
+
+on_both_backends!(the_reader_pages_through_the_log_in_order);

@@ -1,0 +1,294 @@
+//! Spawning the application and talking to it.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use switchboard::clock::ManualClock;
+use switchboard::config::{Settings, WhatsAppSettings, WorkerSettings, DEFAULT_MAX_WEBHOOK_BYTES};
+use switchboard::startup::Application;
+use switchboard::whatsapp::signature::sign;
+use switchboard_domain::Timestamp;
+use switchboard_store::{with_pool, Database, DatabaseConfig, EventRepository, LogCursor};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The app secret test webhooks are signed with.
+pub const APP_SECRET: &str = "test-app-secret";
+/// A second app subscribed to the same account.
+pub const SECOND_APP_SECRET: &str = "second-app-secret";
+/// The verify token of the handshake.
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `sqlite::<name>` and `postgres::<name>` tests from `async fn <name>(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::postgres_url().is_some() {
+                        super::$name($crate::helpers::Backend::Postgres).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// `DATABASE_URL`, or `None` (after saying the PostgreSQL test is skipped).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some(url),
+        None => {
+            assert!(
+                std::env::var_os("SWITCHBOARD_REQUIRE_POSTGRES").is_none(),
+                "SWITCHBOARD_REQUIRE_POSTGRES is set but DATABASE_URL is not"
+            );
+            eprintln!("skipped: DATABASE_URL is not set, PostgreSQL test not run");
+            None
+        }
+    }
+}
+
+/// A fresh, empty database of the given backend: a new SQLite file, or a new PostgreSQL schema.
+pub struct FreshDatabase {
+    pub config: DatabaseConfig,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl FreshDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                Self {
+                    config: DatabaseConfig::sqlite_in(dir.path()),
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let url = postgres_url().expect("DATABASE_URL");
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&url).await.expect("connect to PostgreSQL");
+                sqlx::query(&format!("create schema {schema}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create schema");
+                admin.close().await;
+                let options = PgConnectOptions::from_str(&url)
+                    .expect("DATABASE_URL parses")
+                    .options([("search_path", schema.as_str())]);
+                Self {
+                    config: DatabaseConfig::Postgres {
+                        options,
+                        max_connections: 8,
+                    },
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+/// A running application and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub database: Database,
+    pub settings: Settings,
+    fresh: Option<FreshDatabase>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// The instant test clocks start at (2026-05-28T20:26:40Z, the fixtures' first timestamp).
+pub fn fixture_epoch() -> Timestamp {
+    Timestamp::from_unix_seconds(1_780_000_000).expect("valid")
+}
+
+pub fn default_settings(database: DatabaseConfig) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".to_owned(),
+        database,
+        whatsapp: WhatsAppSettings {
+            app_secrets: vec![APP_SECRET.into(), SECOND_APP_SECRET.into()],
+            verify_token: Some(VERIFY_TOKEN.into()),
+            max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
+        },
+        workers: WorkerSettings::default(),
+    }
+}
+
+impl TestApp {
+    /// Starts the app on a fresh database of `backend`.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts the app on a fresh database, after `adjust` edits the settings.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let fresh = FreshDatabase::new(backend).await;
+        let mut settings = default_settings(fresh.config.clone());
+        adjust(&mut settings);
+        let clock = ManualClock::new(fixture_epoch());
+        Self::start(settings, clock, Some(fresh)).await
+    }
+
+    async fn start(settings: Settings, clock: ManualClock, fresh: Option<FreshDatabase>) -> Self {
+        let app = Application::build(settings.clone(), Arc::new(clock.clone()))
+            .await
+            .expect("application builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let database = app.database().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            clock,
+            database,
+            settings,
+            fresh,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server and its workers (as a crash would, minus the lost process), then starts
+    /// a new one on the same database, after `adjust` edits the settings.
+    pub async fn restart(mut self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server stops");
+        }
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        Self::start(settings, self.clock.clone(), self.fresh.take()).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Posts `body` signed with the test app secret.
+    pub async fn post_webhook(&self, body: &[u8]) -> reqwest::Response {
+        self.post_webhook_with_signature(body, Some(&sign(APP_SECRET, body))).await
+    }
+
+    pub async fn post_webhook_with_signature(&self, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/webhooks/whatsapp"))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON body")
+    }
+
+    /// Waits until every stored webhook is processed and every read model has caught up.
+    pub async fn settle(&self) {
+        let log = EventRepository::new(self.database.clone());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let pending: i64 = with_pool!(&self.database, pool => sqlx::query_scalar(
+                "select count(*) from raw_webhooks where status = 'pending'").fetch_one(pool).await.expect("count"));
+            if pending == 0 {
+                let checkpoint: Option<(i64, i64)> = with_pool!(&self.database, pool => sqlx::query_as(
+                    "select transaction_id, position from projection_checkpoints where name = 'messages'")
+                    .fetch_optional(pool).await.expect("checkpoint"));
+                let cursor = checkpoint.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
+                    transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                    position,
+                });
+                if log.read_all(cursor, 1).await.expect("read log").is_empty() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the app did not settle within 20 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every conversation in the inbox.
+    pub async fn conversations(&self) -> Vec<Value> {
+        let page = self.get_json("/api/conversations?limit=200").await;
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The conversation of the customer with `wa_id`.
+    pub async fn conversation_of(&self, wa_id: &str) -> Value {
+        self.conversations()
+            .await
+            .into_iter()
+            .find(|c| c["customer"]["wa_id"] == wa_id)
+            .unwrap_or_else(|| panic!("no conversation with {wa_id}"))
+    }
+
+    /// Every message of a conversation, in chat order.
+    pub async fn messages(&self, conversation_id: &str) -> Vec<Value> {
+        let page = self
+            .get_json(&format!("/api/conversations/{conversation_id}/messages?limit=500"))
+            .await;
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> i64 {
+        EventRepository::new(self.database.clone()).count().await.expect("count")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A fixture's bytes, exactly as stored.
+pub fn fixture(relative: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(relative);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}

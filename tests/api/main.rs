@@ -1,0 +1,11 @@
+//! End-to-end tests: a real server over real HTTP, on a real database.
+//!
+//! Every test runs on both backends: `sqlite::<name>` always, `postgres::<name>` when
+//! `DATABASE_URL` is set (it prints that it was skipped otherwise, and fails instead when
+//! `SWITCHBOARD_REQUIRE_POSTGRES` is set, as in CI).
+
+mod helpers;
+
+mod event_log;
+mod third_party;
+mod webhooks;
