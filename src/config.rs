@@ -70,7 +70,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Meta app secret(s) that sign webhooks, comma-separated. Prefer the environment variable.
-    #[arg(long, env = "WHATSAPP_APP_SECRET", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WHATSAPP_APP_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub app_secret: Vec<String>,
     /// Token for Meta's webhook verification handshake. Prefer the environment variable.
     #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]

@@ -4,14 +4,14 @@
 //! `switchboard-domain`; projections (`switchboard-projections`) turn the log into the read
 //! models the API serves. This crate is the server around them:
 //!
-//! - [`config`]: typed settings, from flags and environment variables.
-//! - [`startup`]: the one builder used by `main`, the tests and the tools.
-//! - [`cqrs`]: the one place that wires aggregates to the event store.
-//! - [`http`]: the HTTP API and Meta's webhook endpoint.
-//! - [`whatsapp`]: Meta's wire format (signatures, webhook payloads).
-//! - [`webhooks`]: the durable inbox of raw webhooks and the worker that turns them into commands.
-//! - [`clock`]: time as an input, controllable in tests.
-//! - [`telemetry`]: logging.
+//! - [`config`] — typed settings, from flags and environment variables.
+//! - [`startup`] — the one builder used by `main`, the tests and the tools.
+//! - [`cqrs`] — the one place that wires aggregates to the event store.
+//! - [`http`] — the HTTP API and Meta's webhook endpoint.
+//! - [`whatsapp`] — Meta's wire format (signatures, webhook payloads).
+//! - [`webhooks`] — the durable inbox of raw webhooks and the worker that turns them into commands.
+//! - [`clock`] — time as an input, controllable in tests.
+//! - [`telemetry`] — logging.
 
 pub mod clock;
 pub mod config;

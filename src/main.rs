@@ -35,13 +35,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, "info,sqlx=warn");
     let settings = args.settings().context("invalid configuration")?;
     if settings.whatsapp.app_secrets.is_empty() {
-        tracing::warn!("WHATSAPP_APP_SECRET is not set: webhooks will be refused with 503 until it is");
+        tracing::warn!(
+            "WHATSAPP_APP_SECRET is not set: webhooks will be refused with 503 until it is"
+        );
     }
     let app = Application::build(settings, Arc::new(SystemClock))
         .await
         .context("startup failed")?;
     tracing::info!(port = app.port(), "listening");
-    app.run_until_stopped(shutdown_signal()).await.context("server failed")?;
+    app.run_until_stopped(shutdown_signal())
+        .await
+        .context("server failed")?;
     Ok(())
 }
 

@@ -97,7 +97,10 @@ impl Application {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let mut workers = tokio::task::JoinSet::new();
         if self.settings.workers.process_webhooks {

@@ -2,12 +2,12 @@
 //! aggregates. Nothing here does I/O; time arrives on commands, so every rule is testable
 //! with fixed instants.
 //!
-//! - [`message`]: one WhatsApp message (inbound or outbound), keyed by its id; its content and
+//! - [`message`] — one WhatsApp message (inbound or outbound), keyed by its id; its content and
 //!   its delivery status, which only moves forward.
-//! - [`conversation`]: one customer on one business phone number; the customer's identity and
+//! - [`conversation`] — one customer on one business phone number; the customer's identity and
 //!   the 24-hour customer-service window.
-//! - [`template`]: a message template's lifecycle as Meta reports it.
-//! - [`business_account`]: account-level notifications from Meta (quality, reviews, calls, ...).
+//! - [`template`] — a message template's lifecycle as Meta reports it.
+//! - [`business_account`] — account-level notifications from Meta (quality, reviews, calls, ...).
 
 pub mod business_account;
 pub mod conversation;

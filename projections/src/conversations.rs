@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 use switchboard_domain::conversation::ConversationEvent;
-use switchboard_domain::message::{MessageContent, MessageEvent};
-use switchboard_domain::{ConversationId, Customer, PhoneNumberId, Timestamp};
+use switchboard_domain::message::MessageEvent;
+use switchboard_domain::Timestamp;
 use switchboard_store::{with_pool, Database, RecordedEvent, SqlValue, Statement};
 
 use crate::page::{page_size, rfc3339, rfc3339_opt, Cursor, Page};
@@ -54,17 +54,44 @@ on conflict (id) do update set
         then excluded.last_message_at else conversations.last_message_at end,
     unread_count = conversations.unread_count + excluded.unread_count";
 
-fn message_statement(
-    conversation_id: &ConversationId,
-    phone_number_id: &PhoneNumberId,
-    customer: &Customer,
-    message_id: &str,
-    sent_at: Timestamp,
-    content: &MessageContent,
-    direction: &str,
-    unread: i64,
-) -> Statement {
-    Statement::new(
+/// The activity statement for a message event, if it is one that moves the conversation.
+fn message_statement(message_id: &str, event: &MessageEvent) -> Option<Statement> {
+    let (conversation_id, phone_number_id, customer, sent_at, content, direction, unread) =
+        match event {
+            MessageEvent::InboundReceived {
+                conversation_id,
+                phone_number_id,
+                customer,
+                sent_at,
+                content,
+                ..
+            } => (
+                conversation_id,
+                phone_number_id,
+                customer,
+                sent_at,
+                content,
+                "inbound",
+                1,
+            ),
+            MessageEvent::EchoRecorded {
+                conversation_id,
+                phone_number_id,
+                customer,
+                sent_at,
+                content,
+            } => (
+                conversation_id,
+                phone_number_id,
+                customer,
+                sent_at,
+                content,
+                "outbound",
+                0,
+            ),
+            _ => return None,
+        };
+    Some(Statement::new(
         MESSAGE,
         vec![
             conversation_id.to_string().into(),
@@ -75,9 +102,9 @@ fn message_statement(
             message_id.into(),
             content.preview().into(),
             direction.into(),
-            unread.into(),
+            SqlValue::from(unread),
         ],
-    )
+    ))
 }
 
 impl Projection for ConversationsProjection {
@@ -120,7 +147,10 @@ impl Projection for ConversationsProjection {
                 ));
             }
             DecodedEvent::Conversation(ConversationEvent::CustomerProfileNamed { name }) => {
-                out.push(Statement::new(NAMED, vec![name.as_str().into(), version, id.into()]));
+                out.push(Statement::new(
+                    NAMED,
+                    vec![name.as_str().into(), version, id.into()],
+                ));
             }
             DecodedEvent::Conversation(ConversationEvent::CustomerMessageReceived {
                 sent_at,
@@ -135,39 +165,7 @@ impl Projection for ConversationsProjection {
                     id.into(),
                 ],
             )),
-            DecodedEvent::Message(MessageEvent::InboundReceived {
-                conversation_id,
-                phone_number_id,
-                customer,
-                sent_at,
-                content,
-                ..
-            }) => out.push(message_statement(
-                conversation_id,
-                phone_number_id,
-                customer,
-                id,
-                *sent_at,
-                content,
-                "inbound",
-                1,
-            )),
-            DecodedEvent::Message(MessageEvent::EchoRecorded {
-                conversation_id,
-                phone_number_id,
-                customer,
-                sent_at,
-                content,
-            }) => out.push(message_statement(
-                conversation_id,
-                phone_number_id,
-                customer,
-                id,
-                *sent_at,
-                content,
-                "outbound",
-                0,
-            )),
+            DecodedEvent::Message(message) => out.extend(message_statement(id, message)),
             _ => {}
         }
     }

@@ -13,6 +13,9 @@ fn aggregate_type<A: cqrs_es::Aggregate>() -> &'static str {
 }
 
 /// A log event decoded into its domain type.
+///
+/// Variants differ in size; that is fine for a value decoded once per event and dropped.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum DecodedEvent {
     /// An event of a conversation.

@@ -4,10 +4,10 @@
 //! [`runner`] applies a batch of them and advances the checkpoints in the same transaction, so a
 //! crash never applies an event twice or skips one, and the same code runs live and in a rebuild.
 //!
-//! - [`conversations`]: the inbox list and conversation detail.
-//! - [`messages`]: the messages of a conversation, with content and delivery statuses.
-//! - [`templates`]: message templates as Meta last reported them.
-//! - [`account_notifications`]: account-level notifications from Meta.
+//! - [`conversations`] — the inbox list and conversation detail.
+//! - [`messages`] — the messages of a conversation, with content and delivery statuses.
+//! - [`templates`] — message templates as Meta last reported them.
+//! - [`account_notifications`] — account-level notifications from Meta.
 
 pub mod account_notifications;
 pub mod conversations;

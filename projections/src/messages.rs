@@ -68,7 +68,10 @@ macro_rules! ignored_sql {
 
 fn status_column_sql(status: DeliveryStatus) -> (&'static str, &'static str) {
     match status {
-        DeliveryStatus::Sent => (status_sql!("sent_status_at"), ignored_sql!("sent_status_at")),
+        DeliveryStatus::Sent => (
+            status_sql!("sent_status_at"),
+            ignored_sql!("sent_status_at"),
+        ),
         DeliveryStatus::Delivered => (status_sql!("delivered_at"), ignored_sql!("delivered_at")),
         DeliveryStatus::Read => (status_sql!("read_at"), ignored_sql!("read_at")),
         DeliveryStatus::Played => (status_sql!("played_at"), ignored_sql!("played_at")),
@@ -377,7 +380,11 @@ pub async fn list_for_conversation(
 /// # Errors
 /// Database failures.
 pub async fn get(db: &Database, id: &str) -> Result<Option<MessageView>, ProjectionError> {
-    const SQL: &str = concat!("select ", message_columns!(), " from messages where id = $1");
+    const SQL: &str = concat!(
+        "select ",
+        message_columns!(),
+        " from messages where id = $1"
+    );
     let row: Option<MessageRow> =
         with_pool!(db, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
     Ok(row.map(MessageView::from))

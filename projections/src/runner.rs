@@ -93,7 +93,9 @@ impl ProjectionRunner {
                     UPSERT_CHECKPOINT,
                     vec![
                         projection.name().into(),
-                        i64::try_from(last.transaction_id).unwrap_or(i64::MAX).into(),
+                        i64::try_from(last.transaction_id)
+                            .unwrap_or(i64::MAX)
+                            .into(),
                         last.position.into(),
                     ],
                 ));

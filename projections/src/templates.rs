@@ -110,7 +110,8 @@ pub struct TemplateView {
 /// # Errors
 /// Database failures.
 pub async fn list(db: &Database) -> Result<Vec<TemplateView>, ProjectionError> {
-    const SQL: &str = "select id, waba_id, name, language, status, category, quality, reason, updated_at
+    const SQL: &str =
+        "select id, waba_id, name, language, status, category, quality, reason, updated_at
                        from templates order by name, language, id limit 1000";
     let mut rows: Vec<TemplateView> =
         with_pool!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await?);

@@ -26,7 +26,9 @@ struct PageParams {
     limit: Option<u32>,
 }
 
-async fn list_templates(State(state): State<AppState>) -> Result<Json<Vec<TemplateView>>, ApiError> {
+async fn list_templates(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TemplateView>>, ApiError> {
     Ok(Json(templates::list(&state.database).await?))
 }
 
@@ -34,7 +36,8 @@ async fn list_notifications(
     State(state): State<AppState>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<AccountNotificationView>>, ApiError> {
-    let page = account_notifications::list(&state.database, page.cursor.as_deref(), page.limit).await?;
+    let page =
+        account_notifications::list(&state.database, page.cursor.as_deref(), page.limit).await?;
     Ok(Json(page))
 }
 

@@ -34,7 +34,10 @@ async fn list(
     Ok(Json(page))
 }
 
-async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ConversationView>, ApiError> {
+async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationView>, ApiError> {
     conversations::get(&state.database, &id)
         .await?
         .map(Json)
@@ -49,11 +52,16 @@ async fn list_messages(
     if conversations::get(&state.database, &id).await?.is_none() {
         return Err(ApiError::NotFound("conversation"));
     }
-    let page = messages::list_for_conversation(&state.database, &id, page.cursor.as_deref(), page.limit).await?;
+    let page =
+        messages::list_for_conversation(&state.database, &id, page.cursor.as_deref(), page.limit)
+            .await?;
     Ok(Json(page))
 }
 
-async fn message(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<MessageView>, ApiError> {
+async fn message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MessageView>, ApiError> {
     messages::get(&state.database, &id)
         .await?
         .map(Json)

@@ -24,9 +24,16 @@ async fn verify(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<String, ApiError> {
-    let expected = state.whatsapp.verify_token.as_ref().ok_or(ApiError::VerificationFailed)?;
+    let expected = state
+        .whatsapp
+        .verify_token
+        .as_ref()
+        .ok_or(ApiError::VerificationFailed)?;
     let mode_ok = params.get("hub.mode").map(String::as_str) == Some("subscribe");
-    let token = params.get("hub.verify_token").map(String::as_str).unwrap_or_default();
+    let token = params
+        .get("hub.verify_token")
+        .map(String::as_str)
+        .unwrap_or_default();
     let token_ok = constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes());
     match params.get("hub.challenge") {
         Some(challenge) if mode_ok && token_ok => Ok(challenge.clone()),
@@ -47,7 +54,9 @@ async fn receive(
     if state.whatsapp.app_secrets.is_empty() {
         return Err(ApiError::WebhooksNotConfigured);
     }
-    let header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let header = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
     signature::verify(&state.whatsapp.app_secrets, &body, header).map_err(|error| {
         tracing::warn!(reason = ?error, "webhook rejected");
         match error {

@@ -64,7 +64,10 @@ impl WebhookInbox {
             received_at: received_at.unix_millis(),
             done,
         };
-        self.sender.send(pending).await.map_err(|_| InboxError::Closed)?;
+        self.sender
+            .send(pending)
+            .await
+            .map_err(|_| InboxError::Closed)?;
         committed
             .await
             .map_err(|_| InboxError::Closed)?
@@ -77,7 +80,11 @@ impl WebhookInbox {
     }
 }
 
-async fn write_loop(database: Database, mut receiver: mpsc::Receiver<Pending>, stored: watch::Sender<u64>) {
+async fn write_loop(
+    database: Database,
+    mut receiver: mpsc::Receiver<Pending>,
+    stored: watch::Sender<u64>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
         let result = insert_group(&database, &group).await.map_err(|e| {
@@ -148,10 +155,20 @@ returning id, body, request_id, received_at, attempts";
     let limit = i64::from(limit);
     let mut rows: Vec<ClaimedWebhook> = match database {
         Database::Postgres(pool) => {
-            sqlx::query_as(POSTGRES).bind(claim_until).bind(now).bind(limit).fetch_all(pool).await?
+            sqlx::query_as(POSTGRES)
+                .bind(claim_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
         }
         Database::Sqlite(pool) => {
-            sqlx::query_as(SQLITE).bind(claim_until).bind(now).bind(limit).fetch_all(pool).await?
+            sqlx::query_as(SQLITE)
+                .bind(claim_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
         }
     };
     rows.sort_by_key(|w| w.id);
@@ -172,7 +189,12 @@ pub async fn mark_processed(database: &Database, id: i64, now: i64) -> Result<()
 ///
 /// # Errors
 /// Database failures.
-pub async fn mark_failed(database: &Database, id: i64, now: i64, error: &str) -> Result<(), StoreError> {
+pub async fn mark_failed(
+    database: &Database,
+    id: i64,
+    now: i64,
+    error: &str,
+) -> Result<(), StoreError> {
     let sql = "update raw_webhooks set status = 'failed', processed_at = $1, claimed_until = null, last_error = $2 where id = $3";
     with_pool!(database, pool => sqlx::query(sql).bind(now).bind(error).bind(id).execute(pool).await.map(|_| ())?);
     Ok(())
@@ -182,7 +204,12 @@ pub async fn mark_failed(database: &Database, id: i64, now: i64, error: &str) ->
 ///
 /// # Errors
 /// Database failures.
-pub async fn release(database: &Database, id: i64, retry_at: i64, error: &str) -> Result<(), StoreError> {
+pub async fn release(
+    database: &Database,
+    id: i64,
+    retry_at: i64,
+    error: &str,
+) -> Result<(), StoreError> {
     let sql = "update raw_webhooks set claimed_until = $1, last_error = $2 where id = $3 and status = 'pending'";
     with_pool!(database, pool => sqlx::query(sql).bind(retry_at).bind(error).bind(id).execute(pool).await.map(|_| ())?);
     Ok(())
@@ -222,8 +249,7 @@ struct FailedRow {
 pub async fn failed(database: &Database, limit: u32) -> Result<Vec<FailedWebhook>, StoreError> {
     let sql = "select id, received_at, request_id, attempts, last_error, body from raw_webhooks
                where status = 'failed' order by id desc limit $1";
-    let rows: Vec<FailedRow> =
-        with_pool!(database, pool => sqlx::query_as(sql).bind(i64::from(limit)).fetch_all(pool).await?);
+    let rows: Vec<FailedRow> = with_pool!(database, pool => sqlx::query_as(sql).bind(i64::from(limit)).fetch_all(pool).await?);
     Ok(rows
         .into_iter()
         .map(|row| FailedWebhook {

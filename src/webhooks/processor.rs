@@ -46,7 +46,12 @@ pub struct WebhookProcessor {
 
 impl WebhookProcessor {
     /// A processor over the given store and command side.
-    pub fn new(database: Database, frameworks: Frameworks, clock: Arc<dyn Clock>, settings: WorkerSettings) -> Self {
+    pub fn new(
+        database: Database,
+        frameworks: Frameworks,
+        clock: Arc<dyn Clock>,
+        settings: WorkerSettings,
+    ) -> Self {
         Self {
             database,
             frameworks,
@@ -64,7 +69,13 @@ impl WebhookProcessor {
         loop {
             let now = self.clock.now().unix_millis();
             let claim_ms = i64::try_from(self.settings.webhook_claim.as_millis()).unwrap_or(60_000);
-            let batch = inbox::claim(&self.database, now, now + claim_ms, self.settings.webhook_batch).await?;
+            let batch = inbox::claim(
+                &self.database,
+                now,
+                now + claim_ms,
+                self.settings.webhook_batch,
+            )
+            .await?;
             if batch.is_empty() {
                 return Ok(handled);
             }
@@ -72,7 +83,9 @@ impl WebhookProcessor {
                 let outcome = self.process(&webhook).await;
                 let now = self.clock.now().unix_millis();
                 match outcome {
-                    Outcome::Processed => inbox::mark_processed(&self.database, webhook.id, now).await?,
+                    Outcome::Processed => {
+                        inbox::mark_processed(&self.database, webhook.id, now).await?
+                    }
                     Outcome::Failed(error) => {
                         tracing::warn!(webhook_id = webhook.id, %error, "webhook processing failed");
                         inbox::mark_failed(&self.database, webhook.id, now, &error).await?;
@@ -107,7 +120,8 @@ impl WebhookProcessor {
 
     #[tracing::instrument(skip_all, fields(webhook_id = webhook.id, request_id = webhook.request_id.as_deref()))]
     async fn process(&self, webhook: &ClaimedWebhook) -> Outcome {
-        let received_at = Timestamp::from_unix_millis(webhook.received_at).unwrap_or_else(|| self.clock.now());
+        let received_at =
+            Timestamp::from_unix_millis(webhook.received_at).unwrap_or_else(|| self.clock.now());
         let parsed = match payload::parse(&webhook.body, received_at) {
             Ok(parsed) => parsed,
             Err(error) => return Outcome::Failed(error.to_string()),
@@ -141,7 +155,11 @@ impl WebhookProcessor {
         metadata
     }
 
-    async fn apply(&self, instruction: Instruction, metadata: &HashMap<String, String>) -> Result<(), Refusal> {
+    async fn apply(
+        &self,
+        instruction: Instruction,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), Refusal> {
         let f = &self.frameworks;
         match instruction {
             Instruction::CustomerMessage(m) => {
@@ -153,9 +171,14 @@ impl WebhookProcessor {
                     sent_at: m.sent_at,
                     opens_window: m.content.opens_service_window(),
                 };
-                execute(&f.conversations, &m.conversation_id.to_string(), conversation, metadata)
-                    .await
-                    .map_err(refusal)?;
+                execute(
+                    &f.conversations,
+                    &m.conversation_id.to_string(),
+                    conversation,
+                    metadata,
+                )
+                .await
+                .map_err(refusal)?;
                 let message = MessageCommand::ReceiveInbound {
                     conversation_id: m.conversation_id,
                     phone_number_id: m.phone_number_id,
@@ -167,7 +190,9 @@ impl WebhookProcessor {
                     referral: m.referral,
                     errors: m.errors,
                 };
-                execute(&f.messages, m.wamid.as_str(), message, metadata).await.map_err(refusal)
+                execute(&f.messages, m.wamid.as_str(), message, metadata)
+                    .await
+                    .map_err(refusal)
             }
             Instruction::Echo(e) => {
                 let touch = ConversationCommand::Touch {
@@ -175,9 +200,14 @@ impl WebhookProcessor {
                     customer: e.customer.clone(),
                     at: e.sent_at,
                 };
-                execute(&f.conversations, &e.conversation_id.to_string(), touch, metadata)
-                    .await
-                    .map_err(refusal)?;
+                execute(
+                    &f.conversations,
+                    &e.conversation_id.to_string(),
+                    touch,
+                    metadata,
+                )
+                .await
+                .map_err(refusal)?;
                 let message = MessageCommand::RecordEcho {
                     conversation_id: e.conversation_id,
                     phone_number_id: e.phone_number_id,
@@ -185,7 +215,9 @@ impl WebhookProcessor {
                     sent_at: e.sent_at,
                     content: e.content,
                 };
-                execute(&f.messages, e.wamid.as_str(), message, metadata).await.map_err(refusal)
+                execute(&f.messages, e.wamid.as_str(), message, metadata)
+                    .await
+                    .map_err(refusal)
             }
             Instruction::Status(s) => {
                 let touch = ConversationCommand::Touch {
@@ -193,15 +225,22 @@ impl WebhookProcessor {
                     customer: s.customer.clone(),
                     at: s.report.at,
                 };
-                execute(&f.conversations, &s.conversation_id.to_string(), touch, metadata)
-                    .await
-                    .map_err(refusal)?;
+                execute(
+                    &f.conversations,
+                    &s.conversation_id.to_string(),
+                    touch,
+                    metadata,
+                )
+                .await
+                .map_err(refusal)?;
                 let status = MessageCommand::RecordStatus {
                     conversation_id: s.conversation_id,
                     phone_number_id: s.phone_number_id,
                     report: s.report,
                 };
-                execute(&f.messages, s.wamid.as_str(), status, metadata).await.map_err(refusal)
+                execute(&f.messages, s.wamid.as_str(), status, metadata)
+                    .await
+                    .map_err(refusal)
             }
             Instruction::Template {
                 template_id,
@@ -209,7 +248,9 @@ impl WebhookProcessor {
                 change,
             } => {
                 let command = TemplateCommand::RecordChange { report_id, change };
-                execute(&f.templates, &template_id, command, metadata).await.map_err(refusal)
+                execute(&f.templates, &template_id, command, metadata)
+                    .await
+                    .map_err(refusal)
             }
             Instruction::AccountNotification {
                 waba_id,
@@ -220,7 +261,9 @@ impl WebhookProcessor {
                     notification_id,
                     notification,
                 };
-                execute(&f.accounts, waba_id.as_str(), command, metadata).await.map_err(refusal)
+                execute(&f.accounts, waba_id.as_str(), command, metadata)
+                    .await
+                    .map_err(refusal)
             }
         }
     }
@@ -234,7 +277,9 @@ enum Refusal {
 fn refusal<E: std::error::Error>(error: AggregateError<E>) -> Refusal {
     match error {
         AggregateError::UserError(e) => Refusal::Permanent(e.to_string()),
-        AggregateError::DeserializationError(e) => Refusal::Permanent(format!("stored event unreadable: {e}")),
+        AggregateError::DeserializationError(e) => {
+            Refusal::Permanent(format!("stored event unreadable: {e}"))
+        }
         other => Refusal::Transient(other.to_string()),
     }
 }

@@ -15,7 +15,9 @@ use switchboard_domain::message::{
     StatusReport,
 };
 use switchboard_domain::template::{TemplateChange, TemplateChangeKind};
-use switchboard_domain::{ConversationId, Customer, MetaError, PhoneNumberId, Timestamp, WaMessageId};
+use switchboard_domain::{
+    ConversationId, Customer, MetaError, PhoneNumberId, Timestamp, WaMessageId,
+};
 
 /// Something a webhook asks of the domain.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +156,12 @@ const ACCOUNT_FIELDS: &[&str] = &[
 /// # Errors
 /// When the body is not JSON or not a WhatsApp Business Account envelope.
 pub fn parse(body: &[u8], received_at: Timestamp) -> Result<ParsedWebhook, PayloadError> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
-    let object = root.get("object").and_then(Value::as_str).unwrap_or_default();
+    let root: Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
+    let object = root
+        .get("object")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if object != "whatsapp_business_account" {
         return Err(PayloadError::NotWhatsApp(format!("object is {object:?}")));
     }
@@ -168,11 +174,16 @@ pub fn parse(body: &[u8], received_at: Timestamp) -> Result<ParsedWebhook, Paylo
         let waba_id = WabaId::new(text(entry.get("id")).unwrap_or_default());
         let entry_time = seconds(entry.get("time")).unwrap_or(received_at);
         let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
-            parsed.problems.push(Problem(format!("entry {waba_id} has no changes")));
+            parsed
+                .problems
+                .push(Problem(format!("entry {waba_id} has no changes")));
             continue;
         };
         for change in changes {
-            let field = change.get("field").and_then(Value::as_str).unwrap_or_default();
+            let field = change
+                .get("field")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let value = change.get("value").unwrap_or(&Value::Null);
             let context = ChangeContext {
                 waba_id: &waba_id,
@@ -196,9 +207,15 @@ impl ChangeContext<'_> {
         match field {
             "messages" => self.read_messages_change(value, out),
             "smb_message_echoes" => self.read_echoes(value, out),
-            "message_template_status_update" => self.template(TemplateChangeKind::Status, field, value, out),
-            "template_category_update" => self.template(TemplateChangeKind::Category, field, value, out),
-            "message_template_quality_update" => self.template(TemplateChangeKind::Quality, field, value, out),
+            "message_template_status_update" => {
+                self.template(TemplateChangeKind::Status, field, value, out)
+            }
+            "template_category_update" => {
+                self.template(TemplateChangeKind::Category, field, value, out)
+            }
+            "message_template_quality_update" => {
+                self.template(TemplateChangeKind::Quality, field, value, out)
+            }
             "message_template_components_update" => {
                 self.template(TemplateChangeKind::Components, field, value, out);
             }
@@ -214,17 +231,25 @@ impl ChangeContext<'_> {
             .pointer("/metadata/phone_number_id")
             .and_then(|v| text(Some(v)))
             .map(PhoneNumberId::new);
-        let contacts = value.get("contacts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let contacts = value
+            .get("contacts")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let messages = array(value, "messages");
         let statuses = array(value, "statuses");
         if !messages.is_empty() || !statuses.is_empty() {
             let Some(phone_number_id) = phone_number_id.clone() else {
-                out.problems.push(Problem("messages change without metadata.phone_number_id".to_owned()));
+                out.problems.push(Problem(
+                    "messages change without metadata.phone_number_id".to_owned(),
+                ));
                 return;
             };
             for message in messages {
                 match self.customer_message(&phone_number_id, contacts, message) {
-                    Ok(m) => out.instructions.push(Instruction::CustomerMessage(Box::new(m))),
+                    Ok(m) => out
+                        .instructions
+                        .push(Instruction::CustomerMessage(Box::new(m))),
                     Err(problem) => out.problems.push(problem),
                 }
             }
@@ -239,7 +264,9 @@ impl ChangeContext<'_> {
             self.notification("messages.errors", value, out);
         }
         if messages.is_empty() && statuses.is_empty() && array(value, "errors").is_empty() {
-            out.problems.push(Problem("messages change with no messages, statuses or errors".to_owned()));
+            out.problems.push(Problem(
+                "messages change with no messages, statuses or errors".to_owned(),
+            ));
         }
     }
 
@@ -249,12 +276,15 @@ impl ChangeContext<'_> {
         contacts: &[Value],
         message: &Value,
     ) -> Result<CustomerMessage, Problem> {
-        let wamid = text(message.get("id")).ok_or_else(|| Problem("message without id".to_owned()))?;
+        let wamid =
+            text(message.get("id")).ok_or_else(|| Problem("message without id".to_owned()))?;
         let from = text(message.get("from"));
         let from_user_id = text(message.get("from_user_id"));
         let contact = find_contact(contacts, from.as_deref(), from_user_id.as_deref());
         let wa_id = contact.and_then(|c| text(c.get("wa_id"))).or(from);
-        let user_id = contact.and_then(|c| text(c.get("user_id"))).or(from_user_id);
+        let user_id = contact
+            .and_then(|c| text(c.get("user_id")))
+            .or(from_user_id);
         let customer = Customer::new(wa_id, user_id)
             .ok_or_else(|| Problem(format!("message {wamid} names no sender")))?;
         let profile_name = contact
@@ -275,13 +305,26 @@ impl ChangeContext<'_> {
         })
     }
 
-    fn status(&self, phone_number_id: &PhoneNumberId, contacts: &[Value], status: &Value) -> Result<Status, Problem> {
-        let wamid = text(status.get("id")).ok_or_else(|| Problem("status without id".to_owned()))?;
-        let name = status.get("status").and_then(Value::as_str).unwrap_or_default();
-        let delivery = DeliveryStatus::parse(name)
-            .ok_or_else(|| Problem(format!("status {name:?} of {wamid} is not a known delivery status")))?;
+    fn status(
+        &self,
+        phone_number_id: &PhoneNumberId,
+        contacts: &[Value],
+        status: &Value,
+    ) -> Result<Status, Problem> {
+        let wamid =
+            text(status.get("id")).ok_or_else(|| Problem("status without id".to_owned()))?;
+        let name = status
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let delivery = DeliveryStatus::parse(name).ok_or_else(|| {
+            Problem(format!(
+                "status {name:?} of {wamid} is not a known delivery status"
+            ))
+        })?;
         let first_contact = contacts.first();
-        let wa_id = text(status.get("recipient_id")).or_else(|| first_contact.and_then(|c| text(c.get("wa_id"))));
+        let wa_id = text(status.get("recipient_id"))
+            .or_else(|| first_contact.and_then(|c| text(c.get("wa_id"))));
         let user_id = text(status.get("recipient_user_id"))
             .or_else(|| first_contact.and_then(|c| text(c.get("user_id"))));
         let customer = Customer::new(wa_id, user_id)
@@ -308,27 +351,38 @@ impl ChangeContext<'_> {
             .and_then(|v| text(Some(v)))
             .map(PhoneNumberId::new)
         else {
-            out.problems.push(Problem("echo without metadata.phone_number_id".to_owned()));
+            out.problems
+                .push(Problem("echo without metadata.phone_number_id".to_owned()));
             return;
         };
         for echo in array(value, "message_echoes") {
             let wamid = text(echo.get("id"));
             let customer = Customer::new(text(echo.get("to")), text(echo.get("to_user_id")));
             match (wamid, customer) {
-                (Some(wamid), Some(customer)) => out.instructions.push(Instruction::Echo(Box::new(Echo {
-                    conversation_id: ConversationId::for_customer(&phone_number_id, &customer),
-                    phone_number_id: phone_number_id.clone(),
-                    customer,
-                    wamid: WaMessageId::new(wamid),
-                    sent_at: seconds(echo.get("timestamp")).unwrap_or(self.received_at),
-                    content: content(echo),
-                }))),
-                _ => out.problems.push(Problem("echo without id or recipient".to_owned())),
+                (Some(wamid), Some(customer)) => {
+                    out.instructions.push(Instruction::Echo(Box::new(Echo {
+                        conversation_id: ConversationId::for_customer(&phone_number_id, &customer),
+                        phone_number_id: phone_number_id.clone(),
+                        customer,
+                        wamid: WaMessageId::new(wamid),
+                        sent_at: seconds(echo.get("timestamp")).unwrap_or(self.received_at),
+                        content: content(echo),
+                    })))
+                }
+                _ => out
+                    .problems
+                    .push(Problem("echo without id or recipient".to_owned())),
             }
         }
     }
 
-    fn template(&self, kind: TemplateChangeKind, field: &str, value: &Value, out: &mut ParsedWebhook) {
+    fn template(
+        &self,
+        kind: TemplateChangeKind,
+        field: &str,
+        value: &Value,
+        out: &mut ParsedWebhook,
+    ) {
         let Some(template_id) = text(value.get("message_template_id")) else {
             // A template report that names no template is still worth keeping.
             self.notification(field, value, out);
@@ -349,8 +403,11 @@ impl ChangeContext<'_> {
                 name: text(value.get("message_template_name")),
                 language: text(value.get("message_template_language")),
                 value: new_value,
-                category: text(value.get("message_template_category"))
-                    .or_else(|| (kind == TemplateChangeKind::Category).then(|| text(value.get("new_category"))).flatten()),
+                category: text(value.get("message_template_category")).or_else(|| {
+                    (kind == TemplateChangeKind::Category)
+                        .then(|| text(value.get("new_category")))
+                        .flatten()
+                }),
                 reason: text(value.get("reason")),
                 at: self.entry_time,
                 details: value.clone(),
@@ -369,7 +426,11 @@ impl ChangeContext<'_> {
             .or_else(|| value.pointer("/errors/0/title").and_then(|v| text(Some(v))))
             .or_else(|| value.pointer("/calls/0/event").and_then(|v| text(Some(v))));
         let at = seconds(value.get("timestamp"))
-            .or_else(|| value.pointer("/calls/0/timestamp").and_then(|v| seconds(Some(v))))
+            .or_else(|| {
+                value
+                    .pointer("/calls/0/timestamp")
+                    .and_then(|v| seconds(Some(v)))
+            })
             .unwrap_or(self.entry_time);
         out.instructions.push(Instruction::AccountNotification {
             waba_id: self.waba_id.clone(),
@@ -395,7 +456,11 @@ fn digest(field: &str, value: &Value) -> String {
 }
 
 fn array<'v>(value: &'v Value, key: &str) -> &'v [Value] {
-    value.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// A string or number as text; `None` for null, empty or other shapes.
@@ -425,7 +490,11 @@ fn number(value: Option<&Value>) -> Option<f64> {
     }
 }
 
-fn find_contact<'c>(contacts: &'c [Value], from: Option<&str>, from_user_id: Option<&str>) -> Option<&'c Value> {
+fn find_contact<'c>(
+    contacts: &'c [Value],
+    from: Option<&str>,
+    from_user_id: Option<&str>,
+) -> Option<&'c Value> {
     contacts
         .iter()
         .find(|c| {
@@ -483,7 +552,10 @@ fn media(value: Option<&Value>) -> Media {
 
 /// The content of a message object, by its `type`; anything unreadable is kept raw.
 fn content(message: &Value) -> MessageContent {
-    let kind = message.get("type").and_then(Value::as_str).unwrap_or_default();
+    let kind = message
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     known_content(kind, message).unwrap_or_else(|| MessageContent::Unknown {
         type_name: kind.to_owned(),
         raw: message.clone(),
@@ -613,4 +685,3 @@ fn interactive(body: &Value) -> Interactive {
         raw: body.clone(),
     })
 }
-

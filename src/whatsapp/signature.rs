@@ -19,9 +19,16 @@ pub enum SignatureError {
 ///
 /// Several secrets are allowed because every Meta app subscribed to the business account
 /// signs its own copy with its own secret.
-pub fn verify(secrets: &[SecretString], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+pub fn verify(
+    secrets: &[SecretString],
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let hex_digest = header.trim().strip_prefix("sha256=").ok_or(SignatureError::Mismatch)?;
+    let hex_digest = header
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Mismatch)?;
     let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Mismatch)?;
     let matches = secrets.iter().any(|secret| {
         HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
@@ -61,15 +68,30 @@ mod tests {
     fn a_body_signed_with_any_configured_secret_is_accepted() {
         let body = br#"{"object":"whatsapp_business_account"}"#;
         let header = sign("second", body);
-        assert_eq!(verify(&secrets(&["first", "second"]), body, Some(&header)), Ok(()));
+        assert_eq!(
+            verify(&secrets(&["first", "second"]), body, Some(&header)),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_changed_body_or_wrong_header_is_refused() {
         let header = sign("s", b"original");
-        assert_eq!(verify(&secrets(&["s"]), b"changed", Some(&header)), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&secrets(&["s"]), b"x", Some("sha1=abc")), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&secrets(&["s"]), b"x", Some("sha256=zz")), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&secrets(&["s"]), b"x", None), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(&secrets(&["s"]), b"changed", Some(&header)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&secrets(&["s"]), b"x", Some("sha1=abc")),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&secrets(&["s"]), b"x", Some("sha256=zz")),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&secrets(&["s"]), b"x", None),
+            Err(SignatureError::Missing)
+        );
     }
 }

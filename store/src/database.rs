@@ -39,8 +39,8 @@ pub enum Backend {
 pub enum DatabaseConfig {
     /// A PostgreSQL server.
     Postgres {
-        /// Connection options (from `DATABASE_URL`).
-        options: PgConnectOptions,
+        /// Connection options (from `DATABASE_URL`), boxed: they are large and built once.
+        options: Box<PgConnectOptions>,
         /// Pool size.
         max_connections: u32,
     },
@@ -60,7 +60,7 @@ impl DatabaseConfig {
     /// When the URL does not parse.
     pub fn postgres_url(url: &str) -> Result<Self, StoreError> {
         Ok(Self::Postgres {
-            options: PgConnectOptions::from_str(url)?,
+            options: Box::new(PgConnectOptions::from_str(url)?),
             max_connections: 16,
         })
     }
@@ -111,7 +111,7 @@ impl Database {
                 let pool = PgPoolOptions::new()
                     .max_connections(*max_connections)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options.clone())
+                    .connect_with(options.as_ref().clone())
                     .await?;
                 Ok(Self::Postgres(pool))
             }

@@ -90,7 +90,9 @@ impl EventRepository {
     /// A repository over `database` (already migrated).
     pub fn new(database: Database) -> Self {
         let inner = match &database {
-            Database::Postgres(pool) => Repository::Postgres(PostgresEventRepository::new(pool.clone())),
+            Database::Postgres(pool) => {
+                Repository::Postgres(PostgresEventRepository::new(pool.clone()))
+            }
             Database::Sqlite(pool) => Repository::Sqlite(SqliteEventRepository::new(pool.clone())),
         };
         Self {
@@ -274,8 +276,12 @@ impl PersistedEventRepository for EventRepository {
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         match self.inner.as_ref() {
-            Repository::Postgres(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
-            Repository::Sqlite(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
+            Repository::Postgres(repo) => {
+                repo.get_last_events::<A>(aggregate_id, last_sequence).await
+            }
+            Repository::Sqlite(repo) => {
+                repo.get_last_events::<A>(aggregate_id, last_sequence).await
+            }
         }
     }
 
@@ -299,7 +305,8 @@ impl PersistedEventRepository for EventRepository {
             Repository::Sqlite(repo) => repo.persist::<A>(events, snapshot_update).await,
         };
         if result.is_ok() && !events.is_empty() {
-            self.appended.send_modify(|count| *count = count.wrapping_add(1));
+            self.appended
+                .send_modify(|count| *count = count.wrapping_add(1));
         }
         result
     }

@@ -1,10 +1,10 @@
 //! Storage for Switchboard: one event log, two backends.
 //!
-//! - [`database`]: a connection to PostgreSQL (production) or an embedded SQLite file (the
+//! - [`database`] — a connection to PostgreSQL (production) or an embedded SQLite file (the
 //!   default), with the migrations of each.
-//! - [`event_log`]: the cqrs-es event repository over either backend, and the gapless global
+//! - [`event_log`] — the cqrs-es event repository over either backend, and the gapless global
 //!   reader that projections, realtime and replay tools tail.
-//! - [`sql`]: backend-neutral SQL statements, so a read model is written once for both.
+//! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
 
 pub mod database;
 pub mod error;

@@ -43,13 +43,24 @@ async fn an_event_that_commits_late_is_read_once_after_it_commits() {
 
     // A writer takes its position first and holds its transaction open...
     let mut held = pool.begin().await.expect("begin");
-    sqlx::query(INSERT).bind("late").execute(&mut *held).await.expect("insert late");
+    sqlx::query(INSERT)
+        .bind("late")
+        .execute(&mut *held)
+        .await
+        .expect("insert late");
     // ...while others commit after it.
     for id in ["early-commit-1", "early-commit-2"] {
-        sqlx::query(INSERT).bind(id).execute(pool).await.expect("insert");
+        sqlx::query(INSERT)
+            .bind(id)
+            .execute(pool)
+            .await
+            .expect("insert");
     }
     let (first_read, cursor) = read_rest(&log, LogCursor::START).await;
-    assert!(!first_read.contains(&"late".to_owned()), "uncommitted event not visible");
+    assert!(
+        !first_read.contains(&"late".to_owned()),
+        "uncommitted event not visible"
+    );
 
     held.commit().await.expect("commit late");
     let (second_read, _) = read_rest(&log, cursor).await;
@@ -58,7 +69,10 @@ async fn an_event_that_commits_late_is_read_once_after_it_commits() {
     let unique: HashSet<&String> = all.iter().collect();
     assert_eq!(all.len(), 3, "every event read: {all:?}");
     assert_eq!(unique.len(), 3, "no event read twice: {all:?}");
-    assert!(all.contains(&"late".to_owned()), "the late event is delivered");
+    assert!(
+        all.contains(&"late".to_owned()),
+        "the late event is delivered"
+    );
 }
 
 async fn the_reader_pages_through_the_log_in_order(backend: Backend) {
@@ -71,7 +85,10 @@ async fn the_reader_pages_through_the_log_in_order(backend: Backend) {
     let (ids, cursor) = read_rest(&log, LogCursor::START).await;
     assert_eq!(ids, (0..7).map(|i| format!("e{i}")).collect::<Vec<_>>());
     // A position handed to a client turns back into the same cursor.
-    assert_eq!(log.cursor_after(cursor.position).await.expect("cursor"), cursor);
+    assert_eq!(
+        log.cursor_after(cursor.position).await.expect("cursor"),
+        cursor
+    );
     assert!(log.read_all(cursor, 10).await.expect("read").is_empty());
     assert_eq!(log.count().await.expect("count"), 7);
 }

@@ -11,7 +11,11 @@ use crate::on_both_backends;
 fn samples() -> Vec<(String, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/third-party");
     let mut samples = Vec::new();
-    for project in ["pywa", "whatsapp-business-java-api", "netflie-whatsapp-cloud-api"] {
+    for project in [
+        "pywa",
+        "whatsapp-business-java-api",
+        "netflie-whatsapp-cloud-api",
+    ] {
         let mut files: Vec<_> = std::fs::read_dir(root.join(project))
             .expect("samples folder")
             .filter_map(Result::ok)
@@ -20,7 +24,12 @@ fn samples() -> Vec<(String, Vec<u8>)> {
             .collect();
         files.sort();
         for file in files {
-            let name = format!("{project}/{}", file.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+            let name = format!(
+                "{project}/{}",
+                file.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+            );
             samples.push((name, std::fs::read(&file).expect("sample")));
         }
     }
@@ -73,23 +82,49 @@ async fn every_third_party_sample_is_accepted_and_shown(backend: Backend) {
         assert_eq!(response.status(), 200, "{name}: acknowledged");
         app.settle().await;
         let failed = app.get_json("/api/webhooks/dead-letters").await;
-        assert_eq!(failed, Value::Array(vec![]), "{name}: processed without failure");
+        assert_eq!(
+            failed,
+            Value::Array(vec![]),
+            "{name}: processed without failure"
+        );
 
         let (messages, notifications, templates) = expected(&body);
         for id in &messages {
             let response = app.get(&format!("/api/messages/{}", urlencode(id))).await;
             assert_eq!(response.status(), 200, "{name}: message {id} visible");
             let message: Value = response.json().await.expect("JSON");
-            let conversation = app.get(&format!("/api/conversations/{}", message["conversation_id"].as_str().unwrap_or_default())).await;
-            assert_eq!(conversation.status(), 200, "{name}: conversation of {id} visible");
+            let conversation = app
+                .get(&format!(
+                    "/api/conversations/{}",
+                    message["conversation_id"].as_str().unwrap_or_default()
+                ))
+                .await;
+            assert_eq!(
+                conversation.status(),
+                200,
+                "{name}: conversation of {id} visible"
+            );
         }
         let shown = app.get_json("/api/account/notifications?limit=200").await;
-        let fields: Vec<&str> = shown["items"].as_array().into_iter().flatten().filter_map(|n| n["field"].as_str()).collect();
+        let fields: Vec<&str> = shown["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["field"].as_str())
+            .collect();
         for field in &notifications {
-            assert!(fields.contains(&field.as_str()), "{name}: notification {field} shown in {fields:?}");
+            assert!(
+                fields.contains(&field.as_str()),
+                "{name}: notification {field} shown in {fields:?}"
+            );
         }
         let template_list = app.get_json("/api/templates").await;
-        let ids: Vec<&str> = template_list.as_array().into_iter().flatten().filter_map(|t| t["id"].as_str()).collect();
+        let ids: Vec<&str> = template_list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["id"].as_str())
+            .collect();
         for id in &templates {
             assert!(ids.contains(&id.as_str()), "{name}: template {id} shown");
         }
@@ -103,7 +138,9 @@ async fn every_third_party_sample_is_accepted_and_shown(backend: Backend) {
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()

@@ -32,7 +32,12 @@ async fn assert_single_inbound(
     let messages = deliver(&app, name, wa_id).await;
     assert_eq!(messages.len(), 1, "{name}: one message");
     let message = &messages[0];
-    assert!(message["id"].as_str().is_some_and(|id| id.ends_with(wamid_suffix)), "{name}: wamid");
+    assert!(
+        message["id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with(wamid_suffix)),
+        "{name}: wamid"
+    );
     assert_eq!(message["direction"], "inbound", "{name}: direction");
     assert_eq!(message["type"], content["type"], "{name}: type");
     assert_eq!(message["content"], content, "{name}: content");
@@ -41,7 +46,10 @@ async fn assert_single_inbound(
     let conversation = app.conversation_of(wa_id).await;
     assert_eq!(conversation["phone_number_id"], "120000000000001");
     assert_eq!(conversation["unread_count"], 1, "{name}: unread");
-    assert_eq!(conversation["last_message"]["id"], message["id"], "{name}: preview is this message");
+    assert_eq!(
+        conversation["last_message"]["id"], message["id"],
+        "{name}: preview is this message"
+    );
 }
 
 async fn inbound_text_shows_its_body(backend: Backend) {
@@ -59,8 +67,14 @@ async fn inbound_text_shows_its_body(backend: Backend) {
     deliver(&app, "inbound_text.json", SHEENA).await;
     let conversation = app.conversation_of(SHEENA).await;
     assert_eq!(conversation["customer"]["profile_name"], "Sheena Nelson");
-    assert_eq!(conversation["service_window_closes_at"], "2026-05-29T20:26:40.000Z");
-    assert_eq!(conversation["last_message"]["preview"], "Hi! Does the jacket come in blue? Gr\u{f6}\u{df}e M please \u{1F642}");
+    assert_eq!(
+        conversation["service_window_closes_at"],
+        "2026-05-29T20:26:40.000Z"
+    );
+    assert_eq!(
+        conversation["last_message"]["preview"],
+        "Hi! Does the jacket come in blue? Gr\u{f6}\u{df}e M please \u{1F642}"
+    );
 }
 
 async fn inbound_reply_keeps_its_context(backend: Backend) {
@@ -266,7 +280,10 @@ async fn unsupported_type_is_kept_with_its_error(backend: Backend) {
     let messages = deliver(&app, "unsupported_type.json", MARCO).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["type"], "unsupported");
-    assert_eq!(messages[0]["content"], json!({"type": "unsupported", "subtype": "poll"}));
+    assert_eq!(
+        messages[0]["content"],
+        json!({"type": "unsupported", "subtype": "poll"})
+    );
     assert_eq!(
         messages[0]["errors"],
         json!([{
@@ -277,13 +294,21 @@ async fn unsupported_type_is_kept_with_its_error(backend: Backend) {
         }])
     );
     let failed = app.get_json("/api/webhooks/dead-letters").await;
-    assert_eq!(failed, json!([]), "an unsupported message is not a processing failure");
+    assert_eq!(
+        failed,
+        json!([]),
+        "an unsupported message is not a processing failure"
+    );
 }
 
 async fn statuses_move_forward_with_the_time_of_each(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // Read arrives before delivered and sent: it is applied; the late ones are kept as times only.
-    for name in ["status_read.json", "status_sent.json", "status_delivered.json"] {
+    for name in [
+        "status_read.json",
+        "status_sent.json",
+        "status_delivered.json",
+    ] {
         let response = app.post_webhook(&fixture(&format!("meta/{name}"))).await;
         assert_eq!(response.status(), 200, "{name}");
         app.settle().await;
@@ -292,9 +317,16 @@ async fn statuses_move_forward_with_the_time_of_each(backend: Backend) {
     let messages = app.messages(conversation["id"].as_str().expect("id")).await;
     assert_eq!(messages.len(), 1);
     let message = &messages[0];
-    assert_eq!(message["id"], "wamid.HBgLMTU1NTAwMDIyMjIVAgARGBI0MzMwQkY4NkY2QjU3ODVDNTYA");
+    assert_eq!(
+        message["id"],
+        "wamid.HBgLMTU1NTAwMDIyMjIVAgARGBI0MzMwQkY4NkY2QjU3ODVDNTYA"
+    );
     assert_eq!(message["direction"], "outbound");
-    assert_eq!(message["type"], Value::Null, "a status for a message we never saw is kept");
+    assert_eq!(
+        message["type"],
+        Value::Null,
+        "a status for a message we never saw is kept"
+    );
     assert_eq!(message["status"], "read");
     assert_eq!(message["status_at"], "2026-05-28T20:45:00.000Z");
     assert_eq!(
@@ -327,7 +359,10 @@ async fn status_delivered_alone_shows_delivered(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let messages = deliver(&app, "status_delivered.json", SHEENA).await;
     assert_eq!(messages[0]["status"], "delivered");
-    assert_eq!(messages[0]["statuses"]["delivered"], "2026-05-28T20:43:23.000Z");
+    assert_eq!(
+        messages[0]["statuses"]["delivered"],
+        "2026-05-28T20:43:23.000Z"
+    );
 }
 
 async fn status_read_alone_shows_read(backend: Backend) {
@@ -342,9 +377,15 @@ async fn failed_status_keeps_metas_error_and_sticks(backend: Backend) {
     let messages = deliver(&app, "status_failed_131047.json", "15550004444").await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["status"], "failed");
-    assert_eq!(messages[0]["statuses"]["failed"], "2026-05-28T20:46:40.000Z");
+    assert_eq!(
+        messages[0]["statuses"]["failed"],
+        "2026-05-28T20:46:40.000Z"
+    );
     assert_eq!(messages[0]["status_errors"][0]["code"], 131047);
-    assert_eq!(messages[0]["status_errors"][0]["title"], "Re-engagement message");
+    assert_eq!(
+        messages[0]["status_errors"][0]["title"],
+        "Re-engagement message"
+    );
     // A late "delivered" for the same message does not resurrect it.
     let late = String::from_utf8(fixture("meta/status_failed_131047.json"))
         .expect("utf-8")
@@ -360,7 +401,9 @@ async fn failed_status_keeps_metas_error_and_sticks(backend: Backend) {
 
 async fn template_status_update_is_recorded(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let response = app.post_webhook(&fixture("meta/template_status_update.json")).await;
+    let response = app
+        .post_webhook(&fixture("meta/template_status_update.json"))
+        .await;
     assert_eq!(response.status(), 200);
     app.settle().await;
     let templates = app.get_json("/api/templates").await;
@@ -382,17 +425,34 @@ async fn template_status_update_is_recorded(backend: Backend) {
 
 async fn duplicate_fixtures_give_one_message(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    assert_eq!(app.post_webhook(&fixture("meta/duplicate_delivery_a.json")).await.status(), 200);
+    assert_eq!(
+        app.post_webhook(&fixture("meta/duplicate_delivery_a.json"))
+            .await
+            .status(),
+        200
+    );
     app.settle().await;
     let events_after_first = app.event_count().await;
-    assert_eq!(app.post_webhook(&fixture("meta/duplicate_delivery_b.json")).await.status(), 200);
+    assert_eq!(
+        app.post_webhook(&fixture("meta/duplicate_delivery_b.json"))
+            .await
+            .status(),
+        200
+    );
     app.settle().await;
-    assert_eq!(app.event_count().await, events_after_first, "the duplicate produced no event");
+    assert_eq!(
+        app.event_count().await,
+        events_after_first,
+        "the duplicate produced no event"
+    );
     let conversation = app.conversation_of(MARCO).await;
     assert_eq!(conversation["unread_count"], 1);
     let messages = app.messages(conversation["id"].as_str().expect("id")).await;
     assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0]["content"]["body"], "Order #4521 still not here \u{1F615}");
+    assert_eq!(
+        messages[0]["content"]["body"],
+        "Order #4521 still not here \u{1F615}"
+    );
 }
 
 async fn concurrent_identical_deliveries_give_one_message(backend: Backend) {
@@ -405,16 +465,19 @@ async fn concurrent_identical_deliveries_give_one_message(backend: Backend) {
     app.settle().await;
     let conversation = app.conversation_of(SHEENA).await;
     assert_eq!(conversation["unread_count"], 1);
-    assert_eq!(app.messages(conversation["id"].as_str().expect("id")).await.len(), 1);
+    assert_eq!(
+        app.messages(conversation["id"].as_str().expect("id"))
+            .await
+            .len(),
+        1
+    );
     // Conversation started + profile named + customer message + message received.
     assert_eq!(app.event_count().await, 4);
 }
 
 async fn a_batch_with_several_entries_and_changes_is_read_whole(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let text = |wamid: &str, from: &str, body: &str| {
-        json!({"from": from, "id": wamid, "timestamp": "1780000000", "type": "text", "text": {"body": body}})
-    };
+    let text = |wamid: &str, from: &str, body: &str| json!({"from": from, "id": wamid, "timestamp": "1780000000", "type": "text", "text": {"body": body}});
     let change = |messages: Vec<Value>, statuses: Vec<Value>| {
         json!({"field": "messages", "value": {
             "messaging_product": "whatsapp",
@@ -428,17 +491,32 @@ async fn a_batch_with_several_entries_and_changes_is_read_whole(backend: Backend
             change(vec![text("wamid.c", SHEENA, "three")], vec![])]},
         {"id": "110000000000001", "changes": [change(vec![text("wamid.d", MARCO, "four")], vec![])]}
     ]});
-    assert_eq!(app.post_webhook(body.to_string().as_bytes()).await.status(), 200);
+    assert_eq!(
+        app.post_webhook(body.to_string().as_bytes()).await.status(),
+        200
+    );
     app.settle().await;
     let sheena = app.conversation_of(SHEENA).await;
     let marco = app.conversation_of(MARCO).await;
-    assert_eq!(app.messages(sheena["id"].as_str().expect("id")).await.len(), 3, "2 inbound + 1 status");
-    assert_eq!(app.messages(marco["id"].as_str().expect("id")).await.len(), 2);
+    assert_eq!(
+        app.messages(sheena["id"].as_str().expect("id")).await.len(),
+        3,
+        "2 inbound + 1 status"
+    );
+    assert_eq!(
+        app.messages(marco["id"].as_str().expect("id")).await.len(),
+        2
+    );
 }
 
 async fn crash_between_store_and_processing_loses_nothing(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.workers.process_webhooks = false).await;
-    assert_eq!(app.post_webhook(&fixture("meta/inbound_text.json")).await.status(), 200);
+    assert_eq!(
+        app.post_webhook(&fixture("meta/inbound_text.json"))
+            .await
+            .status(),
+        200
+    );
     // Stored durably, not processed.
     let stored: i64 = switchboard_store::with_pool!(&app.database, pool => sqlx::query_scalar(
         "select count(*) from raw_webhooks where status = 'pending'").fetch_one(pool).await.expect("count"));
@@ -447,7 +525,12 @@ async fn crash_between_store_and_processing_loses_nothing(backend: Backend) {
     let app = app.restart(|s| s.workers.process_webhooks = true).await;
     app.settle().await;
     let conversation = app.conversation_of(SHEENA).await;
-    assert_eq!(app.messages(conversation["id"].as_str().expect("id")).await.len(), 1);
+    assert_eq!(
+        app.messages(conversation["id"].as_str().expect("id"))
+            .await
+            .len(),
+        1
+    );
 }
 
 async fn a_bad_or_missing_signature_is_refused_and_nothing_is_stored(backend: Backend) {
@@ -455,20 +538,44 @@ async fn a_bad_or_missing_signature_is_refused_and_nothing_is_stored(backend: Ba
     let body = fixture("meta/inbound_text.json");
     let cases = [
         ("missing", None, "missing_signature"),
-        ("wrong secret", Some(switchboard::whatsapp::signature::sign("nope", &body)), "invalid_signature"),
-        ("not hex", Some("sha256=xyz".to_owned()), "invalid_signature"),
-        ("sha1 only", Some("sha1=0123".to_owned()), "invalid_signature"),
+        (
+            "wrong secret",
+            Some(switchboard::whatsapp::signature::sign("nope", &body)),
+            "invalid_signature",
+        ),
+        (
+            "not hex",
+            Some("sha256=xyz".to_owned()),
+            "invalid_signature",
+        ),
+        (
+            "sha1 only",
+            Some("sha1=0123".to_owned()),
+            "invalid_signature",
+        ),
     ];
     for (case, signature, code) in cases {
-        let response = app.post_webhook_with_signature(&body, signature.as_deref()).await;
+        let response = app
+            .post_webhook_with_signature(&body, signature.as_deref())
+            .await;
         assert_eq!(response.status(), 401, "{case}");
         let error: Value = response.json().await.expect("JSON error");
         assert_eq!(error["error"]["code"], code, "{case}");
-        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{case}"
+        );
     }
     // A body signed for another subscribed app is accepted.
     let other = switchboard::whatsapp::signature::sign(SECOND_APP_SECRET, &body);
-    assert_eq!(app.post_webhook_with_signature(&body, Some(&other)).await.status(), 200);
+    assert_eq!(
+        app.post_webhook_with_signature(&body, Some(&other))
+            .await
+            .status(),
+        200
+    );
     let stored: i64 = switchboard_store::with_pool!(&app.database, pool => sqlx::query_scalar(
         "select count(*) from raw_webhooks").fetch_one(pool).await.expect("count"));
     assert_eq!(stored, 1, "only the validly signed body was stored");
@@ -499,12 +606,17 @@ async fn a_signed_unparseable_body_is_stored_acknowledged_and_shown_as_failed(ba
     assert_eq!(failed.len(), 3);
     let bodies: Vec<&str> = failed.iter().filter_map(|f| f["body"].as_str()).collect();
     for body in cases {
-        assert!(bodies.contains(&std::str::from_utf8(body).expect("utf-8")), "raw body kept");
+        assert!(
+            bodies.contains(&std::str::from_utf8(body).expect("utf-8")),
+            "raw body kept"
+        );
     }
-    assert!(failed.iter().all(|f| f["error"].as_str().is_some_and(|e| !e.is_empty())));
     assert!(failed
         .iter()
-        .any(|f| f["error"].as_str().is_some_and(|e| e.contains("mystery_field"))));
+        .all(|f| f["error"].as_str().is_some_and(|e| !e.is_empty())));
+    assert!(failed.iter().any(|f| f["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("mystery_field"))));
 }
 
 async fn the_verification_handshake_echoes_the_challenge(backend: Backend) {
@@ -534,10 +646,15 @@ async fn unknown_routes_and_bad_cursors_get_json_errors(backend: Backend) {
     assert_eq!(error["error"]["code"], "not_found");
     let bad = app.get("/api/conversations?cursor=garbage").await;
     assert_eq!(bad.status(), 400);
-    assert_eq!(bad.json::<Value>().await.expect("JSON")["error"]["code"], "invalid_cursor");
+    assert_eq!(
+        bad.json::<Value>().await.expect("JSON")["error"]["code"],
+        "invalid_cursor"
+    );
     let bad_limit = app.get("/api/conversations?limit=-3").await;
     assert_eq!(bad_limit.status(), 400);
-    let unknown = app.get("/api/conversations/00000000-0000-0000-0000-000000000000").await;
+    let unknown = app
+        .get("/api/conversations/00000000-0000-0000-0000-000000000000")
+        .await;
     assert_eq!(unknown.status(), 404);
 }
 
@@ -549,15 +666,24 @@ async fn conversations_page_newest_activity_first(backend: Backend) {
             "contacts": [{"wa_id": format!("4915000000{customer}"), "profile": {"name": format!("C{customer}")}}],
             "messages": [{"from": format!("4915000000{customer}"), "id": format!("wamid.page{customer}"),
                           "timestamp": (1_780_000_000 + customer * 10).to_string(), "type": "text", "text": {"body": "hi"}}]}}]}]});
-        assert_eq!(app.post_webhook(body.to_string().as_bytes()).await.status(), 200);
+        assert_eq!(
+            app.post_webhook(body.to_string().as_bytes()).await.status(),
+            200
+        );
     }
     app.settle().await;
     let first = app.get_json("/api/conversations?limit=2").await;
     let second = app
-        .get_json(&format!("/api/conversations?limit=2&cursor={}", first["next_cursor"].as_str().expect("cursor")))
+        .get_json(&format!(
+            "/api/conversations?limit=2&cursor={}",
+            first["next_cursor"].as_str().expect("cursor")
+        ))
         .await;
     let third = app
-        .get_json(&format!("/api/conversations?limit=2&cursor={}", second["next_cursor"].as_str().expect("cursor")))
+        .get_json(&format!(
+            "/api/conversations?limit=2&cursor={}",
+            second["next_cursor"].as_str().expect("cursor")
+        ))
         .await;
     let names: Vec<&str> = [&first, &second, &third]
         .iter()

@@ -50,7 +50,10 @@ impl Conversation {
                         events.push(ConversationEvent::CustomerProfileNamed { name });
                     }
                 }
-                if self.last_customer_message_at.is_none_or(|last| sent_at > last) {
+                if self
+                    .last_customer_message_at
+                    .is_none_or(|last| sent_at > last)
+                {
                     events.push(ConversationEvent::CustomerMessageReceived {
                         wamid,
                         sent_at,
@@ -94,7 +97,9 @@ impl Conversation {
         if merged == *known {
             return Ok(vec![]);
         }
-        Ok(vec![ConversationEvent::CustomerIdentified { customer: merged }])
+        Ok(vec![ConversationEvent::CustomerIdentified {
+            customer: merged,
+        }])
     }
 }
 
@@ -222,8 +227,8 @@ mod tests {
 
     #[test]
     fn a_bsuid_seen_later_is_linked_to_the_customer() {
-        let with_bsuid = Customer::new(Some("15550002222".into()), Some("US.1".into()))
-            .expect("customer");
+        let with_bsuid =
+            Customer::new(Some("15550002222".into()), Some("US.1".into())).expect("customer");
         ConversationTest::with(())
             .given(vec![started()])
             .when(ConversationCommand::Touch {

@@ -69,9 +69,15 @@ impl MessageEvent {
     /// The conversation this event belongs to, when it says.
     pub fn conversation_id(&self) -> Option<ConversationId> {
         match self {
-            Self::InboundReceived { conversation_id, .. }
-            | Self::EchoRecorded { conversation_id, .. }
-            | Self::StatusAdvanced { conversation_id, .. } => Some(*conversation_id),
+            Self::InboundReceived {
+                conversation_id, ..
+            }
+            | Self::EchoRecorded {
+                conversation_id, ..
+            }
+            | Self::StatusAdvanced {
+                conversation_id, ..
+            } => Some(*conversation_id),
             Self::StatusIgnored { .. } => None,
         }
     }

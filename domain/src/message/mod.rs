@@ -13,7 +13,7 @@ mod status;
 pub use aggregate::{Direction, Message};
 pub use commands::MessageCommand;
 pub use content::{
-    Interactive, Media, MessageContent, MessageContext, OrderItem, ReferredProduct, Referral,
+    Interactive, Media, MessageContent, MessageContext, OrderItem, Referral, ReferredProduct,
 };
 pub use errors::MessageError;
 pub use events::MessageEvent;
