@@ -33,14 +33,4 @@ pub fn init(format: LogFormat, default_filter: &str) {
     drop(result);
 }
 
-/// An error and all its causes on one line, for logs.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use switchboard_store::error_chain;

@@ -269,9 +269,13 @@ impl From<ConversationRow> for ConversationView {
     }
 }
 
-const COLUMNS: &str = "id, phone_number_id, customer_wa_id, customer_user_id, profile_name, status,
-    last_activity_at, last_message_id, last_message_preview, last_message_direction, last_message_at,
-    unread_count, last_customer_message_at, window_closes_at, version";
+macro_rules! conversation_columns {
+    () => {
+        "id, phone_number_id, customer_wa_id, customer_user_id, profile_name, status,
+         last_activity_at, last_message_id, last_message_preview, last_message_direction,
+         last_message_at, unread_count, last_customer_message_at, window_closes_at, version"
+    };
+}
 
 /// The inbox, newest activity first, one page at a time.
 ///
@@ -287,18 +291,22 @@ pub async fn list(
     let after = cursor.map(Cursor::parse).transpose()?;
     let rows: Vec<ConversationRow> = match after {
         None => {
-            let sql = format!(
-                "select {COLUMNS} from conversations order by last_activity_at desc, id desc limit $1"
+            const SQL: &str = concat!(
+                "select ",
+                conversation_columns!(),
+                " from conversations order by last_activity_at desc, id desc limit $1"
             );
-            with_pool!(db, pool => sqlx::query_as(&sql).bind(fetch).fetch_all(pool).await?)
+            with_pool!(db, pool => sqlx::query_as(SQL).bind(fetch).fetch_all(pool).await?)
         }
         Some(Cursor { key, tie }) => {
-            let sql = format!(
-                "select {COLUMNS} from conversations
+            const SQL: &str = concat!(
+                "select ",
+                conversation_columns!(),
+                " from conversations
                  where last_activity_at < $1 or (last_activity_at = $1 and id < $2)
                  order by last_activity_at desc, id desc limit $3"
             );
-            with_pool!(db, pool => sqlx::query_as(&sql).bind(key).bind(&tie).bind(fetch).fetch_all(pool).await?)
+            with_pool!(db, pool => sqlx::query_as(SQL).bind(key).bind(&tie).bind(fetch).fetch_all(pool).await?)
         }
     };
     Ok(paginate(rows, limit, |row| {
@@ -330,8 +338,12 @@ pub(crate) fn paginate<R, V: From<R>>(
 /// # Errors
 /// Database failures.
 pub async fn get(db: &Database, id: &str) -> Result<Option<ConversationView>, ProjectionError> {
-    let sql = format!("select {COLUMNS} from conversations where id = $1");
+    const SQL: &str = concat!(
+        "select ",
+        conversation_columns!(),
+        " from conversations where id = $1"
+    );
     let row: Option<ConversationRow> =
-        with_pool!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        with_pool!(db, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
     Ok(row.map(ConversationView::from))
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use switchboard_store::{with_pool, Database, EventRepository, LogCursor, Statement};
+use switchboard_store::{error_chain, with_pool, Database, EventRepository, LogCursor, Statement};
 use tokio::sync::watch;
 
 use crate::{DecodedEvent, Projection, ProjectionError};
@@ -151,15 +151,4 @@ impl ProjectionRunner {
         database.execute_atomically(&statements).await?;
         self.catch_up().await
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

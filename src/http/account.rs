@@ -9,7 +9,7 @@ use switchboard_projections::account_notifications::{self, AccountNotificationVi
 use switchboard_projections::page::Page;
 use switchboard_projections::templates::{self, TemplateView};
 
-use crate::http::extract::Query;
+use crate::http::extract::{PageParams, Query};
 use crate::http::{ApiError, AppState};
 use crate::webhooks::inbox::{self, FailedWebhook};
 
@@ -18,12 +18,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/templates", get(list_templates))
         .route("/api/account/notifications", get(list_notifications))
         .route("/api/webhooks/dead-letters", get(list_failed_webhooks))
-}
-
-#[derive(Debug, Deserialize)]
-struct PageParams {
-    cursor: Option<String>,
-    limit: Option<u32>,
 }
 
 async fn list_templates(

@@ -3,12 +3,11 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use switchboard_projections::conversations::{self, ConversationView};
 use switchboard_projections::messages::{self, MessageView};
 use switchboard_projections::page::Page;
 
-use crate::http::extract::Query;
+use crate::http::extract::{PageParams, Query};
 use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -20,12 +19,6 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Cursor pagination parameters.
-#[derive(Debug, Deserialize)]
-struct PageParams {
-    cursor: Option<String>,
-    limit: Option<u32>,
-}
-
 async fn list(
     State(state): State<AppState>,
     Query(page): Query<PageParams>,

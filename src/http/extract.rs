@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::http::ApiError;
 
@@ -49,4 +50,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(|axum::extract::Query(value)| Query(value))
             .map_err(|rejection: QueryRejection| ApiError::BadRequest(rejection.body_text()))
     }
+}
+
+/// Cursor pagination parameters shared by every list.
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (clamped by each list).
+    pub limit: Option<u32>,
 }

@@ -12,6 +12,6 @@ pub mod event_log;
 pub mod sql;
 
 pub use database::{Backend, Database, DatabaseConfig};
-pub use error::StoreError;
+pub use error::{error_chain, StoreError};
 pub use event_log::{EventRepository, LogCursor, RecordedEvent};
 pub use sql::{SqlValue, Statement};
