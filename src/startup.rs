@@ -105,7 +105,7 @@ impl Application {
         let mut workers = tokio::task::JoinSet::new();
         if self.settings.workers.process_webhooks {
             let processor = WebhookProcessor::new(
-                self.state.database.clone(),
+                self.state.log.clone(),
                 self.frameworks.clone(),
                 Arc::clone(&self.state.clock),
                 self.settings.workers.clone(),

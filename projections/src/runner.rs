@@ -3,18 +3,28 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use switchboard_store::{error_chain, with_pool, Database, EventRepository, LogCursor, Statement};
+use switchboard_store::{
+    error_chain, with_pool, Database, EventRepository, LogCursor, SqlValue, Statement,
+};
 use tokio::sync::watch;
 
 use crate::{DecodedEvent, Projection, ProjectionError};
 
-const UPSERT_CHECKPOINT: &str = "
+/// Takes a checkpoint that did not exist yet (changes nothing if another runner did first).
+const CREATE_CHECKPOINT: &str = "
 insert into projection_checkpoints (name, transaction_id, position) values ($1, $2, $3)
-on conflict (name) do update set transaction_id = excluded.transaction_id, position = excluded.position";
+on conflict (name) do nothing";
+
+/// Moves a checkpoint, only from where this runner read it.
+const ADVANCE_CHECKPOINT: &str = "
+update projection_checkpoints set transaction_id = $1, position = $2
+ where name = $3 and transaction_id = $4 and position = $5";
 
 /// Tails the event log and keeps every read model up to date.
 ///
-/// Each batch of events and the projections' checkpoints are written in one transaction.
+/// Each batch of events and the projections' checkpoints are written in one transaction, and
+/// the checkpoints only move from where this runner read them: when several server instances
+/// run a runner on one database, a batch is applied by exactly one of them.
 pub struct ProjectionRunner {
     log: EventRepository,
     projections: Vec<Box<dyn Projection>>,
@@ -63,47 +73,56 @@ impl ProjectionRunner {
     /// When the database fails or an event does not decode (the runner stops there, so the
     /// checkpoint never passes an event it did not apply).
     pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
-        let mut checkpoints = self.checkpoints().await?;
-        let cursor_of = |checkpoints: &HashMap<String, LogCursor>, name: &str| {
-            checkpoints.get(name).copied().unwrap_or(LogCursor::START)
-        };
-        let mut from = self
-            .projections
-            .iter()
-            .map(|p| cursor_of(&checkpoints, p.name()))
-            .min()
-            .unwrap_or(LogCursor::START);
         let mut total = 0;
-        loop {
-            let events = self.log.read_all(from, self.batch_size).await?;
-            let Some(last) = events.last().map(|e| e.cursor) else {
-                return Ok(total);
-            };
-            let mut statements = Vec::with_capacity(events.len() * 2);
-            for event in &events {
-                let decoded = DecodedEvent::decode(event)?;
-                for projection in &self.projections {
-                    if event.cursor > cursor_of(&checkpoints, projection.name()) {
-                        projection.apply(event, &decoded, &mut statements);
+        'reload: loop {
+            let mut checkpoints = self.checkpoints().await?;
+            let from = self
+                .projections
+                .iter()
+                .map(|p| {
+                    checkpoints
+                        .get(p.name())
+                        .copied()
+                        .unwrap_or(LogCursor::START)
+                })
+                .min()
+                .unwrap_or(LogCursor::START);
+            let mut from = from;
+            loop {
+                let events = self.log.read_all(from, self.batch_size).await?;
+                let Some(last) = events.last().map(|e| e.cursor) else {
+                    return Ok(total);
+                };
+                let mut statements = Vec::with_capacity(events.len() * 2);
+                for event in &events {
+                    let decoded = DecodedEvent::decode(event)?;
+                    for projection in &self.projections {
+                        let applied = checkpoints.get(projection.name()).copied();
+                        if applied.is_none_or(|cursor| event.cursor > cursor) {
+                            projection.apply(event, &decoded, &mut statements);
+                        }
                     }
                 }
+                let guards: Vec<Statement> = self
+                    .projections
+                    .iter()
+                    .map(|p| checkpoint_guard(p.name(), checkpoints.get(p.name()).copied(), last))
+                    .collect();
+                if !self
+                    .log
+                    .database()
+                    .execute_guarded(&guards, &statements)
+                    .await?
+                {
+                    // Another instance applied this batch first: start again from its checkpoints.
+                    continue 'reload;
+                }
+                for projection in &self.projections {
+                    checkpoints.insert(projection.name().to_owned(), last);
+                }
+                total += events.len() as u64;
+                from = last;
             }
-            for projection in &self.projections {
-                statements.push(Statement::new(
-                    UPSERT_CHECKPOINT,
-                    vec![
-                        projection.name().into(),
-                        i64::try_from(last.transaction_id)
-                            .unwrap_or(i64::MAX)
-                            .into(),
-                        last.position.into(),
-                    ],
-                ));
-                checkpoints.insert(projection.name().to_owned(), last);
-            }
-            self.log.database().execute_atomically(&statements).await?;
-            total += events.len() as u64;
-            from = last;
         }
     }
 
@@ -150,5 +169,29 @@ impl ProjectionRunner {
         }
         database.execute_atomically(&statements).await?;
         self.catch_up().await
+    }
+}
+
+fn cursor_args(cursor: LogCursor) -> [SqlValue; 2] {
+    [
+        i64::try_from(cursor.transaction_id)
+            .unwrap_or(i64::MAX)
+            .into(),
+        cursor.position.into(),
+    ]
+}
+
+/// The compare-and-set that moves a projection's checkpoint from `read` to `to`.
+fn checkpoint_guard(name: &'static str, read: Option<LogCursor>, to: LogCursor) -> Statement {
+    let [to_tx, to_position] = cursor_args(to);
+    match read {
+        None => Statement::new(CREATE_CHECKPOINT, vec![name.into(), to_tx, to_position]),
+        Some(read) => {
+            let [read_tx, read_position] = cursor_args(read);
+            Statement::new(
+                ADVANCE_CHECKPOINT,
+                vec![to_tx, to_position, name.into(), read_tx, read_position],
+            )
+        }
     }
 }

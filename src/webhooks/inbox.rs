@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 use switchboard_domain::Timestamp;
-use switchboard_store::{with_pool, Database, StoreError};
+use switchboard_store::{with_pool, Database, Statement, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// The most webhooks written in one commit.
@@ -175,29 +175,20 @@ returning id, body, request_id, received_at, attempts";
     Ok(rows)
 }
 
-/// Marks a webhook processed.
-///
-/// # Errors
-/// Database failures.
-pub async fn mark_processed(database: &Database, id: i64, now: i64) -> Result<(), StoreError> {
-    let sql = "update raw_webhooks set status = 'processed', processed_at = $1, claimed_until = null, last_error = null where id = $2";
-    with_pool!(database, pool => sqlx::query(sql).bind(now).bind(id).execute(pool).await.map(|_| ())?);
-    Ok(())
+/// The statement that marks a webhook processed (run inside the transaction of its events).
+pub fn processed_statement(id: i64, now: i64) -> Statement {
+    Statement::new(
+        "update raw_webhooks set status = 'processed', processed_at = $1, claimed_until = null, last_error = null where id = $2",
+        vec![now.into(), id.into()],
+    )
 }
 
-/// Marks a webhook failed for good (it cannot succeed by retrying), with the reason.
-///
-/// # Errors
-/// Database failures.
-pub async fn mark_failed(
-    database: &Database,
-    id: i64,
-    now: i64,
-    error: &str,
-) -> Result<(), StoreError> {
-    let sql = "update raw_webhooks set status = 'failed', processed_at = $1, claimed_until = null, last_error = $2 where id = $3";
-    with_pool!(database, pool => sqlx::query(sql).bind(now).bind(error).bind(id).execute(pool).await.map(|_| ())?);
-    Ok(())
+/// The statement that marks a webhook failed for good (it cannot succeed by retrying).
+pub fn failed_statement(id: i64, now: i64, error: &str) -> Statement {
+    Statement::new(
+        "update raw_webhooks set status = 'failed', processed_at = $1, claimed_until = null, last_error = $2 where id = $3",
+        vec![now.into(), error.into(), id.into()],
+    )
 }
 
 /// Leaves a webhook pending, to be tried again after `retry_at` (Unix milliseconds).

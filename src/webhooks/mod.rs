@@ -2,5 +2,7 @@
 //! commands afterwards ([`processor`]), so Meta never waits on aggregates and nothing
 //! acknowledged is lost.
 
+mod commands;
 pub mod inbox;
 pub mod processor;
+pub mod unit_of_work;

@@ -4,6 +4,10 @@
 //! (wamid, status), template and account reports by a digest of their content. So a webhook
 //! delivered twice, or processed again after a crash between "stored" and "processed", changes
 //! nothing the second time. Pending webhooks left by a crash are simply claimed again at start.
+//!
+//! A claimed batch is processed as one [`UnitOfWork`]: its events and the inbox bookkeeping
+//! commit together. If another writer raced it, the batch is redone one command at a time
+//! through cqrs-es, which retries each conflict against fresh state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,62 +19,57 @@ use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::message::MessageCommand;
 use switchboard_domain::template::TemplateCommand;
 use switchboard_domain::Timestamp;
-use switchboard_store::Database;
+use switchboard_store::{AppendError, Database, EventRepository, Statement, StoreError};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::WorkerSettings;
 use crate::cqrs::{execute, Frameworks};
 use crate::telemetry::error_chain;
+use crate::webhooks::commands::{apply, targets, CommandBus, Refusal};
 use crate::webhooks::inbox::{self, ClaimedWebhook};
-use crate::whatsapp::payload::{self, Instruction};
-
-/// How a webhook's processing ended.
-#[derive(Debug)]
-enum Outcome {
-    /// Every instruction applied.
-    Processed,
-    /// It can never succeed as it is (unparseable, unknown parts, refused by the domain).
-    Failed(String),
-    /// Storage trouble: try again later.
-    Retry(String),
-}
+use crate::webhooks::unit_of_work::UnitOfWork;
+use crate::whatsapp::payload::{self, ParsedWebhook, PayloadError};
 
 /// The worker that processes stored webhooks.
 pub struct WebhookProcessor {
-    database: Database,
+    log: EventRepository,
     frameworks: Frameworks,
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
 }
 
 impl WebhookProcessor {
-    /// A processor over the given store and command side.
+    /// A processor over the given log and command side.
     pub fn new(
-        database: Database,
+        log: EventRepository,
         frameworks: Frameworks,
         clock: Arc<dyn Clock>,
         settings: WorkerSettings,
     ) -> Self {
         Self {
-            database,
+            log,
             frameworks,
             clock,
             settings,
         }
     }
 
+    fn database(&self) -> &Database {
+        self.log.database()
+    }
+
     /// Processes what is pending until none is left; returns how many webhooks were handled.
     ///
     /// # Errors
     /// When claiming or marking fails (database trouble).
-    pub async fn drain(&self) -> Result<u64, switchboard_store::StoreError> {
+    pub async fn drain(&self) -> Result<u64, StoreError> {
         let mut handled = 0;
         loop {
             let now = self.clock.now().unix_millis();
             let claim_ms = i64::try_from(self.settings.webhook_claim.as_millis()).unwrap_or(60_000);
             let batch = inbox::claim(
-                &self.database,
+                self.database(),
                 now,
                 now + claim_ms,
                 self.settings.webhook_batch,
@@ -79,24 +78,17 @@ impl WebhookProcessor {
             if batch.is_empty() {
                 return Ok(handled);
             }
-            for webhook in batch {
-                let outcome = self.process(&webhook).await;
-                let now = self.clock.now().unix_millis();
-                match outcome {
-                    Outcome::Processed => {
-                        inbox::mark_processed(&self.database, webhook.id, now).await?
-                    }
-                    Outcome::Failed(error) => {
-                        tracing::warn!(webhook_id = webhook.id, %error, "webhook processing failed");
-                        inbox::mark_failed(&self.database, webhook.id, now, &error).await?;
-                    }
-                    Outcome::Retry(error) => {
-                        tracing::warn!(webhook_id = webhook.id, %error, "webhook processing will be retried");
-                        inbox::release(&self.database, webhook.id, now + 1_000, &error).await?;
+            match self.process_together(&batch).await {
+                Ok(()) => {}
+                Err(BatchError::Store(error)) => return Err(error),
+                Err(reason) => {
+                    tracing::debug!(%reason, size = batch.len(), "batch redone one command at a time");
+                    for webhook in &batch {
+                        self.process_alone(webhook).await?;
                     }
                 }
-                handled += 1;
             }
+            handled += batch.len() as u64;
         }
     }
 
@@ -118,29 +110,68 @@ impl WebhookProcessor {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(webhook_id = webhook.id, request_id = webhook.request_id.as_deref()))]
-    async fn process(&self, webhook: &ClaimedWebhook) -> Outcome {
+    fn parse(&self, webhook: &ClaimedWebhook) -> Result<ParsedWebhook, PayloadError> {
         let received_at =
             Timestamp::from_unix_millis(webhook.received_at).unwrap_or_else(|| self.clock.now());
-        let parsed = match payload::parse(&webhook.body, received_at) {
-            Ok(parsed) => parsed,
-            Err(error) => return Outcome::Failed(error.to_string()),
-        };
-        let metadata = self.metadata(webhook);
-        let mut refusals = Vec::new();
-        for instruction in parsed.instructions {
-            match self.apply(instruction, &metadata).await {
-                Ok(()) => {}
-                Err(Refusal::Permanent(reason)) => refusals.push(reason),
-                Err(Refusal::Transient(reason)) => return Outcome::Retry(reason),
+        payload::parse(&webhook.body, received_at)
+    }
+
+    /// The whole batch in one transaction: events and bookkeeping together.
+    #[tracing::instrument(skip_all, fields(size = batch.len()))]
+    async fn process_together(&self, batch: &[ClaimedWebhook]) -> Result<(), BatchError> {
+        let parsed: Vec<_> = batch.iter().map(|w| (w, self.parse(w))).collect();
+        let touched: Vec<(&'static str, String)> = parsed
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok())
+            .flat_map(|p| p.instructions.iter().flat_map(targets))
+            .collect();
+        let mut work = UnitOfWork::load(&self.log, &touched)
+            .await
+            .map_err(|e| BatchError::Load(error_chain(&e)))?;
+        let now = self.clock.now().unix_millis();
+        let mut bookkeeping = Vec::with_capacity(batch.len());
+        for (webhook, parsed) in parsed {
+            work.set_metadata(serde_json::Value::Object(
+                self.metadata(webhook)
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into()))
+                    .collect(),
+            ));
+            match apply_all(parsed, &mut work).await {
+                Outcome::Processed => bookkeeping.push(bookkeeping_statement(webhook, now, None)),
+                Outcome::Failed(error) => {
+                    bookkeeping.push(bookkeeping_statement(webhook, now, Some(&error)));
+                }
+                // In memory nothing is transient; should it ever be, redo the batch singly.
+                Outcome::Retry(reason) => return Err(BatchError::Load(reason)),
             }
         }
-        refusals.extend(parsed.problems.into_iter().map(|p| p.0));
-        if refusals.is_empty() {
-            Outcome::Processed
-        } else {
-            Outcome::Failed(refusals.join("; "))
+        match self.log.append(&work.into_events(), &bookkeeping).await {
+            Ok(()) => Ok(()),
+            Err(AppendError::Conflict) => Err(BatchError::Conflict),
+            Err(AppendError::Store(error)) => Err(BatchError::Store(error)),
         }
+    }
+
+    /// One webhook, one command at a time through cqrs-es (which retries conflicts).
+    #[tracing::instrument(skip_all, fields(webhook_id = webhook.id, request_id = webhook.request_id.as_deref()))]
+    async fn process_alone(&self, webhook: &ClaimedWebhook) -> Result<(), StoreError> {
+        let metadata = self.metadata(webhook);
+        let mut bus = FrameworkBus {
+            frameworks: &self.frameworks,
+            metadata: &metadata,
+        };
+        let outcome = apply_all(self.parse(webhook), &mut bus).await;
+        let now = self.clock.now().unix_millis();
+        let statement = match outcome {
+            Outcome::Processed => bookkeeping_statement(webhook, now, None),
+            Outcome::Failed(error) => bookkeeping_statement(webhook, now, Some(&error)),
+            Outcome::Retry(reason) => {
+                tracing::warn!(webhook_id = webhook.id, %reason, "webhook processing will be retried");
+                return inbox::release(self.database(), webhook.id, now + 1_000, &reason).await;
+            }
+        };
+        self.database().execute_atomically(&[statement]).await
     }
 
     fn metadata(&self, webhook: &ClaimedWebhook) -> HashMap<String, String> {
@@ -154,124 +185,98 @@ impl WebhookProcessor {
         }
         metadata
     }
+}
 
-    async fn apply(
-        &self,
-        instruction: Instruction,
-        metadata: &HashMap<String, String>,
-    ) -> Result<(), Refusal> {
-        let f = &self.frameworks;
-        match instruction {
-            Instruction::CustomerMessage(m) => {
-                let conversation = ConversationCommand::RecordCustomerMessage {
-                    phone_number_id: m.phone_number_id.clone(),
-                    customer: m.customer.clone(),
-                    profile_name: m.profile_name.clone(),
-                    wamid: m.wamid.clone(),
-                    sent_at: m.sent_at,
-                    opens_window: m.content.opens_service_window(),
-                };
-                execute(
-                    &f.conversations,
-                    &m.conversation_id.to_string(),
-                    conversation,
-                    metadata,
-                )
-                .await
-                .map_err(refusal)?;
-                let message = MessageCommand::ReceiveInbound {
-                    conversation_id: m.conversation_id,
-                    phone_number_id: m.phone_number_id,
-                    customer: m.customer,
-                    profile_name: m.profile_name,
-                    sent_at: m.sent_at,
-                    content: m.content,
-                    context: m.context,
-                    referral: m.referral,
-                    errors: m.errors,
-                };
-                execute(&f.messages, m.wamid.as_str(), message, metadata)
-                    .await
-                    .map_err(refusal)
-            }
-            Instruction::Echo(e) => {
-                let touch = ConversationCommand::Touch {
-                    phone_number_id: e.phone_number_id.clone(),
-                    customer: e.customer.clone(),
-                    at: e.sent_at,
-                };
-                execute(
-                    &f.conversations,
-                    &e.conversation_id.to_string(),
-                    touch,
-                    metadata,
-                )
-                .await
-                .map_err(refusal)?;
-                let message = MessageCommand::RecordEcho {
-                    conversation_id: e.conversation_id,
-                    phone_number_id: e.phone_number_id,
-                    customer: e.customer,
-                    sent_at: e.sent_at,
-                    content: e.content,
-                };
-                execute(&f.messages, e.wamid.as_str(), message, metadata)
-                    .await
-                    .map_err(refusal)
-            }
-            Instruction::Status(s) => {
-                let touch = ConversationCommand::Touch {
-                    phone_number_id: s.phone_number_id.clone(),
-                    customer: s.customer.clone(),
-                    at: s.report.at,
-                };
-                execute(
-                    &f.conversations,
-                    &s.conversation_id.to_string(),
-                    touch,
-                    metadata,
-                )
-                .await
-                .map_err(refusal)?;
-                let status = MessageCommand::RecordStatus {
-                    conversation_id: s.conversation_id,
-                    phone_number_id: s.phone_number_id,
-                    report: s.report,
-                };
-                execute(&f.messages, s.wamid.as_str(), status, metadata)
-                    .await
-                    .map_err(refusal)
-            }
-            Instruction::Template {
-                template_id,
-                report_id,
-                change,
-            } => {
-                let command = TemplateCommand::RecordChange { report_id, change };
-                execute(&f.templates, &template_id, command, metadata)
-                    .await
-                    .map_err(refusal)
-            }
-            Instruction::AccountNotification {
-                waba_id,
-                notification_id,
-                notification,
-            } => {
-                let command = BusinessAccountCommand::RecordNotification {
-                    notification_id,
-                    notification,
-                };
-                execute(&f.accounts, waba_id.as_str(), command, metadata)
-                    .await
-                    .map_err(refusal)
-            }
+/// How a webhook's processing ended.
+enum Outcome {
+    /// Every instruction applied.
+    Processed,
+    /// It can never succeed as it is: what was refused or unreadable.
+    Failed(String),
+    /// Storage trouble: try again later.
+    Retry(String),
+}
+
+/// Applies every instruction of a parsed webhook.
+async fn apply_all(
+    parsed: Result<ParsedWebhook, PayloadError>,
+    bus: &mut impl CommandBus,
+) -> Outcome {
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    let mut refusals = Vec::new();
+    for instruction in parsed.instructions {
+        match apply(instruction, bus).await {
+            Ok(()) => {}
+            Err(Refusal::Permanent(reason)) => refusals.push(reason),
+            Err(Refusal::Transient(reason)) => return Outcome::Retry(reason),
+        }
+    }
+    refusals.extend(parsed.problems.into_iter().map(|p| p.0));
+    if refusals.is_empty() {
+        Outcome::Processed
+    } else {
+        Outcome::Failed(refusals.join("; "))
+    }
+}
+
+/// The statement recording a final outcome.
+fn bookkeeping_statement(webhook: &ClaimedWebhook, now: i64, error: Option<&str>) -> Statement {
+    match error {
+        None => inbox::processed_statement(webhook.id, now),
+        Some(error) => {
+            tracing::warn!(webhook_id = webhook.id, %error, "webhook processing failed");
+            inbox::failed_statement(webhook.id, now, error)
         }
     }
 }
 
-enum Refusal {
-    Permanent(String),
-    Transient(String),
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error("another writer changed an aggregate of the batch")]
+    Conflict,
+    #[error("aggregates could not be loaded: {0}")]
+    Load(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Commands through cqrs-es, one transaction each.
+struct FrameworkBus<'a> {
+    frameworks: &'a Frameworks,
+    metadata: &'a HashMap<String, String>,
+}
+
+impl CommandBus for FrameworkBus<'_> {
+    async fn conversation(
+        &mut self,
+        id: &str,
+        command: ConversationCommand,
+    ) -> Result<(), Refusal> {
+        execute(&self.frameworks.conversations, id, command, self.metadata)
+            .await
+            .map_err(refusal)
+    }
+
+    async fn message(&mut self, id: &str, command: MessageCommand) -> Result<(), Refusal> {
+        execute(&self.frameworks.messages, id, command, self.metadata)
+            .await
+            .map_err(refusal)
+    }
+
+    async fn template(&mut self, id: &str, command: TemplateCommand) -> Result<(), Refusal> {
+        execute(&self.frameworks.templates, id, command, self.metadata)
+            .await
+            .map_err(refusal)
+    }
+
+    async fn account(&mut self, id: &str, command: BusinessAccountCommand) -> Result<(), Refusal> {
+        execute(&self.frameworks.accounts, id, command, self.metadata)
+            .await
+            .map_err(refusal)
+    }
 }
 
 fn refusal<E: std::error::Error>(error: AggregateError<E>) -> Refusal {

@@ -193,6 +193,42 @@ impl Database {
         Ok(())
     }
 
+    /// Runs `guards` then `statements` in one transaction, committing only if every guard
+    /// changed exactly one row; returns whether it committed.
+    ///
+    /// Guards are compare-and-set updates (e.g. "advance this checkpoint from where I read
+    /// it"): when two writers race, the second one's guard matches nothing and its whole
+    /// transaction is rolled back.
+    ///
+    /// # Errors
+    /// When any statement fails; nothing is written then.
+    pub async fn execute_guarded(
+        &self,
+        guards: &[Statement],
+        statements: &[Statement],
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for guard in guards {
+                let changed = bind_all!(sqlx::query(guard.sql), guard.args.iter().cloned())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if changed != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+            }
+            for statement in statements {
+                bind_all!(sqlx::query(statement.sql), statement.args.iter().cloned())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
     /// Checks that the database answers.
     ///
     /// # Errors

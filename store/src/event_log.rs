@@ -21,7 +21,8 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
 use tokio::sync::watch;
 
-use crate::{with_pool, Database, StoreError};
+use crate::sql::bind_all;
+use crate::{with_pool, Database, Statement, StoreError};
 
 /// Where a reader is in the global log: just after the event at `position`.
 ///
@@ -227,6 +228,142 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
                 .await?;
             rows.iter().map(decode_row).collect()
         })
+    }
+}
+
+/// An event to append, already serialized (see [`EventRepository::append`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Aggregate type.
+    pub aggregate_type: &'static str,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate: one past the last stored.
+    pub sequence: i64,
+    /// Frozen event type name.
+    pub event_type: String,
+    /// Payload version.
+    pub event_version: String,
+    /// The serialized event.
+    pub payload: Value,
+    /// Metadata (a JSON object of strings).
+    pub metadata: Value,
+}
+
+/// One stored event of a stream, as needed to rebuild an aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate.
+    pub sequence: i64,
+    /// Frozen event type name.
+    pub event_type: String,
+    /// Payload version.
+    pub event_version: String,
+    /// The serialized event.
+    pub payload: Value,
+}
+
+/// Why [`EventRepository::append`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer appended to one of the streams first (optimistic concurrency).
+    #[error("an aggregate was changed concurrently")]
+    Conflict,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Rows per multi-row statement: well under PostgreSQL's 65,535 bind parameters.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+impl EventRepository {
+    /// The events of many aggregates of one type, in one query per thousand ids, ordered by
+    /// aggregate and sequence (batch rehydration without N+1 queries).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn load_streams(
+        &self,
+        aggregate_type: &str,
+        aggregate_ids: &[&str],
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let mut loaded = Vec::new();
+        for ids in aggregate_ids.chunks(ROWS_PER_STATEMENT) {
+            with_pool!(&self.database, pool => {
+                let mut query = sqlx::QueryBuilder::new(
+                    "select aggregate_id, sequence, event_type, event_version, payload from events where aggregate_type = ",
+                );
+                query.push_bind(aggregate_type).push(" and aggregate_id in (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                query.push(") order by aggregate_id, sequence");
+                let rows = query.build().fetch_all(pool).await?;
+                for row in &rows {
+                    let sqlx::types::Json(payload) = row.try_get("payload")?;
+                    loaded.push(StreamEvent {
+                        aggregate_id: row.try_get("aggregate_id")?,
+                        sequence: row.try_get("sequence")?,
+                        event_type: row.try_get("event_type")?,
+                        event_version: row.try_get("event_version")?,
+                        payload,
+                    });
+                }
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// Appends events of any number of aggregates, and runs `also`, in one transaction.
+    ///
+    /// The `(aggregate_type, aggregate_id, sequence)` key makes this optimistic: if another
+    /// writer took one of the sequences first, nothing is written and [`AppendError::Conflict`]
+    /// is returned.
+    ///
+    /// # Errors
+    /// [`AppendError::Conflict`] as above; database failures.
+    pub async fn append(&self, events: &[NewEvent], also: &[Statement]) -> Result<(), AppendError> {
+        let result: Result<(), sqlx::Error> = with_pool!(&self.database, pool => async {
+            let mut tx = pool.begin().await?;
+            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
+                );
+                insert.push_values(chunk, |mut row, event| {
+                    row.push_bind(event.aggregate_type)
+                        .push_bind(event.aggregate_id.as_str())
+                        .push_bind(event.sequence)
+                        .push_bind(event.event_type.as_str())
+                        .push_bind(event.event_version.as_str())
+                        .push_bind(sqlx::types::Json(&event.payload))
+                        .push_bind(sqlx::types::Json(&event.metadata));
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            for statement in also {
+                bind_all!(sqlx::query(statement.sql), statement.args.iter().cloned())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }.await);
+        match result {
+            Ok(()) => {
+                if !events.is_empty() {
+                    self.appended
+                        .send_modify(|count| *count = count.wrapping_add(1));
+                }
+                Ok(())
+            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(AppendError::Conflict)
+            }
+            Err(error) => Err(AppendError::Store(error.into())),
+        }
     }
 }
 

@@ -13,5 +13,7 @@ pub mod sql;
 
 pub use database::{Backend, Database, DatabaseConfig};
 pub use error::{error_chain, StoreError};
-pub use event_log::{EventRepository, LogCursor, RecordedEvent};
+pub use event_log::{
+    AppendError, EventRepository, LogCursor, NewEvent, RecordedEvent, StreamEvent,
+};
 pub use sql::{SqlValue, Statement};

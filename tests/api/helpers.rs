@@ -197,6 +197,13 @@ impl TestApp {
         Self::start(settings, self.clock.clone(), self.fresh.take()).await
     }
 
+    /// Starts another server instance on the same database (as a second process would).
+    pub async fn another_instance(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        Self::start(settings, self.clock.clone(), None).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -694,7 +694,52 @@ async fn conversations_page_newest_activity_first(backend: Backend) {
     assert_eq!(third["next_cursor"], Value::Null);
 }
 
+async fn two_instances_share_a_backlog_and_apply_each_message_once(backend: Backend) {
+    let receiver = TestApp::spawn_with(backend, |s| s.workers.process_webhooks = false).await;
+    for i in 0..40 {
+        let wa_id = if i % 2 == 0 { SHEENA } else { MARCO };
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "metadata": {"phone_number_id": "120000000000001"},
+            "contacts": [{"wa_id": wa_id, "profile": {"name": "N"}}],
+            "messages": [{"from": wa_id, "id": format!("wamid.backlog{i}"),
+                          "timestamp": (1_780_000_000 + i).to_string(), "type": "text", "text": {"body": format!("m{i}")}}]}}]}]});
+        assert_eq!(
+            receiver
+                .post_webhook(body.to_string().as_bytes())
+                .await
+                .status(),
+            200
+        );
+    }
+    let small_batches = |s: &mut switchboard::config::Settings| {
+        s.workers.process_webhooks = true;
+        s.workers.webhook_batch = 3;
+    };
+    let first = receiver.another_instance(small_batches).await;
+    let second = receiver.another_instance(small_batches).await;
+    first.settle().await;
+    second.settle().await;
+    for wa_id in [SHEENA, MARCO] {
+        let conversation = receiver.conversation_of(wa_id).await;
+        assert_eq!(
+            conversation["unread_count"], 20,
+            "{wa_id}: every message counted once"
+        );
+        let messages = receiver
+            .messages(conversation["id"].as_str().expect("id"))
+            .await;
+        assert_eq!(messages.len(), 20, "{wa_id}: every message once");
+        let newest = if wa_id == SHEENA { "m38" } else { "m39" };
+        assert_eq!(conversation["last_message"]["preview"], newest);
+    }
+    assert_eq!(
+        receiver.get_json("/api/webhooks/dead-letters").await,
+        json!([])
+    );
+}
+
 on_both_backends!(
+    two_instances_share_a_backlog_and_apply_each_message_once,
     inbound_text_shows_its_body,
     inbound_reply_keeps_its_context,
     inbound_forward_is_marked,

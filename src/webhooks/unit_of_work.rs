@@ -1,0 +1,177 @@
+//! Many commands on many aggregates, committed in one transaction.
+//!
+//! cqrs-es commits each command in its own transaction: right for an agent's command, too
+//! slow for a backlog of webhooks (two commits per message). When webhooks pile up, the
+//! processor loads every aggregate a batch touches in one query per type, runs the commands
+//! through the same domain `handle`/`apply` in memory, and appends all resulting events
+//! together with the inbox bookkeeping in one transaction. Optimistic concurrency still holds:
+//! if another writer took a sequence first, the whole batch writes nothing and is redone one
+//! command at a time through cqrs-es.
+
+use std::collections::HashMap;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde_json::Value;
+use switchboard_domain::business_account::{BusinessAccount, BusinessAccountCommand};
+use switchboard_domain::conversation::{Conversation, ConversationCommand};
+use switchboard_domain::message::{Message, MessageCommand};
+use switchboard_domain::template::{Template, TemplateCommand};
+use switchboard_store::{EventRepository, NewEvent, StoreError};
+
+use crate::webhooks::commands::{CommandBus, Refusal};
+
+/// Loaded aggregates of one type, with the events they gained in this unit of work.
+struct Streams<A: Aggregate> {
+    loaded: HashMap<String, (A, i64)>,
+}
+
+impl<A> Streams<A>
+where
+    A: Aggregate<Services = ()>,
+{
+    async fn load(log: &EventRepository, ids: &[&str]) -> Result<Self, LoadError> {
+        let mut loaded: HashMap<String, (A, i64)> = HashMap::with_capacity(ids.len());
+        for event in log.load_streams(A::TYPE, ids).await? {
+            let payload: A::Event =
+                serde_json::from_value(event.payload).map_err(|source| LoadError::Unreadable {
+                    aggregate_id: event.aggregate_id.clone(),
+                    sequence: event.sequence,
+                    source,
+                })?;
+            let (aggregate, sequence) = loaded.entry(event.aggregate_id).or_default();
+            aggregate.apply(payload);
+            *sequence = event.sequence;
+        }
+        Ok(Self { loaded })
+    }
+
+    async fn execute(
+        &mut self,
+        id: &str,
+        command: A::Command,
+        metadata: &Value,
+        out: &mut Vec<NewEvent>,
+    ) -> Result<(), Refusal> {
+        let (aggregate, sequence) = self.loaded.entry(id.to_owned()).or_default();
+        let sink = EventSink::default();
+        aggregate
+            .handle(command, &(), &sink)
+            .await
+            .map_err(|e| Refusal::Permanent(e.to_string()))?;
+        for event in sink.collect().await {
+            *sequence += 1;
+            let payload = serde_json::to_value(&event)
+                .map_err(|e| Refusal::Permanent(format!("event does not serialize: {e}")))?;
+            out.push(NewEvent {
+                aggregate_type: A::TYPE,
+                aggregate_id: id.to_owned(),
+                sequence: *sequence,
+                event_type: event.event_type(),
+                event_version: event.event_version(),
+                payload,
+                metadata: metadata.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a unit of work could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event does not deserialize.
+    #[error("event {sequence} of {aggregate_id} is unreadable")]
+    Unreadable {
+        /// Its aggregate.
+        aggregate_id: String,
+        /// Its sequence.
+        sequence: i64,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The aggregates of a batch and the events they gained, in the order they were decided.
+pub struct UnitOfWork {
+    conversations: Streams<Conversation>,
+    messages: Streams<Message>,
+    templates: Streams<Template>,
+    accounts: Streams<BusinessAccount>,
+    metadata: Value,
+    events: Vec<NewEvent>,
+}
+
+impl UnitOfWork {
+    /// Loads every aggregate named in `targets` (`(aggregate type, id)` pairs).
+    ///
+    /// # Errors
+    /// When the database fails or a stored event is unreadable.
+    pub async fn load(
+        log: &EventRepository,
+        targets: &[(&'static str, String)],
+    ) -> Result<Self, LoadError> {
+        let ids_of = |kind: &str| -> Vec<&str> {
+            let mut ids: Vec<&str> = targets
+                .iter()
+                .filter(|(t, _)| *t == kind)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        Ok(Self {
+            conversations: Streams::load(log, &ids_of(Conversation::TYPE)).await?,
+            messages: Streams::load(log, &ids_of(Message::TYPE)).await?,
+            templates: Streams::load(log, &ids_of(Template::TYPE)).await?,
+            accounts: Streams::load(log, &ids_of(BusinessAccount::TYPE)).await?,
+            metadata: Value::Null,
+            events: Vec::new(),
+        })
+    }
+
+    /// Sets the metadata stamped on the events of the following commands.
+    pub fn set_metadata(&mut self, metadata: Value) {
+        self.metadata = metadata;
+    }
+
+    /// The events decided so far, to append.
+    pub fn into_events(self) -> Vec<NewEvent> {
+        self.events
+    }
+}
+
+impl CommandBus for UnitOfWork {
+    async fn conversation(
+        &mut self,
+        id: &str,
+        command: ConversationCommand,
+    ) -> Result<(), Refusal> {
+        self.conversations
+            .execute(id, command, &self.metadata, &mut self.events)
+            .await
+    }
+
+    async fn message(&mut self, id: &str, command: MessageCommand) -> Result<(), Refusal> {
+        self.messages
+            .execute(id, command, &self.metadata, &mut self.events)
+            .await
+    }
+
+    async fn template(&mut self, id: &str, command: TemplateCommand) -> Result<(), Refusal> {
+        self.templates
+            .execute(id, command, &self.metadata, &mut self.events)
+            .await
+    }
+
+    async fn account(&mut self, id: &str, command: BusinessAccountCommand) -> Result<(), Refusal> {
+        self.accounts
+            .execute(id, command, &self.metadata, &mut self.events)
+            .await
+    }
+}
