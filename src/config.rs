@@ -20,6 +20,105 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     /// Background workers.
     pub workers: WorkerSettings,
+    /// Agent authentication.
+    pub auth: AuthSettings,
+}
+
+/// Agent authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Signs access tokens. Never built in: from `SWITCHBOARD_JWT_SECRET`, or generated once
+    /// into the data directory for the embedded database.
+    pub jwt_secret: SecretString,
+    /// Lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a login (its refresh tokens).
+    pub refresh_token_ttl: Duration,
+    /// How long a just-rotated refresh token still works (two tabs refreshing at once).
+    pub refresh_grace: Duration,
+    /// Login attempts allowed per client address per minute.
+    pub login_attempts_per_ip: u32,
+    /// Login attempts allowed per account per minute.
+    pub login_attempts_per_account: u32,
+    /// Email of the admin created on the first start of an empty install.
+    pub first_admin_email: String,
+}
+
+impl AuthSettings {
+    /// Defaults around a given secret.
+    pub fn with_secret(jwt_secret: SecretString) -> Self {
+        Self {
+            jwt_secret,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            refresh_grace: Duration::from_secs(5),
+            login_attempts_per_ip: 30,
+            login_attempts_per_account: 10,
+            first_admin_email: "admin@switchboard.local".to_owned(),
+        }
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `DATABASE_URL` does not parse.
+    #[error("invalid DATABASE_URL")]
+    Database(#[from] StoreError),
+    /// Several instances share PostgreSQL, so they need one configured secret.
+    #[error("SWITCHBOARD_JWT_SECRET must be set when DATABASE_URL is (instances must share it)")]
+    JwtSecretRequired,
+    /// A guessable secret.
+    #[error("SWITCHBOARD_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")]
+    JwtSecretTooShort,
+    /// The generated secret could not be read or written.
+    #[error("cannot read or create the JWT secret file {path}")]
+    SecretFile {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The shortest JWT secret accepted (HS256 wants at least 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Reads `dir/jwt-secret`, creating it (random, owner-only) on first use.
+///
+/// # Errors
+/// When the file cannot be read or created.
+pub fn load_or_create_secret(dir: &std::path::Path) -> Result<SecretString, ConfigError> {
+    use rand::RngCore;
+    use std::io::Write;
+    let path = dir.join("jwt-secret");
+    let error = |source| ConfigError::SecretFile {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= MIN_SECRET_BYTES => {
+            return Ok(SecretString::from(text.trim().to_owned()))
+        }
+        Ok(_) => return Err(ConfigError::JwtSecretTooShort),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(error(e)),
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(dir).map_err(error)?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).map_err(error)?;
+    file.write_all(secret.as_bytes()).map_err(error)?;
+    Ok(SecretString::from(secret))
 }
 
 /// What Meta's webhooks need.
@@ -83,6 +182,22 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Secret that signs access tokens (at least 32 bytes). Prefer the environment variable.
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "SWITCHBOARD_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: u64,
+    /// Login (refresh token) lifetime in seconds.
+    #[arg(long, env = "SWITCHBOARD_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl: u64,
+    /// Email of the admin created on the first start of an empty install.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_EMAIL",
+        default_value = "admin@switchboard.local"
+    )]
+    pub admin_email: String,
 }
 
 /// Meta sends at most 3 MB; 4 MiB leaves headroom.
@@ -92,8 +207,8 @@ impl ServeArgs {
     /// The settings these flags describe.
     ///
     /// # Errors
-    /// When `DATABASE_URL` does not parse.
-    pub fn settings(&self) -> Result<Settings, StoreError> {
+    /// When `DATABASE_URL` does not parse or no JWT secret can be had.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
         let database = match &self.database_url {
             Some(url) if !url.is_empty() => DatabaseConfig::postgres_url(url)?,
             _ => DatabaseConfig::sqlite_in(&self.data_dir),
@@ -117,6 +232,28 @@ impl ServeArgs {
                 max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
             },
             workers: WorkerSettings::default(),
+            auth: AuthSettings {
+                access_token_ttl: Duration::from_secs(self.access_token_ttl.max(1)),
+                refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl.max(60)),
+                first_admin_email: self.admin_email.clone(),
+                ..AuthSettings::with_secret(self.jwt_secret()?)
+            },
         })
+    }
+
+    fn jwt_secret(&self) -> Result<SecretString, ConfigError> {
+        match self
+            .jwt_secret
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(ConfigError::JwtSecretTooShort),
+            Some(secret) => Ok(SecretString::from(secret.to_owned())),
+            None if self.database_url.as_deref().is_some_and(|u| !u.is_empty()) => {
+                Err(ConfigError::JwtSecretRequired)
+            }
+            None => load_or_create_secret(&self.data_dir),
+        }
     }
 }

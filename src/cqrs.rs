@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use switchboard_domain::agent::Agent;
 use switchboard_domain::business_account::BusinessAccount;
 use switchboard_domain::conversation::Conversation;
+use switchboard_domain::group::Group;
 use switchboard_domain::message::Message;
 use switchboard_domain::template::Template;
 use switchboard_store::EventRepository;
@@ -26,6 +28,10 @@ pub struct Frameworks {
     pub templates: Framework<Template>,
     /// Business accounts.
     pub accounts: Framework<BusinessAccount>,
+    /// Agents.
+    pub agents: Framework<Agent>,
+    /// Groups.
+    pub groups: Framework<Group>,
 }
 
 /// Wires every aggregate to `log`. Read models are not registered here: projections tail the
@@ -36,6 +42,8 @@ pub fn framework(log: &EventRepository) -> Frameworks {
         messages: wire(log),
         templates: wire(log),
         accounts: wire(log),
+        agents: wire(log),
+        groups: wire(log),
     }
 }
 

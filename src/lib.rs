@@ -10,9 +10,11 @@
 //! - [`http`] — the HTTP API and Meta's webhook endpoint.
 //! - [`whatsapp`] — Meta's wire format (signatures, webhook payloads).
 //! - [`webhooks`] — the durable inbox of raw webhooks and the worker that turns them into commands.
+//! - [`auth`] — agent authentication: passwords, tokens, sessions, rate limits.
 //! - [`clock`] — time as an input, controllable in tests.
 //! - [`telemetry`] — logging.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod cqrs;

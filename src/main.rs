@@ -39,9 +39,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "WHATSAPP_APP_SECRET is not set: webhooks will be refused with 503 until it is"
         );
     }
-    let app = Application::build(settings, Arc::new(SystemClock))
+    let mut app = Application::build(settings, Arc::new(SystemClock))
         .await
         .context("startup failed")?;
+    if let Some(admin) = app.take_first_admin() {
+        use secrecy::ExposeSecret;
+        // Printed once, to the terminal only (never to the log): the only copy of it.
+        println!(
+            "\nFirst start: created the admin {}\n  one-time password: {}\n  log in with POST /api/auth/login and change it with PATCH /api/agents/{{id}}.\n",
+            admin.email,
+            admin.password.expose_secret()
+        );
+    }
     tracing::info!(port = app.port(), "listening");
     app.run_until_stopped(shutdown_signal())
         .await

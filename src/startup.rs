@@ -3,11 +3,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use secrecy::SecretString;
+use switchboard_domain::agent::{Email, Role};
+use switchboard_domain::Timestamp;
 use switchboard_projections::{all_projections, ProjectionRunner};
 use switchboard_store::{Database, EventRepository, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::accounts::{self, NewAgent};
+use crate::auth::{passwords, Auth};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::cqrs::{framework, Frameworks};
@@ -22,6 +27,9 @@ pub enum StartupError {
     /// The database could not be reached or migrated.
     #[error("database setup failed")]
     Store(#[from] StoreError),
+    /// The first admin could not be created.
+    #[error("creating the first admin failed")]
+    FirstAdmin(#[source] crate::auth::accounts::AccountError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
@@ -35,11 +43,21 @@ pub enum StartupError {
 
 /// A built server: database migrated, workers wired, listener bound.
 pub struct Application {
+    first_admin: Option<FirstAdmin>,
     listener: TcpListener,
     port: u16,
     state: AppState,
     frameworks: Frameworks,
     settings: Settings,
+}
+
+/// The admin created on the first start of an empty install, with a one-time password to be
+/// shown once (and changed).
+pub struct FirstAdmin {
+    /// Login email.
+    pub email: String,
+    /// The generated password.
+    pub password: SecretString,
 }
 
 impl Application {
@@ -52,6 +70,7 @@ impl Application {
         database.migrate().await?;
         let log = EventRepository::new(database.clone());
         let frameworks = framework(&log);
+        let first_admin = create_first_admin(&log, &frameworks, &settings, clock.now()).await?;
         let inbox = WebhookInbox::start(database.clone());
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -72,14 +91,22 @@ impl Application {
             inbox,
             whatsapp: Arc::new(settings.whatsapp.clone()),
             clock,
+            frameworks: frameworks.clone(),
+            auth: Auth::new(&settings.auth),
         };
         Ok(Self {
+            first_admin,
             listener,
             port,
             state,
             frameworks,
             settings,
         })
+    }
+
+    /// The admin created by this start, if the install was empty. Shown once: take it.
+    pub fn take_first_admin(&mut self) -> Option<FirstAdmin> {
+        self.first_admin.take()
     }
 
     /// The port the server listens on.
@@ -118,12 +145,15 @@ impl Application {
         }
         let database = self.state.database.clone();
         let app = http::router(self.state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-            })
-            .await;
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+        })
+        .await;
         if let Err(error) = &served {
             tracing::error!(error = %error_chain(error), "server failed");
         }
@@ -131,5 +161,40 @@ impl Application {
         while workers.join_next().await.is_some() {}
         database.close().await;
         served
+    }
+}
+
+/// On an install with no agent at all, registers an admin with a random password.
+async fn create_first_admin(
+    log: &EventRepository,
+    frameworks: &Frameworks,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<Option<FirstAdmin>, StartupError> {
+    if accounts::any_registered(log).await? {
+        return Ok(None);
+    }
+    let email = Email::parse(&settings.auth.first_admin_email)
+        .map_err(|message| StartupError::FirstAdmin(accounts::AccountError::Command(message)))?;
+    let password = passwords::generate();
+    let admin = NewAgent {
+        email: email.clone(),
+        name: "Administrator".to_owned(),
+        role: Role::Admin,
+        groups: vec![],
+        permissions: None,
+        working_hours: None,
+        password: password.clone(),
+    };
+    match accounts::register(frameworks, log.database(), admin, None, now).await {
+        Ok(_) => Ok(Some(FirstAdmin {
+            email: email.to_string(),
+            password,
+        })),
+        // Another instance starting at the same moment created it.
+        Err(accounts::AccountError::Agent(
+            switchboard_domain::agent::AgentError::AlreadyRegistered,
+        )) => Ok(None),
+        Err(error) => Err(StartupError::FirstAdmin(error)),
     }
 }

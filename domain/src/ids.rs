@@ -44,6 +44,59 @@ impl fmt::Display for ConversationId {
     }
 }
 
+/// Namespace for agent ids (UUID v5 of the normalized email): one email, one agent, forever.
+const AGENT_NAMESPACE: Uuid = Uuid::from_u128(0x2b8e_7c1d_4f3a_4e9b_8c2d_1a6f_0e5b_3d71);
+/// Namespace for group ids (UUID v5 of the lower-cased name).
+const GROUP_NAMESPACE: Uuid = Uuid::from_u128(0x9d4c_2e8f_6a1b_4c7d_b3e5_0f9a_8c2d_6e14);
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Parses the textual form used in URLs and aggregate ids.
+            pub fn parse(text: &str) -> Option<Self> {
+                Uuid::parse_str(text).ok().map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// An agent (a person who answers customers, or an admin).
+    AgentId
+);
+uuid_id!(
+    /// A group (team) of agents that conversations can be assigned to.
+    GroupId
+);
+
+impl AgentId {
+    /// The agent registered with `email`: emails are unique because the id derives from them.
+    pub fn for_email(email: &crate::agent::Email) -> Self {
+        Self(Uuid::new_v5(&AGENT_NAMESPACE, email.as_str().as_bytes()))
+    }
+}
+
+impl GroupId {
+    /// The group named `name` (case-insensitive): names are unique because the id derives from them.
+    pub fn for_name(name: &str) -> Self {
+        Self(Uuid::new_v5(
+            &GROUP_NAMESPACE,
+            name.trim().to_lowercase().as_bytes(),
+        ))
+    }
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*

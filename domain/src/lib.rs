@@ -6,19 +6,26 @@
 //!   its delivery status, which only moves forward.
 //! - [`conversation`] — one customer on one business phone number; the customer's identity and
 //!   the 24-hour customer-service window.
+//! - [`agent`] — the people who answer: role, groups, permissions, working hours.
+//! - [`group`] — teams conversations can be assigned to.
+//! - [`actor`] — who is acting, with what rights, at the moment of a command.
 //! - [`template`] — a message template's lifecycle as Meta reports it.
 //! - [`business_account`] — account-level notifications from Meta (quality, reviews, calls, ...).
 
+pub mod actor;
+pub mod agent;
 pub mod business_account;
 pub mod conversation;
 pub mod customer;
+pub mod group;
 pub mod ids;
 pub mod message;
 pub mod meta_error;
 pub mod template;
 pub mod time;
 
+pub use actor::Actor;
 pub use customer::Customer;
-pub use ids::{ConversationId, PhoneNumberId, WaMessageId};
+pub use ids::{AgentId, ConversationId, GroupId, PhoneNumberId, WaMessageId};
 pub use meta_error::MetaError;
 pub use time::Timestamp;

@@ -7,6 +7,8 @@ use switchboard_domain::Timestamp;
 use switchboard_store::{with_pool, Database, RecordedEvent, SqlValue, Statement};
 
 use crate::page::{page_size, rfc3339, rfc3339_opt, Cursor, Page};
+use crate::scope::scope_filter;
+use crate::ReadScope;
 use crate::{DecodedEvent, Projection, ProjectionError};
 
 /// Builds the `conversations` table.
@@ -24,6 +26,9 @@ on conflict (id) do update set
 
 const IDENTIFIED: &str = "
 update conversations set customer_wa_id = $1, customer_user_id = $2, version = $3 where id = $4";
+
+const ASSIGNED: &str = "
+update conversations set assigned_agent_id = $1, assigned_group_id = $2, version = $3 where id = $4";
 
 const NAMED: &str = "update conversations set profile_name = $1, version = $2 where id = $3";
 
@@ -165,6 +170,28 @@ impl Projection for ConversationsProjection {
                     id.into(),
                 ],
             )),
+            DecodedEvent::Conversation(ConversationEvent::Assigned { agent, group, .. }) => {
+                out.push(Statement::new(
+                    ASSIGNED,
+                    vec![
+                        agent.map(|a| a.to_string()).into(),
+                        group.map(|g| g.to_string()).into(),
+                        version,
+                        id.into(),
+                    ],
+                ));
+            }
+            DecodedEvent::Conversation(ConversationEvent::Unassigned { .. }) => {
+                out.push(Statement::new(
+                    ASSIGNED,
+                    vec![
+                        SqlValue::Text(None),
+                        SqlValue::Text(None),
+                        version,
+                        id.into(),
+                    ],
+                ))
+            }
             DecodedEvent::Message(message) => out.extend(message_statement(id, message)),
             _ => {}
         }
@@ -216,6 +243,10 @@ pub struct ConversationView {
     pub last_customer_message_at: Option<String>,
     /// When free-form replies stop being allowed (absent: never opened).
     pub service_window_closes_at: Option<String>,
+    /// The agent it is assigned to.
+    pub assigned_agent_id: Option<String>,
+    /// The group it is assigned to.
+    pub assigned_group_id: Option<String>,
     /// The conversation aggregate's version, for collision detection.
     pub version: i64,
 }
@@ -236,6 +267,8 @@ struct ConversationRow {
     unread_count: i64,
     last_customer_message_at: Option<i64>,
     window_closes_at: Option<i64>,
+    assigned_agent_id: Option<String>,
+    assigned_group_id: Option<String>,
     version: i64,
 }
 
@@ -264,6 +297,8 @@ impl From<ConversationRow> for ConversationView {
             last_activity_at: rfc3339(row.last_activity_at),
             last_customer_message_at: rfc3339_opt(row.last_customer_message_at),
             service_window_closes_at: rfc3339_opt(row.window_closes_at),
+            assigned_agent_id: row.assigned_agent_id,
+            assigned_group_id: row.assigned_group_id,
             version: row.version,
         }
     }
@@ -273,40 +308,53 @@ macro_rules! conversation_columns {
     () => {
         "id, phone_number_id, customer_wa_id, customer_user_id, profile_name, status,
          last_activity_at, last_message_id, last_message_preview, last_message_direction,
-         last_message_at, unread_count, last_customer_message_at, window_closes_at, version"
+         last_message_at, unread_count, last_customer_message_at, window_closes_at,
+         assigned_agent_id, assigned_group_id, version"
     };
 }
 
-/// The inbox, newest activity first, one page at a time.
+/// The inbox as `scope` may see it, newest activity first, one page at a time.
 ///
 /// # Errors
 /// [`ProjectionError::InvalidCursor`] for a bad cursor; database failures.
 pub async fn list(
     db: &Database,
+    scope: &ReadScope,
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Page<ConversationView>, ProjectionError> {
     let limit = page_size(limit, 50, 200);
-    let fetch = i64::from(limit) + 1;
     let after = cursor.map(Cursor::parse).transpose()?;
+    if *scope == ReadScope::Nothing {
+        return Ok(Page {
+            items: vec![],
+            next_cursor: None,
+        });
+    }
+    let (mode, me) = scope.args();
+    let fetch = i64::from(limit) + 1;
     let rows: Vec<ConversationRow> = match after {
         None => {
             const SQL: &str = concat!(
                 "select ",
                 conversation_columns!(),
-                " from conversations order by last_activity_at desc, id desc limit $1"
+                " from conversations where ",
+                scope_filter!(),
+                " order by last_activity_at desc, id desc limit $3"
             );
-            with_pool!(db, pool => sqlx::query_as(SQL).bind(fetch).fetch_all(pool).await?)
+            with_pool!(db, pool => sqlx::query_as(SQL).bind(mode).bind(me).bind(fetch).fetch_all(pool).await?)
         }
         Some(Cursor { key, tie }) => {
             const SQL: &str = concat!(
                 "select ",
                 conversation_columns!(),
-                " from conversations
-                 where last_activity_at < $1 or (last_activity_at = $1 and id < $2)
-                 order by last_activity_at desc, id desc limit $3"
+                " from conversations where ",
+                scope_filter!(),
+                " and (last_activity_at < $3 or (last_activity_at = $3 and id < $4))
+                 order by last_activity_at desc, id desc limit $5"
             );
-            with_pool!(db, pool => sqlx::query_as(SQL).bind(key).bind(&tie).bind(fetch).fetch_all(pool).await?)
+            with_pool!(db, pool => sqlx::query_as(SQL)
+                .bind(mode).bind(me).bind(key).bind(&tie).bind(fetch).fetch_all(pool).await?)
         }
     };
     Ok(paginate(rows, limit, |row| {
@@ -333,17 +381,28 @@ pub(crate) fn paginate<R, V: From<R>>(
     }
 }
 
-/// One conversation, or `None` when there is no such conversation.
+/// One conversation if `scope` may see it; `None` when there is none or it is out of scope
+/// (the two are indistinguishable, so ids cannot be probed).
 ///
 /// # Errors
 /// Database failures.
-pub async fn get(db: &Database, id: &str) -> Result<Option<ConversationView>, ProjectionError> {
+pub async fn get(
+    db: &Database,
+    scope: &ReadScope,
+    id: &str,
+) -> Result<Option<ConversationView>, ProjectionError> {
     const SQL: &str = concat!(
         "select ",
         conversation_columns!(),
-        " from conversations where id = $1"
+        " from conversations where ",
+        scope_filter!(),
+        " and id = $3"
     );
-    let row: Option<ConversationRow> =
-        with_pool!(db, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
+    if *scope == ReadScope::Nothing {
+        return Ok(None);
+    }
+    let (mode, me) = scope.args();
+    let row: Option<ConversationRow> = with_pool!(db, pool => sqlx::query_as(SQL)
+        .bind(mode).bind(me).bind(id).fetch_optional(pool).await?);
     Ok(row.map(ConversationView::from))
 }

@@ -1,7 +1,9 @@
 //! Turning log rows back into domain events, once per event for all projections.
 
+use switchboard_domain::agent::{Agent, AgentEvent};
 use switchboard_domain::business_account::{BusinessAccount, BusinessAccountEvent};
 use switchboard_domain::conversation::{Conversation, ConversationEvent};
+use switchboard_domain::group::{Group, GroupEvent};
 use switchboard_domain::message::{Message, MessageEvent};
 use switchboard_domain::template::{Template, TemplateEvent};
 use switchboard_store::RecordedEvent;
@@ -26,6 +28,10 @@ pub enum DecodedEvent {
     Template(TemplateEvent),
     /// An event of a business account.
     BusinessAccount(BusinessAccountEvent),
+    /// An event of an agent.
+    Agent(AgentEvent),
+    /// An event of a group.
+    Group(GroupEvent),
     /// An aggregate type no projection here reads.
     Other,
 }
@@ -54,6 +60,12 @@ impl DecodedEvent {
             }
             t if t == aggregate_type::<BusinessAccount>() => {
                 Self::BusinessAccount(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<Agent>() => {
+                Self::Agent(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<Group>() => {
+                Self::Group(serde_json::from_value(payload).map_err(undecodable)?)
             }
             _ => Self::Other,
         })

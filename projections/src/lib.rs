@@ -7,19 +7,25 @@
 //! - [`conversations`] — the inbox list and conversation detail.
 //! - [`messages`] — the messages of a conversation, with content and delivery statuses.
 //! - [`templates`] — message templates as Meta last reported them.
+//! - [`agents`] — agents and their group memberships.
+//! - [`groups`] — the groups.
 //! - [`account_notifications`] — account-level notifications from Meta.
 
 pub mod account_notifications;
+pub mod agents;
 pub mod conversations;
 mod decode;
 pub mod error;
+pub mod groups;
 pub mod messages;
 pub mod page;
 pub mod projection;
 pub mod runner;
+pub mod scope;
 pub mod templates;
 
 pub use decode::DecodedEvent;
 pub use error::ProjectionError;
 pub use projection::{all_projections, Projection};
 pub use runner::ProjectionRunner;
+pub use scope::ReadScope;

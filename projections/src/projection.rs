@@ -26,5 +26,7 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::messages::MessagesProjection),
         Box::new(crate::templates::TemplatesProjection),
         Box::new(crate::account_notifications::AccountNotificationsProjection),
+        Box::new(crate::agents::AgentsProjection),
+        Box::new(crate::groups::GroupsProjection),
     ]
 }

@@ -1,13 +1,22 @@
-//! Conversations and their messages, as the read models hold them.
+//! Conversations and their messages, as the caller's read scope allows; assignment.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, put};
 use axum::{Json, Router};
+use serde::Deserialize;
+use switchboard_domain::agent::Agent;
+use switchboard_domain::conversation::ConversationCommand;
+use switchboard_domain::group::Group;
+use switchboard_domain::{AgentId, GroupId};
 use switchboard_projections::conversations::{self, ConversationView};
 use switchboard_projections::messages::{self, MessageView};
 use switchboard_projections::page::Page;
+use switchboard_projections::ReadScope;
 
-use crate::http::extract::{PageParams, Query};
+use crate::auth::accounts::actor_metadata;
+use crate::cqrs::execute;
+use crate::http::extract::{AuthAgent, JsonBody, PageParams, Query};
 use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -15,36 +24,50 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/conversations", get(list))
         .route("/api/conversations/{id}", get(detail))
         .route("/api/conversations/{id}/messages", get(list_messages))
+        .route(
+            "/api/conversations/{id}/assignment",
+            put(assign).delete(unassign),
+        )
         .route("/api/messages/{id}", get(message))
 }
 
-/// Cursor pagination parameters.
 async fn list(
     State(state): State<AppState>,
+    auth: AuthAgent,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<ConversationView>>, ApiError> {
-    let page = conversations::list(&state.database, page.cursor.as_deref(), page.limit).await?;
+    let scope = ReadScope::of(&auth.actor);
+    let page =
+        conversations::list(&state.database, &scope, page.cursor.as_deref(), page.limit).await?;
     Ok(Json(page))
+}
+
+/// A conversation the caller may see; 404 otherwise (out of scope looks like absent).
+async fn visible(
+    state: &AppState,
+    auth: &AuthAgent,
+    id: &str,
+) -> Result<ConversationView, ApiError> {
+    conversations::get(&state.database, &ReadScope::of(&auth.actor), id)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))
 }
 
 async fn detail(
     State(state): State<AppState>,
+    auth: AuthAgent,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    conversations::get(&state.database, &id)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound("conversation"))
+    Ok(Json(visible(&state, &auth, &id).await?))
 }
 
 async fn list_messages(
     State(state): State<AppState>,
+    auth: AuthAgent,
     Path(id): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<MessageView>>, ApiError> {
-    if conversations::get(&state.database, &id).await?.is_none() {
-        return Err(ApiError::NotFound("conversation"));
-    }
+    visible(&state, &auth, &id).await?;
     let page =
         messages::list_for_conversation(&state.database, &id, page.cursor.as_deref(), page.limit)
             .await?;
@@ -53,10 +76,93 @@ async fn list_messages(
 
 async fn message(
     State(state): State<AppState>,
+    auth: AuthAgent,
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ApiError> {
-    messages::get(&state.database, &id)
+    let message = messages::get(&state.database, &id)
         .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound("message"))
+        .ok_or(ApiError::NotFound("message"))?;
+    visible(&state, &auth, &message.conversation_id)
+        .await
+        .map_err(|_| ApiError::NotFound("message"))?;
+    Ok(Json(message))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assignment {
+    agent_id: Option<AgentId>,
+    group_id: Option<GroupId>,
+    reason: Option<String>,
+}
+
+/// Assigns the conversation to an agent and/or a group (both absent: unassigns).
+async fn assign(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<Assignment>,
+) -> Result<StatusCode, ApiError> {
+    if let Some(agent) = request.agent_id {
+        let (assignee, _) = state
+            .log
+            .load_aggregate::<Agent>(&agent.to_string())
+            .await?;
+        if !assignee.is_active() {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_agent",
+                message: format!("no active agent {agent}"),
+            });
+        }
+    }
+    if let Some(group) = request.group_id {
+        let (found, _) = state
+            .log
+            .load_aggregate::<Group>(&group.to_string())
+            .await?;
+        if !found.exists() {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_group",
+                message: format!("no group {group}"),
+            });
+        }
+    }
+    let now = state.clock.now();
+    let by = Some(auth.actor.agent_id);
+    let command = ConversationCommand::Assign {
+        actor: auth.actor,
+        agent: request.agent_id,
+        group: request.group_id,
+        reason: request.reason,
+        at: now,
+    };
+    execute(
+        &state.frameworks.conversations,
+        &id,
+        command,
+        &actor_metadata(by, now),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unassign(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let now = state.clock.now();
+    let by = Some(auth.actor.agent_id);
+    let command = ConversationCommand::Unassign {
+        actor: auth.actor,
+        at: now,
+    };
+    execute(
+        &state.frameworks.conversations,
+        &id,
+        command,
+        &actor_metadata(by, now),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

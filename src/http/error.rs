@@ -39,6 +39,44 @@ pub enum ApiError {
     /// Nothing at this address.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Authentication failed (no token, bad token, bad credentials, ...).
+    #[error("{message}")]
+    Unauthorized {
+        /// Stable code (`invalid_token`, `token_expired`, `invalid_credentials`, …).
+        code: &'static str,
+        /// What happened.
+        message: &'static str,
+    },
+    /// Authenticated, but not allowed.
+    #[error("{message}")]
+    Forbidden {
+        /// Stable code.
+        code: &'static str,
+        /// What is missing.
+        message: &'static str,
+    },
+    /// Too many attempts.
+    #[error("too many attempts; retry in {retry_after_seconds} s")]
+    TooManyRequests {
+        /// When to retry.
+        retry_after_seconds: u64,
+    },
+    /// A well-formed request the rules refuse (validation).
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The request conflicts with the current state.
+    #[error("{message}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// What conflicts.
+        message: String,
+    },
     /// A dependency is down; try again.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
@@ -57,6 +95,11 @@ impl ApiError {
             Self::BadRequest(_) | Self::InvalidCursor => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::WebhooksNotConfigured | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +117,11 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
+            Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Conflict { code, .. } => code,
+            Self::TooManyRequests { .. } => "rate_limited",
         }
     }
 }
@@ -85,7 +133,23 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %error_chain(&self), code = self.code(), "request failed");
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyRequests {
+            retry_after_seconds,
+        } = self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_seconds.max(1)),
+            );
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
@@ -113,4 +177,93 @@ impl From<ProjectionError> for ApiError {
 /// The answer for routes that do not exist.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route")
+}
+
+impl From<switchboard_domain::conversation::ConversationError> for ApiError {
+    fn from(error: switchboard_domain::conversation::ConversationError) -> Self {
+        use switchboard_domain::conversation::ConversationError as E;
+        match error {
+            E::NotFound => Self::NotFound("conversation"),
+            E::NotPermitted => Self::Forbidden {
+                code: "forbidden",
+                message: "your permissions do not allow writing to this conversation",
+            },
+            E::OffDuty => Self::Forbidden {
+                code: "outside_working_hours",
+                message: "outside your working hours you may read but not write",
+            },
+            other => Self::Unprocessable {
+                code: other.code(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl<E> From<cqrs_es::AggregateError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(error: cqrs_es::AggregateError<E>) -> Self {
+        match error {
+            cqrs_es::AggregateError::UserError(e) => e.into(),
+            cqrs_es::AggregateError::AggregateConflict => Self::Conflict {
+                code: "concurrent_update",
+                message: "the record was changed concurrently; retry".to_owned(),
+            },
+            cqrs_es::AggregateError::DatabaseConnectionError(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::Unavailable("database")
+            }
+            other => Self::Internal(Box::new(std::io::Error::other(other.to_string()))),
+        }
+    }
+}
+
+impl From<switchboard_domain::agent::AgentError> for ApiError {
+    fn from(error: switchboard_domain::agent::AgentError) -> Self {
+        use switchboard_domain::agent::AgentError as E;
+        match error {
+            E::NotRegistered => Self::NotFound("agent"),
+            E::AlreadyRegistered | E::AlreadyInState(_) => Self::Conflict {
+                code: error.code(),
+                message: error.to_string(),
+            },
+            E::EmptyName => Self::Unprocessable {
+                code: error.code(),
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<switchboard_domain::group::GroupError> for ApiError {
+    fn from(error: switchboard_domain::group::GroupError) -> Self {
+        use switchboard_domain::group::GroupError as E;
+        match error {
+            E::AlreadyExists => Self::Conflict {
+                code: error.code(),
+                message: error.to_string(),
+            },
+            E::EmptyName => Self::Unprocessable {
+                code: error.code(),
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<crate::auth::accounts::AccountError> for ApiError {
+    fn from(error: crate::auth::accounts::AccountError) -> Self {
+        use crate::auth::accounts::AccountError as E;
+        match error {
+            E::Agent(e) => e.into(),
+            E::Password(crate::auth::passwords::PasswordError::TooShort) => Self::Unprocessable {
+                code: "weak_password",
+                message: crate::auth::passwords::PasswordError::TooShort.to_string(),
+            },
+            E::Store(e) => e.into(),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
 }

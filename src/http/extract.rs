@@ -60,3 +60,135 @@ pub struct PageParams {
     /// Items per page (clamped by each list).
     pub limit: Option<u32>,
 }
+
+/// A JSON body parsed into `T`; malformed JSON is a 400, a body of the wrong shape a 422, each
+/// with a message saying what is wrong.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        axum::Json::<T>::from_request(request, state)
+            .await
+            .map(|axum::Json(value)| JsonBody(value))
+            .map_err(|rejection| match rejection {
+                JsonRejection::JsonDataError(e) => ApiError::Unprocessable {
+                    code: "invalid_input",
+                    message: e.body_text(),
+                },
+                other => ApiError::BadRequest(other.body_text()),
+            })
+    }
+}
+
+/// The authenticated agent of a request: a valid access token of a live session of an active
+/// agent, with that agent's rights as they stand now (loaded from the event log, so a
+/// deactivation or a permission change applies to the very next request).
+pub struct AuthAgent {
+    /// Who, with which rights.
+    pub actor: switchboard_domain::Actor,
+    /// The session family of the token.
+    pub session_id: String,
+    /// When the token expires.
+    pub expires_at: switchboard_domain::Timestamp,
+}
+
+impl FromRequestParts<crate::http::AppState> for AuthAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::http::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header =
+            parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .ok_or(ApiError::Unauthorized {
+                    code: "missing_token",
+                    message: "an Authorization: Bearer access token is required",
+                })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized {
+                code: "invalid_token",
+                message: "the Authorization header must be `Bearer <access token>`",
+            })?;
+        authenticate(state, token).await
+    }
+}
+
+/// Checks an access token and loads its agent.
+///
+/// # Errors
+/// 401 with the reason when the token, its session or its agent is not valid.
+pub async fn authenticate(
+    state: &crate::http::AppState,
+    token: &str,
+) -> Result<AuthAgent, ApiError> {
+    use crate::auth::tokens::TokenError;
+    let now = state.clock.now();
+    let claims = state
+        .auth
+        .keys
+        .verify(token, now)
+        .map_err(|error| match error {
+            TokenError::Expired => ApiError::Unauthorized {
+                code: "token_expired",
+                message: "the access token has expired; refresh it",
+            },
+            TokenError::Invalid => ApiError::Unauthorized {
+                code: "invalid_token",
+                message: "the access token is not valid",
+            },
+        })?;
+    let invalid = ApiError::Unauthorized {
+        code: "invalid_token",
+        message: "the access token is not valid",
+    };
+    let agent_id = switchboard_domain::AgentId::parse(&claims.sub).ok_or(invalid)?;
+    if !crate::auth::sessions::is_active(&state.database, &claims.sid, now.unix_millis()).await? {
+        return Err(ApiError::Unauthorized {
+            code: "session_revoked",
+            message: "this session has ended; log in again",
+        });
+    }
+    let (agent, _) = state
+        .log
+        .load_aggregate::<switchboard_domain::agent::Agent>(&claims.sub)
+        .await?;
+    let actor = agent.actor(agent_id, now).ok_or(ApiError::Unauthorized {
+        code: "agent_deactivated",
+        message: "this agent is deactivated",
+    })?;
+    Ok(AuthAgent {
+        actor,
+        session_id: claims.sid,
+        expires_at: switchboard_domain::Timestamp::from_unix_seconds(claims.exp).unwrap_or(now),
+    })
+}
+
+/// The client's address (the TCP peer; put the server behind a proxy that limits per client
+/// if it must see the original address).
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(
+                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                |info| info.0.ip(),
+            );
+        Ok(ClientIp(ip))
+    }
+}

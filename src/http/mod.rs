@@ -1,6 +1,8 @@
 //! The HTTP API: one module per resource, each with its own `router()`, merged here.
 
 mod account;
+mod agents;
+mod auth;
 mod conversations;
 mod error;
 mod extract;
@@ -18,8 +20,10 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::WhatsAppSettings;
+use crate::cqrs::Frameworks;
 use crate::webhooks::inbox::WebhookInbox;
 
 /// The header that carries the request id, accepted from clients or generated.
@@ -38,6 +42,10 @@ pub struct AppState {
     pub whatsapp: Arc<WhatsAppSettings>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// The command side.
+    pub frameworks: Frameworks,
+    /// Authentication.
+    pub auth: Auth,
 }
 
 /// The whole HTTP surface, with request ids and request tracing.
@@ -47,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router(state.whatsapp.max_body_bytes))
         .merge(conversations::router())
         .merge(account::router())
+        .merge(auth::router())
+        .merge(agents::router())
         .merge(health::router())
         .fallback(error::not_found)
         .with_state(state)

@@ -30,20 +30,10 @@ impl<A> Streams<A>
 where
     A: Aggregate<Services = ()>,
 {
-    async fn load(log: &EventRepository, ids: &[&str]) -> Result<Self, LoadError> {
-        let mut loaded: HashMap<String, (A, i64)> = HashMap::with_capacity(ids.len());
-        for event in log.load_streams(A::TYPE, ids).await? {
-            let payload: A::Event =
-                serde_json::from_value(event.payload).map_err(|source| LoadError::Unreadable {
-                    aggregate_id: event.aggregate_id.clone(),
-                    sequence: event.sequence,
-                    source,
-                })?;
-            let (aggregate, sequence) = loaded.entry(event.aggregate_id).or_default();
-            aggregate.apply(payload);
-            *sequence = event.sequence;
-        }
-        Ok(Self { loaded })
+    async fn load(log: &EventRepository, ids: &[&str]) -> Result<Self, StoreError> {
+        Ok(Self {
+            loaded: log.load_aggregates::<A>(ids).await?,
+        })
     }
 
     async fn execute(
@@ -77,25 +67,6 @@ where
     }
 }
 
-/// Why a unit of work could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A stored event does not deserialize.
-    #[error("event {sequence} of {aggregate_id} is unreadable")]
-    Unreadable {
-        /// Its aggregate.
-        aggregate_id: String,
-        /// Its sequence.
-        sequence: i64,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
 /// The aggregates of a batch and the events they gained, in the order they were decided.
 pub struct UnitOfWork {
     conversations: Streams<Conversation>,
@@ -114,7 +85,7 @@ impl UnitOfWork {
     pub async fn load(
         log: &EventRepository,
         targets: &[(&'static str, String)],
-    ) -> Result<Self, LoadError> {
+    ) -> Result<Self, StoreError> {
         let ids_of = |kind: &str| -> Vec<&str> {
             let mut ids: Vec<&str> = targets
                 .iter()

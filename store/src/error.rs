@@ -18,6 +18,19 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A stored event does not deserialize into its aggregate's event type.
+    #[error("event {sequence} of {aggregate_type} {aggregate_id} is unreadable")]
+    Unreadable {
+        /// Its aggregate type.
+        aggregate_type: &'static str,
+        /// Its aggregate.
+        aggregate_id: String,
+        /// Its sequence.
+        sequence: i64,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A position that no event has was given as a cursor.
     #[error("no event at position {0}")]
     UnknownPosition(i64),

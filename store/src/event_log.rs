@@ -318,6 +318,45 @@ impl EventRepository {
         Ok(loaded)
     }
 
+    /// Rebuilds the aggregates `ids` of type `A` from their events (one query per thousand
+    /// ids); each comes with its last sequence (0 for one that has no events yet, which is
+    /// then absent from the map).
+    ///
+    /// # Errors
+    /// When the database fails or an event does not deserialize.
+    pub async fn load_aggregates<A: Aggregate>(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, (A, i64)>, StoreError> {
+        let mut loaded: std::collections::HashMap<String, (A, i64)> =
+            std::collections::HashMap::with_capacity(ids.len());
+        for event in self.load_streams(A::TYPE, ids).await? {
+            let payload: A::Event =
+                serde_json::from_value(event.payload).map_err(|source| StoreError::Unreadable {
+                    aggregate_type: A::TYPE,
+                    aggregate_id: event.aggregate_id.clone(),
+                    sequence: event.sequence,
+                    source,
+                })?;
+            let (aggregate, sequence) = loaded.entry(event.aggregate_id).or_default();
+            aggregate.apply(payload);
+            *sequence = event.sequence;
+        }
+        Ok(loaded)
+    }
+
+    /// Rebuilds one aggregate; a new one (version 0) when it has no events.
+    ///
+    /// # Errors
+    /// As [`Self::load_aggregates`].
+    pub async fn load_aggregate<A: Aggregate>(&self, id: &str) -> Result<(A, i64), StoreError> {
+        Ok(self
+            .load_aggregates::<A>(&[id])
+            .await?
+            .remove(id)
+            .unwrap_or_default())
+    }
+
     /// Appends events of any number of aggregates, and runs `also`, in one transaction.
     ///
     /// The `(aggregate_type, aggregate_id, sequence)` key makes this optimistic: if another

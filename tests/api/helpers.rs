@@ -5,10 +5,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use switchboard::clock::ManualClock;
-use switchboard::config::{Settings, WhatsAppSettings, WorkerSettings, DEFAULT_MAX_WEBHOOK_BYTES};
+use switchboard::config::{
+    AuthSettings, Settings, WhatsAppSettings, WorkerSettings, DEFAULT_MAX_WEBHOOK_BYTES,
+};
 use switchboard::startup::Application;
 use switchboard::whatsapp::signature::sign;
 use switchboard_domain::Timestamp;
@@ -22,6 +25,9 @@ pub const APP_SECRET: &str = "test-app-secret";
 pub const SECOND_APP_SECRET: &str = "second-app-secret";
 /// The verify token of the handshake.
 pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+/// The secret test access tokens are signed with.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789-0123456789-abcdef";
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +125,10 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub database: Database,
     pub settings: Settings,
+    /// The first admin's email and password.
+    pub admin: (String, String),
+    /// An access token of the first admin.
+    pub admin_token: String,
     fresh: Option<FreshDatabase>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -139,6 +149,11 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
         },
         workers: WorkerSettings::default(),
+        auth: AuthSettings {
+            login_attempts_per_ip: 10_000,
+            login_attempts_per_account: 10_000,
+            ..AuthSettings::with_secret(JWT_SECRET.into())
+        },
     }
 }
 
@@ -158,9 +173,23 @@ impl TestApp {
     }
 
     async fn start(settings: Settings, clock: ManualClock, fresh: Option<FreshDatabase>) -> Self {
-        let app = Application::build(settings.clone(), Arc::new(clock.clone()))
+        Self::start_with_admin(settings, clock, fresh, None).await
+    }
+
+    async fn start_with_admin(
+        settings: Settings,
+        clock: ManualClock,
+        fresh: Option<FreshDatabase>,
+        admin: Option<(String, String)>,
+    ) -> Self {
+        let mut app = Application::build(settings.clone(), Arc::new(clock.clone()))
             .await
             .expect("application builds");
+        let admin = app
+            .take_first_admin()
+            .map(|a| (a.email, a.password.expose_secret().to_owned()))
+            .or(admin)
+            .expect("a fresh database creates the first admin");
         let address = format!("http://127.0.0.1:{}", app.port());
         let database = app.database().clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -171,12 +200,16 @@ impl TestApp {
             .await
             .expect("server runs");
         });
+        let client = reqwest::Client::new();
+        let admin_token = login(&client, &address, &admin.0, &admin.1).await;
         Self {
             address,
-            client: reqwest::Client::new(),
+            client,
             clock,
             database,
             settings,
+            admin,
+            admin_token,
             fresh,
             stop: Some(stop),
             server: Some(server),
@@ -194,14 +227,15 @@ impl TestApp {
         }
         let mut settings = self.settings.clone();
         adjust(&mut settings);
-        Self::start(settings, self.clock.clone(), self.fresh.take()).await
+        let admin = Some(self.admin.clone());
+        Self::start_with_admin(settings, self.clock.clone(), self.fresh.take(), admin).await
     }
 
     /// Starts another server instance on the same database (as a second process would).
     pub async fn another_instance(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = self.settings.clone();
         adjust(&mut settings);
-        Self::start(settings, self.clock.clone(), None).await
+        Self::start_with_admin(settings, self.clock.clone(), None, Some(self.admin.clone())).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -230,18 +264,77 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// GET as the first admin.
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(&self.admin_token, path).await
+    }
+
+    /// GET with `token`.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
+            .bearer_auth(token)
             .send()
             .await
             .expect("request sent")
     }
 
+    /// GET as the first admin, expecting 200 and JSON.
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.get(path).await;
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.json().await.expect("JSON body")
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// A request with `token` (`method` `path`, JSON `body`).
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// POST JSON without a token.
+    pub async fn post_public(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates an agent as the first admin and returns its id.
+    pub async fn create_agent(&self, body: Value) -> String {
+        let response = self
+            .send_as(
+                &self.admin_token,
+                reqwest::Method::POST,
+                "/api/agents",
+                Some(body),
+            )
+            .await;
+        let status = response.status();
+        let created: Value = response.json().await.expect("JSON");
+        assert_eq!(status, 201, "agent created: {created}");
+        created["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        login(&self.client, &self.address, email, password).await
     }
 
     /// Waits until every stored webhook is processed and every read model has caught up with
@@ -333,4 +426,20 @@ pub fn fixture(relative: &str) -> Vec<u8> {
         .join("tests/fixtures")
         .join(relative);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Logs in and returns the access token.
+pub async fn login(client: &reqwest::Client, address: &str, email: &str, password: &str) -> String {
+    let response = client
+        .post(format!("{address}/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login sent");
+    assert_eq!(response.status(), 200, "login of {email}");
+    let body: Value = response.json().await.expect("JSON");
+    body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
 }

@@ -6,6 +6,8 @@
 
 mod helpers;
 
+mod auth;
 mod event_log;
+mod permissions;
 mod third_party;
 mod webhooks;

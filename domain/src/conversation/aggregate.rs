@@ -5,7 +5,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::{ConversationCommand, ConversationError, ConversationEvent};
-use crate::{Customer, PhoneNumberId, Timestamp};
+use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp};
 
 /// How long after a customer's message free-form replies are allowed: Meta's 24 hours.
 pub const SERVICE_WINDOW_SECONDS: i64 = 24 * 60 * 60;
@@ -18,6 +18,8 @@ pub struct Conversation {
     profile_name: Option<String>,
     last_customer_message_at: Option<Timestamp>,
     window_closes_at: Option<Timestamp>,
+    assigned_agent: Option<AgentId>,
+    assigned_group: Option<GroupId>,
 }
 
 impl Conversation {
@@ -29,6 +31,30 @@ impl Conversation {
     /// The customer, once the conversation has started.
     pub fn customer(&self) -> Option<&Customer> {
         self.customer.as_ref()
+    }
+
+    /// The agent and group it is assigned to.
+    pub fn assignment(&self) -> (Option<AgentId>, Option<GroupId>) {
+        (self.assigned_agent, self.assigned_group)
+    }
+
+    /// Whether the conversation exists.
+    pub fn exists(&self) -> bool {
+        self.phone_number_id.is_some()
+    }
+
+    /// Checks that `actor` may write to this conversation now.
+    fn authorize_write(&self, actor: &Actor) -> Result<(), ConversationError> {
+        if !self.exists() || !actor.may_read(self.assigned_agent, self.assigned_group) {
+            return Err(ConversationError::NotFound);
+        }
+        if !actor.on_duty {
+            return Err(ConversationError::OffDuty);
+        }
+        if !actor.may_write(self.assigned_agent, self.assigned_group) {
+            return Err(ConversationError::NotPermitted);
+        }
+        Ok(())
     }
 
     fn decide(
@@ -68,7 +94,40 @@ impl Conversation {
                 customer,
                 at,
             } => self.start_or_identify(phone_number_id, customer, at),
+            ConversationCommand::Assign {
+                actor,
+                agent,
+                group,
+                reason,
+                at,
+            } => {
+                self.authorize_write(&actor)?;
+                if (agent, group) == (self.assigned_agent, self.assigned_group) {
+                    return Ok(vec![]);
+                }
+                if agent.is_none() && group.is_none() {
+                    return Ok(self.unassign(actor.agent_id, at));
+                }
+                Ok(vec![ConversationEvent::Assigned {
+                    agent,
+                    group,
+                    reason,
+                    by: actor.agent_id,
+                    at,
+                }])
+            }
+            ConversationCommand::Unassign { actor, at } => {
+                self.authorize_write(&actor)?;
+                Ok(self.unassign(actor.agent_id, at))
+            }
         }
+    }
+
+    fn unassign(&self, by: AgentId, at: Timestamp) -> Vec<ConversationEvent> {
+        if self.assigned_agent.is_none() && self.assigned_group.is_none() {
+            return vec![];
+        }
+        vec![ConversationEvent::Unassigned { by, at }]
     }
 
     fn start_or_identify(
@@ -143,6 +202,14 @@ impl Aggregate for Conversation {
                 if window_closes_at.is_some() {
                     self.window_closes_at = window_closes_at;
                 }
+            }
+            ConversationEvent::Assigned { agent, group, .. } => {
+                self.assigned_agent = agent;
+                self.assigned_group = group;
+            }
+            ConversationEvent::Unassigned { .. } => {
+                self.assigned_agent = None;
+                self.assigned_group = None;
             }
         }
     }

@@ -1,6 +1,6 @@
 //! What can be asked of a conversation.
 
-use crate::{Customer, PhoneNumberId, Timestamp, WaMessageId};
+use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp, WaMessageId};
 
 /// A request to a [`Conversation`](super::Conversation).
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,26 @@ pub enum ConversationCommand {
         /// The customer.
         customer: Customer,
         /// When it was seen.
+        at: Timestamp,
+    },
+    /// Assign the conversation to an agent and/or a group.
+    Assign {
+        /// Who assigns.
+        actor: Actor,
+        /// The agent, if any.
+        agent: Option<AgentId>,
+        /// The group, if any.
+        group: Option<GroupId>,
+        /// Why, for the record.
+        reason: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Remove the assignment.
+    Unassign {
+        /// Who.
+        actor: Actor,
+        /// When.
         at: Timestamp,
     },
 }

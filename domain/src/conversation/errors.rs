@@ -13,6 +13,15 @@ pub enum ConversationError {
         /// The number in the command.
         actual: String,
     },
+    /// There is no such conversation.
+    #[error("no such conversation")]
+    NotFound,
+    /// The agent's write permission does not cover this conversation.
+    #[error("you may not write to this conversation")]
+    NotPermitted,
+    /// The agent is outside their working hours (read-only until they start again).
+    #[error("outside your working hours: read-only")]
+    OffDuty,
 }
 
 impl ConversationError {
@@ -20,6 +29,9 @@ impl ConversationError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::WrongPhoneNumber { .. } => "conversation_wrong_phone_number",
+            Self::NotFound => "not_found",
+            Self::NotPermitted => "forbidden",
+            Self::OffDuty => "outside_working_hours",
         }
     }
 }

@@ -3,7 +3,7 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::{Customer, PhoneNumberId, Timestamp, WaMessageId};
+use crate::{AgentId, Customer, GroupId, PhoneNumberId, Timestamp, WaMessageId};
 
 /// An event of a [`Conversation`](super::Conversation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,29 @@ pub enum ConversationEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window_closes_at: Option<Timestamp>,
     },
+    /// The conversation was assigned.
+    Assigned {
+        /// The agent, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<AgentId>,
+        /// The group, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<GroupId>,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
+    /// The assignment was removed.
+    Unassigned {
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -46,6 +69,8 @@ impl DomainEvent for ConversationEvent {
             Self::CustomerIdentified { .. } => "ConversationCustomerIdentified",
             Self::CustomerProfileNamed { .. } => "ConversationCustomerProfileNamed",
             Self::CustomerMessageReceived { .. } => "ConversationCustomerMessageReceived",
+            Self::Assigned { .. } => "ConversationAssigned",
+            Self::Unassigned { .. } => "ConversationUnassigned",
         }
         .to_owned()
     }
