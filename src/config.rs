@@ -156,18 +156,43 @@ impl Default for WorkerSettings {
     }
 }
 
-/// `switchboard serve` flags; each falls back to the environment variable named.
+/// Where the data lives: shared by every command that touches the store.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: String,
+pub struct DatabaseArgs {
     /// PostgreSQL URL; without it, an embedded SQLite file in the data directory is used.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Directory of the embedded database (and other local state).
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+}
+
+impl DatabaseArgs {
+    /// The database these flags select.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` does not parse.
+    pub fn config(&self) -> Result<DatabaseConfig, StoreError> {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => DatabaseConfig::postgres_url(url),
+            _ => Ok(DatabaseConfig::sqlite_in(&self.data_dir)),
+        }
+    }
+
+    fn uses_postgres(&self) -> bool {
+        self.database_url.as_deref().is_some_and(|u| !u.is_empty())
+    }
+}
+
+/// `switchboard serve` flags; each falls back to the environment variable named.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Meta app secret(s) that sign webhooks, comma-separated. Prefer the environment variable.
     #[arg(
         long,
@@ -209,10 +234,7 @@ impl ServeArgs {
     /// # Errors
     /// When `DATABASE_URL` does not parse or no JWT secret can be had.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        let database = match &self.database_url {
-            Some(url) if !url.is_empty() => DatabaseConfig::postgres_url(url)?,
-            _ => DatabaseConfig::sqlite_in(&self.data_dir),
-        };
+        let database = self.database.config()?;
         Ok(Settings {
             listen: self.listen.clone(),
             database,
@@ -250,10 +272,8 @@ impl ServeArgs {
         {
             Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(ConfigError::JwtSecretTooShort),
             Some(secret) => Ok(SecretString::from(secret.to_owned())),
-            None if self.database_url.as_deref().is_some_and(|u| !u.is_empty()) => {
-                Err(ConfigError::JwtSecretRequired)
-            }
-            None => load_or_create_secret(&self.data_dir),
+            None if self.database.uses_postgres() => Err(ConfigError::JwtSecretRequired),
+            None => load_or_create_secret(&self.database.data_dir),
         }
     }
 }

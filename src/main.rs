@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use switchboard::clock::SystemClock;
-use switchboard::config::ServeArgs;
-use switchboard::startup::Application;
-use switchboard::telemetry;
+use secrecy::SecretString;
+use switchboard::auth::accounts::{self, NewAgent};
+use switchboard::clock::{Clock, SystemClock};
+use switchboard::config::{DatabaseArgs, ServeArgs};
+use switchboard::startup::{connect_store, Application};
+use switchboard::telemetry::{self, LogFormat};
+use switchboard_domain::agent::{Email, Role};
 
 /// Switchboard: a shared WhatsApp inbox backend.
 #[derive(Debug, Parser)]
@@ -21,6 +24,41 @@ struct Cli {
 enum Command {
     /// Run the HTTP server and its workers.
     Serve(ServeArgs),
+    /// Manage agents.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Create an agent. The password is read from standard input, never from the command line.
+    Create(CreateAgentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateAgentArgs {
+    /// Login email.
+    #[arg(long)]
+    email: String,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Role: admin, supervisor or agent.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// Read the password from standard input (its first line).
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// The database.
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_lowercase()))
+        .map_err(|_| format!("{text:?} is not a role (admin, supervisor, agent)"))
 }
 
 #[tokio::main]
@@ -28,7 +66,37 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Agent {
+            command: AgentCommand::Create(args),
+        } => create_agent(args).await,
     }
+}
+
+async fn create_agent(args: CreateAgentArgs) -> anyhow::Result<()> {
+    telemetry::init(LogFormat::Text, "warn");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
+    let email = Email::parse(&args.email).map_err(anyhow::Error::msg)?;
+    let config = args.database.config().context("invalid DATABASE_URL")?;
+    let (database, _log, frameworks) = connect_store(&config).await.context("opening the store")?;
+    let agent = NewAgent {
+        email: email.clone(),
+        name: args.name,
+        role: args.role,
+        groups: vec![],
+        permissions: None,
+        working_hours: None,
+        password,
+    };
+    let id = accounts::register(&frameworks, &database, agent, None, SystemClock.now())
+        .await
+        .context("creating the agent")?;
+    database.close().await;
+    println!("created agent {id} ({email})");
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

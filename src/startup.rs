@@ -66,10 +66,7 @@ impl Application {
     /// # Errors
     /// When the database cannot be set up or the address cannot be bound.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        let database = Database::connect(&settings.database).await?;
-        database.migrate().await?;
-        let log = EventRepository::new(database.clone());
-        let frameworks = framework(&log);
+        let (database, log, frameworks) = connect_store(&settings.database).await?;
         let first_admin = create_first_admin(&log, &frameworks, &settings, clock.now()).await?;
         let inbox = WebhookInbox::start(database.clone());
         let listener = TcpListener::bind(&settings.listen)
@@ -162,6 +159,21 @@ impl Application {
         database.close().await;
         served
     }
+}
+
+/// Connects to the database, brings its schema up to date and wires the command side: the
+/// store as the server, the command line and the tools all see it.
+///
+/// # Errors
+/// When the database cannot be reached or migrated.
+pub async fn connect_store(
+    config: &switchboard_store::DatabaseConfig,
+) -> Result<(Database, EventRepository, Frameworks), StoreError> {
+    let database = Database::connect(config).await?;
+    database.migrate().await?;
+    let log = EventRepository::new(database.clone());
+    let frameworks = framework(&log);
+    Ok((database, log, frameworks))
 }
 
 /// On an install with no agent at all, registers an admin with a random password.

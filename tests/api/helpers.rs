@@ -79,6 +79,8 @@ pub fn postgres_url() -> Option<String> {
 /// A fresh, empty database of the given backend: a new SQLite file, or a new PostgreSQL schema.
 pub struct FreshDatabase {
     pub config: DatabaseConfig,
+    /// The same database as `switchboard` command-line flags.
+    pub cli_args: Vec<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -89,6 +91,7 @@ impl FreshDatabase {
                 let dir = tempfile::tempdir().expect("temp dir");
                 Self {
                     config: DatabaseConfig::sqlite_in(dir.path()),
+                    cli_args: vec!["--data-dir".to_owned(), dir.path().display().to_string()],
                     _dir: Some(dir),
                 }
             }
@@ -106,11 +109,16 @@ impl FreshDatabase {
                 let options = PgConnectOptions::from_str(&url)
                     .expect("DATABASE_URL parses")
                     .options([("search_path", schema.as_str())]);
+                let separator = if url.contains('?') { '&' } else { '?' };
                 Self {
                     config: DatabaseConfig::Postgres {
                         options: Box::new(options),
                         max_connections: 8,
                     },
+                    cli_args: vec![
+                        "--database-url".to_owned(),
+                        format!("{url}{separator}options=-c%20search_path%3D{schema}"),
+                    ],
                     _dir: None,
                 }
             }
@@ -229,6 +237,18 @@ impl TestApp {
         adjust(&mut settings);
         let admin = Some(self.admin.clone());
         Self::start_with_admin(settings, self.clock.clone(), self.fresh.take(), admin).await
+    }
+
+    /// Starts the app on a database prepared by the caller, logging in as `admin`.
+    pub async fn spawn_on(fresh: FreshDatabase, admin: (String, String)) -> Self {
+        let settings = default_settings(fresh.config.clone());
+        Self::start_with_admin(
+            settings,
+            ManualClock::new(fixture_epoch()),
+            Some(fresh),
+            Some(admin),
+        )
+        .await
     }
 
     /// Starts another server instance on the same database (as a second process would).

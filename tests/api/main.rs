@@ -7,6 +7,7 @@
 mod helpers;
 
 mod auth;
+mod cli;
 mod event_log;
 mod permissions;
 mod third_party;
