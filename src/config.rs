@@ -22,6 +22,29 @@ pub struct Settings {
     pub workers: WorkerSettings,
     /// Agent authentication.
     pub auth: AuthSettings,
+    /// Conversation locks.
+    pub conversations: ConversationSettings,
+}
+
+/// Conversation lock settings.
+#[derive(Debug, Clone)]
+pub struct ConversationSettings {
+    /// Lock lifetime when the request names none.
+    pub default_lock_ttl: Duration,
+    /// The longest lock a request may ask for.
+    pub max_lock_ttl: Duration,
+    /// How often the expiry worker records lapsed locks and wakes snoozed conversations.
+    pub expiry_interval: Duration,
+}
+
+impl Default for ConversationSettings {
+    fn default() -> Self {
+        Self {
+            default_lock_ttl: Duration::from_secs(300),
+            max_lock_ttl: Duration::from_secs(3600),
+            expiry_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Agent authentication settings.
@@ -139,6 +162,8 @@ pub struct WorkerSettings {
     pub process_webhooks: bool,
     /// Keep read models up to date.
     pub run_projections: bool,
+    /// Record lapsed locks and wake snoozed conversations.
+    pub expire_locks: bool,
     /// How long a claimed webhook stays invisible to other workers.
     pub webhook_claim: Duration,
     /// How many stored webhooks one worker claims at a time.
@@ -150,6 +175,7 @@ impl Default for WorkerSettings {
         Self {
             process_webhooks: true,
             run_projections: true,
+            expire_locks: true,
             webhook_claim: Duration::from_secs(60),
             webhook_batch: 64,
         }
@@ -223,6 +249,12 @@ pub struct ServeArgs {
         default_value = "admin@switchboard.local"
     )]
     pub admin_email: String,
+    /// Conversation lock lifetime when a request names none, in seconds.
+    #[arg(long, env = "SWITCHBOARD_LOCK_TTL", default_value_t = 300)]
+    pub lock_ttl: u64,
+    /// The longest conversation lock a request may ask for, in seconds.
+    #[arg(long, env = "SWITCHBOARD_MAX_LOCK_TTL", default_value_t = 3600)]
+    pub max_lock_ttl: u64,
 }
 
 /// Meta sends at most 3 MB; 4 MiB leaves headroom.
@@ -259,6 +291,13 @@ impl ServeArgs {
                 refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl.max(60)),
                 first_admin_email: self.admin_email.clone(),
                 ..AuthSettings::with_secret(self.jwt_secret()?)
+            },
+            conversations: ConversationSettings {
+                default_lock_ttl: Duration::from_secs(
+                    self.lock_ttl.clamp(1, self.max_lock_ttl.max(1)),
+                ),
+                max_lock_ttl: Duration::from_secs(self.max_lock_ttl.max(1)),
+                ..ConversationSettings::default()
             },
         })
     }

@@ -11,6 +11,7 @@
 //! - [`whatsapp`] — Meta's wire format (signatures, webhook payloads).
 //! - [`webhooks`] — the durable inbox of raw webhooks and the worker that turns them into commands.
 //! - [`auth`] — agent authentication: passwords, tokens, sessions, rate limits.
+//! - [`workers`] — background work driven by time (lock expiry, snooze wake-up).
 //! - [`clock`] — time as an input, controllable in tests.
 //! - [`telemetry`] — logging.
 
@@ -23,3 +24,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod webhooks;
 pub mod whatsapp;
+pub mod workers;

@@ -20,6 +20,7 @@ use crate::http::{self, AppState};
 use crate::telemetry::error_chain;
 use crate::webhooks::inbox::WebhookInbox;
 use crate::webhooks::processor::WebhookProcessor;
+use crate::workers::lock_expiry::LockExpiry;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,7 @@ impl Application {
             clock,
             frameworks: frameworks.clone(),
             auth: Auth::new(&settings.auth),
+            conversations: Arc::new(settings.conversations.clone()),
         };
         Ok(Self {
             first_admin,
@@ -135,6 +137,15 @@ impl Application {
                 self.settings.workers.clone(),
             );
             workers.spawn(processor.run(self.state.inbox.stored(), stopped.clone()));
+        }
+        if self.settings.workers.expire_locks {
+            let expiry = LockExpiry::new(
+                self.state.database.clone(),
+                self.frameworks.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.conversations.expiry_interval,
+            );
+            workers.spawn(expiry.run(stopped.clone()));
         }
         if self.settings.workers.run_projections {
             let runner = ProjectionRunner::new(self.state.log.clone(), all_projections());

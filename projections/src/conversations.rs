@@ -1,7 +1,7 @@
 //! The inbox: one row per conversation, newest activity first.
 
 use serde::Serialize;
-use switchboard_domain::conversation::ConversationEvent;
+use switchboard_domain::conversation::{ConversationEvent, ConversationStatus};
 use switchboard_domain::message::MessageEvent;
 use switchboard_domain::Timestamp;
 use switchboard_store::{with_pool, Database, RecordedEvent, SqlValue, Statement};
@@ -29,6 +29,15 @@ update conversations set customer_wa_id = $1, customer_user_id = $2, version = $
 
 const ASSIGNED: &str = "
 update conversations set assigned_agent_id = $1, assigned_group_id = $2, version = $3 where id = $4";
+
+const OWNER: &str = "update conversations set owner_agent_id = $1, version = $2 where id = $3";
+const STATUS: &str =
+    "update conversations set status = $1, snoozed_until = $2, version = $3 where id = $4";
+const TAGS: &str = "update conversations set tags = $1, version = $2 where id = $3";
+const LOCK: &str = "
+update conversations set lock_agent_id = $1, lock_acquired_at = $2, lock_expires_at = $3, version = $4 where id = $5";
+const LOCK_RENEWED: &str =
+    "update conversations set lock_expires_at = $1, version = $2 where id = $3";
 
 const NAMED: &str = "update conversations set profile_name = $1, version = $2 where id = $3";
 
@@ -192,6 +201,69 @@ impl Projection for ConversationsProjection {
                     ],
                 ))
             }
+            DecodedEvent::Conversation(ConversationEvent::TakenOver { agent, .. }) => out.push(
+                Statement::new(OWNER, vec![agent.to_string().into(), version, id.into()]),
+            ),
+            DecodedEvent::Conversation(ConversationEvent::HandedBackToBot { .. }) => out.push(
+                Statement::new(OWNER, vec![SqlValue::Text(None), version, id.into()]),
+            ),
+            DecodedEvent::Conversation(ConversationEvent::StatusChanged { status, .. }) => {
+                let snoozed_until = match status {
+                    ConversationStatus::Snoozed { until } => Some(until.unix_millis()),
+                    _ => None,
+                };
+                out.push(Statement::new(
+                    STATUS,
+                    vec![
+                        status.name().into(),
+                        snoozed_until.into(),
+                        version,
+                        id.into(),
+                    ],
+                ));
+            }
+            DecodedEvent::Conversation(
+                ConversationEvent::TagAdded { tags, .. }
+                | ConversationEvent::TagRemoved { tags, .. },
+            ) => out.push(Statement::new(
+                TAGS,
+                vec![
+                    SqlValue::Text(serde_json::to_string(tags).ok()),
+                    version,
+                    id.into(),
+                ],
+            )),
+            DecodedEvent::Conversation(ConversationEvent::LockAcquired {
+                agent,
+                acquired_at,
+                expires_at,
+            }) => out.push(Statement::new(
+                LOCK,
+                vec![
+                    agent.to_string().into(),
+                    acquired_at.unix_millis().into(),
+                    expires_at.unix_millis().into(),
+                    version,
+                    id.into(),
+                ],
+            )),
+            DecodedEvent::Conversation(ConversationEvent::LockRenewed { expires_at, .. }) => out
+                .push(Statement::new(
+                    LOCK_RENEWED,
+                    vec![expires_at.unix_millis().into(), version, id.into()],
+                )),
+            DecodedEvent::Conversation(
+                ConversationEvent::LockReleased { .. } | ConversationEvent::LockExpired { .. },
+            ) => out.push(Statement::new(
+                LOCK,
+                vec![
+                    SqlValue::Text(None),
+                    SqlValue::Int(None),
+                    SqlValue::Int(None),
+                    version,
+                    id.into(),
+                ],
+            )),
             DecodedEvent::Message(message) => out.extend(message_statement(id, message)),
             _ => {}
         }
@@ -222,6 +294,17 @@ pub struct LastMessageView {
     pub at: String,
 }
 
+/// A conversation's lock.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LockView {
+    /// The holder.
+    pub agent_id: String,
+    /// When it was taken.
+    pub acquired_at: String,
+    /// When it lapses.
+    pub expires_at: String,
+}
+
 /// One conversation in the inbox.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConversationView {
@@ -243,6 +326,16 @@ pub struct ConversationView {
     pub last_customer_message_at: Option<String>,
     /// When free-form replies stop being allowed (absent: never opened).
     pub service_window_closes_at: Option<String>,
+    /// The owning agent (absent: the bot).
+    pub owner_agent_id: Option<String>,
+    /// `owner_agent_id` is empty: the bot has it.
+    pub owned_by_bot: bool,
+    /// When a snoozed conversation wakes up.
+    pub snoozed_until: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The lock as last recorded (it is free once `expires_at` has passed).
+    pub lock: Option<LockView>,
     /// The agent it is assigned to.
     pub assigned_agent_id: Option<String>,
     /// The group it is assigned to.
@@ -269,6 +362,12 @@ struct ConversationRow {
     window_closes_at: Option<i64>,
     assigned_agent_id: Option<String>,
     assigned_group_id: Option<String>,
+    owner_agent_id: Option<String>,
+    snoozed_until: Option<i64>,
+    tags: String,
+    lock_agent_id: Option<String>,
+    lock_acquired_at: Option<i64>,
+    lock_expires_at: Option<i64>,
     version: i64,
 }
 
@@ -297,6 +396,18 @@ impl From<ConversationRow> for ConversationView {
             last_activity_at: rfc3339(row.last_activity_at),
             last_customer_message_at: rfc3339_opt(row.last_customer_message_at),
             service_window_closes_at: rfc3339_opt(row.window_closes_at),
+            owned_by_bot: row.owner_agent_id.is_none(),
+            owner_agent_id: row.owner_agent_id,
+            snoozed_until: rfc3339_opt(row.snoozed_until),
+            tags: serde_json::from_str(&row.tags).unwrap_or_default(),
+            lock: match (row.lock_agent_id, row.lock_acquired_at, row.lock_expires_at) {
+                (Some(agent_id), Some(acquired_at), Some(expires_at)) => Some(LockView {
+                    agent_id,
+                    acquired_at: rfc3339(acquired_at),
+                    expires_at: rfc3339(expires_at),
+                }),
+                _ => None,
+            },
             assigned_agent_id: row.assigned_agent_id,
             assigned_group_id: row.assigned_group_id,
             version: row.version,
@@ -309,7 +420,8 @@ macro_rules! conversation_columns {
         "id, phone_number_id, customer_wa_id, customer_user_id, profile_name, status,
          last_activity_at, last_message_id, last_message_preview, last_message_direction,
          last_message_at, unread_count, last_customer_message_at, window_closes_at,
-         assigned_agent_id, assigned_group_id, version"
+         assigned_agent_id, assigned_group_id, owner_agent_id, snoozed_until, tags,
+         lock_agent_id, lock_acquired_at, lock_expires_at, version"
     };
 }
 
@@ -405,4 +517,18 @@ pub async fn get(
     let row: Option<ConversationRow> = with_pool!(db, pool => sqlx::query_as(SQL)
         .bind(mode).bind(me).bind(id).fetch_optional(pool).await?);
     Ok(row.map(ConversationView::from))
+}
+
+/// Conversations whose recorded lock has lapsed by `now`, or whose snooze has ended (for the
+/// expiry worker), at most `limit`.
+///
+/// # Errors
+/// Database failures.
+pub async fn due(db: &Database, now: i64, limit: u32) -> Result<Vec<String>, ProjectionError> {
+    const SQL: &str = "select id from conversations where lock_expires_at <= $1
+                       union select id from conversations where snoozed_until <= $1 and status = 'snoozed'
+                       limit $2";
+    Ok(
+        with_pool!(db, pool => sqlx::query_scalar(SQL).bind(now).bind(i64::from(limit)).fetch_all(pool).await?),
+    )
 }

@@ -77,6 +77,22 @@ pub enum ApiError {
         /// What conflicts.
         message: String,
     },
+    /// Another agent holds the conversation's lock.
+    #[error("conversation is locked by another agent until {until}")]
+    Locked {
+        /// The holder.
+        holder: String,
+        /// When the lock lapses.
+        until: String,
+    },
+    /// The conversation changed since the version the agent saw.
+    #[error("the conversation changed since version {expected}; it is now at {current}")]
+    Changed {
+        /// What the agent saw.
+        expected: u64,
+        /// What it is now.
+        current: u64,
+    },
     /// A dependency is down; try again.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
@@ -99,7 +115,9 @@ impl ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::Locked { .. } | Self::Changed { .. } => {
+                StatusCode::CONFLICT
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +140,8 @@ impl ApiError {
             | Self::Unprocessable { code, .. }
             | Self::Conflict { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
+            Self::Locked { .. } => "conversation_locked",
+            Self::Changed { .. } => "conversation_changed",
         }
     }
 }
@@ -132,7 +152,15 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %error_chain(&self), code = self.code(), "request failed");
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        match &self {
+            Self::Locked { holder, until } => {
+                body["locked_by"] = json!(holder);
+                body["expires_at"] = json!(until);
+            }
+            Self::Changed { current, .. } => body["current_version"] = json!(current),
+            _ => {}
+        }
         let mut response = (status, Json(body)).into_response();
         if let Self::TooManyRequests {
             retry_after_seconds,
@@ -191,6 +219,19 @@ impl From<switchboard_domain::conversation::ConversationError> for ApiError {
             E::OffDuty => Self::Forbidden {
                 code: "outside_working_hours",
                 message: "outside your working hours you may read but not write",
+            },
+            E::LockedByAnotherAgent { holder, until } => Self::Locked {
+                holder: holder.to_string(),
+                until: until.to_string(),
+            },
+            E::Changed { expected, current } => Self::Changed { expected, current },
+            E::ForceReleaseNotAllowed => Self::Forbidden {
+                code: "forbidden",
+                message: "forcing a lock open needs the supervisor or admin role and a reason",
+            },
+            E::TagsNotAllowed => Self::Forbidden {
+                code: "forbidden",
+                message: "your permissions do not include tags",
             },
             other => Self::Unprocessable {
                 code: other.code(),

@@ -7,6 +7,8 @@ mod conversations;
 mod error;
 mod extract;
 mod health;
+mod locks;
+mod ownership;
 mod webhooks;
 
 use std::sync::Arc;
@@ -22,7 +24,7 @@ pub use error::ApiError;
 
 use crate::auth::Auth;
 use crate::clock::Clock;
-use crate::config::WhatsAppSettings;
+use crate::config::{ConversationSettings, WhatsAppSettings};
 use crate::cqrs::Frameworks;
 use crate::webhooks::inbox::WebhookInbox;
 
@@ -46,6 +48,8 @@ pub struct AppState {
     pub frameworks: Frameworks,
     /// Authentication.
     pub auth: Auth,
+    /// Conversation lock settings.
+    pub conversations: Arc<ConversationSettings>,
 }
 
 /// The whole HTTP surface, with request ids and request tracing.
@@ -57,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .merge(account::router())
         .merge(auth::router())
         .merge(agents::router())
+        .merge(ownership::router())
+        .merge(locks::router())
         .merge(health::router())
         .fallback(error::not_found)
         .with_state(state)

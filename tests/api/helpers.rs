@@ -162,6 +162,10 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             login_attempts_per_account: 10_000,
             ..AuthSettings::with_secret(JWT_SECRET.into())
         },
+        conversations: switchboard::config::ConversationSettings {
+            expiry_interval: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
     }
 }
 
@@ -190,6 +194,15 @@ impl TestApp {
         fresh: Option<FreshDatabase>,
         admin: Option<(String, String)>,
     ) -> Self {
+        static TRACING: std::sync::Once = std::sync::Once::new();
+        TRACING.call_once(|| {
+            if std::env::var_os("TEST_LOG").is_some() {
+                switchboard::telemetry::init(
+                    switchboard::telemetry::LogFormat::Text,
+                    "info,sqlx=warn",
+                );
+            }
+        });
         let mut app = Application::build(settings.clone(), Arc::new(clock.clone()))
             .await
             .expect("application builds");

@@ -4,7 +4,11 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use crate::conversation::{ConversationCommand, ConversationError, ConversationEvent};
+use crate::agent::Role;
+use crate::conversation::{
+    ConversationCommand, ConversationError, ConversationEvent, ConversationStatus, Lock, Tag,
+    Write, MAX_TAGS,
+};
 use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp};
 
 /// How long after a customer's message free-form replies are allowed: Meta's 24 hours.
@@ -13,6 +17,8 @@ pub const SERVICE_WINDOW_SECONDS: i64 = 24 * 60 * 60;
 /// One customer on one business number.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
+    /// Events applied so far: the version clients send back as `expected_version`.
+    version: u64,
     phone_number_id: Option<PhoneNumberId>,
     customer: Option<Customer>,
     profile_name: Option<String>,
@@ -20,9 +26,19 @@ pub struct Conversation {
     window_closes_at: Option<Timestamp>,
     assigned_agent: Option<AgentId>,
     assigned_group: Option<GroupId>,
+    /// `None`: the bot.
+    owner: Option<AgentId>,
+    status: ConversationStatus,
+    tags: Vec<Tag>,
+    lock: Option<Lock>,
 }
 
 impl Conversation {
+    /// The version: how many events the conversation has.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// When the customer-service window closes, if it was ever opened.
     pub fn window_closes_at(&self) -> Option<Timestamp> {
         self.window_closes_at
@@ -38,14 +54,45 @@ impl Conversation {
         (self.assigned_agent, self.assigned_group)
     }
 
+    /// The owning agent (`None`: the bot).
+    pub fn owner(&self) -> Option<AgentId> {
+        self.owner
+    }
+
+    /// The status.
+    pub fn status(&self) -> ConversationStatus {
+        self.status
+    }
+
+    /// The tags.
+    pub fn tags(&self) -> &[Tag] {
+        &self.tags
+    }
+
+    /// The lock as recorded (it may have lapsed: see [`Self::lock_at`]).
+    pub fn recorded_lock(&self) -> Option<Lock> {
+        self.lock
+    }
+
+    /// The lock in force at `at`: a lock past its expiry is free even before `LockExpired`.
+    pub fn lock_at(&self, at: Timestamp) -> Option<Lock> {
+        self.lock.filter(|lock| lock.holds_at(at))
+    }
+
     /// Whether the conversation exists.
     pub fn exists(&self) -> bool {
         self.phone_number_id.is_some()
     }
 
-    /// Checks that `actor` may write to this conversation now.
-    fn authorize_write(&self, actor: &Actor) -> Result<(), ConversationError> {
-        if !self.exists() || !actor.may_read(self.assigned_agent, self.assigned_group) {
+    /// Whether `actor` may see this conversation.
+    pub fn visible_to(&self, actor: &Actor) -> bool {
+        self.exists() && actor.may_read(self.assigned_agent, self.assigned_group)
+    }
+
+    /// Checks that `actor` may write to this conversation at `at`: it is visible to them, they
+    /// are on duty, their write scope covers it, and no other agent holds the lock.
+    fn authorize(&self, actor: &Actor, at: Timestamp) -> Result<(), ConversationError> {
+        if !self.visible_to(actor) {
             return Err(ConversationError::NotFound);
         }
         if !actor.on_duty {
@@ -54,7 +101,25 @@ impl Conversation {
         if !actor.may_write(self.assigned_agent, self.assigned_group) {
             return Err(ConversationError::NotPermitted);
         }
+        if let Some(lock) = self.lock_at(at).filter(|l| l.agent != actor.agent_id) {
+            return Err(ConversationError::LockedByAnotherAgent {
+                holder: lock.agent,
+                until: lock.expires_at,
+            });
+        }
         Ok(())
+    }
+
+    /// [`Self::authorize`] plus collision detection on the version the agent saw.
+    fn authorize_write(&self, write: &Write) -> Result<(), ConversationError> {
+        self.authorize(&write.actor, write.at)?;
+        match write.expected_version {
+            Some(expected) if expected != self.version => Err(ConversationError::Changed {
+                expected,
+                current: self.version,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn decide(
@@ -86,6 +151,17 @@ impl Conversation {
                         window_closes_at: opens_window
                             .then(|| sent_at.plus_seconds(SERVICE_WINDOW_SECONDS)),
                     });
+                    if matches!(
+                        self.status,
+                        ConversationStatus::Resolved | ConversationStatus::Snoozed { .. }
+                    ) {
+                        events.push(ConversationEvent::StatusChanged {
+                            status: ConversationStatus::Open,
+                            by: None,
+                            reason: Some("customer_wrote".to_owned()),
+                            at: sent_at,
+                        });
+                    }
                 }
                 Ok(events)
             }
@@ -95,39 +171,233 @@ impl Conversation {
                 at,
             } => self.start_or_identify(phone_number_id, customer, at),
             ConversationCommand::Assign {
-                actor,
+                write,
                 agent,
                 group,
                 reason,
-                at,
             } => {
-                self.authorize_write(&actor)?;
+                self.authorize_write(&write)?;
                 if (agent, group) == (self.assigned_agent, self.assigned_group) {
                     return Ok(vec![]);
                 }
                 if agent.is_none() && group.is_none() {
-                    return Ok(self.unassign(actor.agent_id, at));
+                    return Ok(self.unassign(&write));
                 }
                 Ok(vec![ConversationEvent::Assigned {
                     agent,
                     group,
                     reason,
+                    by: write.actor.agent_id,
+                    at: write.at,
+                }])
+            }
+            ConversationCommand::Unassign { write } => {
+                self.authorize_write(&write)?;
+                Ok(self.unassign(&write))
+            }
+            ConversationCommand::TakeOver { write, reason } => {
+                self.authorize_write(&write)?;
+                let agent = write.actor.agent_id;
+                let mut events = Vec::new();
+                if self.owner != Some(agent) {
+                    events.push(ConversationEvent::TakenOver {
+                        agent,
+                        from: self.owner,
+                        reason,
+                        at: write.at,
+                    });
+                }
+                if self.status == ConversationStatus::Pending {
+                    events.push(self.status_changed(ConversationStatus::Open, &write, None));
+                }
+                Ok(events)
+            }
+            ConversationCommand::HandBackToBot { write, reason } => {
+                self.authorize_write(&write)?;
+                Ok(self.hand_back(&write, reason))
+            }
+            ConversationCommand::ChangeStatus {
+                write,
+                status,
+                reason,
+            } => {
+                self.authorize_write(&write)?;
+                match status {
+                    ConversationStatus::Pending => Ok(self.hand_back(&write, reason)),
+                    ConversationStatus::Snoozed { until } if until <= write.at => {
+                        Err(ConversationError::SnoozeInThePast)
+                    }
+                    _ if status == self.status => Ok(vec![]),
+                    _ => Ok(vec![self.status_changed(status, &write, reason)]),
+                }
+            }
+            ConversationCommand::AddTag { write, tag } => {
+                self.authorize_write(&write)?;
+                if !write.actor.permissions.can_use_tags {
+                    return Err(ConversationError::TagsNotAllowed);
+                }
+                if self.tags.contains(&tag) {
+                    return Ok(vec![]);
+                }
+                if self.tags.len() >= MAX_TAGS {
+                    return Err(ConversationError::TooManyTags { max: MAX_TAGS });
+                }
+                let mut tags = self.tags.clone();
+                tags.push(tag.clone());
+                Ok(vec![ConversationEvent::TagAdded {
+                    tag,
+                    tags,
+                    by: write.actor.agent_id,
+                    at: write.at,
+                }])
+            }
+            ConversationCommand::RemoveTag { write, tag } => {
+                self.authorize_write(&write)?;
+                if !write.actor.permissions.can_use_tags {
+                    return Err(ConversationError::TagsNotAllowed);
+                }
+                if !self.tags.contains(&tag) {
+                    return Ok(vec![]);
+                }
+                let tags = self.tags.iter().filter(|t| **t != tag).cloned().collect();
+                Ok(vec![ConversationEvent::TagRemoved {
+                    tag,
+                    tags,
+                    by: write.actor.agent_id,
+                    at: write.at,
+                }])
+            }
+            ConversationCommand::AcquireLock {
+                actor,
+                ttl_seconds,
+                at,
+            } => {
+                if ttl_seconds < 1 {
+                    return Err(ConversationError::InvalidTtl);
+                }
+                self.authorize(&actor, at)?;
+                let expires_at = at.plus_seconds(ttl_seconds);
+                let agent = actor.agent_id;
+                match self.lock {
+                    Some(lock) if lock.holds_at(at) => Ok(vec![ConversationEvent::LockRenewed {
+                        agent,
+                        renewed_at: at,
+                        expires_at,
+                    }]),
+                    lapsed => Ok(lapsed
+                        .map(|lock| ConversationEvent::LockExpired {
+                            agent: lock.agent,
+                            expired_at: lock.expires_at,
+                        })
+                        .into_iter()
+                        .chain([ConversationEvent::LockAcquired {
+                            agent,
+                            acquired_at: at,
+                            expires_at,
+                        }])
+                        .collect()),
+                }
+            }
+            ConversationCommand::ReleaseLock {
+                actor,
+                force,
+                reason,
+                at,
+            } => {
+                if !self.visible_to(&actor) {
+                    return Err(ConversationError::NotFound);
+                }
+                let Some(lock) = self.lock else {
+                    return Ok(vec![]);
+                };
+                if !lock.holds_at(at) {
+                    return Ok(vec![ConversationEvent::LockExpired {
+                        agent: lock.agent,
+                        expired_at: lock.expires_at,
+                    }]);
+                }
+                let forced = lock.agent != actor.agent_id;
+                if forced {
+                    let may_force = matches!(actor.role, Role::Supervisor | Role::Admin)
+                        && reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+                    if !force {
+                        return Err(ConversationError::LockedByAnotherAgent {
+                            holder: lock.agent,
+                            until: lock.expires_at,
+                        });
+                    }
+                    if !may_force {
+                        return Err(ConversationError::ForceReleaseNotAllowed);
+                    }
+                }
+                Ok(vec![ConversationEvent::LockReleased {
+                    agent: lock.agent,
                     by: actor.agent_id,
+                    forced,
+                    reason,
                     at,
                 }])
             }
-            ConversationCommand::Unassign { actor, at } => {
-                self.authorize_write(&actor)?;
-                Ok(self.unassign(actor.agent_id, at))
-            }
+            ConversationCommand::ExpireLock { at } => Ok(self
+                .lock
+                .filter(|lock| !lock.holds_at(at))
+                .map(|lock| ConversationEvent::LockExpired {
+                    agent: lock.agent,
+                    expired_at: lock.expires_at,
+                })
+                .into_iter()
+                .collect()),
+            ConversationCommand::WakeUp { at } => match self.status {
+                ConversationStatus::Snoozed { until } if until <= at => {
+                    Ok(vec![ConversationEvent::StatusChanged {
+                        status: ConversationStatus::Open,
+                        by: None,
+                        reason: Some("snooze_ended".to_owned()),
+                        at,
+                    }])
+                }
+                _ => Ok(vec![]),
+            },
         }
     }
 
-    fn unassign(&self, by: AgentId, at: Timestamp) -> Vec<ConversationEvent> {
+    fn status_changed(
+        &self,
+        status: ConversationStatus,
+        write: &Write,
+        reason: Option<String>,
+    ) -> ConversationEvent {
+        ConversationEvent::StatusChanged {
+            status,
+            by: Some(write.actor.agent_id),
+            reason,
+            at: write.at,
+        }
+    }
+
+    fn hand_back(&self, write: &Write, reason: Option<String>) -> Vec<ConversationEvent> {
+        let mut events = Vec::new();
+        if self.owner.is_some() {
+            events.push(ConversationEvent::HandedBackToBot {
+                by: write.actor.agent_id,
+                reason: reason.clone(),
+                at: write.at,
+            });
+        }
+        if self.status != ConversationStatus::Pending {
+            events.push(self.status_changed(ConversationStatus::Pending, write, reason));
+        }
+        events
+    }
+
+    fn unassign(&self, write: &Write) -> Vec<ConversationEvent> {
         if self.assigned_agent.is_none() && self.assigned_group.is_none() {
             return vec![];
         }
-        vec![ConversationEvent::Unassigned { by, at }]
+        vec![ConversationEvent::Unassigned {
+            by: write.actor.agent_id,
+            at: write.at,
+        }]
     }
 
     fn start_or_identify(
@@ -182,6 +452,7 @@ impl Aggregate for Conversation {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
         match event {
             ConversationEvent::Started {
                 phone_number_id,
@@ -211,115 +482,33 @@ impl Aggregate for Conversation {
                 self.assigned_agent = None;
                 self.assigned_group = None;
             }
+            ConversationEvent::TakenOver { agent, .. } => self.owner = Some(agent),
+            ConversationEvent::HandedBackToBot { .. } => self.owner = None,
+            ConversationEvent::StatusChanged { status, .. } => self.status = status,
+            ConversationEvent::TagAdded { tags, .. }
+            | ConversationEvent::TagRemoved { tags, .. } => self.tags = tags,
+            ConversationEvent::LockAcquired {
+                agent,
+                acquired_at,
+                expires_at,
+            } => {
+                self.lock = Some(Lock {
+                    agent,
+                    acquired_at,
+                    expires_at,
+                });
+            }
+            ConversationEvent::LockRenewed { expires_at, .. } => {
+                if let Some(lock) = self.lock.as_mut() {
+                    lock.expires_at = expires_at;
+                }
+            }
+            ConversationEvent::LockReleased { .. } | ConversationEvent::LockExpired { .. } => {
+                self.lock = None
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use cqrs_es::test::TestFramework;
-
-    use super::*;
-    use crate::WaMessageId;
-
-    type ConversationTest = TestFramework<Conversation>;
-
-    fn t(seconds: i64) -> Timestamp {
-        Timestamp::from_unix_seconds(1_780_000_000 + seconds).expect("valid")
-    }
-    fn phone() -> PhoneNumberId {
-        PhoneNumberId::new("120000000000001")
-    }
-    fn customer() -> Customer {
-        Customer::new(Some("15550002222".into()), None).expect("customer")
-    }
-    fn started() -> ConversationEvent {
-        ConversationEvent::Started {
-            phone_number_id: phone(),
-            customer: customer(),
-            started_at: t(0),
-        }
-    }
-    fn wrote(wamid: &str, at: i64, name: Option<&str>) -> ConversationCommand {
-        ConversationCommand::RecordCustomerMessage {
-            phone_number_id: phone(),
-            customer: customer(),
-            profile_name: name.map(str::to_owned),
-            wamid: WaMessageId::new(wamid),
-            sent_at: t(at),
-            opens_window: true,
-        }
-    }
-    fn received(wamid: &str, at: i64) -> ConversationEvent {
-        ConversationEvent::CustomerMessageReceived {
-            wamid: WaMessageId::new(wamid),
-            sent_at: t(at),
-            window_closes_at: Some(t(at + SERVICE_WINDOW_SECONDS)),
-        }
-    }
-
-    #[test]
-    fn the_first_message_starts_the_conversation_and_opens_the_window() {
-        ConversationTest::with(())
-            .given_no_previous_events()
-            .when(wrote("w1", 0, Some("Sheena")))
-            .then_expect_events(vec![
-                started(),
-                ConversationEvent::CustomerProfileNamed {
-                    name: "Sheena".into(),
-                },
-                received("w1", 0),
-            ]);
-    }
-
-    #[test]
-    fn an_older_or_repeated_message_does_not_move_the_window() {
-        ConversationTest::with(())
-            .given(vec![started(), received("w2", 100)])
-            .when(wrote("w1", 50, None))
-            .then_expect_events(vec![]);
-        ConversationTest::with(())
-            .given(vec![started(), received("w2", 100)])
-            .when(wrote("w2", 100, None))
-            .then_expect_events(vec![]);
-    }
-
-    #[test]
-    fn a_newer_message_restarts_the_window() {
-        ConversationTest::with(())
-            .given(vec![started(), received("w1", 0)])
-            .when(wrote("w2", 10, None))
-            .then_expect_events(vec![received("w2", 10)]);
-    }
-
-    #[test]
-    fn a_bsuid_seen_later_is_linked_to_the_customer() {
-        let with_bsuid =
-            Customer::new(Some("15550002222".into()), Some("US.1".into())).expect("customer");
-        ConversationTest::with(())
-            .given(vec![started()])
-            .when(ConversationCommand::Touch {
-                phone_number_id: phone(),
-                customer: with_bsuid.clone(),
-                at: t(5),
-            })
-            .then_expect_events(vec![ConversationEvent::CustomerIdentified {
-                customer: with_bsuid,
-            }]);
-    }
-
-    #[test]
-    fn a_conversation_stays_on_its_number() {
-        ConversationTest::with(())
-            .given(vec![started()])
-            .when(ConversationCommand::Touch {
-                phone_number_id: PhoneNumberId::new("999"),
-                customer: customer(),
-                at: t(5),
-            })
-            .then_expect_error(ConversationError::WrongPhoneNumber {
-                expected: "120000000000001".into(),
-                actual: "999".into(),
-            });
-    }
-}
+mod tests;

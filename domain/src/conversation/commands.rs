@@ -1,12 +1,25 @@
 //! What can be asked of a conversation.
 
+use crate::conversation::{ConversationStatus, Tag};
 use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp, WaMessageId};
+
+/// Who writes, when, and (optionally) which version of the conversation they last saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The acting agent with their current rights.
+    pub actor: Actor,
+    /// The version the agent last saw; a newer one means someone else changed it meanwhile.
+    pub expected_version: Option<u64>,
+    /// When.
+    pub at: Timestamp,
+}
 
 /// A request to a [`Conversation`](super::Conversation).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
     /// Note that the customer wrote: starts the conversation if new, updates what we know of the
-    /// customer, and (for a message newer than any before) restarts the service window.
+    /// customer, restarts the service window (for a message newer than any before) and reopens
+    /// a resolved or snoozed conversation.
     RecordCustomerMessage {
         /// The business number written to.
         phone_number_id: PhoneNumberId,
@@ -30,24 +43,87 @@ pub enum ConversationCommand {
         /// When it was seen.
         at: Timestamp,
     },
-    /// Assign the conversation to an agent and/or a group.
+    /// Assign the conversation to an agent and/or a group (neither: unassign).
     Assign {
-        /// Who assigns.
-        actor: Actor,
+        /// Who, when.
+        write: Write,
         /// The agent, if any.
         agent: Option<AgentId>,
         /// The group, if any.
         group: Option<GroupId>,
         /// Why, for the record.
         reason: Option<String>,
-        /// When.
-        at: Timestamp,
     },
     /// Remove the assignment.
     Unassign {
+        /// Who, when.
+        write: Write,
+    },
+    /// The acting agent takes the conversation over from the bot (or from another agent).
+    TakeOver {
+        /// Who, when.
+        write: Write,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Give the conversation back to the bot (status pending).
+    HandBackToBot {
+        /// Who, when.
+        write: Write,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Change the status (`pending` also hands the conversation back to the bot).
+    ChangeStatus {
+        /// Who, when.
+        write: Write,
+        /// The new status.
+        status: ConversationStatus,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Add a tag (needs `can_use_tags`).
+    AddTag {
+        /// Who, when.
+        write: Write,
+        /// The tag.
+        tag: Tag,
+    },
+    /// Remove a tag (needs `can_use_tags`).
+    RemoveTag {
+        /// Who, when.
+        write: Write,
+        /// The tag.
+        tag: Tag,
+    },
+    /// Take the lock for `ttl_seconds`, or renew it when already held by the same agent.
+    AcquireLock {
         /// Who.
         actor: Actor,
+        /// How long.
+        ttl_seconds: i64,
         /// When.
+        at: Timestamp,
+    },
+    /// Release the lock: the holder may; a supervisor or admin may force it, with a reason.
+    ReleaseLock {
+        /// Who.
+        actor: Actor,
+        /// Release someone else's lock.
+        force: bool,
+        /// Why (required when forcing).
+        reason: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Record that the lock lapsed (the expiry worker); a no-op unless it has.
+    ExpireLock {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Wake a snoozed conversation whose time has come (the expiry worker).
+    WakeUp {
+        /// Now.
         at: Timestamp,
     },
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{AgentId, Timestamp};
+
 /// Why a conversation command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ConversationError {
@@ -13,7 +15,7 @@ pub enum ConversationError {
         /// The number in the command.
         actual: String,
     },
-    /// There is no such conversation.
+    /// There is no such conversation (or the agent may not see it).
     #[error("no such conversation")]
     NotFound,
     /// The agent's write permission does not cover this conversation.
@@ -22,6 +24,43 @@ pub enum ConversationError {
     /// The agent is outside their working hours (read-only until they start again).
     #[error("outside your working hours: read-only")]
     OffDuty,
+    /// Another agent holds the lock.
+    #[error("conversation is locked by another agent until {until}")]
+    LockedByAnotherAgent {
+        /// The holder.
+        holder: AgentId,
+        /// When the lock lapses.
+        until: Timestamp,
+    },
+    /// The conversation changed since the version the agent saw.
+    #[error("the conversation changed since version {expected}; it is now at {current}")]
+    Changed {
+        /// What the agent saw.
+        expected: u64,
+        /// What it is now.
+        current: u64,
+    },
+    /// Only supervisors and admins may force-release a lock, and only with a reason.
+    #[error("forcing a lock open needs the supervisor or admin role and a reason")]
+    ForceReleaseNotAllowed,
+    /// Tags need `can_use_tags`.
+    #[error("you may not use tags")]
+    TagsNotAllowed,
+    /// A tag must be 1 to 50 characters without control characters.
+    #[error("a tag is 1 to 50 characters without control characters")]
+    InvalidTag,
+    /// Too many tags.
+    #[error("a conversation carries at most {max} tags")]
+    TooManyTags {
+        /// The limit.
+        max: usize,
+    },
+    /// A snooze must end in the future.
+    #[error("a snooze must end in the future")]
+    SnoozeInThePast,
+    /// A lock lasts at least a second.
+    #[error("a lock lasts at least one second")]
+    InvalidTtl,
 }
 
 impl ConversationError {
@@ -32,6 +71,14 @@ impl ConversationError {
             Self::NotFound => "not_found",
             Self::NotPermitted => "forbidden",
             Self::OffDuty => "outside_working_hours",
+            Self::LockedByAnotherAgent { .. } => "conversation_locked",
+            Self::Changed { .. } => "conversation_changed",
+            Self::ForceReleaseNotAllowed => "forbidden",
+            Self::TagsNotAllowed => "forbidden",
+            Self::InvalidTag => "invalid_tag",
+            Self::TooManyTags { .. } => "too_many_tags",
+            Self::SnoozeInThePast => "invalid_snooze",
+            Self::InvalidTtl => "invalid_ttl",
         }
     }
 }

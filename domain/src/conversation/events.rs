@@ -1,8 +1,10 @@
-//! What became true of a conversation. Event type names are frozen once shipped.
+//! What became true of a conversation. Event type names are frozen once shipped. Every event an
+//! agent causes says who (`by`) and, where they gave one, why (`reason`).
 
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::{ConversationStatus, Tag};
 use crate::{AgentId, Customer, GroupId, PhoneNumberId, Timestamp, WaMessageId};
 
 /// An event of a [`Conversation`](super::Conversation).
@@ -60,6 +62,104 @@ pub enum ConversationEvent {
         /// When.
         at: Timestamp,
     },
+    /// An agent took the conversation over (from the bot or from another agent).
+    TakenOver {
+        /// The new owner (who did it).
+        agent: AgentId,
+        /// The previous owner (`None`: the bot).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<AgentId>,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// The conversation went back to the bot.
+    HandedBackToBot {
+        /// Who.
+        by: AgentId,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// The status changed.
+    StatusChanged {
+        /// The new status.
+        status: ConversationStatus,
+        /// Who (`None`: the customer's message or the snooze timer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<AgentId>,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// A tag was added.
+    TagAdded {
+        /// The tag.
+        tag: Tag,
+        /// Every tag now.
+        tags: Vec<Tag>,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
+    /// A tag was removed.
+    TagRemoved {
+        /// The tag.
+        tag: Tag,
+        /// Every tag now.
+        tags: Vec<Tag>,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
+    /// An agent took the lock.
+    LockAcquired {
+        /// The holder.
+        agent: AgentId,
+        /// When.
+        acquired_at: Timestamp,
+        /// When it lapses.
+        expires_at: Timestamp,
+    },
+    /// The holder extended the lock.
+    LockRenewed {
+        /// The holder.
+        agent: AgentId,
+        /// When.
+        renewed_at: Timestamp,
+        /// When it now lapses.
+        expires_at: Timestamp,
+    },
+    /// The lock was released (by its holder, or forced by a supervisor).
+    LockReleased {
+        /// The holder.
+        agent: AgentId,
+        /// Who released it.
+        by: AgentId,
+        /// Whether someone else forced it open.
+        #[serde(default)]
+        forced: bool,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// The lock lapsed without being released.
+    LockExpired {
+        /// The holder.
+        agent: AgentId,
+        /// When it lapsed.
+        expired_at: Timestamp,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -71,6 +171,15 @@ impl DomainEvent for ConversationEvent {
             Self::CustomerMessageReceived { .. } => "ConversationCustomerMessageReceived",
             Self::Assigned { .. } => "ConversationAssigned",
             Self::Unassigned { .. } => "ConversationUnassigned",
+            Self::TakenOver { .. } => "ConversationTakenOver",
+            Self::HandedBackToBot { .. } => "ConversationHandedBackToBot",
+            Self::StatusChanged { .. } => "ConversationStatusChanged",
+            Self::TagAdded { .. } => "ConversationTagAdded",
+            Self::TagRemoved { .. } => "ConversationTagRemoved",
+            Self::LockAcquired { .. } => "LockAcquired",
+            Self::LockRenewed { .. } => "LockRenewed",
+            Self::LockReleased { .. } => "LockReleased",
+            Self::LockExpired { .. } => "LockExpired",
         }
         .to_owned()
     }

@@ -1,0 +1,152 @@
+//! The short lock an agent holds on a conversation while answering. Atomic by construction:
+//! the decision is the conversation aggregate's, committed against its version, and a lost race
+//! is retried against the fresh state, ending as a clean 409.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use switchboard_domain::conversation::{Conversation, ConversationCommand, Lock};
+
+use crate::auth::accounts::actor_metadata;
+use crate::cqrs::execute;
+use crate::http::conversations::visible;
+use crate::http::extract::AuthAgent;
+use crate::http::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/conversations/{id}/lock",
+            post(acquire).delete(release),
+        )
+        .route("/api/conversations/{id}/lock-status", get(status))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AcquireRequest {
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReleaseRequest {
+    #[serde(default)]
+    force: bool,
+    reason: Option<String>,
+}
+
+/// A lock as the API shows it.
+#[derive(Serialize)]
+struct LockView {
+    locked: bool,
+    agent_id: Option<String>,
+    acquired_at: Option<String>,
+    expires_at: Option<String>,
+}
+
+impl From<Option<Lock>> for LockView {
+    fn from(lock: Option<Lock>) -> Self {
+        Self {
+            locked: lock.is_some(),
+            agent_id: lock.map(|l| l.agent.to_string()),
+            acquired_at: lock.map(|l| l.acquired_at.to_string()),
+            expires_at: lock.map(|l| l.expires_at.to_string()),
+        }
+    }
+}
+
+fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::Unprocessable {
+        code: "invalid_input",
+        message: e.to_string(),
+    })
+}
+
+/// Takes the lock (or renews it, for its holder).
+async fn acquire(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<LockView>, ApiError> {
+    let request: AcquireRequest = parse_body(&body)?;
+    let settings = &state.conversations;
+    let max = settings.max_lock_ttl.as_secs();
+    let ttl = request
+        .ttl_seconds
+        .unwrap_or(settings.default_lock_ttl.as_secs());
+    if ttl == 0 || ttl > max {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_ttl",
+            message: format!("ttl_seconds must be between 1 and {max}"),
+        });
+    }
+    let now = state.clock.now();
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::AcquireLock {
+        actor: auth.actor,
+        ttl_seconds: i64::try_from(ttl).unwrap_or(i64::MAX),
+        at: now,
+    };
+    let result = execute(
+        &state.frameworks.conversations,
+        &id,
+        command,
+        &actor_metadata(Some(by), now),
+    )
+    .await;
+    if let Err(cqrs_es::AggregateError::UserError(
+        switchboard_domain::conversation::ConversationError::LockedByAnotherAgent { .. },
+    )) = &result
+    {
+        tracing::debug!(conversation_id = %id, "lock conflict");
+    }
+    result?;
+    let (conversation, _) = state.log.load_aggregate::<Conversation>(&id).await?;
+    Ok(Json(conversation.lock_at(now).into()))
+}
+
+/// Releases the lock: its holder may; a supervisor may force it with `{"force": true, "reason": …}`.
+async fn release(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<LockView>, ApiError> {
+    let request: ReleaseRequest = parse_body(&body)?;
+    let now = state.clock.now();
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::ReleaseLock {
+        actor: auth.actor,
+        force: request.force,
+        reason: request.reason,
+        at: now,
+    };
+    execute(
+        &state.frameworks.conversations,
+        &id,
+        command,
+        &actor_metadata(Some(by), now),
+    )
+    .await?;
+    let (conversation, _) = state.log.load_aggregate::<Conversation>(&id).await?;
+    Ok(Json(conversation.lock_at(now).into()))
+}
+
+/// The lock in force now, from the conversation's events (a lapsed lock is free).
+async fn status(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+) -> Result<Json<LockView>, ApiError> {
+    let (conversation, _) = state.log.load_aggregate::<Conversation>(&id).await?;
+    if !conversation.visible_to(&auth.actor) {
+        visible(&state, &auth, &id).await?;
+    }
+    Ok(Json(conversation.lock_at(state.clock.now()).into()))
+}

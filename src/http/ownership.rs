@@ -1,0 +1,267 @@
+//! Who handles a conversation and how it stands: assignment, bot/agent ownership, status, tags.
+//! Every write goes through the conversation aggregate, which checks scope, working hours, the
+//! lock and (when given) the version the agent last saw.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchboard_domain::agent::Agent;
+use switchboard_domain::conversation::{
+    Conversation, ConversationCommand, ConversationStatus, Tag, Write,
+};
+use switchboard_domain::group::Group;
+use switchboard_domain::{AgentId, GroupId, Timestamp};
+
+use crate::auth::accounts::actor_metadata;
+use crate::cqrs::execute;
+use crate::http::extract::{AuthAgent, JsonBody};
+use crate::http::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/conversations/{id}/assignment",
+            put(assign).delete(unassign),
+        )
+        .route("/api/conversations/{id}/takeover", post(take_over))
+        .route("/api/conversations/{id}/handback", post(hand_back))
+        .route("/api/conversations/{id}/status", put(change_status))
+        .route("/api/conversations/{id}/tags", post(add_tag))
+        .route("/api/conversations/{id}/tags/{tag}", delete(remove_tag))
+}
+
+/// Runs a conversation command for the caller and answers with the conversation's new version.
+pub(super) async fn dispatch(
+    state: &AppState,
+    id: &str,
+    by: AgentId,
+    command: ConversationCommand,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.clock.now();
+    execute(
+        &state.frameworks.conversations,
+        id,
+        command,
+        &actor_metadata(Some(by), now),
+    )
+    .await?;
+    let (conversation, _) = state.log.load_aggregate::<Conversation>(id).await?;
+    Ok(Json(json!({ "id": id, "version": conversation.version() })))
+}
+
+fn write(auth: AuthAgent, expected_version: Option<u64>, at: Timestamp) -> Write {
+    Write {
+        actor: auth.actor,
+        expected_version,
+        at,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assignment {
+    agent_id: Option<AgentId>,
+    group_id: Option<GroupId>,
+    reason: Option<String>,
+    expected_version: Option<u64>,
+}
+
+/// Assigns the conversation to an agent and/or a group (both absent: unassigns).
+async fn assign(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<Assignment>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(agent) = request.agent_id {
+        let (assignee, _) = state
+            .log
+            .load_aggregate::<Agent>(&agent.to_string())
+            .await?;
+        if !assignee.is_active() {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_agent",
+                message: format!("no active agent {agent}"),
+            });
+        }
+    }
+    if let Some(group) = request.group_id {
+        let (found, _) = state
+            .log
+            .load_aggregate::<Group>(&group.to_string())
+            .await?;
+        if !found.exists() {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_group",
+                message: format!("no group {group}"),
+            });
+        }
+    }
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::Assign {
+        write: write(auth, request.expected_version, state.clock.now()),
+        agent: request.agent_id,
+        group: request.group_id,
+        reason: request.reason,
+    };
+    dispatch(&state, &id, by, command).await
+}
+
+async fn unassign(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::Unassign {
+        write: write(auth, None, state.clock.now()),
+    };
+    dispatch(&state, &id, by, command).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reasoned {
+    reason: Option<String>,
+    expected_version: Option<u64>,
+}
+
+/// An optional JSON body (an empty body is the default).
+fn optional_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::Unprocessable {
+        code: "invalid_input",
+        message: e.to_string(),
+    })
+}
+
+/// The caller takes the conversation over from the bot.
+async fn take_over(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: Reasoned = optional_body(&body)?;
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::TakeOver {
+        write: write(auth, request.expected_version, state.clock.now()),
+        reason: request.reason,
+    };
+    dispatch(&state, &id, by, command).await
+}
+
+/// The conversation goes back to the bot (status pending).
+async fn hand_back(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: Reasoned = optional_body(&body)?;
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::HandBackToBot {
+        write: write(auth, request.expected_version, state.clock.now()),
+        reason: request.reason,
+    };
+    dispatch(&state, &id, by, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StatusName {
+    Open,
+    Pending,
+    Snoozed,
+    Resolved,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusChange {
+    status: StatusName,
+    snoozed_until: Option<chrono::DateTime<chrono::Utc>>,
+    reason: Option<String>,
+    expected_version: Option<u64>,
+}
+
+/// Sets the status: open, pending (back to the bot), snoozed until a time, resolved.
+async fn change_status(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<StatusChange>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match (request.status, request.snoozed_until) {
+        (StatusName::Snoozed, Some(until)) => ConversationStatus::Snoozed {
+            until: Timestamp::new(until),
+        },
+        (StatusName::Snoozed, None) => {
+            return Err(ApiError::Unprocessable {
+                code: "invalid_input",
+                message: "snoozed needs snoozed_until (RFC 3339)".to_owned(),
+            })
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::Unprocessable {
+                code: "invalid_input",
+                message: "snoozed_until goes only with status snoozed".to_owned(),
+            })
+        }
+        (StatusName::Open, None) => ConversationStatus::Open,
+        (StatusName::Pending, None) => ConversationStatus::Pending,
+        (StatusName::Resolved, None) => ConversationStatus::Resolved,
+    };
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::ChangeStatus {
+        write: write(auth, request.expected_version, state.clock.now()),
+        status,
+        reason: request.reason,
+    };
+    dispatch(&state, &id, by, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagRequest {
+    tag: String,
+    expected_version: Option<u64>,
+}
+
+fn parse_tag(text: &str) -> Result<Tag, ApiError> {
+    Tag::parse(text).map_err(ApiError::from)
+}
+
+async fn add_tag(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<TagRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let tag = parse_tag(&request.tag)?;
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::AddTag {
+        write: write(auth, request.expected_version, state.clock.now()),
+        tag,
+    };
+    Ok((StatusCode::OK, dispatch(&state, &id, by, command).await?))
+}
+
+async fn remove_tag(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let tag = parse_tag(&tag)?;
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::RemoveTag {
+        write: write(auth, None, state.clock.now()),
+        tag,
+    };
+    dispatch(&state, &id, by, command).await
+}

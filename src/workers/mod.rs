@@ -1,0 +1,3 @@
+//! Background workers that act on time passing.
+
+pub mod lock_expiry;
