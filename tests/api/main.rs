@@ -6,6 +6,8 @@
 
 mod helpers;
 
+mod locks;
+
 mod auth;
 mod cli;
 mod event_log;
