@@ -1,0 +1,30 @@
+//! `switchboard-bench`: measures a running Switchboard over real HTTP and prints figures.
+//!
+//! Each command starts the real server in-process (embedded SQLite in a temporary directory, or
+//! PostgreSQL with `DATABASE_URL`) so that a figure always comes with the exact command that
+//! produced it. Build with `--release`.
+
+mod locks;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks for Switchboard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lock acquisition latency when many agents race for the same conversation.
+    Locks(locks::LockArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Locks(args) => locks::run(args).await,
+    }
+}
