@@ -153,6 +153,9 @@ pub struct WhatsAppSettings {
     pub verify_token: Option<SecretString>,
     /// Largest webhook body accepted (Meta's are at most 3 MB).
     pub max_body_bytes: usize,
+    /// Webhook fields beyond those this version knows, to record as account notifications
+    /// (a switch for new Meta fields without a release; dead-lettered ones can then be retried).
+    pub extra_fields: Vec<String>,
 }
 
 /// Background work switches and pacing.
@@ -168,6 +171,43 @@ pub struct WorkerSettings {
     pub webhook_claim: Duration,
     /// How many stored webhooks one worker claims at a time.
     pub webhook_batch: u32,
+    /// How failed webhook processing is retried before it is dead-lettered.
+    pub webhook_retry: RetryPolicy,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt.
+    pub first_delay: Duration,
+    /// Each further delay is the previous one times this.
+    pub factor: f64,
+    /// Random spread of each delay, as a fraction (0.2: ±20 %), so retries do not synchronize.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            first_delay: Duration::from_secs(1),
+            factor: 2.0,
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after failed attempt number `attempt` (1 = the first), with jitter drawn
+    /// from `random` (a number in 0..1).
+    pub fn delay_after(&self, attempt: u32, random: f64) -> Duration {
+        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let base = self.first_delay.as_secs_f64() * self.factor.powi(exponent);
+        let spread = 1.0 + self.jitter * (2.0 * random.clamp(0.0, 1.0) - 1.0);
+        Duration::from_secs_f64((base * spread).clamp(0.0, 86_400.0))
+    }
 }
 
 impl Default for WorkerSettings {
@@ -178,6 +218,7 @@ impl Default for WorkerSettings {
             expire_locks: true,
             webhook_claim: Duration::from_secs(60),
             webhook_batch: 64,
+            webhook_retry: RetryPolicy::default(),
         }
     }
 }
@@ -227,6 +268,15 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub app_secret: Vec<String>,
+    /// Extra webhook fields to accept as account notifications, comma-separated.
+    #[arg(long, env = "SWITCHBOARD_EXTRA_WEBHOOK_FIELDS", value_delimiter = ',')]
+    pub extra_webhook_fields: Vec<String>,
+    /// Attempts to process a stored webhook before it is dead-lettered.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_MAX_ATTEMPTS", default_value_t = 3)]
+    pub webhook_max_attempts: u32,
+    /// Delay before the second attempt, in milliseconds (doubling after each).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_RETRY_DELAY_MS", default_value_t = 1000)]
+    pub webhook_retry_delay_ms: u64,
     /// Token for Meta's webhook verification handshake. Prefer the environment variable.
     #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
     pub verify_token: Option<String>,
@@ -284,8 +334,21 @@ impl ServeArgs {
                     .filter(|t| !t.is_empty())
                     .map(|t| SecretString::from(t.to_owned())),
                 max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
+                extra_fields: self
+                    .extra_webhook_fields
+                    .iter()
+                    .map(|f| f.trim().to_owned())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
             },
-            workers: WorkerSettings::default(),
+            workers: WorkerSettings {
+                webhook_retry: RetryPolicy {
+                    max_attempts: self.webhook_max_attempts.max(1),
+                    first_delay: Duration::from_millis(self.webhook_retry_delay_ms),
+                    ..RetryPolicy::default()
+                },
+                ..WorkerSettings::default()
+            },
             auth: AuthSettings {
                 access_token_ttl: Duration::from_secs(self.access_token_ttl.max(1)),
                 refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl.max(60)),

@@ -135,6 +135,7 @@ impl Application {
                 self.frameworks.clone(),
                 Arc::clone(&self.state.clock),
                 self.settings.workers.clone(),
+                self.settings.whatsapp.extra_fields.clone(),
             );
             workers.spawn(processor.run(self.state.inbox.stored(), stopped.clone()));
         }

@@ -72,6 +72,7 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
             app_secrets: vec![SECRET.into()],
             verify_token: None,
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
+            extra_fields: vec![],
         },
         workers: WorkerSettings::default(),
         auth: AuthSettings {

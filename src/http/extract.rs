@@ -95,6 +95,23 @@ pub struct AuthAgent {
     pub expires_at: switchboard_domain::Timestamp,
 }
 
+impl AuthAgent {
+    /// Refuses anyone but an admin.
+    ///
+    /// # Errors
+    /// 403 for other roles.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.actor.role == switchboard_domain::agent::Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                code: "forbidden",
+                message: "only admins may do this",
+            })
+        }
+    }
+}
+
 impl FromRequestParts<crate::http::AppState> for AuthAgent {
     type Rejection = ApiError;
 

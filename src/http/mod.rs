@@ -4,6 +4,7 @@ mod account;
 mod agents;
 mod auth;
 mod conversations;
+mod dead_letters;
 mod error;
 mod extract;
 mod health;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router(state.whatsapp.max_body_bytes))
         .merge(conversations::router())
         .merge(account::router())
+        .merge(dead_letters::router())
         .merge(auth::router())
         .merge(agents::router())
         .merge(ownership::router())

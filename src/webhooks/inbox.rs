@@ -36,6 +36,7 @@ pub enum InboxError {
 pub struct WebhookInbox {
     sender: mpsc::Sender<Pending>,
     stored: watch::Receiver<u64>,
+    wake: std::sync::Arc<watch::Sender<u64>>,
 }
 
 impl WebhookInbox {
@@ -43,8 +44,9 @@ impl WebhookInbox {
     pub fn start(database: Database) -> Self {
         let (sender, receiver) = mpsc::channel(4 * MAX_GROUP);
         let (stored_tx, stored) = watch::channel(0);
-        tokio::spawn(write_loop(database, receiver, stored_tx));
-        Self { sender, stored }
+        let wake = std::sync::Arc::new(stored_tx);
+        tokio::spawn(write_loop(database, receiver, std::sync::Arc::clone(&wake)));
+        Self { sender, stored, wake }
     }
 
     /// Stores `body`; returns once it is committed.
@@ -74,6 +76,11 @@ impl WebhookInbox {
             .map_err(InboxError::Write)
     }
 
+    /// Wakes the processor (webhooks were queued again).
+    pub fn wake(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Changes after every commit, so the processor wakes at once.
     pub fn stored(&self) -> watch::Receiver<u64> {
         self.stored.clone()
@@ -83,7 +90,7 @@ impl WebhookInbox {
 async fn write_loop(
     database: Database,
     mut receiver: mpsc::Receiver<Pending>,
-    stored: watch::Sender<u64>,
+    stored: std::sync::Arc<watch::Sender<u64>>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -183,74 +190,189 @@ pub fn processed_statement(id: i64, now: i64) -> Statement {
     )
 }
 
-/// The statement that marks a webhook failed for good (it cannot succeed by retrying).
-pub fn failed_statement(id: i64, now: i64, error: &str) -> Statement {
+/// The statement that records one failed attempt and its error.
+pub fn attempt_statement(id: i64, attempt: i32, now: i64, error: &str, retryable: bool) -> Statement {
     Statement::new(
-        "update raw_webhooks set status = 'failed', processed_at = $1, claimed_until = null, last_error = $2 where id = $3",
+        "insert into webhook_attempts (webhook_id, attempt, at, error, retryable) values ($1, $2, $3, $4, $5)",
+        vec![
+            id.into(),
+            i64::from(attempt).into(),
+            now.into(),
+            error.into(),
+            i64::from(retryable).into(),
+        ],
+    )
+}
+
+/// The statement that dead-letters a webhook: it waits, visible, until an operator retries it.
+pub fn dead_letter_statement(id: i64, now: i64, error: &str) -> Statement {
+    Statement::new(
+        "update raw_webhooks set status = 'failed', processed_at = $1, dead_lettered_at = $1, claimed_until = null, last_error = $2 where id = $3",
         vec![now.into(), error.into(), id.into()],
     )
 }
 
-/// Leaves a webhook pending, to be tried again after `retry_at` (Unix milliseconds).
-///
-/// # Errors
-/// Database failures.
-pub async fn release(
-    database: &Database,
-    id: i64,
-    retry_at: i64,
-    error: &str,
-) -> Result<(), StoreError> {
-    let sql = "update raw_webhooks set claimed_until = $1, last_error = $2 where id = $3 and status = 'pending'";
-    with_pool!(database, pool => sqlx::query(sql).bind(retry_at).bind(error).bind(id).execute(pool).await.map(|_| ())?);
-    Ok(())
+/// The statement that leaves a webhook pending until `retry_at` (Unix milliseconds).
+pub fn retry_later_statement(id: i64, retry_at: i64, error: &str) -> Statement {
+    Statement::new(
+        "update raw_webhooks set claimed_until = $1, last_error = $2 where id = $3 and status = 'pending'",
+        vec![retry_at.into(), error.into(), id.into()],
+    )
 }
 
-/// A webhook whose processing failed, as operators see it.
+fn rfc3339(millis: i64) -> String {
+    Timestamp::from_unix_millis(millis).map_or_else(String::new, |t| t.to_string())
+}
+
+/// A dead-lettered webhook in a list.
 #[derive(Debug, Clone, Serialize)]
-pub struct FailedWebhook {
+pub struct DeadLetterSummary {
     /// Its id.
     pub id: i64,
     /// When it was received.
     pub received_at: String,
+    /// When it was dead-lettered.
+    pub dead_lettered_at: Option<String>,
     /// The request that delivered it.
     pub request_id: Option<String>,
-    /// Processing attempts.
+    /// Processing attempts since it was last (re)queued.
     pub attempts: i32,
-    /// Why it failed.
+    /// The last error.
     pub error: Option<String>,
-    /// The raw body (lossless when it is UTF-8, as Meta's always are).
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    /// Attempt number (counting from the last time it was queued).
+    pub attempt: i64,
+    /// When it failed.
+    pub at: String,
+    /// Why.
+    pub error: String,
+    /// Whether it was worth retrying.
+    pub retryable: bool,
+}
+
+/// A dead-lettered webhook with its raw body and every failed attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// The summary.
+    #[serde(flatten)]
+    pub summary: DeadLetterSummary,
+    /// The raw body, exactly as signed (lossless for UTF-8, as Meta's always are).
     pub body: String,
+    /// Every failed attempt, oldest first.
+    pub attempt_history: Vec<AttemptView>,
 }
 
 #[derive(sqlx::FromRow)]
-struct FailedRow {
+struct DeadLetterRow {
     id: i64,
     received_at: i64,
+    dead_lettered_at: Option<i64>,
     request_id: Option<String>,
     attempts: i32,
     last_error: Option<String>,
-    body: Vec<u8>,
 }
 
-/// Failed webhooks, newest first.
-///
-/// # Errors
-/// Database failures.
-pub async fn failed(database: &Database, limit: u32) -> Result<Vec<FailedWebhook>, StoreError> {
-    let sql = "select id, received_at, request_id, attempts, last_error, body from raw_webhooks
-               where status = 'failed' order by id desc limit $1";
-    let rows: Vec<FailedRow> = with_pool!(database, pool => sqlx::query_as(sql).bind(i64::from(limit)).fetch_all(pool).await?);
-    Ok(rows
-        .into_iter()
-        .map(|row| FailedWebhook {
+impl From<DeadLetterRow> for DeadLetterSummary {
+    fn from(row: DeadLetterRow) -> Self {
+        Self {
             id: row.id,
-            received_at: Timestamp::from_unix_millis(row.received_at)
-                .map_or_else(String::new, |t| t.to_string()),
+            received_at: rfc3339(row.received_at),
+            dead_lettered_at: row.dead_lettered_at.map(rfc3339),
             request_id: row.request_id,
             attempts: row.attempts,
             error: row.last_error,
-            body: String::from_utf8_lossy(&row.body).into_owned(),
-        })
-        .collect())
+        }
+    }
+}
+
+/// Dead letters, newest first, `limit` at a time after `before_id`.
+///
+/// # Errors
+/// Database failures.
+pub async fn dead_letters(
+    database: &Database,
+    before_id: Option<i64>,
+    limit: u32,
+) -> Result<Vec<DeadLetterSummary>, StoreError> {
+    let sql = "select id, received_at, dead_lettered_at, request_id, attempts, last_error from raw_webhooks
+               where status = 'failed' and id < $1 order by id desc limit $2";
+    let rows: Vec<DeadLetterRow> = with_pool!(database, pool => sqlx::query_as(sql)
+        .bind(before_id.unwrap_or(i64::MAX)).bind(i64::from(limit)).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(DeadLetterSummary::from).collect())
+}
+
+/// One dead letter with its body and attempts, or `None`.
+///
+/// # Errors
+/// Database failures.
+pub async fn dead_letter(database: &Database, id: i64) -> Result<Option<DeadLetter>, StoreError> {
+    let sql = "select id, received_at, dead_lettered_at, request_id, attempts, last_error from raw_webhooks
+               where status = 'failed' and id = $1";
+    let row: Option<DeadLetterRow> =
+        with_pool!(database, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?);
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let body: Vec<u8> = with_pool!(database, pool => sqlx::query_scalar(
+        "select body from raw_webhooks where id = $1").bind(id).fetch_one(pool).await?);
+    let attempts: Vec<(i64, i64, String, i64)> = with_pool!(database, pool => sqlx::query_as(
+        "select attempt, at, error, retryable from webhook_attempts where webhook_id = $1 order by id")
+        .bind(id).fetch_all(pool).await?);
+    Ok(Some(DeadLetter {
+        summary: row.into(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        attempt_history: attempts
+            .into_iter()
+            .map(|(attempt, at, error, retryable)| AttemptView {
+                attempt,
+                at: rfc3339(at),
+                error,
+                retryable: retryable != 0,
+            })
+            .collect(),
+    }))
+}
+
+/// Queues dead letters again (one, or all when `id` is `None`), with a fresh attempt count;
+/// returns how many. Processing is idempotent, so retrying one whose events exist adds none.
+///
+/// # Errors
+/// Database failures.
+pub async fn requeue(database: &Database, id: Option<i64>) -> Result<u64, StoreError> {
+    let sql = "update raw_webhooks set status = 'pending', attempts = 0, claimed_until = null,
+               dead_lettered_at = null, processed_at = null
+               where status = 'failed' and ($1 = 0 or id = $2)";
+    let (all, id) = (i64::from(id.is_none()), id.unwrap_or(0));
+    Ok(with_pool!(database, pool => sqlx::query(sql).bind(1 - all).bind(id).execute(pool).await?.rows_affected()))
+}
+
+/// Deletes dead letters received before `older_than` (Unix milliseconds), with their attempts;
+/// returns how many.
+///
+/// # Errors
+/// Database failures.
+pub async fn purge(database: &Database, older_than: i64) -> Result<u64, StoreError> {
+    let attempts = "delete from webhook_attempts where webhook_id in
+                    (select id from raw_webhooks where status = 'failed' and received_at < $1)";
+    let webhooks = "delete from raw_webhooks where status = 'failed' and received_at < $1";
+    with_pool!(database, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query(attempts).bind(older_than).execute(&mut *tx).await?;
+        let deleted = sqlx::query(webhooks).bind(older_than).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    })
+}
+
+/// How many webhooks are dead-lettered now.
+///
+/// # Errors
+/// Database failures.
+pub async fn dead_letter_count(database: &Database) -> Result<i64, StoreError> {
+    let sql = "select count(*) from raw_webhooks where status = 'failed'";
+    Ok(with_pool!(database, pool => sqlx::query_scalar(sql).fetch_one(pool).await?))
 }

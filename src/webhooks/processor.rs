@@ -37,6 +37,7 @@ pub struct WebhookProcessor {
     frameworks: Frameworks,
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
+    extra_fields: Vec<String>,
 }
 
 impl WebhookProcessor {
@@ -46,12 +47,14 @@ impl WebhookProcessor {
         frameworks: Frameworks,
         clock: Arc<dyn Clock>,
         settings: WorkerSettings,
+        extra_fields: Vec<String>,
     ) -> Self {
         Self {
             log,
             frameworks,
             clock,
             settings,
+            extra_fields,
         }
     }
 
@@ -80,7 +83,6 @@ impl WebhookProcessor {
             }
             match self.process_together(&batch).await {
                 Ok(()) => {}
-                Err(BatchError::Store(error)) => return Err(error),
                 Err(reason) => {
                     tracing::debug!(%reason, size = batch.len(), "batch redone one command at a time");
                     for webhook in &batch {
@@ -113,7 +115,7 @@ impl WebhookProcessor {
     fn parse(&self, webhook: &ClaimedWebhook) -> Result<ParsedWebhook, PayloadError> {
         let received_at =
             Timestamp::from_unix_millis(webhook.received_at).unwrap_or_else(|| self.clock.now());
-        payload::parse(&webhook.body, received_at)
+        payload::parse(&webhook.body, received_at, &self.extra_fields)
     }
 
     /// The whole batch in one transaction: events and bookkeeping together.
@@ -138,12 +140,9 @@ impl WebhookProcessor {
                     .collect(),
             ));
             match apply_all(parsed, &mut work).await {
-                Outcome::Processed => bookkeeping.push(bookkeeping_statement(webhook, now, None)),
-                Outcome::Failed(error) => {
-                    bookkeeping.push(bookkeeping_statement(webhook, now, Some(&error)));
-                }
                 // In memory nothing is transient; should it ever be, redo the batch singly.
                 Outcome::Retry(reason) => return Err(BatchError::Load(reason)),
+                outcome => bookkeeping.extend(self.bookkeeping(webhook, now, outcome)),
             }
         }
         match self.log.append(&work.into_events(), &bookkeeping).await {
@@ -163,15 +162,8 @@ impl WebhookProcessor {
         };
         let outcome = apply_all(self.parse(webhook), &mut bus).await;
         let now = self.clock.now().unix_millis();
-        let statement = match outcome {
-            Outcome::Processed => bookkeeping_statement(webhook, now, None),
-            Outcome::Failed(error) => bookkeeping_statement(webhook, now, Some(&error)),
-            Outcome::Retry(reason) => {
-                tracing::warn!(webhook_id = webhook.id, %reason, "webhook processing will be retried");
-                return inbox::release(self.database(), webhook.id, now + 1_000, &reason).await;
-            }
-        };
-        self.database().execute_atomically(&[statement]).await
+        let statements = self.bookkeeping(webhook, now, outcome);
+        self.database().execute_atomically(&statements).await
     }
 
     fn metadata(&self, webhook: &ClaimedWebhook) -> HashMap<String, String> {
@@ -222,24 +214,47 @@ async fn apply_all(
     }
 }
 
-/// The statement recording a final outcome.
-fn bookkeeping_statement(webhook: &ClaimedWebhook, now: i64, error: Option<&str>) -> Statement {
-    match error {
-        None => inbox::processed_statement(webhook.id, now),
-        Some(error) => {
-            tracing::warn!(webhook_id = webhook.id, %error, "webhook processing failed");
-            inbox::failed_statement(webhook.id, now, error)
+impl WebhookProcessor {
+    /// What to record for an outcome: processed; dead-lettered at once when retrying cannot
+    /// help; retried later with backoff; dead-lettered after the last attempt.
+    fn bookkeeping(&self, webhook: &ClaimedWebhook, now: i64, outcome: Outcome) -> Vec<Statement> {
+        let attempt = webhook.attempts;
+        match outcome {
+            Outcome::Processed => vec![inbox::processed_statement(webhook.id, now)],
+            Outcome::Failed(error) => {
+                tracing::warn!(webhook_id = webhook.id, %error, "webhook cannot be processed: dead-lettered");
+                vec![
+                    inbox::attempt_statement(webhook.id, attempt, now, &error, false),
+                    inbox::dead_letter_statement(webhook.id, now, &error),
+                ]
+            }
+            Outcome::Retry(error) => {
+                let policy = self.settings.webhook_retry;
+                let attempts_made = u32::try_from(attempt).unwrap_or(u32::MAX);
+                let record = inbox::attempt_statement(webhook.id, attempt, now, &error, true);
+                if attempts_made >= policy.max_attempts {
+                    tracing::warn!(webhook_id = webhook.id, %error, attempts = attempt, "webhook dead-lettered after its last attempt");
+                    let reason = format!("gave up after {attempt} attempts: {error}");
+                    vec![record, inbox::dead_letter_statement(webhook.id, now, &reason)]
+                } else {
+                    let delay = policy.delay_after(attempts_made, rand::random::<f64>());
+                    let retry_at = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                    tracing::warn!(webhook_id = webhook.id, %error, attempt, delay_ms = delay.as_millis() as u64, "webhook processing will be retried");
+                    vec![record, inbox::retry_later_statement(webhook.id, retry_at, &error)]
+                }
+            }
         }
     }
 }
 
+/// Why a batch is redone one webhook at a time.
 #[derive(Debug, thiserror::Error)]
 enum BatchError {
     #[error("another writer changed an aggregate of the batch")]
     Conflict,
     #[error("aggregates could not be loaded: {0}")]
     Load(String),
-    #[error(transparent)]
+    #[error("the batch could not be committed: {0}")]
     Store(StoreError),
 }
 

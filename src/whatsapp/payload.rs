@@ -151,11 +151,12 @@ const ACCOUNT_FIELDS: &[&str] = &[
     "user_preferences",
 ];
 
-/// Reads a webhook body. `received_at` stands in for timestamps the payload lacks.
+/// Reads a webhook body. `received_at` stands in for timestamps the payload lacks;
+/// `extra_fields` are further fields to record as account notifications.
 ///
 /// # Errors
 /// When the body is not JSON or not a WhatsApp Business Account envelope.
-pub fn parse(body: &[u8], received_at: Timestamp) -> Result<ParsedWebhook, PayloadError> {
+pub fn parse(body: &[u8], received_at: Timestamp, extra_fields: &[String]) -> Result<ParsedWebhook, PayloadError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
     let object = root
@@ -189,6 +190,7 @@ pub fn parse(body: &[u8], received_at: Timestamp) -> Result<ParsedWebhook, Paylo
                 waba_id: &waba_id,
                 entry_time,
                 received_at,
+                extra_fields,
             };
             context.read_change(field, value, &mut parsed);
         }
@@ -200,6 +202,7 @@ struct ChangeContext<'a> {
     waba_id: &'a WabaId,
     entry_time: Timestamp,
     received_at: Timestamp,
+    extra_fields: &'a [String],
 }
 
 impl ChangeContext<'_> {
@@ -219,7 +222,9 @@ impl ChangeContext<'_> {
             "message_template_components_update" => {
                 self.template(TemplateChangeKind::Components, field, value, out);
             }
-            known if ACCOUNT_FIELDS.contains(&known) => self.notification(field, value, out),
+            known if ACCOUNT_FIELDS.contains(&known) || self.extra_fields.iter().any(|f| f == known) => {
+                self.notification(field, value, out);
+            }
             unknown => out
                 .problems
                 .push(Problem(format!("unknown webhook field {unknown:?}"))),

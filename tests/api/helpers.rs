@@ -155,6 +155,7 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             app_secrets: vec![APP_SECRET.into(), SECOND_APP_SECRET.into()],
             verify_token: Some(VERIFY_TOKEN.into()),
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
+            extra_fields: vec![],
         },
         workers: WorkerSettings::default(),
         auth: AuthSettings {

@@ -81,7 +81,7 @@ async fn every_third_party_sample_is_accepted_and_shown(backend: Backend) {
         let response = app.post_webhook(&body).await;
         assert_eq!(response.status(), 200, "{name}: acknowledged");
         app.settle().await;
-        let failed = app.get_json("/api/webhooks/dead-letters").await;
+        let failed = app.get_json("/api/webhooks/dead-letters").await["items"].clone();
         assert_eq!(
             failed,
             Value::Array(vec![]),

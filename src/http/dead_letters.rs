@@ -1,0 +1,111 @@
+//! Webhooks whose processing failed for good: inspect, retry, purge (admins only).
+//!
+//! A webhook is dead-lettered at once when retrying cannot help (the body does not parse, an
+//! unknown `object` or `field`), or after its last retry. Others keep flowing meanwhile, later
+//! ones for the same conversation included: the domain orders by Meta's timestamps (the service
+//! window only moves forward, statuses only advance), so applying a message late reorders
+//! nothing visible; a retried webhook whose events already exist creates none.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::http::extract::{AuthAgent, Query};
+use crate::http::{ApiError, AppState};
+use crate::webhooks::inbox::{self, DeadLetter};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/webhooks/dead-letters", get(list).delete(purge))
+        .route("/api/webhooks/dead-letters/retry-all", post(retry_all))
+        .route("/api/webhooks/dead-letters/{id}", get(detail))
+        .route("/api/webhooks/dead-letters/{id}/retry", post(retry))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Newest first; `next_cursor` pages on.
+async fn list(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_admin()?;
+    let before = match params.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| ApiError::InvalidCursor)?),
+    };
+    let limit = params.limit.unwrap_or(50).clamp(1, 200);
+    let mut items = inbox::dead_letters(&state.database, before, limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|d| d.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+fn parse_id(text: &str) -> Result<i64, ApiError> {
+    text.parse().map_err(|_| ApiError::NotFound("dead letter"))
+}
+
+/// One dead letter with its raw body and every failed attempt.
+async fn detail(State(state): State<AppState>, auth: AuthAgent, Path(id): Path<String>) -> Result<Json<DeadLetter>, ApiError> {
+    auth.require_admin()?;
+    inbox::dead_letter(&state.database, parse_id(&id)?)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("dead letter"))
+}
+
+/// Queues one dead letter again.
+async fn retry(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require_admin()?;
+    let id = parse_id(&id)?;
+    if inbox::requeue(&state.database, Some(id)).await? == 0 {
+        return Err(ApiError::NotFound("dead letter"));
+    }
+    state.inbox.wake();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "pending" }))))
+}
+
+/// Queues every dead letter again.
+async fn retry_all(State(state): State<AppState>, auth: AuthAgent) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require_admin()?;
+    let queued = inbox::requeue(&state.database, None).await?;
+    state.inbox.wake();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+}
+
+#[derive(Deserialize)]
+struct PurgeParams {
+    older_than: Option<String>,
+}
+
+/// Deletes dead letters received before `older_than` (RFC 3339).
+async fn purge(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Query(params): Query<PurgeParams>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_admin()?;
+    let text = params
+        .older_than
+        .ok_or_else(|| ApiError::BadRequest("older_than (RFC 3339) is required".to_owned()))?;
+    let older_than = chrono::DateTime::parse_from_rfc3339(&text)
+        .map_err(|_| ApiError::BadRequest(format!("older_than {text:?} is not RFC 3339")))?;
+    let deleted = inbox::purge(&state.database, older_than.timestamp_millis()).await?;
+    Ok(Json(json!({ "deleted": deleted })))
+}
