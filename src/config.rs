@@ -275,7 +275,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_MAX_ATTEMPTS", default_value_t = 3)]
     pub webhook_max_attempts: u32,
     /// Delay before the second attempt, in milliseconds (doubling after each).
-    #[arg(long, env = "SWITCHBOARD_WEBHOOK_RETRY_DELAY_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_WEBHOOK_RETRY_DELAY_MS",
+        default_value_t = 1000
+    )]
     pub webhook_retry_delay_ms: u64,
     /// Token for Meta's webhook verification handshake. Prefer the environment variable.
     #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]

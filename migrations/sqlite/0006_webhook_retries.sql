@@ -5,7 +5,7 @@ alter table raw_webhooks add column dead_lettered_at bigint;
 create table webhook_attempts (
     id         integer primary key autoincrement,
     webhook_id bigint  not null,
-    attempt    integer not null,
+    attempt    bigint  not null,
     at         bigint  not null,
     error      text    not null,
     retryable  bigint  not null

@@ -58,7 +58,11 @@ fn parse_id(text: &str) -> Result<i64, ApiError> {
 }
 
 /// One dead letter with its raw body and every failed attempt.
-async fn detail(State(state): State<AppState>, auth: AuthAgent, Path(id): Path<String>) -> Result<Json<DeadLetter>, ApiError> {
+async fn detail(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+) -> Result<Json<DeadLetter>, ApiError> {
     auth.require_admin()?;
     inbox::dead_letter(&state.database, parse_id(&id)?)
         .await?
@@ -78,11 +82,17 @@ async fn retry(
         return Err(ApiError::NotFound("dead letter"));
     }
     state.inbox.wake();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "pending" }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": "pending" })),
+    ))
 }
 
 /// Queues every dead letter again.
-async fn retry_all(State(state): State<AppState>, auth: AuthAgent) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn retry_all(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require_admin()?;
     let queued = inbox::requeue(&state.database, None).await?;
     state.inbox.wake();

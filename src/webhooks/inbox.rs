@@ -46,7 +46,11 @@ impl WebhookInbox {
         let (stored_tx, stored) = watch::channel(0);
         let wake = std::sync::Arc::new(stored_tx);
         tokio::spawn(write_loop(database, receiver, std::sync::Arc::clone(&wake)));
-        Self { sender, stored, wake }
+        Self {
+            sender,
+            stored,
+            wake,
+        }
     }
 
     /// Stores `body`; returns once it is committed.
@@ -191,7 +195,13 @@ pub fn processed_statement(id: i64, now: i64) -> Statement {
 }
 
 /// The statement that records one failed attempt and its error.
-pub fn attempt_statement(id: i64, attempt: i32, now: i64, error: &str, retryable: bool) -> Statement {
+pub fn attempt_statement(
+    id: i64,
+    attempt: i32,
+    now: i64,
+    error: &str,
+    retryable: bool,
+) -> Statement {
     Statement::new(
         "insert into webhook_attempts (webhook_id, attempt, at, error, retryable) values ($1, $2, $3, $4, $5)",
         vec![
@@ -347,7 +357,9 @@ pub async fn requeue(database: &Database, id: Option<i64>) -> Result<u64, StoreE
                dead_lettered_at = null, processed_at = null
                where status = 'failed' and ($1 = 0 or id = $2)";
     let (all, id) = (i64::from(id.is_none()), id.unwrap_or(0));
-    Ok(with_pool!(database, pool => sqlx::query(sql).bind(1 - all).bind(id).execute(pool).await?.rows_affected()))
+    Ok(
+        with_pool!(database, pool => sqlx::query(sql).bind(1 - all).bind(id).execute(pool).await?.rows_affected()),
+    )
 }
 
 /// Deletes dead letters received before `older_than` (Unix milliseconds), with their attempts;

@@ -235,12 +235,18 @@ impl WebhookProcessor {
                 if attempts_made >= policy.max_attempts {
                     tracing::warn!(webhook_id = webhook.id, %error, attempts = attempt, "webhook dead-lettered after its last attempt");
                     let reason = format!("gave up after {attempt} attempts: {error}");
-                    vec![record, inbox::dead_letter_statement(webhook.id, now, &reason)]
+                    vec![
+                        record,
+                        inbox::dead_letter_statement(webhook.id, now, &reason),
+                    ]
                 } else {
                     let delay = policy.delay_after(attempts_made, rand::random::<f64>());
                     let retry_at = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                     tracing::warn!(webhook_id = webhook.id, %error, attempt, delay_ms = delay.as_millis() as u64, "webhook processing will be retried");
-                    vec![record, inbox::retry_later_statement(webhook.id, retry_at, &error)]
+                    vec![
+                        record,
+                        inbox::retry_later_statement(webhook.id, retry_at, &error),
+                    ]
                 }
             }
         }

@@ -156,7 +156,11 @@ const ACCOUNT_FIELDS: &[&str] = &[
 ///
 /// # Errors
 /// When the body is not JSON or not a WhatsApp Business Account envelope.
-pub fn parse(body: &[u8], received_at: Timestamp, extra_fields: &[String]) -> Result<ParsedWebhook, PayloadError> {
+pub fn parse(
+    body: &[u8],
+    received_at: Timestamp,
+    extra_fields: &[String],
+) -> Result<ParsedWebhook, PayloadError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
     let object = root
@@ -222,7 +226,10 @@ impl ChangeContext<'_> {
             "message_template_components_update" => {
                 self.template(TemplateChangeKind::Components, field, value, out);
             }
-            known if ACCOUNT_FIELDS.contains(&known) || self.extra_fields.iter().any(|f| f == known) => {
+            known
+                if ACCOUNT_FIELDS.contains(&known)
+                    || self.extra_fields.iter().any(|f| f == known) =>
+            {
                 self.notification(field, value, out);
             }
             unknown => out

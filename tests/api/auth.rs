@@ -33,8 +33,16 @@ async fn error_code(response: reqwest::Response) -> String {
         .to_owned()
 }
 
+/// The app with the production access-token lifetime (15 minutes).
+async fn spawn(backend: Backend) -> TestApp {
+    TestApp::spawn_with(backend, |s| {
+        s.auth.access_token_ttl = std::time::Duration::from_secs(900)
+    })
+    .await
+}
+
 async fn login_rotation_reuse_logout_and_validate(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn(backend).await;
     let (email, password) = app.admin.clone();
     let first = login_pair(&app, &email, &password).await;
     assert_eq!(first["token_type"], "Bearer");
@@ -133,7 +141,7 @@ async fn two_tabs_refreshing_at_once_both_stay_logged_in(backend: Backend) {
 }
 
 async fn bad_tokens_are_refused_with_a_reason(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = spawn(backend).await;
     let agent_id = app
         .create_agent(json!({"email": "eve@example.com", "name": "Eve", "role": "agent", "password": PASSWORD}))
         .await;

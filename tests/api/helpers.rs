@@ -79,6 +79,8 @@ pub fn postgres_url() -> Option<String> {
 /// A fresh, empty database of the given backend: a new SQLite file, or a new PostgreSQL schema.
 pub struct FreshDatabase {
     pub config: DatabaseConfig,
+    /// The PostgreSQL schema (also the application name of the app's connections).
+    pub schema: Option<String>,
     /// The same database as `switchboard` command-line flags.
     pub cli_args: Vec<String>,
     _dir: Option<tempfile::TempDir>,
@@ -91,6 +93,7 @@ impl FreshDatabase {
                 let dir = tempfile::tempdir().expect("temp dir");
                 Self {
                     config: DatabaseConfig::sqlite_in(dir.path()),
+                    schema: None,
                     cli_args: vec!["--data-dir".to_owned(), dir.path().display().to_string()],
                     _dir: Some(dir),
                 }
@@ -108,9 +111,11 @@ impl FreshDatabase {
                 admin.close().await;
                 let options = PgConnectOptions::from_str(&url)
                     .expect("DATABASE_URL parses")
-                    .options([("search_path", schema.as_str())]);
+                    .options([("search_path", schema.as_str())])
+                    .application_name(&schema);
                 let separator = if url.contains('?') { '&' } else { '?' };
                 Self {
+                    schema: Some(schema.clone()),
                     config: DatabaseConfig::Postgres {
                         options: Box::new(options),
                         max_connections: 8,
@@ -159,6 +164,9 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
         },
         workers: WorkerSettings::default(),
         auth: AuthSettings {
+            // Long-lived, so that tests moving the clock keep their tokens; the session tests
+            // set the real default back.
+            access_token_ttl: std::time::Duration::from_secs(10 * 86_400),
             login_attempts_per_ip: 10_000,
             login_attempts_per_account: 10_000,
             ..AuthSettings::with_secret(JWT_SECRET.into())
@@ -435,6 +443,28 @@ impl TestApp {
             ))
             .await;
         page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Kills every PostgreSQL connection of this app (as a failover or a restart would).
+    pub async fn kill_database_connections(&self) {
+        let Some(schema) = self.fresh.as_ref().and_then(|f| f.schema.clone()) else {
+            return;
+        };
+        let url = postgres_url().expect("DATABASE_URL");
+        let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+        sqlx::query(
+            "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+        )
+        .bind(&schema)
+        .execute(&admin)
+        .await
+        .expect("terminate");
+        admin.close().await;
+    }
+
+    /// Runs a statement on the app's database (to break or repair it in failure tests).
+    pub async fn execute_sql(&self, sql: &str) {
+        with_pool!(&self.database, pool => sqlx::query(sql).execute(pool).await.map(|_| ()).expect("statement runs"));
     }
 
     /// Number of events in the log.

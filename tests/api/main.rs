@@ -10,6 +10,7 @@ mod locks;
 
 mod auth;
 mod cli;
+mod dead_letters;
 mod event_log;
 mod permissions;
 mod third_party;

@@ -607,7 +607,10 @@ async fn a_signed_unparseable_body_is_stored_acknowledged_and_shown_as_failed(ba
     assert_eq!(failed.len(), 3);
     let mut details = Vec::new();
     for item in failed {
-        details.push(app.get_json(&format!("/api/webhooks/dead-letters/{}", item["id"])).await);
+        details.push(
+            app.get_json(&format!("/api/webhooks/dead-letters/{}", item["id"]))
+                .await,
+        );
     }
     let bodies: Vec<&str> = details.iter().filter_map(|f| f["body"].as_str()).collect();
     for body in cases {
