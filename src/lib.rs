@@ -13,13 +13,15 @@
 //! - [`auth`] — agent authentication: passwords, tokens, sessions, rate limits.
 //! - [`workers`] — background work driven by time (lock expiry, snooze wake-up).
 //! - [`clock`] — time as an input, controllable in tests.
-//! - [`telemetry`] — logging.
+//! - [`telemetry`] — logging and the request id of the request being served.
+//! - [`metrics`] — Prometheus metric names and the recorder.
 
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod cqrs;
 pub mod http;
+pub mod metrics;
 pub mod startup;
 pub mod telemetry;
 pub mod webhooks;

@@ -20,6 +20,7 @@ use crate::http::{self, AppState};
 use crate::telemetry::error_chain;
 use crate::webhooks::inbox::WebhookInbox;
 use crate::webhooks::processor::WebhookProcessor;
+use crate::workers::health::{Worker, WorkerHealth};
 use crate::workers::lock_expiry::LockExpiry;
 
 /// Why the server could not start.
@@ -92,6 +93,9 @@ impl Application {
             frameworks: frameworks.clone(),
             auth: Auth::new(&settings.auth),
             conversations: Arc::new(settings.conversations.clone()),
+            workers: Arc::new(WorkerHealth::default()),
+            started: std::time::Instant::now(),
+            metrics: crate::metrics::handle(),
         };
         Ok(Self {
             first_admin,
@@ -137,7 +141,12 @@ impl Application {
                 self.settings.workers.clone(),
                 self.settings.whatsapp.extra_fields.clone(),
             );
-            workers.spawn(processor.run(self.state.inbox.stored(), stopped.clone()));
+            self.state.workers.expect(Worker::WebhookProcessor);
+            workers.spawn(processor.run(
+                self.state.inbox.stored(),
+                stopped.clone(),
+                Arc::clone(&self.state.workers),
+            ));
         }
         if self.settings.workers.expire_locks {
             let expiry = LockExpiry::new(
@@ -146,11 +155,14 @@ impl Application {
                 Arc::clone(&self.state.clock),
                 self.settings.conversations.expiry_interval,
             );
-            workers.spawn(expiry.run(stopped.clone()));
+            self.state.workers.expect(Worker::LockExpiry);
+            workers.spawn(expiry.run(stopped.clone(), Arc::clone(&self.state.workers)));
         }
         if self.settings.workers.run_projections {
             let runner = ProjectionRunner::new(self.state.log.clone(), all_projections());
-            workers.spawn(runner.run(stopped.clone()));
+            let health = Arc::clone(&self.state.workers);
+            health.expect(Worker::Projections);
+            workers.spawn(runner.run(stopped.clone(), move || health.beat(Worker::Projections)));
         }
         let database = self.state.database.clone();
         let app = http::router(self.state);

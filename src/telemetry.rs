@@ -34,3 +34,14 @@ pub fn init(format: LogFormat, default_filter: &str) {
 }
 
 pub use switchboard_store::error_chain;
+
+tokio::task_local! {
+    /// The `x-request-id` of the request being served (set by the HTTP layer), so that the
+    /// events a request causes carry it without passing it through every call.
+    pub static REQUEST_ID: String;
+}
+
+/// The request id of the current request, if serving one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}

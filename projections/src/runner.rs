@@ -94,8 +94,12 @@ impl ProjectionRunner {
                     return Ok(total);
                 };
                 let mut statements = Vec::with_capacity(events.len() * 2);
+                let mut received = 0u64;
                 for event in &events {
                     let decoded = DecodedEvent::decode(event)?;
+                    if event.event_type == "MessageInboundReceived" {
+                        received += 1;
+                    }
                     for projection in &self.projections {
                         let applied = checkpoints.get(projection.name()).copied();
                         if applied.is_none_or(|cursor| event.cursor > cursor) {
@@ -120,6 +124,8 @@ impl ProjectionRunner {
                 for projection in &self.projections {
                     checkpoints.insert(projection.name().to_owned(), last);
                 }
+                // Counted here, where each event is applied exactly once across instances.
+                metrics::counter!("messages_received_total").increment(received);
                 total += events.len() as u64;
                 from = last;
             }
@@ -130,10 +136,12 @@ impl ProjectionRunner {
     ///
     /// Failures are logged and retried after a pause; they never stop the loop, and the lag
     /// they cause is visible in the read models' checkpoints.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// `heartbeat` is called on every turn of the loop (health checks watch it).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, heartbeat: impl Fn() + Send) {
         let mut appended = self.log.appended();
         let mut backoff = self.poll_interval;
         loop {
+            heartbeat();
             match self.catch_up().await {
                 Ok(_) => backoff = self.poll_interval,
                 Err(error) => {

@@ -150,16 +150,21 @@ pub async fn any_registered(log: &EventRepository) -> Result<bool, StoreError> {
     Ok(count > 0)
 }
 
-/// Event metadata for a command given by `by` (or by the system).
+/// Event metadata for a command given by `by` (or by the system): who, when, and the request
+/// that caused it (also the correlation id of whatever those events cause in turn).
 pub fn actor_metadata(
     by: Option<AgentId>,
     at: Timestamp,
 ) -> std::collections::HashMap<String, String> {
-    let mut metadata = std::collections::HashMap::with_capacity(2);
+    let mut metadata = std::collections::HashMap::with_capacity(4);
     metadata.insert(
         "actor".to_owned(),
         by.map_or_else(|| "system".to_owned(), |id| format!("agent:{id}")),
     );
     metadata.insert("recorded_at".to_owned(), at.to_string());
+    if let Some(request_id) = crate::telemetry::current_request_id().filter(|id| !id.is_empty()) {
+        metadata.insert("correlation_id".to_owned(), request_id.clone());
+        metadata.insert("request_id".to_owned(), request_id);
+    }
     metadata
 }

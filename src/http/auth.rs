@@ -85,13 +85,12 @@ async fn login(
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let account = request.email.trim().to_lowercase();
-    state
-        .auth
-        .limiter
-        .check(ip, &account)
-        .map_err(|wait| ApiError::TooManyRequests {
+    state.auth.limiter.check(ip, &account).map_err(|wait| {
+        metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => "rate_limited").increment(1);
+        ApiError::TooManyRequests {
             retry_after_seconds: wait.as_secs() + 1,
-        })?;
+        }
+    })?;
     let email = Email::parse(&account).ok();
     let id = email.as_ref().map(AgentId::for_email);
     let stored = match id {
@@ -100,6 +99,8 @@ async fn login(
     };
     let password_ok = passwords::verify(request.password, stored).await;
     let (Some(id), true) = (id, password_ok) else {
+        metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => "invalid_credentials")
+            .increment(1);
         return Err(INVALID_CREDENTIALS);
     };
     let (agent, _) = state.log.load_aggregate::<Agent>(&id.to_string()).await?;

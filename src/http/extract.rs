@@ -119,6 +119,16 @@ impl FromRequestParts<crate::http::AppState> for AuthAgent {
         parts: &mut Parts,
         state: &crate::http::AppState,
     ) -> Result<Self, Self::Rejection> {
+        Self::from_headers(parts, state).await.inspect_err(|error| {
+            if let ApiError::Unauthorized { code, .. } = error {
+                metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => *code).increment(1);
+            }
+        })
+    }
+}
+
+impl AuthAgent {
+    async fn from_headers(parts: &Parts, state: &crate::http::AppState) -> Result<Self, ApiError> {
         let header =
             parts
                 .headers

@@ -1,4 +1,6 @@
-//! Liveness and readiness.
+//! Liveness, readiness and detailed health.
+
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -6,30 +8,92 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::http::AppState;
+use crate::http::extract::AuthAgent;
+use crate::http::metrics::StoredCounts;
+use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/health", get(live))
         .route("/api/health/ready", get(ready))
+        .route("/api/health/detailed", get(detailed))
 }
+
+/// How long the database may take to answer a health check.
+const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process answers.
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers and the schema is current; 503 otherwise.
+/// The database check: reachable within the timeout and every migration applied.
+async fn database_check(state: &AppState) -> (Result<(), &'static str>, Duration) {
+    let started = Instant::now();
+    let result =
+        match tokio::time::timeout(DATABASE_TIMEOUT, state.database.migrations_applied()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err("migrations pending"),
+            Ok(Err(_)) | Err(_) => Err("database unreachable"),
+        };
+    (result, started.elapsed())
+}
+
+/// Ready to serve: database reachable, migrations applied, workers running; 503 otherwise.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.database.migrations_applied().await {
-        Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Ok(false) => (
+    let (database, _) = database_check(&state).await;
+    let reason = match database {
+        Err(reason) => Some(reason),
+        Ok(()) if !state.workers.all_running() => Some("a worker is not running"),
+        Ok(()) => None,
+    };
+    match reason {
+        None => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": "migrations pending" })),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": "database unreachable" })),
+            Json(json!({ "status": "not_ready", "reason": reason })),
         ),
     }
+}
+
+/// Every component with its status and latency, the backlogs, the version and uptime (admins).
+async fn detailed(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require_admin()?;
+    let (database, latency) = database_check(&state).await;
+    let counts = match database {
+        Ok(()) => StoredCounts::read(&state.database).await.ok(),
+        Err(_) => None,
+    };
+    let workers = state.workers.states();
+    let healthy = database.is_ok() && workers.iter().all(|w| w.running);
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "components": {
+            "database": {
+                "status": if database.is_ok() { "ok" } else { "down" },
+                "error": database.err(),
+                "latency_ms": latency.as_secs_f64() * 1000.0,
+                "backend": format!("{:?}", state.database.backend()).to_lowercase(),
+            },
+            "workers": workers,
+        },
+        "webhooks": {
+            "awaiting_processing": counts.map(|c| c.awaiting),
+            "dead_lettered": counts.map(|c| c.dead_lettered),
+        },
+        "projections": { "lag_events": counts.map(|c| c.projection_lag) },
+        "conversations": { "active": counts.map(|c| c.active_conversations) },
+        "sockets": { "connected": 0 },
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(body)))
 }

@@ -105,6 +105,7 @@ async fn acquire(
     )) = &result
     {
         tracing::debug!(conversation_id = %id, "lock conflict");
+        metrics::counter!(crate::metrics::LOCK_CONFLICTS).increment(1);
     }
     result?;
     let (conversation, _) = state.log.load_aggregate::<Conversation>(&id).await?;

@@ -9,6 +9,8 @@ mod error;
 mod extract;
 mod health;
 mod locks;
+mod metrics;
+mod observe;
 mod ownership;
 mod webhooks;
 
@@ -28,6 +30,7 @@ use crate::clock::Clock;
 use crate::config::{ConversationSettings, WhatsAppSettings};
 use crate::cqrs::Frameworks;
 use crate::webhooks::inbox::WebhookInbox;
+use crate::workers::health::WorkerHealth;
 
 /// The header that carries the request id, accepted from clients or generated.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -51,6 +54,12 @@ pub struct AppState {
     pub auth: Auth,
     /// Conversation lock settings.
     pub conversations: Arc<ConversationSettings>,
+    /// Whether the background workers are alive.
+    pub workers: Arc<WorkerHealth>,
+    /// When this instance started.
+    pub started: std::time::Instant,
+    /// Renders the metrics.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// The whole HTTP surface, with request ids and request tracing.
@@ -66,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ownership::router())
         .merge(locks::router())
         .merge(health::router())
+        .merge(metrics::router())
+        .route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
         .with_state(state)
         .layer(

@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::http::extract::{BodyLimit, Query, RawBody};
 use crate::http::{ApiError, AppState, REQUEST_ID_HEADER};
+use crate::metrics::{WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED};
 use crate::whatsapp::signature::{self, SignatureError};
 
 pub(super) fn router(max_body_bytes: usize) -> Router<AppState> {
@@ -49,9 +50,15 @@ async fn verify(
 async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: Result<RawBody, ApiError>,
 ) -> Result<StatusCode, ApiError> {
+    let RawBody(body) = body.inspect_err(|error| {
+        if matches!(error, ApiError::PayloadTooLarge { .. }) {
+            metrics::counter!(WEBHOOKS_REJECTED, "reason" => "too_large").increment(1);
+        }
+    })?;
     if state.whatsapp.app_secrets.is_empty() {
+        metrics::counter!(WEBHOOKS_REJECTED, "reason" => "not_configured").increment(1);
         return Err(ApiError::WebhooksNotConfigured);
     }
     let header = headers
@@ -59,10 +66,12 @@ async fn receive(
         .and_then(|v| v.to_str().ok());
     signature::verify(&state.whatsapp.app_secrets, &body, header).map_err(|error| {
         tracing::warn!(reason = ?error, "webhook rejected");
-        match error {
-            SignatureError::Missing => ApiError::MissingSignature,
-            SignatureError::Mismatch => ApiError::InvalidSignature,
-        }
+        let (reason, error) = match error {
+            SignatureError::Missing => ("missing_signature", ApiError::MissingSignature),
+            SignatureError::Mismatch => ("invalid_signature", ApiError::InvalidSignature),
+        };
+        metrics::counter!(WEBHOOKS_REJECTED, "reason" => reason).increment(1);
+        error
     })?;
     let request_id = headers
         .get(REQUEST_ID_HEADER)
@@ -76,6 +85,7 @@ async fn receive(
             tracing::error!(%error, "webhook not stored");
             ApiError::Unavailable("webhook inbox")
         })?;
+    metrics::counter!(WEBHOOKS_RECEIVED).increment(1);
     Ok(StatusCode::OK)
 }
 

@@ -25,11 +25,13 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::WorkerSettings;
 use crate::cqrs::{execute, Frameworks};
+use crate::metrics as metrics_names;
 use crate::telemetry::error_chain;
 use crate::webhooks::commands::{apply, targets, CommandBus, Refusal};
 use crate::webhooks::inbox::{self, ClaimedWebhook};
 use crate::webhooks::unit_of_work::UnitOfWork;
 use crate::whatsapp::payload::{self, ParsedWebhook, PayloadError};
+use crate::workers::health::{Worker, WorkerHealth};
 
 /// The worker that processes stored webhooks.
 pub struct WebhookProcessor {
@@ -81,23 +83,34 @@ impl WebhookProcessor {
             if batch.is_empty() {
                 return Ok(handled);
             }
-            match self.process_together(&batch).await {
-                Ok(()) => {}
+            let started = std::time::Instant::now();
+            metrics::counter!(metrics_names::WEBHOOK_ATTEMPTS).increment(batch.len() as u64);
+            let mode = match self.process_together(&batch).await {
+                Ok(()) => "batch",
                 Err(reason) => {
                     tracing::debug!(%reason, size = batch.len(), "batch redone one command at a time");
                     for webhook in &batch {
                         self.process_alone(webhook).await?;
                     }
+                    "single"
                 }
-            }
+            };
+            metrics::histogram!(metrics_names::WEBHOOK_PROCESSING, "mode" => mode)
+                .record(started.elapsed().as_secs_f64());
             handled += batch.len() as u64;
         }
     }
 
     /// Runs until `shutdown` fires, waking when the inbox stores something and polling
     /// otherwise (other instances store too, and released webhooks come due).
-    pub async fn run(self, mut stored: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self,
+        mut stored: watch::Receiver<u64>,
+        mut shutdown: watch::Receiver<bool>,
+        health: Arc<WorkerHealth>,
+    ) {
         loop {
+            health.beat(Worker::WebhookProcessor);
             if let Err(error) = self.drain().await {
                 tracing::error!(error = %error_chain(&error), "webhook processing stalled; retrying");
             }
@@ -222,6 +235,8 @@ impl WebhookProcessor {
         match outcome {
             Outcome::Processed => vec![inbox::processed_statement(webhook.id, now)],
             Outcome::Failed(error) => {
+                metrics::counter!(metrics_names::WEBHOOK_FAILURES, "reason" => "permanent")
+                    .increment(1);
                 tracing::warn!(webhook_id = webhook.id, %error, "webhook cannot be processed: dead-lettered");
                 vec![
                     inbox::attempt_statement(webhook.id, attempt, now, &error, false),
@@ -229,6 +244,8 @@ impl WebhookProcessor {
                 ]
             }
             Outcome::Retry(error) => {
+                metrics::counter!(metrics_names::WEBHOOK_FAILURES, "reason" => "retryable")
+                    .increment(1);
                 let policy = self.settings.webhook_retry;
                 let attempts_made = u32::try_from(attempt).unwrap_or(u32::MAX);
                 let record = inbox::attempt_statement(webhook.id, attempt, now, &error, true);

@@ -17,6 +17,7 @@ use crate::auth::accounts::actor_metadata;
 use crate::clock::Clock;
 use crate::cqrs::{execute, Frameworks};
 use crate::telemetry::error_chain;
+use crate::workers::health::{Worker, WorkerHealth};
 
 /// The expiry worker.
 pub struct LockExpiry {
@@ -66,8 +67,9 @@ impl LockExpiry {
     }
 
     /// Runs until `shutdown` fires.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, health: Arc<WorkerHealth>) {
         loop {
+            health.beat(Worker::LockExpiry);
             if let Err(error) = self.run_once().await {
                 tracing::error!(error = %error_chain(&error), "lock expiry pass failed");
             }

@@ -1,3 +1,4 @@
-//! Background workers that act on time passing.
+//! Background workers that act on time passing, and the health of all workers.
 
+pub mod health;
 pub mod lock_expiry;

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod locks;
+mod observability;
 
 mod auth;
 mod cli;

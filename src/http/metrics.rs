@@ -1,0 +1,97 @@
+//! Prometheus scrape endpoints.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use switchboard_store::{with_pool, Database, StoreError};
+
+use crate::http::extract::AuthAgent;
+use crate::http::{ApiError, AppState};
+use crate::metrics::{
+    ACTIVE_CONVERSATIONS, PROJECTION_LAG, WEBHOOKS_AWAITING, WEBHOOKS_DEAD_LETTERED,
+};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(open_scrape))
+        .route("/api/metrics/prometheus", get(api_scrape))
+}
+
+/// For Prometheus on the internal network (no token: keep `/metrics` off the public side).
+async fn open_scrape(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    render(&state).await
+}
+
+/// The same, for agents allowed to see analytics.
+async fn api_scrape(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+) -> Result<impl IntoResponse, ApiError> {
+    if !auth.actor.permissions.can_view_analytics {
+        return Err(ApiError::Forbidden {
+            code: "forbidden",
+            message: "metrics need the can_view_analytics permission",
+        });
+    }
+    render(&state).await
+}
+
+async fn render(state: &AppState) -> Result<impl IntoResponse, ApiError> {
+    let counts = StoredCounts::read(&state.database).await?;
+    metrics::gauge!(WEBHOOKS_AWAITING).set(counts.awaiting as f64);
+    metrics::gauge!(WEBHOOKS_DEAD_LETTERED).set(counts.dead_lettered as f64);
+    metrics::gauge!(ACTIVE_CONVERSATIONS).set(counts.active_conversations as f64);
+    metrics::gauge!(PROJECTION_LAG).set(counts.projection_lag as f64);
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    ))
+}
+
+/// Counts of stored things, for gauges and the detailed health.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct StoredCounts {
+    /// Webhooks stored, not yet processed.
+    pub awaiting: i64,
+    /// Webhooks dead-lettered.
+    pub dead_lettered: i64,
+    /// Conversations not resolved.
+    pub active_conversations: i64,
+    /// Events not yet applied to the read models.
+    pub projection_lag: i64,
+}
+
+impl StoredCounts {
+    /// Reads them (four indexed counts).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn read(database: &Database) -> Result<Self, StoreError> {
+        const WEBHOOKS: &str = "select
+            coalesce(sum(case when status = 'pending' then 1 else 0 end), 0),
+            coalesce(sum(case when status = 'failed' then 1 else 0 end), 0)
+            from raw_webhooks where status in ('pending', 'failed')";
+        const ACTIVE: &str = "select count(*) from conversations where status <> 'resolved'";
+        const LAG_SQLITE: &str = "select count(*) from events where position >
+            coalesce((select min(position) from projection_checkpoints), 0)";
+        const LAG_POSTGRES: &str = "select count(*) from events where (transaction_id, position) >
+            coalesce((select (min(transaction_id)::text::xid8, min(position)) from projection_checkpoints having count(*) > 0),
+                     ('0'::xid8, 0::bigint))";
+        let (awaiting, dead_lettered): (i64, i64) =
+            with_pool!(database, pool => sqlx::query_as(WEBHOOKS).fetch_one(pool).await?);
+        let active_conversations: i64 =
+            with_pool!(database, pool => sqlx::query_scalar(ACTIVE).fetch_one(pool).await?);
+        let projection_lag: i64 = match database {
+            Database::Postgres(pool) => sqlx::query_scalar(LAG_POSTGRES).fetch_one(pool).await?,
+            Database::Sqlite(pool) => sqlx::query_scalar(LAG_SQLITE).fetch_one(pool).await?,
+        };
+        Ok(Self {
+            awaiting,
+            dead_lettered,
+            active_conversations,
+            projection_lag,
+        })
+    }
+}

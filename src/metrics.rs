@@ -1,0 +1,90 @@
+//! Prometheus metrics: one recorder per process, names by Prometheus conventions (base units,
+//! `_seconds`, `_total`). Gauges that are counts of stored things are refreshed at scrape time
+//! from the database, so they are exact whichever instance is scraped.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// HTTP requests, by method, route and status.
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+/// HTTP request duration, by method, route and status.
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// Webhooks stored and acknowledged.
+pub const WEBHOOKS_RECEIVED: &str = "webhooks_received_total";
+/// Webhooks refused, by reason.
+pub const WEBHOOKS_REJECTED: &str = "webhooks_rejected_total";
+/// Time to process a claimed batch of webhooks, by mode (batch or single).
+pub const WEBHOOK_PROCESSING: &str = "webhook_processing_duration_seconds";
+/// Processing attempts of stored webhooks.
+pub const WEBHOOK_ATTEMPTS: &str = "webhook_processing_attempts_total";
+/// Failed processing attempts, by reason (retryable, permanent).
+pub const WEBHOOK_FAILURES: &str = "webhook_processing_failures_total";
+/// Stored webhooks not yet processed.
+pub const WEBHOOKS_AWAITING: &str = "webhooks_awaiting_processing";
+/// Dead-lettered webhooks.
+pub const WEBHOOKS_DEAD_LETTERED: &str = "webhooks_dead_lettered";
+/// Customer messages received (new ones, duplicates excluded).
+pub const MESSAGES_RECEIVED: &str = "messages_received_total";
+/// Conversations not resolved.
+pub const ACTIVE_CONVERSATIONS: &str = "active_conversations";
+/// Lock attempts refused because another agent holds the lock.
+pub const LOCK_CONFLICTS: &str = "lock_conflicts_total";
+/// Authentication failures, by reason.
+pub const AUTH_FAILURES: &str = "authentication_failures_total";
+/// Events in the log not yet applied to the read models.
+pub const PROJECTION_LAG: &str = "projection_lag_events";
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".to_owned()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    handle
+                }
+                // Another recorder is installed (embedding); render ours standalone.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration");
+    describe_counter!(WEBHOOKS_RECEIVED, "Webhooks stored and acknowledged");
+    describe_counter!(WEBHOOKS_REJECTED, "Webhooks refused, by reason");
+    describe_histogram!(
+        WEBHOOK_PROCESSING,
+        Unit::Seconds,
+        "Processing time of a claimed batch of webhooks"
+    );
+    describe_counter!(WEBHOOK_ATTEMPTS, "Processing attempts of stored webhooks");
+    describe_counter!(WEBHOOK_FAILURES, "Failed processing attempts, by reason");
+    describe_gauge!(WEBHOOKS_AWAITING, "Stored webhooks not yet processed");
+    describe_gauge!(WEBHOOKS_DEAD_LETTERED, "Dead-lettered webhooks");
+    describe_counter!(
+        MESSAGES_RECEIVED,
+        "Customer messages received (duplicates excluded)"
+    );
+    describe_gauge!(ACTIVE_CONVERSATIONS, "Conversations not resolved");
+    describe_counter!(
+        LOCK_CONFLICTS,
+        "Lock attempts refused because another agent holds it"
+    );
+    describe_counter!(AUTH_FAILURES, "Authentication failures, by reason");
+    describe_gauge!(PROJECTION_LAG, "Events not yet applied to the read models");
+}
