@@ -217,7 +217,7 @@ impl Default for WorkerSettings {
             run_projections: true,
             expire_locks: true,
             webhook_claim: Duration::from_secs(60),
-            webhook_batch: 64,
+            webhook_batch: 256,
             webhook_retry: RetryPolicy::default(),
         }
     }

@@ -1,6 +1,5 @@
 //! `locks`: N agents race for the lock of one conversation, round after round.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -8,15 +7,11 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use switchboard::auth::accounts::{self, NewAgent};
 use switchboard::clock::{Clock, SystemClock};
-use switchboard::config::{
-    AuthSettings, ConversationSettings, Settings, WhatsAppSettings, WorkerSettings,
-    DEFAULT_MAX_WEBHOOK_BYTES,
-};
-use switchboard::startup::{connect_store, Application};
+use switchboard::startup::connect_store;
 use switchboard::whatsapp::signature::sign;
 use switchboard_domain::agent::{ChatScope, Email, Permissions, Role};
-use switchboard_store::DatabaseConfig;
 
+use crate::server::{settings, BenchDatabase, RunningServer, SECRET};
 use crate::stats::{ms, summarize};
 
 /// Options of `locks`.
@@ -30,18 +25,13 @@ pub struct LockArgs {
     rounds: usize,
 }
 
-const SECRET: &str = "bench-app-secret";
 const PASSWORD: &str = "bench password 123";
 
 pub async fn run(args: LockArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let database = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        Some(url) => DatabaseConfig::postgres_url(&url)?,
-        None => DatabaseConfig::sqlite_in(dir.path()),
-    };
-    let backend = format!("{:?}", database.backend());
+    let picked = BenchDatabase::pick().await?;
+    let backend = format!("{:?}", picked.config.backend());
     // Agents first, so that the server creates no first admin and every racer can write anywhere.
-    let (db, _log, frameworks) = connect_store(&database).await?;
+    let (db, _log, frameworks) = connect_store(&picked.config).await?;
     let run_id = std::process::id();
     let mut emails = Vec::with_capacity(args.agents);
     for i in 0..args.agents {
@@ -65,29 +55,8 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
     }
     db.close().await;
 
-    let settings = Settings {
-        listen: "127.0.0.1:0".to_owned(),
-        database,
-        whatsapp: WhatsAppSettings {
-            app_secrets: vec![SECRET.into()],
-            verify_token: None,
-            max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
-            extra_fields: vec![],
-        },
-        workers: WorkerSettings::default(),
-        auth: AuthSettings {
-            login_attempts_per_ip: 1_000_000,
-            login_attempts_per_account: 1_000_000,
-            ..AuthSettings::with_secret("bench-jwt-secret-bench-jwt-secret-0123456789".into())
-        },
-        conversations: ConversationSettings::default(),
-    };
-    let app = Application::build(settings, Arc::new(SystemClock)).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let server = RunningServer::start(settings(picked.config.clone())).await?;
+    let base = server.base.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.agents)
         .build()?;
@@ -140,8 +109,8 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
             bail!("round {round}: {won} winners");
         }
     }
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
+    picked.clean_up().await?;
 
     let all: Vec<Duration> = winners.iter().chain(&losers).copied().collect();
     println!(

@@ -4,7 +4,9 @@
 //! PostgreSQL with `DATABASE_URL`) so that a figure always comes with the exact command that
 //! produced it. Build with `--release`.
 
+mod load;
 mod locks;
+mod server;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +22,14 @@ struct Cli {
 enum Command {
     /// Lock acquisition latency when many agents race for the same conversation.
     Locks(locks::LockArgs),
+    /// Signed webhooks at a fixed rate or as fast as possible, against the database's own limit.
+    Load(load::LoadArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Locks(args) => locks::run(args).await,
+        Command::Load(args) => load::run(args).await,
     }
 }

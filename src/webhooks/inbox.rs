@@ -138,6 +138,8 @@ pub struct ClaimedWebhook {
     pub received_at: i64,
     /// Processing attempts so far, this one included.
     pub attempts: i32,
+    /// The claim it was taken under (shared by its batch).
+    pub claim_token: Option<String>,
 }
 
 /// Claims up to `limit` pending webhooks, oldest first, hiding them from other workers until
@@ -152,36 +154,25 @@ pub async fn claim(
     limit: u32,
 ) -> Result<Vec<ClaimedWebhook>, StoreError> {
     const POSTGRES: &str = "
-update raw_webhooks set claimed_until = $1, attempts = attempts + 1
+update raw_webhooks set claimed_until = $1, attempts = attempts + 1, claim_token = $2
  where id in (select id from raw_webhooks
-               where status = 'pending' and (claimed_until is null or claimed_until < $2)
-               order by id limit $3 for update skip locked)
-returning id, body, request_id, received_at, attempts";
+               where status = 'pending' and (claimed_until is null or claimed_until < $3)
+               order by id limit $4 for update skip locked)
+returning id, body, request_id, received_at, attempts, claim_token";
     const SQLITE: &str = "
-update raw_webhooks set claimed_until = $1, attempts = attempts + 1
+update raw_webhooks set claimed_until = $1, attempts = attempts + 1, claim_token = $2
  where id in (select id from raw_webhooks
-               where status = 'pending' and (claimed_until is null or claimed_until < $2)
-               order by id limit $3)
-returning id, body, request_id, received_at, attempts";
+               where status = 'pending' and (claimed_until is null or claimed_until < $3)
+               order by id limit $4)
+returning id, body, request_id, received_at, attempts, claim_token";
     let limit = i64::from(limit);
-    let mut rows: Vec<ClaimedWebhook> = match database {
-        Database::Postgres(pool) => {
-            sqlx::query_as(POSTGRES)
-                .bind(claim_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_as(SQLITE)
-                .bind(claim_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
+    let token = uuid::Uuid::new_v4().to_string();
+    let sql = match database {
+        Database::Postgres(_) => POSTGRES,
+        Database::Sqlite(_) => SQLITE,
     };
+    let mut rows: Vec<ClaimedWebhook> = with_pool!(database, pool => sqlx::query_as(sql)
+        .bind(claim_until).bind(&token).bind(now).bind(limit).fetch_all(pool).await?);
     rows.sort_by_key(|w| w.id);
     Ok(rows)
 }
@@ -189,8 +180,18 @@ returning id, body, request_id, received_at, attempts";
 /// The statement that marks a webhook processed (run inside the transaction of its events).
 pub fn processed_statement(id: i64, now: i64) -> Statement {
     Statement::new(
-        "update raw_webhooks set status = 'processed', processed_at = $1, claimed_until = null, last_error = null where id = $2",
+        "update raw_webhooks set status = 'processed', processed_at = $1, claimed_until = null, claim_token = null, last_error = null where id = $2",
         vec![now.into(), id.into()],
+    )
+}
+
+/// The statement that marks processed every webhook of a claim not marked otherwise before
+/// (one statement for the whole batch, inside the transaction of its events).
+pub fn claim_processed_statement(claim_token: &str, now: i64) -> Statement {
+    Statement::new(
+        "update raw_webhooks set status = 'processed', processed_at = $1, claimed_until = null, last_error = null, claim_token = null
+         where claim_token = $2 and status = 'pending'",
+        vec![now.into(), claim_token.into()],
     )
 }
 
@@ -217,7 +218,7 @@ pub fn attempt_statement(
 /// The statement that dead-letters a webhook: it waits, visible, until an operator retries it.
 pub fn dead_letter_statement(id: i64, now: i64, error: &str) -> Statement {
     Statement::new(
-        "update raw_webhooks set status = 'failed', processed_at = $1, dead_lettered_at = $1, claimed_until = null, last_error = $2 where id = $3",
+        "update raw_webhooks set status = 'failed', processed_at = $1, dead_lettered_at = $1, claimed_until = null, claim_token = null, last_error = $2 where id = $3",
         vec![now.into(), error.into(), id.into()],
     )
 }
@@ -225,7 +226,7 @@ pub fn dead_letter_statement(id: i64, now: i64, error: &str) -> Statement {
 /// The statement that leaves a webhook pending until `retry_at` (Unix milliseconds).
 pub fn retry_later_statement(id: i64, retry_at: i64, error: &str) -> Statement {
     Statement::new(
-        "update raw_webhooks set claimed_until = $1, last_error = $2 where id = $3 and status = 'pending'",
+        "update raw_webhooks set claimed_until = $1, claim_token = null, last_error = $2 where id = $3 and status = 'pending'",
         vec![retry_at.into(), error.into(), id.into()],
     )
 }

@@ -155,9 +155,14 @@ impl WebhookProcessor {
             match apply_all(parsed, &mut work).await {
                 // In memory nothing is transient; should it ever be, redo the batch singly.
                 Outcome::Retry(reason) => return Err(BatchError::Load(reason)),
+                // Marked all at once below.
+                Outcome::Processed if webhook.claim_token.is_some() => {}
                 outcome => bookkeeping.extend(self.bookkeeping(webhook, now, outcome)),
             }
         }
+        // After the failures: every webhook of the claim still pending is processed.
+        let claims: std::collections::BTreeSet<&str> = batch.iter().filter_map(|w| w.claim_token.as_deref()).collect();
+        bookkeeping.extend(claims.into_iter().map(|token| inbox::claim_processed_statement(token, now)));
         match self.log.append(&work.into_events(), &bookkeeping).await {
             Ok(()) => Ok(()),
             Err(AppendError::Conflict) => Err(BatchError::Conflict),
