@@ -12,16 +12,19 @@ use switchboard_domain::conversation::Conversation;
 use switchboard_domain::group::Group;
 use switchboard_domain::message::Message;
 use switchboard_domain::template::Template;
-use switchboard_store::EventRepository;
+use switchboard_store::{EventRepository, SnapshotStore};
 
-/// The command side of one aggregate type.
+/// The command side of one aggregate type whose stream stays short (loaded whole).
 pub type Framework<A> = Arc<CqrsFramework<A, PersistedEventStore<EventRepository, A>>>;
+
+/// The command side of an aggregate type whose stream grows long (loaded from snapshots).
+pub type SnapshotFramework<A> = Arc<CqrsFramework<A, SnapshotStore<A>>>;
 
 /// The command side of every aggregate.
 #[derive(Clone)]
 pub struct Frameworks {
-    /// Conversations.
-    pub conversations: Framework<Conversation>,
+    /// Conversations (a stream that grows with every customer message: snapshotted).
+    pub conversations: SnapshotFramework<Conversation>,
     /// Messages.
     pub messages: Framework<Message>,
     /// Templates.
@@ -38,7 +41,11 @@ pub struct Frameworks {
 /// log instead (see `switchboard-projections`), so a command's transaction is just its events.
 pub fn framework(log: &EventRepository) -> Frameworks {
     Frameworks {
-        conversations: wire(log),
+        conversations: Arc::new(CqrsFramework::new(
+            SnapshotStore::new(log.clone()),
+            vec![],
+            (),
+        )),
         messages: wire(log),
         templates: wire(log),
         accounts: wire(log),
@@ -63,8 +70,8 @@ const CONFLICT_RETRIES: usize = 8;
 ///
 /// # Errors
 /// The domain's refusal, or a storage failure; a conflict only after every retry lost.
-pub async fn execute<A>(
-    framework: &Framework<A>,
+pub async fn execute<A, ES>(
+    framework: &Arc<CqrsFramework<A, ES>>,
     aggregate_id: &str,
     command: A::Command,
     metadata: &HashMap<String, String>,
@@ -72,6 +79,7 @@ pub async fn execute<A>(
 where
     A: Aggregate,
     A::Command: Clone,
+    ES: cqrs_es::EventStore<A>,
 {
     let mut attempt = 0;
     loop {

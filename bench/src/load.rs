@@ -62,10 +62,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let picked = BenchDatabase::pick().await?;
     let backend = format!("{:?}", picked.config.backend());
     let server = RunningServer::start(settings(picked.config.clone())).await?;
-    let baseline = baseline(&server.database, args.concurrency, Duration::from_secs(args.baseline_seconds)).await?;
+    let baseline = baseline(
+        &server.database,
+        args.concurrency,
+        Duration::from_secs(args.baseline_seconds),
+    )
+    .await?;
 
-    let run_id = format!("{}{}", std::process::id(), Instant::now().elapsed().subsec_nanos() % 1000);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let run_id = format!(
+        "{}{}",
+        std::process::id(),
+        Instant::now().elapsed().subsec_nanos() % 1000
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .build()?;
     let url = Arc::new(format!("{}/webhooks/whatsapp", server.base));
     let sequence = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -84,7 +95,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                progress.set_position(started.elapsed().as_secs().min(progress.length().unwrap_or(0)));
+                progress.set_position(
+                    started
+                        .elapsed()
+                        .as_secs()
+                        .min(progress.length().unwrap_or(0)),
+                );
                 progress.set_message(format!("{} sent", sequence.load(Ordering::Relaxed)));
             }
         })
@@ -135,7 +151,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         while workers.join_next().await.is_some() {}
     } else {
         let limit = Arc::new(tokio::sync::Semaphore::new(args.concurrency * 8));
-        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
+        let mut interval =
+            tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut inflight = tokio::task::JoinSet::new();
         while Instant::now() < deadline {
@@ -155,7 +172,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 
     let acknowledged = latencies.lock().await.len() as u64;
     // From the first webhook sent until the read model holds the last one.
-    let processed_at = started.elapsed() + wait_processed(&server.database, &run_id, acknowledged).await?;
+    let processed_at =
+        started.elapsed() + wait_processed(&server.database, &run_id, acknowledged).await?;
     let rss = rss_megabytes();
     server.stop().await?;
     picked.clean_up().await?;
@@ -192,21 +210,46 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 fn print_table(r: &Report, summary: &crate::stats::Summary, p999: Duration) {
-    let rate = if r.target_rate == 0 { "max".to_owned() } else { format!("{}/s", r.target_rate) };
+    let rate = if r.target_rate == 0 {
+        "max".to_owned()
+    } else {
+        format!("{}/s", r.target_rate)
+    };
     println!(
         "load: {} backend, rate {rate}, {} in flight, {:.1} s",
         r.backend, r.concurrency, r.duration_seconds
     );
     println!("{:<42} {:>14} {:>12}", "measure", "value", "vs baseline");
-    println!("{:<42} {:>14.0} {:>12}", "baseline: single-row commits/s", r.baseline_commits_per_second, "1.00");
-    println!("{:<42} {:>14.0} {:>12.2}", "acknowledged webhooks/s", r.acknowledged_per_second, r.acknowledged_vs_baseline);
-    println!("{:<42} {:>14.0} {:>12.2}", "processed messages/s (into read models)", r.processed_messages_per_second, r.processed_vs_baseline);
+    println!(
+        "{:<42} {:>14.0} {:>12}",
+        "baseline: single-row commits/s", r.baseline_commits_per_second, "1.00"
+    );
+    println!(
+        "{:<42} {:>14.0} {:>12.2}",
+        "acknowledged webhooks/s", r.acknowledged_per_second, r.acknowledged_vs_baseline
+    );
+    println!(
+        "{:<42} {:>14.0} {:>12.2}",
+        "processed messages/s (into read models)",
+        r.processed_messages_per_second,
+        r.processed_vs_baseline
+    );
     println!("{:<42} {:>14}", "acknowledgement p50 ms", ms(summary.p50));
     println!("{:<42} {:>14}", "acknowledgement p99 ms", ms(summary.p99));
     println!("{:<42} {:>14}", "acknowledgement p99.9 ms", ms(p999));
-    println!("{:<42} {:>14}", "acknowledged / errors", format!("{} / {}", r.acknowledged, r.errors));
-    println!("{:<42} {:>14}", "webhook-to-socket latency", "n/a (no realtime yet)");
-    println!("{:<42} {:>14.1}", "process RSS MB (server + load generator)", r.rss_megabytes);
+    println!(
+        "{:<42} {:>14}",
+        "acknowledged / errors",
+        format!("{} / {}", r.acknowledged, r.errors)
+    );
+    println!(
+        "{:<42} {:>14}",
+        "webhook-to-socket latency", "n/a (no realtime yet)"
+    );
+    println!(
+        "{:<42} {:>14.1}",
+        "process RSS MB (server + load generator)", r.rss_megabytes
+    );
 }
 
 fn percentile(mut samples: Vec<Duration>, q: f64) -> Duration {
@@ -228,7 +271,11 @@ fn webhook(run_id: &str, n: u64, customers: u32) -> String {
 }
 
 /// Single-row INSERT commits per second into a scratch table, with `concurrency` writers.
-async fn baseline(database: &Database, concurrency: usize, length: Duration) -> anyhow::Result<f64> {
+async fn baseline(
+    database: &Database,
+    concurrency: usize,
+    length: Duration,
+) -> anyhow::Result<f64> {
     let create = match database {
         Database::Postgres(_) => "create table if not exists bench_baseline (id bigint generated always as identity primary key, body bytea not null)",
         Database::Sqlite(_) => "create table if not exists bench_baseline (id integer primary key autoincrement, body blob not null)",
@@ -260,7 +307,11 @@ async fn baseline(database: &Database, concurrency: usize, length: Duration) -> 
 }
 
 /// Waits until the read model holds every acknowledged message; returns how long that took.
-async fn wait_processed(database: &Database, run_id: &str, expected: u64) -> anyhow::Result<Duration> {
+async fn wait_processed(
+    database: &Database,
+    run_id: &str,
+    expected: u64,
+) -> anyhow::Result<Duration> {
     let low = format!("wamid.load.{run_id}.");
     let high = format!("wamid.load.{run_id}/");
     let started = Instant::now();

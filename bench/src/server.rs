@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use switchboard::clock::SystemClock;
 use switchboard::config::{
-    AuthSettings, ConversationSettings, Settings, WhatsAppSettings, WorkerSettings, DEFAULT_MAX_WEBHOOK_BYTES,
+    AuthSettings, ConversationSettings, Settings, WhatsAppSettings, WorkerSettings,
+    DEFAULT_MAX_WEBHOOK_BYTES,
 };
 use switchboard::startup::Application;
 use switchboard_store::{Database, DatabaseConfig};
@@ -36,7 +37,9 @@ impl BenchDatabase {
         };
         let schema = format!("bench_{}", uuid_like());
         let admin = sqlx::PgPool::connect(&url).await?;
-        sqlx::query(&format!("create schema {schema}")).execute(&admin).await?;
+        sqlx::query(&format!("create schema {schema}"))
+            .execute(&admin)
+            .await?;
         admin.close().await;
         let options: sqlx::postgres::PgConnectOptions = url.parse()?;
         let options = options.options([("search_path", schema.as_str())]);
@@ -54,7 +57,9 @@ impl BenchDatabase {
     pub async fn clean_up(self) -> anyhow::Result<()> {
         if let Some((url, schema)) = self.schema {
             let admin = sqlx::PgPool::connect(&url).await?;
-            sqlx::query(&format!("drop schema {schema} cascade")).execute(&admin).await?;
+            sqlx::query(&format!("drop schema {schema} cascade"))
+                .execute(&admin)
+                .await?;
             admin.close().await;
         }
         Ok(())

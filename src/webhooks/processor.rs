@@ -161,9 +161,17 @@ impl WebhookProcessor {
             }
         }
         // After the failures: every webhook of the claim still pending is processed.
-        let claims: std::collections::BTreeSet<&str> = batch.iter().filter_map(|w| w.claim_token.as_deref()).collect();
-        bookkeeping.extend(claims.into_iter().map(|token| inbox::claim_processed_statement(token, now)));
-        match self.log.append(&work.into_events(), &bookkeeping).await {
+        let claims: std::collections::BTreeSet<&str> = batch
+            .iter()
+            .filter_map(|w| w.claim_token.as_deref())
+            .collect();
+        bookkeeping.extend(
+            claims
+                .into_iter()
+                .map(|token| inbox::claim_processed_statement(token, now)),
+        );
+        let (events, snapshots) = work.into_changes();
+        match self.log.append(&events, &snapshots, &bookkeeping).await {
             Ok(()) => Ok(()),
             Err(AppendError::Conflict) => Err(BatchError::Conflict),
             Err(AppendError::Store(error)) => Err(BatchError::Store(error)),

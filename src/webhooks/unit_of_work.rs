@@ -17,13 +17,14 @@ use switchboard_domain::business_account::{BusinessAccount, BusinessAccountComma
 use switchboard_domain::conversation::{Conversation, ConversationCommand};
 use switchboard_domain::message::{Message, MessageCommand};
 use switchboard_domain::template::{Template, TemplateCommand};
-use switchboard_store::{EventRepository, NewEvent, StoreError};
+use switchboard_store::{EventRepository, Loaded, NewEvent, Snapshot, StoreError};
 
 use crate::webhooks::commands::{CommandBus, Refusal};
 
 /// Loaded aggregates of one type, with the events they gained in this unit of work.
 struct Streams<A: Aggregate> {
-    loaded: HashMap<String, (A, i64)>,
+    loaded: HashMap<String, Loaded<A>>,
+    touched: Vec<String>,
 }
 
 impl<A> Streams<A>
@@ -32,8 +33,18 @@ where
 {
     async fn load(log: &EventRepository, ids: &[&str]) -> Result<Self, StoreError> {
         Ok(Self {
-            loaded: log.load_aggregates::<A>(ids).await?,
+            loaded: log.load_with_snapshots::<A>(ids).await?,
+            touched: Vec::new(),
         })
+    }
+
+    /// Snapshots of the aggregates that gained enough events.
+    fn snapshots(&self, out: &mut Vec<Snapshot>) {
+        for id in &self.touched {
+            if let Some(snapshot) = self.loaded.get(id).and_then(|l| l.snapshot_if_due(id)) {
+                out.push(snapshot);
+            }
+        }
     }
 
     async fn execute(
@@ -43,13 +54,23 @@ where
         metadata: &Value,
         out: &mut Vec<NewEvent>,
     ) -> Result<(), Refusal> {
-        let (aggregate, sequence) = self.loaded.entry(id.to_owned()).or_default();
+        let loaded = self.loaded.entry(id.to_owned()).or_insert_with(|| Loaded {
+            aggregate: A::default(),
+            sequence: 0,
+            snapshot_sequence: 0,
+        });
         let sink = EventSink::default();
-        aggregate
+        loaded
+            .aggregate
             .handle(command, &(), &sink)
             .await
             .map_err(|e| Refusal::Permanent(e.to_string()))?;
-        for event in sink.collect().await {
+        let events = sink.collect().await;
+        if !events.is_empty() && !self.touched.iter().any(|t| t == id) {
+            self.touched.push(id.to_owned());
+        }
+        let sequence = &mut loaded.sequence;
+        for event in events {
             *sequence += 1;
             let payload = serde_json::to_value(&event)
                 .map_err(|e| Refusal::Permanent(format!("event does not serialize: {e}")))?;
@@ -111,9 +132,14 @@ impl UnitOfWork {
         self.metadata = metadata;
     }
 
-    /// The events decided so far, to append.
-    pub fn into_events(self) -> Vec<NewEvent> {
-        self.events
+    /// The events decided so far, and the snapshots now due, to append.
+    pub fn into_changes(self) -> (Vec<NewEvent>, Vec<Snapshot>) {
+        let mut snapshots = Vec::new();
+        self.conversations.snapshots(&mut snapshots);
+        self.messages.snapshots(&mut snapshots);
+        self.templates.snapshots(&mut snapshots);
+        self.accounts.snapshots(&mut snapshots);
+        (self.events, snapshots)
     }
 }
 

@@ -9,6 +9,7 @@
 //! delivered, after the ones that committed before it. On SQLite writers are serialized, so
 //! position order is commit order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cqrs_es::persist::{
@@ -250,6 +251,50 @@ pub struct NewEvent {
     pub metadata: Value,
 }
 
+/// Snapshot an aggregate when this many events were added since its last snapshot.
+pub const SNAPSHOT_EVERY: i64 = 25;
+
+/// An aggregate rebuilt from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// Its state.
+    pub aggregate: A,
+    /// The sequence of its last event.
+    pub sequence: i64,
+    /// The sequence its snapshot was taken at (0: none).
+    pub snapshot_sequence: i64,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// The snapshot to write, if enough events were added since the last one.
+    pub fn snapshot_if_due(&self, aggregate_id: &str) -> Option<Snapshot> {
+        if self.sequence - self.snapshot_sequence < SNAPSHOT_EVERY {
+            return None;
+        }
+        let payload = serde_json::to_value(&self.aggregate).ok()?;
+        Some(Snapshot {
+            aggregate_type: A::TYPE,
+            aggregate_id: aggregate_id.to_owned(),
+            last_sequence: self.sequence,
+            payload,
+        })
+    }
+}
+
+/// An aggregate's state at a sequence, so that loading it need not replay the whole stream.
+/// Derived data: it can be deleted at any time and is rebuilt from the events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Aggregate type.
+    pub aggregate_type: &'static str,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// The sequence of the last event it includes.
+    pub last_sequence: i64,
+    /// The serialized aggregate.
+    pub payload: Value,
+}
+
 /// One stored event of a stream, as needed to rebuild an aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEvent {
@@ -318,37 +363,122 @@ impl EventRepository {
         Ok(loaded)
     }
 
-    /// Rebuilds the aggregates `ids` of type `A` from their events (one query per thousand
-    /// ids); each comes with its last sequence (0 for one that has no events yet, which is
-    /// then absent from the map).
+    /// Rebuilds the aggregates `ids` of type `A`: from their latest snapshot plus the events
+    /// after it (one query for the snapshots and one for the events, per thousand ids).
+    /// Aggregates without events are absent from the map.
     ///
     /// # Errors
-    /// When the database fails or an event does not deserialize.
+    /// When the database fails or an event does not deserialize. A snapshot that no longer
+    /// deserializes (the aggregate's shape changed) is ignored: the full stream is replayed.
+    pub async fn load_with_snapshots<A: Aggregate>(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Loaded<A>>, StoreError> {
+        let mut loaded: HashMap<String, Loaded<A>> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT / 2) {
+            let snapshots: Vec<(String, i64, sqlx::types::Json<Value>)> = with_pool!(&self.database, pool => {
+                let mut query = sqlx::QueryBuilder::new(
+                    "select aggregate_id, last_sequence, payload from snapshots where aggregate_type = ",
+                );
+                query.push_bind(A::TYPE).push(" and aggregate_id in (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                query.build_query_as().fetch_all(pool).await?
+            });
+            for (id, sequence, sqlx::types::Json(payload)) in snapshots {
+                match serde_json::from_value::<A>(payload) {
+                    Ok(aggregate) => {
+                        loaded.insert(
+                            id,
+                            Loaded {
+                                aggregate,
+                                sequence,
+                                snapshot_sequence: sequence,
+                            },
+                        );
+                    }
+                    Err(error) => {
+                        tracing::warn!(aggregate_type = A::TYPE, aggregate_id = %id, %error,
+                        "snapshot no longer readable; replaying the whole stream")
+                    }
+                }
+            }
+            let events: Vec<StreamEvent> = with_pool!(&self.database, pool => {
+                let mut query = sqlx::QueryBuilder::new(
+                    "select e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload from events e join \
+                     (select column1 as id, column2 as after from (values ",
+                );
+                let mut rows = query.separated(", ");
+                for id in chunk {
+                    let after = loaded.get(*id).map_or(0, |l| l.sequence);
+                    rows.push("(");
+                    rows.push_bind_unseparated(*id);
+                    rows.push_unseparated(", ");
+                    rows.push_bind_unseparated(after);
+                    rows.push_unseparated(")");
+                }
+                query.push(") as v) as t on e.aggregate_id = t.id and e.sequence > t.after where e.aggregate_type = ");
+                query.push_bind(A::TYPE);
+                query.push(" order by e.aggregate_id, e.sequence");
+                let rows = query.build().fetch_all(pool).await?;
+                let mut events = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let sqlx::types::Json(payload) = row.try_get("payload")?;
+                    events.push(StreamEvent {
+                        aggregate_id: row.try_get("aggregate_id")?,
+                        sequence: row.try_get("sequence")?,
+                        event_type: row.try_get("event_type")?,
+                        event_version: row.try_get("event_version")?,
+                        payload,
+                    });
+                }
+                events
+            });
+            for event in events {
+                let payload: A::Event =
+                    serde_json::from_value(event.payload).map_err(|source| {
+                        StoreError::Unreadable {
+                            aggregate_type: A::TYPE,
+                            aggregate_id: event.aggregate_id.clone(),
+                            sequence: event.sequence,
+                            source,
+                        }
+                    })?;
+                let entry = loaded.entry(event.aggregate_id).or_insert_with(|| Loaded {
+                    aggregate: A::default(),
+                    sequence: 0,
+                    snapshot_sequence: 0,
+                });
+                entry.aggregate.apply(payload);
+                entry.sequence = event.sequence;
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// [`Self::load_with_snapshots`], as `(aggregate, last sequence)`.
+    ///
+    /// # Errors
+    /// As [`Self::load_with_snapshots`].
     pub async fn load_aggregates<A: Aggregate>(
         &self,
         ids: &[&str],
-    ) -> Result<std::collections::HashMap<String, (A, i64)>, StoreError> {
-        let mut loaded: std::collections::HashMap<String, (A, i64)> =
-            std::collections::HashMap::with_capacity(ids.len());
-        for event in self.load_streams(A::TYPE, ids).await? {
-            let payload: A::Event =
-                serde_json::from_value(event.payload).map_err(|source| StoreError::Unreadable {
-                    aggregate_type: A::TYPE,
-                    aggregate_id: event.aggregate_id.clone(),
-                    sequence: event.sequence,
-                    source,
-                })?;
-            let (aggregate, sequence) = loaded.entry(event.aggregate_id).or_default();
-            aggregate.apply(payload);
-            *sequence = event.sequence;
-        }
-        Ok(loaded)
+    ) -> Result<HashMap<String, (A, i64)>, StoreError> {
+        Ok(self
+            .load_with_snapshots::<A>(ids)
+            .await?
+            .into_iter()
+            .map(|(id, l)| (id, (l.aggregate, l.sequence)))
+            .collect())
     }
 
     /// Rebuilds one aggregate; a new one (version 0) when it has no events.
     ///
     /// # Errors
-    /// As [`Self::load_aggregates`].
+    /// As [`Self::load_with_snapshots`].
     pub async fn load_aggregate<A: Aggregate>(&self, id: &str) -> Result<(A, i64), StoreError> {
         Ok(self
             .load_aggregates::<A>(&[id])
@@ -365,7 +495,18 @@ impl EventRepository {
     ///
     /// # Errors
     /// [`AppendError::Conflict`] as above; database failures.
-    pub async fn append(&self, events: &[NewEvent], also: &[Statement]) -> Result<(), AppendError> {
+    pub async fn append(
+        &self,
+        events: &[NewEvent],
+        snapshots: &[Snapshot],
+        also: &[Statement],
+    ) -> Result<(), AppendError> {
+        const UPSERT_SNAPSHOT: &str = "
+insert into snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+values ($1, $2, $3, 0, $4)
+on conflict (aggregate_type, aggregate_id) do update set
+    last_sequence = excluded.last_sequence, payload = excluded.payload
+where snapshots.last_sequence < excluded.last_sequence";
         let result: Result<(), sqlx::Error> = with_pool!(&self.database, pool => async {
             let mut tx = pool.begin().await?;
             for chunk in events.chunks(ROWS_PER_STATEMENT) {
@@ -382,6 +523,15 @@ impl EventRepository {
                         .push_bind(sqlx::types::Json(&event.metadata));
                 });
                 insert.build().execute(&mut *tx).await?;
+            }
+            for snapshot in snapshots {
+                sqlx::query(UPSERT_SNAPSHOT)
+                    .bind(snapshot.aggregate_type)
+                    .bind(snapshot.aggregate_id.as_str())
+                    .bind(snapshot.last_sequence)
+                    .bind(sqlx::types::Json(&snapshot.payload))
+                    .execute(&mut *tx)
+                    .await?;
             }
             for statement in also {
                 bind_all!(sqlx::query(statement.sql), statement.args.iter().cloned())

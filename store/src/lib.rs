@@ -4,16 +4,20 @@
 //!   default), with the migrations of each.
 //! - [`event_log`] — the cqrs-es event repository over either backend, and the gapless global
 //!   reader that projections, realtime and replay tools tail.
+//! - [`snapshot_store`] — a cqrs-es event store that loads from snapshots, for long streams.
 //! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
 
 pub mod database;
 pub mod error;
 pub mod event_log;
+pub mod snapshot_store;
 pub mod sql;
 
 pub use database::{Backend, Database, DatabaseConfig};
 pub use error::{error_chain, StoreError};
 pub use event_log::{
-    AppendError, EventRepository, LogCursor, NewEvent, RecordedEvent, StreamEvent,
+    AppendError, EventRepository, Loaded, LogCursor, NewEvent, RecordedEvent, Snapshot,
+    StreamEvent, SNAPSHOT_EVERY,
 };
+pub use snapshot_store::SnapshotStore;
 pub use sql::{SqlValue, Statement};

@@ -447,7 +447,46 @@ async fn locks_respect_scope_and_working_hours(backend: Backend) {
     assert_eq!(too_long.status(), 422);
 }
 
+async fn a_long_conversation_loads_from_its_snapshot_exactly_as_from_its_events(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let conversation = conversation_with(&app, "4930000094").await;
+    let (_, alice_token) = agent(&app, "alice", "agent").await;
+    for _ in 0..60 {
+        let renewed = lock(
+            &app,
+            &alice_token,
+            &conversation,
+            Some(json!({"ttl_seconds": 60})),
+        )
+        .await;
+        assert_eq!(renewed.status(), 200);
+        app.clock.advance_seconds(1);
+    }
+    let log = EventRepository::new(app.database.clone());
+    let snapshots: i64 = switchboard_store::with_pool!(&app.database, pool => sqlx::query_scalar(
+        "select count(*) from snapshots where aggregate_type = 'Conversation'").fetch_one(pool).await.expect("count"));
+    assert_eq!(snapshots, 1, "a long stream is snapshotted");
+    let (from_snapshot, version) = log
+        .load_aggregate::<Conversation>(&conversation)
+        .await
+        .expect("load");
+    let mut replayed = Conversation::default();
+    for event in log
+        .aggregate_events("Conversation", &conversation)
+        .await
+        .expect("events")
+    {
+        cqrs_es::Aggregate::apply(
+            &mut replayed,
+            serde_json::from_value(event.payload).expect("event"),
+        );
+    }
+    assert_eq!(from_snapshot, replayed);
+    assert_eq!(i64::try_from(replayed.version()).expect("version"), version);
+}
+
 on_both_backends!(
+    a_long_conversation_loads_from_its_snapshot_exactly_as_from_its_events,
     fifty_agents_racing_for_one_lock_have_exactly_one_winner,
     a_lock_lapses_at_its_ttl_renewal_extends_it_and_the_lapse_is_logged,
     the_lock_in_the_read_model_equals_a_replay_of_the_events,

@@ -15,7 +15,10 @@ use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp};
 pub const SERVICE_WINDOW_SECONDS: i64 = 24 * 60 * 60;
 
 /// One customer on one business number.
+///
+/// `#[serde(default)]`: snapshots taken before a field was added still load.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Conversation {
     /// Events applied so far: the version clients send back as `expected_version`.
     version: u64,
