@@ -8,6 +8,7 @@
 //! - [`startup`] — the one builder used by `main`, the tests and the tools.
 //! - [`cqrs`] — the one place that wires aggregates to the event store.
 //! - [`http`] — the HTTP API and Meta's webhook endpoint.
+//! - [`replay`] — rebuild, audit, export/import, verify, reprocess: the replay tools' work.
 //! - [`whatsapp`] — Meta's wire format (signatures, webhook payloads).
 //! - [`webhooks`] — the durable inbox of raw webhooks and the worker that turns them into commands.
 //! - [`auth`] — agent authentication: passwords, tokens, sessions, rate limits.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod cqrs;
 pub mod http;
 pub mod metrics;
+pub mod replay;
 pub mod startup;
 pub mod telemetry;
 pub mod webhooks;

@@ -22,8 +22,8 @@ impl Projection for AccountNotificationsProjection {
         "account_notifications"
     }
 
-    fn reset(&self) -> &'static [&'static str] {
-        &["delete from account_notifications"]
+    fn tables(&self) -> &'static [&'static str] {
+        &["account_notifications"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {

@@ -47,8 +47,8 @@ impl Projection for AgentsProjection {
         "agents"
     }
 
-    fn reset(&self) -> &'static [&'static str] {
-        &["delete from agents", "delete from agent_groups"]
+    fn tables(&self) -> &'static [&'static str] {
+        &["agents", "agent_groups"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {

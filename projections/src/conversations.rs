@@ -126,8 +126,8 @@ impl Projection for ConversationsProjection {
         "conversations"
     }
 
-    fn reset(&self) -> &'static [&'static str] {
-        &["delete from conversations"]
+    fn tables(&self) -> &'static [&'static str] {
+        &["conversations"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {

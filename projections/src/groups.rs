@@ -17,8 +17,8 @@ impl Projection for GroupsProjection {
         "groups"
     }
 
-    fn reset(&self) -> &'static [&'static str] {
-        &["delete from group_directory"]
+    fn tables(&self) -> &'static [&'static str] {
+        &["group_directory"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {

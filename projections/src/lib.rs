@@ -20,12 +20,14 @@ pub mod groups;
 pub mod messages;
 pub mod page;
 pub mod projection;
+pub mod rebuild;
 pub mod runner;
 pub mod scope;
 pub mod templates;
 
 pub use decode::DecodedEvent;
 pub use error::ProjectionError;
-pub use projection::{all_projections, Projection};
+pub use projection::{all_projections, by_names, Projection};
+pub use rebuild::Rebuild;
 pub use runner::ProjectionRunner;
 pub use scope::ReadScope;

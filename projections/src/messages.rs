@@ -105,8 +105,8 @@ impl Projection for MessagesProjection {
         "messages"
     }
 
-    fn reset(&self) -> &'static [&'static str] {
-        &["delete from messages"]
+    fn tables(&self) -> &'static [&'static str] {
+        &["messages"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {

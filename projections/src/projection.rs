@@ -15,8 +15,8 @@ pub trait Projection: Send + Sync {
     /// Appends the statements for `event` to `out` (nothing when the event does not concern it).
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>);
 
-    /// Statements that empty this projection's tables, run before a rebuild.
-    fn reset(&self) -> &'static [&'static str];
+    /// The tables this projection owns (a rebuild builds fresh copies and swaps them in).
+    fn tables(&self) -> &'static [&'static str];
 }
 
 /// Every projection of the application, in the order they are applied.
@@ -29,4 +29,12 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::agents::AgentsProjection),
         Box::new(crate::groups::GroupsProjection),
     ]
+}
+
+/// The projections with these names (in application order); unknown names are ignored.
+pub fn by_names(names: &[&str]) -> Vec<Box<dyn Projection>> {
+    all_projections()
+        .into_iter()
+        .filter(|p| names.contains(&p.name()))
+        .collect()
 }

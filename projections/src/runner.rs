@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use switchboard_store::{
-    error_chain, with_pool, Database, EventRepository, LogCursor, SqlValue, Statement,
-};
+use switchboard_store::{error_chain, with_pool, EventRepository, LogCursor, SqlValue, Statement};
 use tokio::sync::watch;
 
 use crate::{DecodedEvent, Projection, ProjectionError};
@@ -29,6 +27,11 @@ pub struct ProjectionRunner {
     log: EventRepository,
     projections: Vec<Box<dyn Projection>>,
     batch_size: u32,
+    /// Where the statements go: the live tables, or shadow copies named `<table><suffix>`
+    /// (with checkpoints named `<projection><suffix>`).
+    suffix: &'static str,
+    /// Stop after this cursor (verification compares up to a fixed point).
+    until: Option<LogCursor>,
     /// How often to look for events appended by other processes (PostgreSQL) or held back by a
     /// transaction still in flight.
     poll_interval: Duration,
@@ -42,7 +45,26 @@ impl ProjectionRunner {
             projections,
             batch_size: 500,
             poll_interval: Duration::from_millis(200),
+            suffix: "",
+            until: None,
         }
+    }
+
+    /// Writes into shadow tables `<table><suffix>` with checkpoints `<projection><suffix>`
+    /// instead of the live ones: the same projection code, for rebuilds and verification.
+    pub fn into_shadow(mut self, suffix: &'static str) -> Self {
+        self.suffix = suffix;
+        self
+    }
+
+    /// Stops catching up after `cursor`.
+    pub fn until(mut self, cursor: Option<LogCursor>) -> Self {
+        self.until = cursor;
+        self
+    }
+
+    fn checkpoint_name(&self, projection: &dyn Projection) -> String {
+        format!("{}{}", projection.name(), self.suffix)
     }
 
     /// Sets the number of events applied per transaction.
@@ -76,20 +98,33 @@ impl ProjectionRunner {
         let mut total = 0;
         'reload: loop {
             let mut checkpoints = self.checkpoints().await?;
-            let from = self
+            let names: Vec<String> = self
                 .projections
                 .iter()
-                .map(|p| {
-                    checkpoints
-                        .get(p.name())
-                        .copied()
-                        .unwrap_or(LogCursor::START)
-                })
+                .map(|p| self.checkpoint_name(p.as_ref()))
+                .collect();
+            let retarget: Vec<(&str, String)> = if self.suffix.is_empty() {
+                Vec::new()
+            } else {
+                self.projections
+                    .iter()
+                    .flat_map(|p| {
+                        p.tables()
+                            .iter()
+                            .map(|t| (*t, format!("{t}{}", self.suffix)))
+                    })
+                    .collect()
+            };
+            let mut from = names
+                .iter()
+                .map(|name| checkpoints.get(name).copied().unwrap_or(LogCursor::START))
                 .min()
                 .unwrap_or(LogCursor::START);
-            let mut from = from;
             loop {
-                let events = self.log.read_all(from, self.batch_size).await?;
+                let mut events = self.log.read_all(from, self.batch_size).await?;
+                if let Some(until) = self.until {
+                    events.retain(|e| e.cursor <= until);
+                }
                 let Some(last) = events.last().map(|e| e.cursor) else {
                     return Ok(total);
                 };
@@ -100,17 +135,19 @@ impl ProjectionRunner {
                     if event.event_type == "MessageInboundReceived" {
                         received += 1;
                     }
-                    for projection in &self.projections {
-                        let applied = checkpoints.get(projection.name()).copied();
+                    for (projection, name) in self.projections.iter().zip(&names) {
+                        let applied = checkpoints.get(name).copied();
                         if applied.is_none_or(|cursor| event.cursor > cursor) {
                             projection.apply(event, &decoded, &mut statements);
                         }
                     }
                 }
-                let guards: Vec<Statement> = self
-                    .projections
+                if !retarget.is_empty() {
+                    statements = statements.iter().map(|s| s.retarget(&retarget)).collect();
+                }
+                let guards: Vec<Statement> = names
                     .iter()
-                    .map(|p| checkpoint_guard(p.name(), checkpoints.get(p.name()).copied(), last))
+                    .map(|name| checkpoint_guard(name, checkpoints.get(name).copied(), last))
                     .collect();
                 if !self
                     .log
@@ -121,11 +158,13 @@ impl ProjectionRunner {
                     // Another instance applied this batch first: start again from its checkpoints.
                     continue 'reload;
                 }
-                for projection in &self.projections {
-                    checkpoints.insert(projection.name().to_owned(), last);
+                for name in &names {
+                    checkpoints.insert(name.clone(), last);
                 }
                 // Counted here, where each event is applied exactly once across instances.
-                metrics::counter!("messages_received_total").increment(received);
+                if self.suffix.is_empty() {
+                    metrics::counter!("messages_received_total").increment(received);
+                }
                 total += events.len() as u64;
                 from = last;
             }
@@ -159,25 +198,6 @@ impl ProjectionRunner {
             }
         }
     }
-
-    /// Empties every read model and its checkpoint, then replays the whole log.
-    ///
-    /// # Errors
-    /// As [`Self::catch_up`].
-    pub async fn rebuild(&self, database: &Database) -> Result<u64, ProjectionError> {
-        let mut statements: Vec<Statement> = Vec::new();
-        for projection in &self.projections {
-            for sql in projection.reset() {
-                statements.push(Statement::new(sql, vec![]));
-            }
-            statements.push(Statement::new(
-                "delete from projection_checkpoints where name = $1",
-                vec![projection.name().into()],
-            ));
-        }
-        database.execute_atomically(&statements).await?;
-        self.catch_up().await
-    }
 }
 
 fn cursor_args(cursor: LogCursor) -> [SqlValue; 2] {
@@ -190,7 +210,7 @@ fn cursor_args(cursor: LogCursor) -> [SqlValue; 2] {
 }
 
 /// The compare-and-set that moves a projection's checkpoint from `read` to `to`.
-fn checkpoint_guard(name: &'static str, read: Option<LogCursor>, to: LogCursor) -> Statement {
+fn checkpoint_guard(name: &str, read: Option<LogCursor>, to: LogCursor) -> Statement {
     let [to_tx, to_position] = cursor_args(to);
     match read {
         None => Statement::new(CREATE_CHECKPOINT, vec![name.into(), to_tx, to_position]),

@@ -40,8 +40,8 @@ impl Projection for TemplatesProjection {
         "templates"
     }
 
-    fn reset(&self) -> &'static [&'static str] {
-        &["delete from templates"]
+    fn tables(&self) -> &'static [&'static str] {
+        &["templates"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {

@@ -184,7 +184,7 @@ impl Database {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for statement in statements {
-                bind_all!(sqlx::query(statement.sql), statement.args.iter().cloned())
+                bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
                     .execute(&mut *tx)
                     .await?;
             }
@@ -210,7 +210,7 @@ impl Database {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for guard in guards {
-                let changed = bind_all!(sqlx::query(guard.sql), guard.args.iter().cloned())
+                let changed = bind_all!(sqlx::query(&guard.sql), guard.args.iter().cloned())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -220,7 +220,7 @@ impl Database {
                 }
             }
             for statement in statements {
-                bind_all!(sqlx::query(statement.sql), statement.args.iter().cloned())
+                bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
                     .execute(&mut *tx)
                     .await?;
             }

@@ -210,25 +210,44 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        const POSTGRES: &str = "
-select position, transaction_id::text::bigint as transaction_id, aggregate_type, aggregate_id,
-       sequence, event_type, event_version, payload, metadata,
-       (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms
-  from events where aggregate_type = $1 and aggregate_id = $2 order by sequence";
-        const SQLITE: &str = "
-select position, 0 as transaction_id, aggregate_type, aggregate_id,
-       sequence, event_type, event_version, payload, metadata,
-       cast(round((julianday(recorded_at) - 2440587.5) * 86400000.0) as integer) as recorded_at_ms
-  from events where aggregate_type = $1 and aggregate_id = $2 order by sequence";
-        with_pool!(&self.database, pool => {
-            let sql = if matches!(self.database, Database::Postgres(_)) { POSTGRES } else { SQLITE };
-            let rows = sqlx::query(sql)
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(decode_row).collect()
-        })
+        self.events_of(aggregate_type, &[aggregate_id]).await
+    }
+
+    /// Every event of these aggregates of one type, in global position order (one query per
+    /// thousand ids).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn events_of(
+        &self,
+        aggregate_type: &str,
+        ids: &[&str],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let columns = match self.database {
+            Database::Postgres(_) => "position, transaction_id::text::bigint as transaction_id, aggregate_type, aggregate_id,
+                sequence, event_type, event_version, payload, metadata,
+                (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms",
+            Database::Sqlite(_) => "position, 0 as transaction_id, aggregate_type, aggregate_id,
+                sequence, event_type, event_version, payload, metadata,
+                cast(round((julianday(recorded_at) - 2440587.5) * 86400000.0) as integer) as recorded_at_ms",
+        };
+        let mut events = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            with_pool!(&self.database, pool => {
+                let mut query = sqlx::QueryBuilder::new(format!("select {columns} from events where aggregate_type = "));
+                query.push_bind(aggregate_type).push(" and aggregate_id in (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                query.push(") order by position");
+                for row in &query.build().fetch_all(pool).await? {
+                    events.push(decode_row(row)?);
+                }
+            });
+        }
+        events.sort_by_key(|e| e.position);
+        Ok(events)
     }
 }
 
@@ -534,7 +553,7 @@ where snapshots.last_sequence < excluded.last_sequence";
                     .await?;
             }
             for statement in also {
-                bind_all!(sqlx::query(statement.sql), statement.args.iter().cloned())
+                bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
                     .execute(&mut *tx)
                     .await?;
             }

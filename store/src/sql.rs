@@ -47,8 +47,9 @@ impl From<Option<i64>> for SqlValue {
 /// One SQL statement with its arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
-    /// The SQL text (see the module doc for the dialect rules).
-    pub sql: &'static str,
+    /// The SQL text (see the module doc for the dialect rules); usually a constant, owned
+    /// when rewritten (rebuilds write the same statements into shadow tables).
+    pub sql: std::borrow::Cow<'static, str>,
     /// Arguments for `$1, $2, …` in order.
     pub args: Vec<SqlValue>,
 }
@@ -56,8 +57,49 @@ pub struct Statement {
 impl Statement {
     /// A statement with arguments.
     pub fn new(sql: &'static str, args: Vec<SqlValue>) -> Self {
-        Self { sql, args }
+        Self {
+            sql: std::borrow::Cow::Borrowed(sql),
+            args,
+        }
     }
+
+    /// A statement whose SQL was built at run time.
+    pub fn owned(sql: String, args: Vec<SqlValue>) -> Self {
+        Self {
+            sql: std::borrow::Cow::Owned(sql),
+            args,
+        }
+    }
+
+    /// The same statement with every whole-word occurrence of each table name `from` replaced
+    /// by `to` (for writing into shadow tables).
+    pub fn retarget(&self, tables: &[(&str, String)]) -> Self {
+        let mut sql = self.sql.to_string();
+        for (from, to) in tables {
+            sql = replace_word(&sql, from, to);
+        }
+        Self::owned(sql, self.args.clone())
+    }
+}
+
+/// Replaces `word` where it stands alone (not inside a longer identifier).
+pub fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(is_ident) || after.is_some_and(is_ident) {
+            out.push_str(word);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Binds a statement's arguments onto a sqlx query of either backend.
@@ -74,3 +116,24 @@ macro_rules! bind_all {
     }};
 }
 pub(crate) use bind_all;
+
+#[cfg(test)]
+mod tests {
+    use super::replace_word;
+
+    #[test]
+    fn only_whole_table_names_are_replaced() {
+        assert_eq!(
+            replace_word(
+                "update agents set x = agents.x where agent_groups.a = 1",
+                "agents",
+                "agents__rebuild"
+            ),
+            "update agents__rebuild set x = agents__rebuild.x where agent_groups.a = 1"
+        );
+        assert_eq!(
+            replace_word("messages_by_conversation", "messages", "m"),
+            "messages_by_conversation"
+        );
+    }
+}
