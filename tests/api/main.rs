@@ -14,5 +14,6 @@ mod cli;
 mod dead_letters;
 mod event_log;
 mod permissions;
+mod replay;
 mod third_party;
 mod webhooks;
