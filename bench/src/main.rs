@@ -6,6 +6,7 @@
 
 mod load;
 mod locks;
+mod rebuild;
 mod server;
 mod stats;
 
@@ -24,6 +25,8 @@ enum Command {
     Locks(locks::LockArgs),
     /// Signed webhooks at a fixed rate or as fast as possible, against the database's own limit.
     Load(load::LoadArgs),
+    /// Rebuild throughput of every read model over a large synthetic log.
+    Rebuild(rebuild::RebuildArgs),
 }
 
 #[tokio::main]
@@ -31,5 +34,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Locks(args) => locks::run(args).await,
         Command::Load(args) => load::run(args).await,
+        Command::Rebuild(args) => rebuild::run(args).await,
     }
 }

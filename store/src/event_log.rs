@@ -426,8 +426,10 @@ impl EventRepository {
                 }
             }
             let events: Vec<StreamEvent> = with_pool!(&self.database, pool => {
+                // The id list comes first with a CROSS JOIN: SQLite then walks it and probes the
+                // primary key, instead of scanning the events table (PostgreSQL plans either way).
                 let mut query = sqlx::QueryBuilder::new(
-                    "select e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload from events e join \
+                    "select e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload from \
                      (select column1 as id, column2 as after from (values ",
                 );
                 let mut rows = query.separated(", ");
@@ -439,8 +441,9 @@ impl EventRepository {
                     rows.push_bind_unseparated(after);
                     rows.push_unseparated(")");
                 }
-                query.push(") as v) as t on e.aggregate_id = t.id and e.sequence > t.after where e.aggregate_type = ");
+                query.push(") as v) as t cross join events e where e.aggregate_type = ");
                 query.push_bind(A::TYPE);
+                query.push(" and e.aggregate_id = t.id and e.sequence > t.after");
                 query.push(" order by e.aggregate_id, e.sequence");
                 let rows = query.build().fetch_all(pool).await?;
                 let mut events = Vec::with_capacity(rows.len());

@@ -1,0 +1,115 @@
+//! `rebuild`: fills a fresh store with synthetic conversations (the same events webhooks
+//! produce), then times a full rebuild of every read model.
+
+use std::time::Instant;
+
+use cqrs_es::DomainEvent;
+use serde_json::json;
+use switchboard::replay;
+use switchboard::startup::connect_store;
+use switchboard_domain::conversation::ConversationEvent;
+use switchboard_domain::message::{MessageContent, MessageEvent};
+use switchboard_domain::{ConversationId, Customer, PhoneNumberId, Timestamp, WaMessageId};
+use switchboard_store::NewEvent;
+
+use crate::server::BenchDatabase;
+
+/// Options of `rebuild`.
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    /// Events in the log (roughly: two per message, one per conversation start).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Distinct customers.
+    #[arg(long, default_value_t = 10_000)]
+    customers: u64,
+}
+
+pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
+    let picked = BenchDatabase::pick().await?;
+    let backend = format!("{:?}", picked.config.backend());
+    let (database, log, _) = connect_store(&picked.config).await?;
+    let phone = PhoneNumberId::new("120000000000001");
+    let metadata = json!({"actor": "meta"});
+    let started = Instant::now();
+    let mut sequences = vec![0i64; usize::try_from(args.customers).unwrap_or(0)];
+    let mut chunk = Vec::with_capacity(10_000);
+    let mut written = 0u64;
+    let mut n = 0u64;
+    while written < args.events {
+        let customer_index = usize::try_from(n % args.customers).unwrap_or(0);
+        let customer = Customer::new(Some(format!("{}", 4_915_000_000_000u64 + n % args.customers)), None)
+            .ok_or_else(|| anyhow::anyhow!("customer"))?;
+        let conversation_id = ConversationId::for_customer(&phone, &customer);
+        let at = Timestamp::from_unix_seconds(1_780_000_000 + i64::try_from(n).unwrap_or(0)).ok_or_else(|| anyhow::anyhow!("time"))?;
+        let wamid = WaMessageId::new(format!("wamid.rebuild.{n:012}"));
+        let mut conversation_events = Vec::new();
+        if sequences[customer_index] == 0 {
+            conversation_events.push(ConversationEvent::Started {
+                phone_number_id: phone.clone(),
+                customer: customer.clone(),
+                started_at: at,
+            });
+        }
+        conversation_events.push(ConversationEvent::CustomerMessageReceived {
+            wamid: wamid.clone(),
+            sent_at: at,
+            window_closes_at: Some(at.plus_seconds(86_400)),
+        });
+        for event in conversation_events {
+            sequences[customer_index] += 1;
+            chunk.push(NewEvent {
+                aggregate_type: "Conversation",
+                aggregate_id: conversation_id.to_string(),
+                sequence: sequences[customer_index],
+                event_type: event.event_type(),
+                event_version: event.event_version(),
+                payload: serde_json::to_value(&event)?,
+                metadata: metadata.clone(),
+            });
+        }
+        let message = MessageEvent::InboundReceived {
+            conversation_id,
+            phone_number_id: phone.clone(),
+            customer,
+            profile_name: Some("Bench".to_owned()),
+            sent_at: at,
+            content: MessageContent::Text {
+                body: format!("synthetic message {n}"),
+            },
+            context: None,
+            referral: None,
+            errors: vec![],
+        };
+        chunk.push(NewEvent {
+            aggregate_type: "Message",
+            aggregate_id: wamid.to_string(),
+            sequence: 1,
+            event_type: message.event_type(),
+            event_version: message.event_version(),
+            payload: serde_json::to_value(&message)?,
+            metadata: metadata.clone(),
+        });
+        n += 1;
+        if chunk.len() >= 10_000 {
+            written += chunk.len() as u64;
+            log.append(&chunk, &[], &[]).await?;
+            chunk.clear();
+            eprint!("\rwriting events: {written}");
+        }
+    }
+    written += chunk.len() as u64;
+    log.append(&chunk, &[], &[]).await?;
+    eprintln!("\rwrote {written} events in {:.1} s", started.elapsed().as_secs_f64());
+
+    let rebuild_started = Instant::now();
+    let replayed = replay::rebuild(&log, &[]).await?;
+    let seconds = rebuild_started.elapsed().as_secs_f64();
+    println!("rebuild of every read model, {backend}, {n} messages from {} customers", args.customers);
+    println!("{:<28} {:>12}", "events replayed", replayed);
+    println!("{:<28} {:>12.1}", "seconds", seconds);
+    println!("{:<28} {:>12.0}", "events/s", replayed as f64 / seconds);
+    database.close().await;
+    picked.clean_up().await?;
+    Ok(())
+}
