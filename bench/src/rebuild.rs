@@ -38,10 +38,14 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     let mut n = 0u64;
     while written < args.events {
         let customer_index = usize::try_from(n % args.customers).unwrap_or(0);
-        let customer = Customer::new(Some(format!("{}", 4_915_000_000_000u64 + n % args.customers)), None)
-            .ok_or_else(|| anyhow::anyhow!("customer"))?;
+        let customer = Customer::new(
+            Some(format!("{}", 4_915_000_000_000u64 + n % args.customers)),
+            None,
+        )
+        .ok_or_else(|| anyhow::anyhow!("customer"))?;
         let conversation_id = ConversationId::for_customer(&phone, &customer);
-        let at = Timestamp::from_unix_seconds(1_780_000_000 + i64::try_from(n).unwrap_or(0)).ok_or_else(|| anyhow::anyhow!("time"))?;
+        let at = Timestamp::from_unix_seconds(1_780_000_000 + i64::try_from(n).unwrap_or(0))
+            .ok_or_else(|| anyhow::anyhow!("time"))?;
         let wamid = WaMessageId::new(format!("wamid.rebuild.{n:012}"));
         let mut conversation_events = Vec::new();
         if sequences[customer_index] == 0 {
@@ -100,12 +104,18 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     }
     written += chunk.len() as u64;
     log.append(&chunk, &[], &[]).await?;
-    eprintln!("\rwrote {written} events in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "\rwrote {written} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let rebuild_started = Instant::now();
     let replayed = replay::rebuild(&log, &[]).await?;
     let seconds = rebuild_started.elapsed().as_secs_f64();
-    println!("rebuild of every read model, {backend}, {n} messages from {} customers", args.customers);
+    println!(
+        "rebuild of every read model, {backend}, {n} messages from {} customers",
+        args.customers
+    );
     println!("{:<28} {:>12}", "events replayed", replayed);
     println!("{:<28} {:>12.1}", "seconds", seconds);
     println!("{:<28} {:>12.0}", "events/s", replayed as f64 / seconds);
