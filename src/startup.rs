@@ -158,6 +158,13 @@ impl Application {
             self.state.workers.expect(Worker::LockExpiry);
             workers.spawn(expiry.run(stopped.clone(), Arc::clone(&self.state.workers)));
         }
+        if let switchboard_store::Database::Postgres(pool) = &self.state.database {
+            workers.spawn(crate::workers::listen::run(
+                pool.clone(),
+                self.state.log.clone(),
+                stopped.clone(),
+            ));
+        }
         if self.settings.workers.run_projections {
             let runner = ProjectionRunner::new(self.state.log.clone(), all_projections());
             let health = Arc::clone(&self.state.workers);

@@ -6,6 +6,7 @@ mod auth;
 mod conversations;
 mod dead_letters;
 mod error;
+mod events;
 mod extract;
 mod health;
 mod locks;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(locks::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(events::router())
         .route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
         .with_state(state)

@@ -1,4 +1,5 @@
 //! Background workers that act on time passing, and the health of all workers.
 
 pub mod health;
+pub mod listen;
 pub mod lock_expiry;

@@ -109,8 +109,15 @@ impl EventRepository {
         &self.database
     }
 
+    /// Wakes this process's tailers (called when another instance announces new events).
+    pub fn notify_appended(&self) {
+        self.appended
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
     /// Changes after every append from this process, so that in-process tailers wake at once
-    /// instead of polling hard. (Appends from other processes are found by polling.)
+    /// instead of polling hard. (Appends from other processes arrive through
+    /// [`Self::notify_appended`], or are found by polling.)
     pub fn appended(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
     }
@@ -172,10 +179,20 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
             return Ok(LogCursor::START);
         }
         match &self.database {
-            Database::Sqlite(_) => Ok(LogCursor {
-                transaction_id: 0,
-                position,
-            }),
+            Database::Sqlite(pool) => {
+                let found: i64 =
+                    sqlx::query_scalar("select count(*) from events where position = $1")
+                        .bind(position)
+                        .fetch_one(pool)
+                        .await?;
+                if found == 0 {
+                    return Err(StoreError::UnknownPosition(position));
+                }
+                Ok(LogCursor {
+                    transaction_id: 0,
+                    position,
+                })
+            }
             Database::Postgres(pool) => {
                 let found: Option<i64> = sqlx::query_scalar(
                     "select transaction_id::text::bigint from events where position = $1",

@@ -13,6 +13,7 @@ mod auth;
 mod cli;
 mod dead_letters;
 mod event_log;
+mod events;
 mod permissions;
 mod replay;
 mod third_party;

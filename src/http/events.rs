@@ -1,0 +1,177 @@
+//! The event log for analytics consumers: pages, and a live server-sent-event stream that
+//! resumes from `Last-Event-ID`. Both need `can_export_data`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_store::{EventRepository, LogCursor, RecordedEvent, StoreError};
+
+use crate::http::extract::{AuthAgent, Query};
+use crate::http::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/events", get(page))
+        .route("/api/events/stream", get(stream))
+}
+
+/// One event as consumers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Envelope {
+    /// Global position: pass it back as `after` or `Last-Event-ID` to resume.
+    pub position: i64,
+    /// Event type (`MessageInboundReceived`, `LockAcquired`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Aggregate type.
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// The conversation it concerns, when it concerns one.
+    pub conversation_id: Option<String>,
+    /// The event.
+    pub data: Value,
+    /// Who caused it and through which request.
+    pub metadata: Value,
+    /// When it was recorded.
+    pub at: String,
+}
+
+impl From<RecordedEvent> for Envelope {
+    fn from(event: RecordedEvent) -> Self {
+        let conversation_id = match event.aggregate_type.as_str() {
+            "Conversation" => Some(event.aggregate_id.clone()),
+            _ => event
+                .payload
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(|v| v.get("conversation_id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        Self {
+            position: event.position,
+            kind: event.event_type,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            conversation_id,
+            data: event.payload,
+            metadata: event.metadata,
+            at: switchboard_domain::Timestamp::from_unix_millis(event.recorded_at_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn require_export(auth: &AuthAgent) -> Result<(), ApiError> {
+    if auth.actor.permissions.can_export_data {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            code: "forbidden",
+            message: "the event stream needs the can_export_data permission",
+        })
+    }
+}
+
+async fn cursor(log: &EventRepository, after: i64) -> Result<LogCursor, ApiError> {
+    log.cursor_after(after).await.map_err(|error| match error {
+        StoreError::UnknownPosition(position) => {
+            ApiError::BadRequest(format!("no event at position {position}"))
+        }
+        other => other.into(),
+    })
+}
+
+#[derive(Deserialize)]
+struct PageParams {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// A page of the log in order, after a position.
+async fn page(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    require_export(&auth)?;
+    let from = cursor(&state.log, params.after.unwrap_or(0)).await?;
+    let limit = params.limit.unwrap_or(100).clamp(1, 1_000);
+    let events = state.log.read_all(from, limit).await?;
+    let next_after = events.last().map(|e| e.position);
+    let items: Vec<Envelope> = events.into_iter().map(Envelope::from).collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next_after }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct StreamParams {
+    after: Option<i64>,
+}
+
+/// Server-sent events, one per log event (`id` = position, `event` = type), live; resumes
+/// after `Last-Event-ID` (or `?after=`).
+async fn stream(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    headers: HeaderMap,
+    Query(params): Query<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    require_export(&auth)?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::BadRequest("Last-Event-ID must be a position".to_owned()))?;
+    let from = cursor(&state.log, last_event_id.or(params.after).unwrap_or(0)).await?;
+    let log = state.log.clone();
+    let appended = log.appended();
+    let events = futures::stream::unfold(
+        (log, from, appended, VecDeque::new()),
+        |(log, mut cursor, mut appended, mut buffer)| async move {
+            loop {
+                if let Some(event) = buffer.pop_front() {
+                    let envelope = Envelope::from(event);
+                    let sse = Event::default()
+                        .id(envelope.position.to_string())
+                        .event(envelope.kind.clone())
+                        .json_data(&envelope)
+                        .unwrap_or_else(|_| Event::default().comment("unserializable event"));
+                    return Some((Ok(sse), (log, cursor, appended, buffer)));
+                }
+                match log.read_all(cursor, 500).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        if let Some(last) = batch.last() {
+                            cursor = last.cursor;
+                        }
+                        buffer.extend(batch);
+                    }
+                    Ok(_) => {
+                        tokio::select! {
+                            _ = appended.changed() => {}
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "event stream read failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
