@@ -115,15 +115,65 @@ impl Rebuild {
     /// Replays the log into the shadow tables, up to `until` (or the end); returns how many
     /// events were read.
     ///
+    /// Without `until` it waits for every event committed before it started: on PostgreSQL
+    /// the gapless reader holds back events behind transactions still in flight, and a rebuild
+    /// must not stop short of them.
+    ///
     /// # Errors
     /// As [`ProjectionRunner::catch_up`].
     pub async fn catch_up(&self, until: Option<LogCursor>) -> Result<u64, ProjectionError> {
+        let head: i64 = with_pool!(self.database(), pool => sqlx::query_scalar(
+            "select coalesce(max(position), 0) from events").fetch_one(pool).await?);
         let runner =
             ProjectionRunner::new(self.log.clone(), crate::projection::by_names(&self.names()))
                 .into_shadow(self.suffix)
                 .with_batch_size(2_000)
                 .until(until);
-        runner.catch_up().await
+        let mut replayed = 0;
+        loop {
+            replayed += runner.catch_up().await?;
+            if until.is_some() || self.missing_before(head).await? == 0 {
+                return Ok(replayed);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Events up to `head` that the shadow tables have not seen yet.
+    async fn missing_before(&self, head: i64) -> Result<i64, ProjectionError> {
+        let names: Vec<String> = self
+            .names()
+            .iter()
+            .map(|n| format!("{n}{}", self.suffix))
+            .collect();
+        let mut oldest: Option<LogCursor> = None;
+        for name in &names {
+            let row: Option<(i64, i64)> = with_pool!(self.database(), pool => sqlx::query_as(
+                "select transaction_id, position from projection_checkpoints where name = $1")
+                .bind(name).fetch_optional(pool).await?);
+            let cursor = row.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
+                transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                position,
+            });
+            oldest = Some(oldest.map_or(cursor, |o| o.min(cursor)));
+        }
+        let cursor = oldest.unwrap_or(LogCursor::START);
+        let missing: i64 = match self.database() {
+            Database::Postgres(pool) => sqlx::query_scalar(
+                "select count(*) from events where position <= $1 and (transaction_id, position) > ($2::text::xid8, $3)",
+            )
+            .bind(head)
+            .bind(cursor.transaction_id.to_string())
+            .bind(cursor.position)
+            .fetch_one(pool)
+            .await?,
+            Database::Sqlite(pool) => sqlx::query_scalar("select count(*) from events where position <= $1 and position > $2")
+                .bind(head)
+                .bind(cursor.position)
+                .fetch_one(pool)
+                .await?,
+        };
+        Ok(missing)
     }
 
     fn names(&self) -> Vec<&'static str> {
