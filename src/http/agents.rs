@@ -17,7 +17,7 @@ use switchboard_projections::groups::{self, GroupView};
 
 use crate::auth::accounts::{self, actor_metadata, NewAgent};
 use crate::cqrs::execute;
-use crate::http::extract::{AuthAgent, JsonBody};
+use crate::http::extract::{AuthAgent, JsonBody, OptionalJson};
 use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -103,7 +103,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Reason {
     reason: Option<String>,
@@ -237,22 +237,13 @@ async fn deactivate(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(request): OptionalJson<Reason>,
 ) -> Result<StatusCode, ApiError> {
     require_manager(&auth)?;
     AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
     let now = state.clock.now();
     let by = Some(auth.actor.agent_id);
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<Reason>(&body)
-            .map_err(|e| ApiError::Unprocessable {
-                code: "invalid_input",
-                message: e.to_string(),
-            })?
-            .reason
-    };
+    let reason = request.reason;
     let command = AgentCommand::Deactivate {
         by,
         reason,

@@ -11,7 +11,7 @@ use switchboard_domain::conversation::{Conversation, ConversationCommand, Lock};
 use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
 use crate::http::conversations::visible;
-use crate::http::extract::AuthAgent;
+use crate::http::extract::{AuthAgent, OptionalJson};
 use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -57,24 +57,13 @@ impl From<Option<Lock>> for LockView {
     }
 }
 
-fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::Unprocessable {
-        code: "invalid_input",
-        message: e.to_string(),
-    })
-}
-
 /// Takes the lock (or renews it, for its holder).
 async fn acquire(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(request): OptionalJson<AcquireRequest>,
 ) -> Result<Json<LockView>, ApiError> {
-    let request: AcquireRequest = parse_body(&body)?;
     let settings = &state.conversations;
     let max = settings.max_lock_ttl.as_secs();
     let ttl = request
@@ -117,9 +106,8 @@ async fn release(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(request): OptionalJson<ReleaseRequest>,
 ) -> Result<Json<LockView>, ApiError> {
-    let request: ReleaseRequest = parse_body(&body)?;
     let now = state.clock.now();
     let by = auth.actor.agent_id;
     let command = ConversationCommand::ReleaseLock {

@@ -17,7 +17,7 @@ use switchboard_domain::{AgentId, GroupId, Timestamp};
 
 use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
-use crate::http::extract::{AuthAgent, JsonBody};
+use crate::http::extract::{AuthAgent, JsonBody, OptionalJson};
 use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -129,25 +129,13 @@ struct Reasoned {
     expected_version: Option<u64>,
 }
 
-/// An optional JSON body (an empty body is the default).
-fn optional_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::Unprocessable {
-        code: "invalid_input",
-        message: e.to_string(),
-    })
-}
-
 /// The caller takes the conversation over from the bot.
 async fn take_over(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(request): OptionalJson<Reasoned>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: Reasoned = optional_body(&body)?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::TakeOver {
         write: write(auth, request.expected_version, state.clock.now()),
@@ -161,9 +149,8 @@ async fn hand_back(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(request): OptionalJson<Reasoned>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: Reasoned = optional_body(&body)?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::HandBackToBot {
         write: write(auth, request.expected_version, state.clock.now()),
