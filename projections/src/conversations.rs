@@ -70,7 +70,7 @@ on conflict (id) do update set
 
 /// The activity statement for a message event, if it is one that moves the conversation.
 fn message_statement(message_id: &str, event: &MessageEvent) -> Option<Statement> {
-    let (conversation_id, phone_number_id, customer, sent_at, content, direction, unread) =
+    let (conversation_id, phone_number_id, customer, sent_at, preview, direction, unread) =
         match event {
             MessageEvent::InboundReceived {
                 conversation_id,
@@ -84,7 +84,7 @@ fn message_statement(message_id: &str, event: &MessageEvent) -> Option<Statement
                 phone_number_id,
                 customer,
                 sent_at,
-                content,
+                content.preview(),
                 "inbound",
                 1,
             ),
@@ -99,7 +99,23 @@ fn message_statement(message_id: &str, event: &MessageEvent) -> Option<Statement
                 phone_number_id,
                 customer,
                 sent_at,
+                content.preview(),
+                "outbound",
+                0,
+            ),
+            MessageEvent::OutboundRequested {
+                conversation_id,
+                phone_number_id,
+                customer,
                 content,
+                at,
+                ..
+            } => (
+                conversation_id,
+                phone_number_id,
+                customer,
+                at,
+                content.preview(),
                 "outbound",
                 0,
             ),
@@ -114,7 +130,7 @@ fn message_statement(message_id: &str, event: &MessageEvent) -> Option<Statement
             customer.user_id.clone().into(),
             sent_at.unix_millis().into(),
             message_id.into(),
-            content.preview().into(),
+            preview.into(),
             direction.into(),
             SqlValue::from(unread),
         ],

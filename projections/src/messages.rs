@@ -31,6 +31,12 @@ on conflict (id) do update set
     status = coalesce(messages.status, excluded.status),
     version = excluded.version";
 
+const REQUESTED: &str = "
+insert into messages (id, conversation_id, direction, kind, content, context, sent_at, sort_at, first_position,
+    status, client_id, priority, requested_by, version)
+values ($1, $2, 'outbound', $3, $4, $5, $6, $6, $7, 'queued', $8, $9, $10, $11)
+on conflict (id) do nothing";
+
 macro_rules! status_sql {
     ($column:literal) => {
         concat!(
@@ -193,6 +199,36 @@ impl Projection for MessagesProjection {
                     ],
                 ));
             }
+            MessageEvent::OutboundRequested {
+                conversation_id,
+                client_id,
+                content,
+                reply_to,
+                priority,
+                requested_by,
+                at,
+                ..
+            } => out.push(Statement::new(
+                REQUESTED,
+                vec![
+                    id.into(),
+                    conversation_id.to_string().into(),
+                    content.kind().into(),
+                    json_text(content),
+                    json_text_opt(
+                        reply_to
+                            .as_ref()
+                            .map(|r| serde_json::json!({ "id": r }))
+                            .as_ref(),
+                    ),
+                    at.unix_millis().into(),
+                    event.position.into(),
+                    client_id.as_str().into(),
+                    priority.as_str().into(),
+                    requested_by.to_string().into(),
+                    version,
+                ],
+            )),
             MessageEvent::StatusIgnored { report, .. } => {
                 let (_, sql) = status_column_sql(report.status);
                 out.push(Statement::new(
@@ -262,6 +298,12 @@ pub struct MessageView {
     pub pricing: Option<Value>,
     /// Status reports that came late and were not applied.
     pub ignored_statuses: i64,
+    /// The client's id of an agent's send (idempotency key).
+    pub client_id: Option<String>,
+    /// `high`, `normal` or `low` (agent's sends).
+    pub priority: Option<String>,
+    /// The agent who sent it.
+    pub requested_by: Option<String>,
     /// The message aggregate's version.
     pub version: i64,
 }
@@ -291,6 +333,9 @@ struct MessageRow {
     status_errors: Option<String>,
     pricing: Option<String>,
     ignored_statuses: i64,
+    client_id: Option<String>,
+    priority: Option<String>,
+    requested_by: Option<String>,
     version: i64,
 }
 
@@ -324,6 +369,9 @@ impl From<MessageRow> for MessageView {
             status_errors: parse_json(row.status_errors),
             pricing: parse_json(row.pricing),
             ignored_statuses: row.ignored_statuses,
+            client_id: row.client_id,
+            priority: row.priority,
+            requested_by: row.requested_by,
             version: row.version,
         }
     }
@@ -333,7 +381,8 @@ macro_rules! message_columns {
     () => {
         "id, conversation_id, wamid, direction, kind, content, context, referral, errors, profile_name,
          sent_at, sort_at, first_position, status, status_at, sent_status_at, delivered_at, read_at,
-         played_at, failed_at, status_errors, pricing, ignored_statuses, version"
+         played_at, failed_at, status_errors, pricing, ignored_statuses, client_id, priority,
+         requested_by, version"
     };
 }
 

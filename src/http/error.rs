@@ -308,3 +308,12 @@ impl From<crate::auth::accounts::AccountError> for ApiError {
         }
     }
 }
+
+impl From<switchboard_domain::message::MessageError> for ApiError {
+    fn from(error: switchboard_domain::message::MessageError) -> Self {
+        Self::Conflict {
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}

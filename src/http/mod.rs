@@ -13,6 +13,7 @@ mod locks;
 mod metrics;
 mod observe;
 mod ownership;
+mod sending;
 mod webhooks;
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(agents::router())
         .merge(ownership::router())
+        .merge(sending::router())
         .merge(locks::router())
         .merge(health::router())
         .merge(metrics::router())

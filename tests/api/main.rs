@@ -16,5 +16,6 @@ mod event_log;
 mod events;
 mod permissions;
 mod replay;
+mod sending;
 mod third_party;
 mod webhooks;

@@ -113,6 +113,31 @@ impl Conversation {
         Ok(())
     }
 
+    /// The business number the conversation is on.
+    pub fn phone_number_id(&self) -> Option<&PhoneNumberId> {
+        self.phone_number_id.as_ref()
+    }
+
+    /// Whether the customer-service window is open at `at`.
+    pub fn window_open_at(&self, at: Timestamp) -> bool {
+        self.window_closes_at.is_some_and(|closes| at < closes)
+    }
+
+    /// Checks that the agent may send a message now: write rights, no other agent's lock, the
+    /// version they saw, and — unless it is a template — the 24-hour window.
+    ///
+    /// # Errors
+    /// The rule that was broken.
+    pub fn authorize_send(&self, write: &Write, template: bool) -> Result<(), ConversationError> {
+        self.authorize_write(write)?;
+        if !template && !self.window_open_at(write.at) {
+            return Err(ConversationError::WindowClosed {
+                closed_at: self.window_closes_at,
+            });
+        }
+        Ok(())
+    }
+
     /// [`Self::authorize`] plus collision detection on the version the agent saw.
     fn authorize_write(&self, write: &Write) -> Result<(), ConversationError> {
         self.authorize(&write.actor, write.at)?;

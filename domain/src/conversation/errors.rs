@@ -58,6 +58,13 @@ pub enum ConversationError {
     /// A snooze must end in the future.
     #[error("a snooze must end in the future")]
     SnoozeInThePast,
+    /// Free-form messages are allowed only within 24 hours of the customer's last message;
+    /// outside the window only templates may be sent (Meta answers 131047 otherwise).
+    #[error("the 24-hour customer-service window is closed; send a template")]
+    WindowClosed {
+        /// When it closed (absent: the customer never wrote).
+        closed_at: Option<Timestamp>,
+    },
     /// A lock lasts at least a second.
     #[error("a lock lasts at least one second")]
     InvalidTtl,
@@ -79,6 +86,7 @@ impl ConversationError {
             Self::TooManyTags { .. } => "too_many_tags",
             Self::SnoozeInThePast => "invalid_snooze",
             Self::InvalidTtl => "invalid_ttl",
+            Self::WindowClosed { .. } => "window_closed",
         }
     }
 }

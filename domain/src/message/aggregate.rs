@@ -35,6 +35,11 @@ impl Message {
         self.direction
     }
 
+    /// Whether the message exists (content known).
+    pub fn exists(&self) -> bool {
+        self.has_content
+    }
+
     /// The current delivery status of an outbound message.
     pub fn status(&self) -> Option<DeliveryStatus> {
         self.status
@@ -101,6 +106,32 @@ impl Message {
                 phone_number_id,
                 report,
             } => Ok(self.decide_status(conversation_id, phone_number_id, report)),
+            MessageCommand::RequestOutbound {
+                conversation_id,
+                phone_number_id,
+                customer,
+                client_id,
+                content,
+                reply_to,
+                priority,
+                requested_by,
+                at,
+            } => {
+                if self.has_content {
+                    return Ok(vec![]);
+                }
+                Ok(vec![MessageEvent::OutboundRequested {
+                    conversation_id,
+                    phone_number_id,
+                    customer,
+                    client_id,
+                    content,
+                    reply_to,
+                    priority,
+                    requested_by,
+                    at,
+                }])
+            }
         }
     }
 
@@ -178,6 +209,13 @@ impl Aggregate for Message {
                 self.reported.push(report.status);
             }
             MessageEvent::StatusIgnored { report, .. } => self.reported.push(report.status),
+            MessageEvent::OutboundRequested {
+                conversation_id, ..
+            } => {
+                self.direction = Some(Direction::Outbound);
+                self.conversation_id = Some(conversation_id);
+                self.has_content = true;
+            }
         }
     }
 }

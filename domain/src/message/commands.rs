@@ -1,7 +1,7 @@
 //! What can be asked of a message.
 
-use crate::message::{MessageContent, MessageContext, Referral, StatusReport};
-use crate::{ConversationId, Customer, MetaError, PhoneNumberId, Timestamp};
+use crate::message::{MessageContent, MessageContext, OutboundContent, Referral, StatusReport};
+use crate::{AgentId, ConversationId, Customer, MetaError, PhoneNumberId, Timestamp};
 
 /// A request to a [`Message`](super::Message) aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,5 +48,27 @@ pub enum MessageCommand {
         phone_number_id: PhoneNumberId,
         /// The report.
         report: StatusReport,
+    },
+    /// Record an agent's request to send (before any network call). A repeat of the same
+    /// client id lands on the same message and is a no-op.
+    RequestOutbound {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The business number to send from.
+        phone_number_id: PhoneNumberId,
+        /// The recipient.
+        customer: Customer,
+        /// The client's id for this send (idempotency).
+        client_id: String,
+        /// What to send (validated).
+        content: OutboundContent,
+        /// The message replied to (quoted), if any.
+        reply_to: Option<String>,
+        /// `high`, `normal` or `low`.
+        priority: String,
+        /// Who asked.
+        requested_by: AgentId,
+        /// When.
+        at: Timestamp,
     },
 }

@@ -3,8 +3,10 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::message::{DeliveryStatus, MessageContent, MessageContext, Referral, StatusReport};
-use crate::{ConversationId, Customer, MetaError, PhoneNumberId, Timestamp};
+use crate::message::{
+    DeliveryStatus, MessageContent, MessageContext, OutboundContent, Referral, StatusReport,
+};
+use crate::{AgentId, ConversationId, Customer, MetaError, PhoneNumberId, Timestamp};
 
 /// An event of a [`Message`](super::Message).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +58,28 @@ pub enum MessageEvent {
         /// The report that was applied.
         report: StatusReport,
     },
+    /// An agent asked to send a message; stored before any network call.
+    OutboundRequested {
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// The business number to send from.
+        phone_number_id: PhoneNumberId,
+        /// The recipient.
+        customer: Customer,
+        /// The client's id for this send.
+        client_id: String,
+        /// What to send.
+        content: OutboundContent,
+        /// The message replied to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+        /// `high`, `normal` or `low`.
+        priority: String,
+        /// Who asked.
+        requested_by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
     /// A status report came late or after a failure and was recorded without being applied.
     StatusIgnored {
         /// The report.
@@ -77,6 +101,9 @@ impl MessageEvent {
             }
             | Self::StatusAdvanced {
                 conversation_id, ..
+            }
+            | Self::OutboundRequested {
+                conversation_id, ..
             } => Some(*conversation_id),
             Self::StatusIgnored { .. } => None,
         }
@@ -90,6 +117,7 @@ impl DomainEvent for MessageEvent {
             Self::EchoRecorded { .. } => "MessageEchoRecorded",
             Self::StatusAdvanced { .. } => "MessageStatusAdvanced",
             Self::StatusIgnored { .. } => "MessageStatusIgnored",
+            Self::OutboundRequested { .. } => "MessageOutboundRequested",
         }
         .to_owned()
     }

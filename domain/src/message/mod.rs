@@ -8,6 +8,7 @@ mod commands;
 mod content;
 mod errors;
 mod events;
+mod outbound;
 mod status;
 
 pub use aggregate::{Direction, Message};
@@ -17,4 +18,7 @@ pub use content::{
 };
 pub use errors::MessageError;
 pub use events::MessageEvent;
+pub use outbound::{
+    ContentError, ListRow, ListSection, OutboundContent, OutboundMedia, ReplyButton,
+};
 pub use status::{DeliveryStatus, StatusReport};

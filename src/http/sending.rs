@@ -1,0 +1,137 @@
+//! Agents' replies: validated against Meta's limits and the conversation's rules, then stored
+//! as a request before any network call. The same `client_id` again (a double click, a retry on
+//! a weak connection) lands on the same message and sends nothing more.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use switchboard_domain::conversation::{Conversation, Write};
+use switchboard_domain::message::{MessageCommand, OutboundContent};
+use uuid::Uuid;
+
+use crate::auth::accounts::actor_metadata;
+use crate::cqrs::execute;
+use crate::http::extract::{AuthAgent, JsonBody};
+use crate::http::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/api/conversations/{id}/messages", post(send))
+}
+
+/// Namespace of outbound message ids: one message per (conversation, client id), forever.
+const OUTBOUND_NAMESPACE: Uuid = Uuid::from_u128(0x4d2c_9a7e_51b8_4f06_a3d1_7c9e_2b64_f018);
+
+#[derive(Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "snake_case")]
+enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Normal => "normal",
+            Self::Low => "low",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SendRequest {
+    client_id: String,
+    #[serde(flatten)]
+    content: OutboundContent,
+    reply_to: Option<String>,
+    #[serde(default)]
+    priority: Priority,
+    expected_version: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    id: String,
+    client_id: String,
+    status: &'static str,
+}
+
+/// Queues a reply. 202 with the message id; the same `client_id` again answers the same.
+async fn send(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(conversation_id): Path<String>,
+    JsonBody(request): JsonBody<SendRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let client_id = request.client_id.trim().to_owned();
+    if client_id.is_empty() || client_id.len() > 128 {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_client_id",
+            message: "client_id must be 1 to 128 characters".to_owned(),
+        });
+    }
+    request
+        .content
+        .validate()
+        .map_err(|e| ApiError::Unprocessable {
+            code: "invalid_message",
+            message: e.to_string(),
+        })?;
+    let (conversation, _) = state
+        .log
+        .load_aggregate::<Conversation>(&conversation_id)
+        .await?;
+    let (Some(phone_number_id), Some(customer)) =
+        (conversation.phone_number_id(), conversation.customer())
+    else {
+        return Err(ApiError::NotFound("conversation"));
+    };
+    let (phone_number_id, customer) = (phone_number_id.clone(), customer.clone());
+    let now = state.clock.now();
+    let requested_by = auth.actor.agent_id;
+    let write = Write {
+        actor: auth.actor,
+        expected_version: request.expected_version,
+        at: now,
+    };
+    conversation.authorize_send(&write, request.content.is_template())?;
+    let message_id = format!(
+        "out.{}",
+        Uuid::new_v5(
+            &OUTBOUND_NAMESPACE,
+            format!("{conversation_id}/{client_id}").as_bytes()
+        )
+    );
+    let conversation_key = switchboard_domain::ConversationId::parse(&conversation_id)
+        .ok_or(ApiError::NotFound("conversation"))?;
+    let command = MessageCommand::RequestOutbound {
+        conversation_id: conversation_key,
+        phone_number_id,
+        customer,
+        client_id: client_id.clone(),
+        content: request.content,
+        reply_to: request.reply_to,
+        priority: request.priority.as_str().to_owned(),
+        requested_by,
+        at: now,
+    };
+    execute(
+        &state.frameworks.messages,
+        &message_id,
+        command,
+        &actor_metadata(Some(requested_by), now),
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            id: message_id,
+            client_id,
+            status: "queued",
+        }),
+    ))
+}
