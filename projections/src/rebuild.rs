@@ -122,8 +122,7 @@ impl Rebuild {
     /// # Errors
     /// As [`ProjectionRunner::catch_up`].
     pub async fn catch_up(&self, until: Option<LogCursor>) -> Result<u64, ProjectionError> {
-        let head: i64 = with_pool!(self.database(), pool => sqlx::query_scalar(
-            "select coalesce(max(position), 0) from events").fetch_one(pool).await?);
+        let head = self.log.head().await?;
         let runner =
             ProjectionRunner::new(self.log.clone(), crate::projection::by_names(&self.names()))
                 .into_shadow(self.suffix)
@@ -141,39 +140,21 @@ impl Rebuild {
 
     /// Events up to `head` that the shadow tables have not seen yet.
     async fn missing_before(&self, head: i64) -> Result<i64, ProjectionError> {
-        let names: Vec<String> = self
-            .names()
-            .iter()
-            .map(|n| format!("{n}{}", self.suffix))
-            .collect();
         let mut oldest: Option<LogCursor> = None;
-        for name in &names {
+        for name in self.names() {
             let row: Option<(i64, i64)> = with_pool!(self.database(), pool => sqlx::query_as(
                 "select transaction_id, position from projection_checkpoints where name = $1")
-                .bind(name).fetch_optional(pool).await?);
+                .bind(format!("{name}{}", self.suffix)).fetch_optional(pool).await?);
             let cursor = row.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
                 transaction_id: u64::try_from(transaction_id).unwrap_or(0),
                 position,
             });
             oldest = Some(oldest.map_or(cursor, |o| o.min(cursor)));
         }
-        let cursor = oldest.unwrap_or(LogCursor::START);
-        let missing: i64 = match self.database() {
-            Database::Postgres(pool) => sqlx::query_scalar(
-                "select count(*) from events where position <= $1 and (transaction_id, position) > ($2::text::xid8, $3)",
-            )
-            .bind(head)
-            .bind(cursor.transaction_id.to_string())
-            .bind(cursor.position)
-            .fetch_one(pool)
-            .await?,
-            Database::Sqlite(pool) => sqlx::query_scalar("select count(*) from events where position <= $1 and position > $2")
-                .bind(head)
-                .bind(cursor.position)
-                .fetch_one(pool)
-                .await?,
-        };
-        Ok(missing)
+        Ok(self
+            .log
+            .unread_before(oldest.unwrap_or(LogCursor::START), head)
+            .await?)
     }
 
     fn names(&self) -> Vec<&'static str> {

@@ -55,11 +55,19 @@ pub async fn export(
         Some(position) => log.cursor_after(position).await?,
         None => LogCursor::START,
     };
+    // Everything committed before the export started, even what the gapless reader still holds
+    // back behind transactions in flight; nothing committed after it.
+    let head = log.head().await?;
     let mut written = 0;
     loop {
-        let page = log.read_all(cursor, 5_000).await?;
+        let mut page = log.read_all(cursor, 5_000).await?;
+        page.retain(|e| e.position <= head);
         let Some(last) = page.last().map(|e| e.cursor) else {
-            return Ok(written);
+            if log.unread_before(cursor, head).await? == 0 {
+                return Ok(written);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
         };
         for event in page {
             if filter

@@ -209,6 +209,39 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         }
     }
 
+    /// The highest position committed so far (0 for an empty log).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn head(&self) -> Result<i64, StoreError> {
+        let sql = "select coalesce(max(position), 0) from events";
+        Ok(with_pool!(&self.database, pool => sqlx::query_scalar(sql).fetch_one(pool).await?))
+    }
+
+    /// How many events at or below `head` lie after `cursor` in log order: what a reader at
+    /// `cursor` has yet to see of the log as it stood at `head`. The gapless reader may hold
+    /// them back for a moment behind transactions still in flight.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn unread_before(&self, cursor: LogCursor, head: i64) -> Result<i64, StoreError> {
+        Ok(match &self.database {
+            Database::Postgres(pool) => sqlx::query_scalar(
+                "select count(*) from events where position <= $1 and (transaction_id, position) > ($2::text::xid8, $3)",
+            )
+            .bind(head)
+            .bind(cursor.transaction_id.to_string())
+            .bind(cursor.position)
+            .fetch_one(pool)
+            .await?,
+            Database::Sqlite(pool) => sqlx::query_scalar("select count(*) from events where position <= $1 and position > $2")
+                .bind(head)
+                .bind(cursor.position)
+                .fetch_one(pool)
+                .await?,
+        })
+    }
+
     /// How many events are in the log (committed and visible).
     ///
     /// # Errors
