@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Switchboard: an event-sourced backend for customer-service teams on WhatsApp.
 //!
 //! Meta's webhooks and agents' commands become events on the aggregates of

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Switchboard's domain: the business rules of a shared WhatsApp inbox, as event-sourced
 //! aggregates. Nothing here does I/O; time arrives on commands, so every rule is testable
 //! with fixed instants.

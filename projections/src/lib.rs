@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Read models, built from the event log.
 //!
 //! A projection is one function from an event (with its log position) to SQL statements. The

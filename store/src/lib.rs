@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Storage for Switchboard: one event log, two backends.
 //!
 //! - [`database`] — a connection to PostgreSQL (production) or an embedded SQLite file (the
