@@ -24,6 +24,17 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Conversation locks.
     pub conversations: ConversationSettings,
+    /// Sending agents' messages.
+    pub outbound: OutboundSettings,
+}
+
+/// Sending agents' messages through the Graph API.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundSettings {
+    /// Where and how to reach Meta (or the simulator).
+    pub graph: crate::whatsapp::graph::GraphSettings,
+    /// Run the sender (on when an access token is configured).
+    pub send: bool,
 }
 
 /// Conversation lock settings.
@@ -303,6 +314,19 @@ pub struct ServeArgs {
         default_value = "admin@switchboard.local"
     )]
     pub admin_email: String,
+    /// Access token for the Graph API (a system-user token). Prefer the environment variable.
+    #[arg(long, env = "WHATSAPP_ACCESS_TOKEN", hide_env_values = true)]
+    pub access_token: Option<String>,
+    /// Graph API base URL (the simulator's, for tests and demos).
+    #[arg(
+        long,
+        env = "WHATSAPP_GRAPH_URL",
+        default_value = "https://graph.facebook.com"
+    )]
+    pub graph_url: String,
+    /// Graph API version.
+    #[arg(long, env = "WHATSAPP_API_VERSION", default_value = "v24.0")]
+    pub api_version: String,
     /// Conversation lock lifetime when a request names none, in seconds.
     #[arg(long, env = "SWITCHBOARD_LOCK_TTL", default_value_t = 300)]
     pub lock_ttl: u64,
@@ -358,6 +382,19 @@ impl ServeArgs {
                 refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl.max(60)),
                 first_admin_email: self.admin_email.clone(),
                 ..AuthSettings::with_secret(self.jwt_secret()?)
+            },
+            outbound: OutboundSettings {
+                send: self.access_token.as_deref().is_some_and(|t| !t.is_empty()),
+                graph: crate::whatsapp::graph::GraphSettings {
+                    base_url: self.graph_url.clone(),
+                    api_version: self.api_version.clone(),
+                    access_token: self
+                        .access_token
+                        .as_deref()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| SecretString::from(t.to_owned())),
+                    ..Default::default()
+                },
             },
             conversations: ConversationSettings {
                 default_lock_ttl: Duration::from_secs(

@@ -10,6 +10,7 @@
 //! - [`cqrs`] — the one place that wires aggregates to the event store.
 //! - [`http`] — the HTTP API and Meta's webhook endpoint.
 //! - [`replay`] — rebuild, audit, export/import, verify, reprocess: the replay tools' work.
+//! - [`simulator`] — a Cloud API simulator speaking Meta's wire format (tests, sandbox).
 //! - [`whatsapp`] — Meta's wire format (signatures, webhook payloads).
 //! - [`webhooks`] — the durable inbox of raw webhooks and the worker that turns them into commands.
 //! - [`auth`] — agent authentication: passwords, tokens, sessions, rate limits.
@@ -25,6 +26,7 @@ pub mod cqrs;
 pub mod http;
 pub mod metrics;
 pub mod replay;
+pub mod simulator;
 pub mod startup;
 pub mod telemetry;
 pub mod webhooks;

@@ -20,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+/// Parsed once at startup: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server and its workers.

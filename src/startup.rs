@@ -165,6 +165,23 @@ impl Application {
                 stopped.clone(),
             ));
         }
+        if self.settings.outbound.send {
+            match crate::whatsapp::graph::GraphClient::new(self.settings.outbound.graph.clone()) {
+                Ok(graph) => {
+                    let sender = crate::workers::outbound::OutboundSender::new(
+                        self.state.log.clone(),
+                        self.frameworks.clone(),
+                        graph,
+                        Arc::clone(&self.state.clock),
+                        self.settings.workers.webhook_retry,
+                    );
+                    workers.spawn(sender.run(stopped.clone()));
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the Graph API client cannot be built; not sending")
+                }
+            }
+        }
         if self.settings.workers.run_projections {
             let runner = ProjectionRunner::new(self.state.log.clone(), all_projections());
             let health = Arc::clone(&self.state.workers);

@@ -101,6 +101,7 @@ pub fn settings(database: DatabaseConfig) -> Settings {
             ..AuthSettings::with_secret("bench-jwt-secret-bench-jwt-secret-0123456789".into())
         },
         conversations: ConversationSettings::default(),
+        outbound: switchboard::config::OutboundSettings::default(),
     }
 }
 

@@ -37,6 +37,12 @@ insert into messages (id, conversation_id, direction, kind, content, context, se
 values ($1, $2, 'outbound', $3, $4, $5, $6, $6, $7, 'queued', $8, $9, $10, $11)
 on conflict (id) do nothing";
 
+/// Accepted by Meta: the wamid is known; a status that already arrived is not overwritten.
+const ACCEPTED: &str = "update messages set wamid = $1,
+    status = case when status = 'queued' then 'accepted' else status end, version = $2 where id = $3";
+const SEND_FAILED: &str = "update messages set status = 'failed', status_at = $1, failed_at = $1,
+    status_errors = $2, version = $3 where id = $4";
+
 macro_rules! status_sql {
     ($column:literal) => {
         concat!(
@@ -227,6 +233,19 @@ impl Projection for MessagesProjection {
                     priority.as_str().into(),
                     requested_by.to_string().into(),
                     version,
+                ],
+            )),
+            MessageEvent::OutboundAccepted { wamid, .. } => out.push(Statement::new(
+                ACCEPTED,
+                vec![wamid.as_str().into(), version, id.into()],
+            )),
+            MessageEvent::OutboundFailed { error, at, .. } => out.push(Statement::new(
+                SEND_FAILED,
+                vec![
+                    at.unix_millis().into(),
+                    json_text(&vec![error]),
+                    version,
+                    id.into(),
                 ],
             )),
             MessageEvent::StatusIgnored { report, .. } => {

@@ -44,7 +44,7 @@ pub(crate) fn targets(instruction: &Instruction) -> Vec<(&'static str, String)> 
         ],
         Instruction::Status(s) => vec![
             (Conversation::TYPE, s.conversation_id.to_string()),
-            (Message::TYPE, s.wamid.to_string()),
+            (Message::TYPE, s.message_id().to_owned()),
         ],
         Instruction::Template { template_id, .. } => vec![(Template::TYPE, template_id.clone())],
         Instruction::AccountNotification { waba_id, .. } => {
@@ -109,12 +109,13 @@ pub(crate) async fn apply(
             };
             bus.conversation(&s.conversation_id.to_string(), touch)
                 .await?;
+            let message_id = s.message_id().to_owned();
             let status = MessageCommand::RecordStatus {
                 conversation_id: s.conversation_id,
                 phone_number_id: s.phone_number_id,
                 report: s.report,
             };
-            bus.message(s.wamid.as_str(), status).await
+            bus.message(&message_id, status).await
         }
         Instruction::Template {
             template_id,

@@ -105,6 +105,21 @@ pub struct Status {
     pub report: StatusReport,
 }
 
+impl Status {
+    /// The message aggregate the report is about: one of our sends names itself in
+    /// `biz_opaque_callback_data` (so a status is matched even if it overtakes the send's own
+    /// answer); anything else is keyed by its wamid.
+    pub fn message_id(&self) -> &str {
+        match self.report.callback_data.as_deref() {
+            Some(ours) if ours.starts_with(OUR_MESSAGE_PREFIX) => ours,
+            _ => self.wamid.as_str(),
+        }
+    }
+}
+
+/// Prefix of the ids of messages agents send through Switchboard (`out.<uuid>`).
+pub const OUR_MESSAGE_PREFIX: &str = "out.";
+
 /// Part of a webhook that could not be turned into an instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem(pub String);

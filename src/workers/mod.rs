@@ -3,3 +3,4 @@
 pub mod health;
 pub mod listen;
 pub mod lock_expiry;
+pub mod outbound;

@@ -171,6 +171,7 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             login_attempts_per_account: 10_000,
             ..AuthSettings::with_secret(JWT_SECRET.into())
         },
+        outbound: switchboard::config::OutboundSettings::default(),
         conversations: switchboard::config::ConversationSettings {
             expiry_interval: std::time::Duration::from_millis(50),
             ..Default::default()

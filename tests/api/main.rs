@@ -8,6 +8,7 @@ mod helpers;
 
 mod locks;
 mod observability;
+mod outbound;
 
 mod auth;
 mod cli;

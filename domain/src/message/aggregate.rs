@@ -25,6 +25,12 @@ pub struct Message {
     /// `true` once we know what the message says (a status can arrive for a message we never saw).
     has_content: bool,
     status: Option<DeliveryStatus>,
+    /// Meta's id of an agent's message, once accepted.
+    #[serde(default)]
+    wamid: Option<String>,
+    /// Meta refused the agent's message for good.
+    #[serde(default)]
+    send_failed: bool,
     /// Every status reported so far: a report seen before is a duplicate delivery.
     reported: Vec<DeliveryStatus>,
 }
@@ -106,6 +112,26 @@ impl Message {
                 phone_number_id,
                 report,
             } => Ok(self.decide_status(conversation_id, phone_number_id, report)),
+            MessageCommand::RecordSendOutcome {
+                wamid,
+                error,
+                attempt,
+                at,
+            } => {
+                if self.direction != Some(Direction::Outbound)
+                    || self.wamid.is_some()
+                    || self.send_failed
+                {
+                    return Ok(vec![]);
+                }
+                Ok(match (wamid, error) {
+                    (Some(wamid), _) => vec![MessageEvent::OutboundAccepted { wamid, attempt, at }],
+                    (None, Some(error)) => {
+                        vec![MessageEvent::OutboundFailed { error, attempt, at }]
+                    }
+                    (None, None) => vec![],
+                })
+            }
             MessageCommand::RequestOutbound {
                 conversation_id,
                 phone_number_id,
@@ -209,6 +235,8 @@ impl Aggregate for Message {
                 self.reported.push(report.status);
             }
             MessageEvent::StatusIgnored { report, .. } => self.reported.push(report.status),
+            MessageEvent::OutboundAccepted { wamid, .. } => self.wamid = Some(wamid),
+            MessageEvent::OutboundFailed { .. } => self.send_failed = true,
             MessageEvent::OutboundRequested {
                 conversation_id, ..
             } => {

@@ -71,4 +71,15 @@ pub enum MessageCommand {
         /// When.
         at: Timestamp,
     },
+    /// Record Meta's answer to a send: accepted with its wamid, or refused for good.
+    RecordSendOutcome {
+        /// Meta's message id, when accepted.
+        wamid: Option<String>,
+        /// Meta's error, when refused.
+        error: Option<MetaError>,
+        /// Which attempt this was (1 = the first).
+        attempt: u32,
+        /// When.
+        at: Timestamp,
+    },
 }

@@ -80,6 +80,24 @@ pub enum MessageEvent {
         /// When.
         at: Timestamp,
     },
+    /// Meta accepted an agent's message and gave it a wamid (statuses follow by webhook).
+    OutboundAccepted {
+        /// Meta's message id.
+        wamid: String,
+        /// Which attempt succeeded.
+        attempt: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// Meta refused an agent's message for good; the error says why.
+    OutboundFailed {
+        /// Meta's error.
+        error: MetaError,
+        /// Which attempt failed.
+        attempt: u32,
+        /// When.
+        at: Timestamp,
+    },
     /// A status report came late or after a failure and was recorded without being applied.
     StatusIgnored {
         /// The report.
@@ -105,7 +123,9 @@ impl MessageEvent {
             | Self::OutboundRequested {
                 conversation_id, ..
             } => Some(*conversation_id),
-            Self::StatusIgnored { .. } => None,
+            Self::StatusIgnored { .. }
+            | Self::OutboundAccepted { .. }
+            | Self::OutboundFailed { .. } => None,
         }
     }
 }
@@ -118,6 +138,8 @@ impl DomainEvent for MessageEvent {
             Self::StatusAdvanced { .. } => "MessageStatusAdvanced",
             Self::StatusIgnored { .. } => "MessageStatusIgnored",
             Self::OutboundRequested { .. } => "MessageOutboundRequested",
+            Self::OutboundAccepted { .. } => "MessageOutboundAccepted",
+            Self::OutboundFailed { .. } => "MessageOutboundFailed",
         }
         .to_owned()
     }

@@ -1,0 +1,216 @@
+//! A WhatsApp Cloud API simulator that speaks Meta's wire format, for tests, demos and the
+//! sandbox: `POST /{version}/{phone_number_id}/messages` checks the bearer token and the body
+//! as Meta does (Meta's error shape on bad input), answers with a wamid, then sends signed
+//! status webhooks (sent, delivered, read) to the configured webhook URL. A small control API
+//! shows what customers received.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::whatsapp::signature::sign;
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SimulatorSettings {
+    /// The access token senders must present.
+    pub access_token: String,
+    /// The app secret status webhooks are signed with.
+    pub app_secret: String,
+    /// Where status webhooks go (can be set later through the control API).
+    pub webhook_url: Option<String>,
+    /// Delay before each status webhook.
+    pub status_delay: Duration,
+}
+
+struct Shared {
+    settings: SimulatorSettings,
+    webhook_url: Mutex<Option<String>>,
+    received: Mutex<Vec<Value>>,
+    counter: AtomicU64,
+    http: reqwest::Client,
+}
+
+/// A running simulator.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+}
+
+fn meta_error(status: StatusCode, code: i64, message: &str) -> (StatusCode, Json<Value>) {
+    let body = json!({"error": {
+        "message": format!("(#{code}) {message}"),
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "SIMULATOR",
+    }});
+    (status, Json(body))
+}
+
+impl Simulator {
+    /// Starts the simulator on `listen` (port 0: any free port).
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn start(listen: &str, settings: SimulatorSettings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            webhook_url: Mutex::new(settings.webhook_url.clone()),
+            settings,
+            received: Mutex::new(Vec::new()),
+            counter: AtomicU64::new(0),
+            http: reqwest::Client::new(),
+        });
+        let router = Router::new()
+            .route("/{version}/{phone_number_id}/messages", post(receive))
+            .route("/control/received", get(received))
+            .route("/control/webhook-url", post(set_webhook_url))
+            .with_state(Arc::clone(&shared));
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "simulator stopped");
+            }
+        });
+        Ok(Self { shared, address })
+    }
+
+    /// `http://host:port` of the simulator (the Graph base URL to use).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Sets where status webhooks go.
+    pub fn set_webhook_url(&self, url: impl Into<String>) {
+        if let Ok(mut slot) = self.shared.webhook_url.lock() {
+            *slot = Some(url.into());
+        }
+    }
+
+    /// Every message body received so far.
+    pub fn received(&self) -> Vec<Value> {
+        self.shared
+            .received
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+}
+
+async fn received(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
+    Json(
+        shared
+            .received
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default(),
+    )
+}
+
+async fn set_webhook_url(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> StatusCode {
+    match (
+        body.get("url").and_then(Value::as_str),
+        shared.webhook_url.lock(),
+    ) {
+        (Some(url), Ok(mut slot)) => {
+            *slot = Some(url.to_owned());
+            StatusCode::NO_CONTENT
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn receive(
+    State(shared): State<Arc<Shared>>,
+    Path((_version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let Json(body) = body;
+    let expected = format!("Bearer {}", shared.settings.access_token);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
+    }
+    let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
+    let recipient = body
+        .get("to")
+        .or_else(|| body.get("recipient"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let valid = body.get("messaging_product").and_then(Value::as_str) == Some("whatsapp")
+        && !kind.is_empty()
+        && body.get(kind).is_some_and(Value::is_object);
+    let Some(recipient) = recipient.filter(|_| valid) else {
+        return meta_error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
+    };
+    let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+    let wamid = format!("wamid.SIM{n:020}");
+    if let Ok(mut received) = shared.received.lock() {
+        received.push(body.clone());
+    }
+    let callback = body.get("biz_opaque_callback_data").cloned();
+    tokio::spawn(send_statuses(
+        Arc::clone(&shared),
+        phone_number_id,
+        recipient.clone(),
+        wamid.clone(),
+        callback,
+    ));
+    (
+        StatusCode::OK,
+        Json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": recipient, "wa_id": recipient}],
+            "messages": [{"id": wamid, "message_status": "accepted"}],
+        })),
+    )
+}
+
+async fn send_statuses(
+    shared: Arc<Shared>,
+    phone_number_id: String,
+    recipient: String,
+    wamid: String,
+    callback: Option<Value>,
+) {
+    for status in ["sent", "delivered", "read"] {
+        tokio::time::sleep(shared.settings.status_delay).await;
+        let Some(url) = shared.webhook_url.lock().ok().and_then(|u| u.clone()) else {
+            return;
+        };
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut report = json!({"id": wamid, "status": status, "timestamp": timestamp.to_string(), "recipient_id": recipient});
+        if let Some(callback) = &callback {
+            report["biz_opaque_callback_data"] = callback.clone();
+        }
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "110000000000001", "changes": [{
+            "field": "messages",
+            "value": {"messaging_product": "whatsapp",
+                      "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_number_id},
+                      "statuses": [report]}}]}]})
+        .to_string();
+        let signature = sign(&shared.settings.app_secret, body.as_bytes());
+        let sent = shared
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, "simulator could not deliver a status webhook");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The Graph API client: sends an agent's message in Meta's wire format and reads the answer.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use switchboard_domain::message::{OutboundContent, OutboundMedia};
+use switchboard_domain::{Customer, MetaError};
+
+/// Where and how to reach Meta (or the simulator).
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// Base URL, `https://graph.facebook.com` by default.
+    pub base_url: String,
+    /// API version, e.g. `v24.0`.
+    pub api_version: String,
+    /// System-user access token.
+    pub access_token: Option<SecretString>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://graph.facebook.com".to_owned(),
+            api_version: "v24.0".to_owned(),
+            access_token: None,
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What Meta answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    /// Accepted, with the wamid statuses will refer to.
+    Accepted(String),
+    /// Refused; `retryable` says whether trying again may help (5xx, rate limits).
+    Refused {
+        /// Meta's error.
+        error: MetaError,
+        /// Worth retrying.
+        retryable: bool,
+    },
+    /// No answer (network error, timeout): the message may or may not have been sent.
+    Unreachable(String),
+}
+
+/// Meta error codes worth retrying (throughput, pair rate, app/WABA limits, transient errors).
+const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057];
+
+/// A Graph API client.
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    settings: GraphSettings,
+}
+
+impl GraphClient {
+    /// A client with the given settings.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS setup).
+    pub fn new(settings: GraphSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()?;
+        Ok(Self { http, settings })
+    }
+
+    /// Sends `body` from `phone_number_id`.
+    pub async fn send(&self, phone_number_id: &str, body: &Value) -> SendOutcome {
+        let url = format!(
+            "{}/{}/{}/messages",
+            self.settings.base_url.trim_end_matches('/'),
+            self.settings.api_version,
+            phone_number_id
+        );
+        let mut request = self.http.post(url).json(body);
+        if let Some(token) = &self.settings.access_token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return SendOutcome::Unreachable(error.to_string()),
+        };
+        let status = response.status();
+        let answer: Value = match response.json().await {
+            Ok(answer) => answer,
+            Err(error) => {
+                return SendOutcome::Unreachable(format!("unreadable answer ({status}): {error}"))
+            }
+        };
+        if status.is_success() {
+            return match answer.pointer("/messages/0/id").and_then(Value::as_str) {
+                Some(wamid) => SendOutcome::Accepted(wamid.to_owned()),
+                None => SendOutcome::Unreachable(format!("no message id in {answer}")),
+            };
+        }
+        let error = answer.get("error").unwrap_or(&Value::Null);
+        let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+        SendOutcome::Refused {
+            error: MetaError {
+                code,
+                title: error
+                    .get("error_user_title")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                details: error
+                    .pointer("/error_data/details")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                href: None,
+            },
+            retryable: status.is_server_error() || RETRYABLE_CODES.contains(&code),
+        }
+    }
+}
+
+fn media(kind: &str, media: &OutboundMedia) -> Value {
+    let mut object = serde_json::Map::new();
+    if let Some(id) = &media.id {
+        object.insert("id".to_owned(), json!(id));
+    }
+    if let Some(link) = &media.link {
+        object.insert("link".to_owned(), json!(link));
+    }
+    if let Some(caption) = &media.caption {
+        object.insert("caption".to_owned(), json!(caption));
+    }
+    if kind == "document" {
+        if let Some(filename) = &media.filename {
+            object.insert("filename".to_owned(), json!(filename));
+        }
+    }
+    Value::Object(object)
+}
+
+fn text_header(header: Option<&String>) -> Option<Value> {
+    header.map(|text| json!({"type": "text", "text": text}))
+}
+
+/// The `/messages` request body for `content` to `customer`, tagged with our message id
+/// (`biz_opaque_callback_data`, echoed in every status webhook).
+pub fn request_body(
+    customer: &Customer,
+    content: &OutboundContent,
+    reply_to: Option<&str>,
+    message_id: &str,
+) -> Value {
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "type": "",
+        "biz_opaque_callback_data": message_id,
+    });
+    match (&customer.wa_id, &customer.user_id) {
+        (Some(wa_id), _) => body["to"] = json!(wa_id),
+        (None, Some(user_id)) => body["recipient"] = json!(user_id),
+        (None, None) => {}
+    }
+    if let Some(reply_to) = reply_to {
+        body["context"] = json!({"message_id": reply_to});
+    }
+    let (kind, payload) = match content {
+        OutboundContent::Text { body, preview_url } => {
+            ("text", json!({"body": body, "preview_url": preview_url}))
+        }
+        OutboundContent::Image(m) => ("image", media("image", m)),
+        OutboundContent::Audio(m) => ("audio", media("audio", m)),
+        OutboundContent::Video(m) => ("video", media("video", m)),
+        OutboundContent::Document(m) => ("document", media("document", m)),
+        OutboundContent::Sticker(m) => ("sticker", media("sticker", m)),
+        OutboundContent::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        } => (
+            "location",
+            json!({"latitude": latitude, "longitude": longitude, "name": name, "address": address}),
+        ),
+        OutboundContent::Reaction { message_id, emoji } => (
+            "reaction",
+            json!({"message_id": message_id, "emoji": emoji}),
+        ),
+        OutboundContent::Buttons {
+            body: text,
+            header,
+            footer,
+            buttons,
+        } => {
+            let mut interactive = json!({
+                "type": "button",
+                "body": {"text": text},
+                "action": {"buttons": buttons.iter().map(|b| json!({"type": "reply", "reply": {"id": b.id, "title": b.title}})).collect::<Vec<_>>()},
+            });
+            if let Some(header) = text_header(header.as_ref()) {
+                interactive["header"] = header;
+            }
+            if let Some(footer) = footer {
+                interactive["footer"] = json!({"text": footer});
+            }
+            ("interactive", interactive)
+        }
+        OutboundContent::List {
+            body: text,
+            button,
+            header,
+            footer,
+            sections,
+        } => {
+            let mut interactive = json!({
+                "type": "list",
+                "body": {"text": text},
+                "action": {"button": button, "sections": sections},
+            });
+            if let Some(header) = text_header(header.as_ref()) {
+                interactive["header"] = header;
+            }
+            if let Some(footer) = footer {
+                interactive["footer"] = json!({"text": footer});
+            }
+            ("interactive", interactive)
+        }
+        OutboundContent::Template {
+            name,
+            language,
+            components,
+        } => (
+            "template",
+            json!({"name": name, "language": {"code": language}, "components": components}),
+        ),
+    };
+    body["type"] = json!(kind);
+    body[kind] = payload;
+    body
+}

@@ -1,0 +1,215 @@
+//! Sends agents' messages: claims queued ones (high priority first) with a visibility timeout,
+//! sends them through the Graph API, and records Meta's answer as an event. A message that is
+//! claimed, sent, and then lost by a crash before its answer is recorded is sent again after
+//! the claim lapses: at-least-once towards Meta (Meta cannot deduplicate for us; the window is
+//! the send's round trip).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_domain::message::{MessageCommand, OutboundContent};
+use switchboard_domain::{Customer, MetaError};
+use switchboard_store::{Database, EventRepository, StoreError};
+use tokio::sync::watch;
+
+use crate::auth::accounts::actor_metadata;
+use crate::clock::Clock;
+use crate::config::RetryPolicy;
+use crate::cqrs::{execute, Frameworks};
+use crate::whatsapp::graph::{request_body, GraphClient, SendOutcome};
+
+/// How long a claimed message stays invisible to other senders.
+const CLAIM_MS: i64 = 60_000;
+
+#[derive(sqlx::FromRow)]
+struct Queued {
+    message_id: String,
+    phone_number_id: String,
+    wa_id: Option<String>,
+    user_id: Option<String>,
+    content: String,
+    reply_to: Option<String>,
+    attempts: i32,
+}
+
+/// The sender worker.
+pub struct OutboundSender {
+    log: EventRepository,
+    frameworks: Frameworks,
+    graph: GraphClient,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+}
+
+impl OutboundSender {
+    /// A sender over the given store and Graph client.
+    pub fn new(
+        log: EventRepository,
+        frameworks: Frameworks,
+        graph: GraphClient,
+        clock: Arc<dyn Clock>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            log,
+            frameworks,
+            graph,
+            clock,
+            retry,
+        }
+    }
+
+    fn database(&self) -> &Database {
+        self.log.database()
+    }
+
+    async fn claim(&self, now: i64) -> Result<Vec<Queued>, StoreError> {
+        const POSTGRES: &str = "
+update outbound_queue set claimed_until = $1, attempts = attempts + 1
+ where message_id in (select message_id from outbound_queue
+        where available_at <= $2 and (claimed_until is null or claimed_until < $2)
+        order by priority_rank, available_at limit 32 for update skip locked)
+returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attempts";
+        const SQLITE: &str = "
+update outbound_queue set claimed_until = $1, attempts = attempts + 1
+ where message_id in (select message_id from outbound_queue
+        where available_at <= $2 and (claimed_until is null or claimed_until < $2)
+        order by priority_rank, available_at limit 32)
+returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attempts";
+        Ok(match self.database() {
+            Database::Postgres(pool) => {
+                sqlx::query_as(POSTGRES)
+                    .bind(now + CLAIM_MS)
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_as(SQLITE)
+                    .bind(now + CLAIM_MS)
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// Sends everything due now; returns how many messages were tried.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let claimed = self.claim(now.unix_millis()).await?;
+        for queued in &claimed {
+            self.send(queued).await?;
+        }
+        Ok(claimed.len())
+    }
+
+    async fn send(&self, queued: &Queued) -> Result<(), StoreError> {
+        let attempt = u32::try_from(queued.attempts).unwrap_or(1);
+        let outcome = match (
+            serde_json::from_str::<OutboundContent>(&queued.content),
+            Customer::new(queued.wa_id.clone(), queued.user_id.clone()),
+        ) {
+            (Ok(content), Some(customer)) => {
+                let body = request_body(
+                    &customer,
+                    &content,
+                    queued.reply_to.as_deref(),
+                    &queued.message_id,
+                );
+                self.graph.send(&queued.phone_number_id, &body).await
+            }
+            _ => SendOutcome::Refused {
+                error: MetaError {
+                    code: 0,
+                    title: Some("unreadable queued message".to_owned()),
+                    message: None,
+                    details: None,
+                    href: None,
+                },
+                retryable: false,
+            },
+        };
+        let now = self.clock.now();
+        let (wamid, error) = match outcome {
+            SendOutcome::Accepted(wamid) => (Some(wamid), None),
+            SendOutcome::Refused {
+                error,
+                retryable: false,
+            } => (None, Some(error)),
+            SendOutcome::Refused {
+                error,
+                retryable: true,
+            } if attempt < self.retry.max_attempts => {
+                tracing::warn!(message_id = %queued.message_id, code = error.code, attempt, "send refused; will retry");
+                return self.retry_later(queued, attempt).await;
+            }
+            SendOutcome::Unreachable(reason) if attempt < self.retry.max_attempts => {
+                tracing::warn!(message_id = %queued.message_id, %reason, attempt, "Meta unreachable; will retry");
+                return self.retry_later(queued, attempt).await;
+            }
+            SendOutcome::Refused { error, .. } => (None, Some(error)),
+            SendOutcome::Unreachable(reason) => (
+                None,
+                Some(MetaError {
+                    code: 0,
+                    title: Some("unreachable".to_owned()),
+                    message: Some(reason),
+                    details: None,
+                    href: None,
+                }),
+            ),
+        };
+        let command = MessageCommand::RecordSendOutcome {
+            wamid,
+            error,
+            attempt,
+            at: now,
+        };
+        if let Err(error) = execute(
+            &self.frameworks.messages,
+            &queued.message_id,
+            command,
+            &actor_metadata(None, now),
+        )
+        .await
+        {
+            tracing::error!(message_id = %queued.message_id, %error, "recording the send outcome failed");
+        }
+        Ok(())
+    }
+
+    async fn retry_later(&self, queued: &Queued, attempt: u32) -> Result<(), StoreError> {
+        let delay = self.retry.delay_after(attempt, rand::random::<f64>());
+        let at = self.clock.now().unix_millis()
+            + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        self.database()
+            .execute_atomically(&[switchboard_store::Statement::new(
+                "update outbound_queue set claimed_until = null, available_at = $1 where message_id = $2",
+                vec![at.into(), queued.message_id.as_str().into()],
+            )])
+            .await
+    }
+
+    /// Runs until `shutdown` fires.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut appended = self.log.appended();
+        loop {
+            match self.run_once().await {
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "sending stalled; retrying"),
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
