@@ -314,6 +314,10 @@ pub struct ServeArgs {
         default_value = "admin@switchboard.local"
     )]
     pub admin_email: String,
+    /// Run a Cloud API simulator in this process and send to it: the whole loop without a
+    /// Meta account.
+    #[arg(long)]
+    pub sandbox: bool,
     /// Access token for the Graph API (a system-user token). Prefer the environment variable.
     #[arg(long, env = "WHATSAPP_ACCESS_TOKEN", hide_env_values = true)]
     pub access_token: Option<String>,

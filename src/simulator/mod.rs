@@ -75,6 +75,7 @@ impl Simulator {
             .route("/{version}/{phone_number_id}/messages", post(receive))
             .route("/control/received", get(received))
             .route("/control/webhook-url", post(set_webhook_url))
+            .route("/control/customer-message", post(customer_message))
             .with_state(Arc::clone(&shared));
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
@@ -126,6 +127,60 @@ async fn set_webhook_url(State(shared): State<Arc<Shared>>, Json(body): Json<Val
             StatusCode::NO_CONTENT
         }
         _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Injects a customer's text message: `{"from": "15550002222", "name": "Sheena", "text": "Hi",
+/// "phone_number_id": "120000000000001"}` arrives at the webhook URL, signed, as Meta sends it.
+async fn customer_message(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let Some(url) = shared.webhook_url.lock().ok().and_then(|u| u.clone()) else {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "no webhook URL set"})),
+        );
+    };
+    let text = |key: &str, default: &str| {
+        body.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let from = text("from", "15550002222");
+    let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+    let wamid = format!("wamid.SIMIN{n:018}");
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let webhook = json!({"object": "whatsapp_business_account", "entry": [{"id": "110000000000001", "changes": [{
+        "field": "messages",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15550001111", "phone_number_id": text("phone_number_id", "120000000000001")},
+                  "contacts": [{"profile": {"name": text("name", "Customer")}, "wa_id": from}],
+                  "messages": [{"from": from, "id": wamid, "timestamp": timestamp.to_string(),
+                                "type": "text", "text": {"body": text("text", "Hello")}}]}}]}]})
+    .to_string();
+    let signature = sign(&shared.settings.app_secret, webhook.as_bytes());
+    let delivered = shared
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(webhook)
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    match delivered {
+        Ok(status) => (
+            StatusCode::OK,
+            Json(json!({"wamid": wamid, "webhook_status": status})),
+        ),
+        Err(error) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"error": error.to_string()})),
+        ),
     }
 }
 
