@@ -248,6 +248,8 @@ impl Projection for MessagesProjection {
                     id.into(),
                 ],
             )),
+            // Visible in the log and the audit; the message stays queued until its next attempt.
+            MessageEvent::OutboundAttemptFailed { .. } => {}
             MessageEvent::StatusIgnored { report, .. } => {
                 let (_, sql) = status_column_sql(report.status);
                 out.push(Statement::new(

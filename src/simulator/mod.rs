@@ -31,8 +31,18 @@ pub struct SimulatorSettings {
     pub status_delay: Duration,
 }
 
+/// A scripted failure: the next send is answered with this HTTP status and Meta error code.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct Fault {
+    /// HTTP status (e.g. 500, 400).
+    pub status: u16,
+    /// Meta error code (e.g. 131047, 131000).
+    pub code: i64,
+}
+
 struct Shared {
     settings: SimulatorSettings,
+    faults: Mutex<std::collections::VecDeque<Fault>>,
     webhook_url: Mutex<Option<String>>,
     received: Mutex<Vec<Value>>,
     counter: AtomicU64,
@@ -65,6 +75,7 @@ impl Simulator {
         let listener = TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            faults: Mutex::new(std::collections::VecDeque::new()),
             webhook_url: Mutex::new(settings.webhook_url.clone()),
             settings,
             received: Mutex::new(Vec::new()),
@@ -76,6 +87,7 @@ impl Simulator {
             .route("/control/received", get(received))
             .route("/control/webhook-url", post(set_webhook_url))
             .route("/control/customer-message", post(customer_message))
+            .route("/control/faults", post(add_faults))
             .with_state(Arc::clone(&shared));
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
@@ -97,6 +109,13 @@ impl Simulator {
         }
     }
 
+    /// Answers the next `times` sends with `fault`.
+    pub fn fail_next(&self, fault: Fault, times: usize) {
+        if let Ok(mut faults) = self.shared.faults.lock() {
+            faults.extend(std::iter::repeat_n(fault, times));
+        }
+    }
+
     /// Every message body received so far.
     pub fn received(&self) -> Vec<Value> {
         self.shared
@@ -115,6 +134,22 @@ async fn received(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
             .map(|r| r.clone())
             .unwrap_or_default(),
     )
+}
+
+/// `{"status": 500, "code": 131000, "times": 2}`: the next sends fail like that.
+async fn add_faults(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> StatusCode {
+    let fault: Result<Fault, _> = serde_json::from_value(body.clone());
+    let times = body.get("times").and_then(Value::as_u64).unwrap_or(1);
+    match (fault, shared.faults.lock()) {
+        (Ok(fault), Ok(mut faults)) => {
+            faults.extend(std::iter::repeat_n(
+                fault,
+                usize::try_from(times).unwrap_or(1),
+            ));
+            StatusCode::NO_CONTENT
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 async fn set_webhook_url(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> StatusCode {
@@ -194,6 +229,11 @@ async fn receive(
     let expected = format!("Bearer {}", shared.settings.access_token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
+    }
+    if let Some(fault) = shared.faults.lock().ok().and_then(|mut f| f.pop_front()) {
+        let status =
+            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return meta_error(status, fault.code, "Simulated failure");
     }
     let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
     let recipient = body

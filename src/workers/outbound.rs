@@ -145,11 +145,18 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
                 retryable: true,
             } if attempt < self.retry.max_attempts => {
                 tracing::warn!(message_id = %queued.message_id, code = error.code, attempt, "send refused; will retry");
-                return self.retry_later(queued, attempt).await;
+                return self.retry_later(queued, attempt, error).await;
             }
             SendOutcome::Unreachable(reason) if attempt < self.retry.max_attempts => {
                 tracing::warn!(message_id = %queued.message_id, %reason, attempt, "Meta unreachable; will retry");
-                return self.retry_later(queued, attempt).await;
+                let error = MetaError {
+                    code: 0,
+                    title: Some("unreachable".to_owned()),
+                    message: Some(reason),
+                    details: None,
+                    href: None,
+                };
+                return self.retry_later(queued, attempt, error).await;
             }
             SendOutcome::Refused { error, .. } => (None, Some(error)),
             SendOutcome::Unreachable(reason) => (
@@ -182,10 +189,33 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
         Ok(())
     }
 
-    async fn retry_later(&self, queued: &Queued, attempt: u32) -> Result<(), StoreError> {
+    /// Records the failed attempt (an event) and makes the message due again after a backoff.
+    async fn retry_later(
+        &self,
+        queued: &Queued,
+        attempt: u32,
+        error: MetaError,
+    ) -> Result<(), StoreError> {
         let delay = self.retry.delay_after(attempt, rand::random::<f64>());
-        let at = self.clock.now().unix_millis()
-            + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        let now = self.clock.now();
+        let at = now.unix_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        let retry_at = switchboard_domain::Timestamp::from_unix_millis(at).unwrap_or(now);
+        let command = MessageCommand::RecordSendAttemptFailed {
+            error,
+            attempt,
+            retry_at,
+            at: now,
+        };
+        if let Err(error) = execute(
+            &self.frameworks.messages,
+            &queued.message_id,
+            command,
+            &actor_metadata(None, now),
+        )
+        .await
+        {
+            tracing::error!(message_id = %queued.message_id, %error, "recording the failed attempt failed");
+        }
         self.database()
             .execute_atomically(&[switchboard_store::Statement::new(
                 "update outbound_queue set claimed_until = null, available_at = $1 where message_id = $2",

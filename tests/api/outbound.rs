@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchboard::simulator::{Simulator, SimulatorSettings};
+use switchboard::simulator::{Fault, Simulator, SimulatorSettings};
+use switchboard_store::EventRepository;
 
 use crate::helpers::{fixture, Backend, TestApp, APP_SECRET};
 use crate::on_both_backends;
@@ -85,4 +86,135 @@ async fn a_reply_goes_queued_sent_delivered_read(backend: Backend) {
     assert_eq!(body["biz_opaque_callback_data"], id.as_str());
 }
 
-on_both_backends!(a_reply_goes_queued_sent_delivered_read);
+/// Server and simulator wired to each other, and a conversation with an open window.
+async fn wired(backend: Backend) -> (Simulator, TestApp, String) {
+    let simulator = Simulator::start(
+        "127.0.0.1:0",
+        SimulatorSettings {
+            access_token: "simulator-token".to_owned(),
+            app_secret: APP_SECRET.to_owned(),
+            webhook_url: None,
+            status_delay: Duration::from_millis(30),
+        },
+    )
+    .await
+    .expect("simulator");
+    let graph_url = simulator.url();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.outbound.send = true;
+        s.outbound.graph.base_url = graph_url;
+        s.outbound.graph.access_token = Some("simulator-token".into());
+    })
+    .await;
+    simulator.set_webhook_url(app.url("/webhooks/whatsapp"));
+    assert_eq!(
+        app.post_webhook(&fixture("meta/inbound_text.json"))
+            .await
+            .status(),
+        200
+    );
+    app.settle().await;
+    let conversation = app.conversation_of("15550002222").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    (simulator, app, conversation)
+}
+
+async fn send_text(app: &TestApp, conversation: &str, client_id: &str) -> String {
+    let accepted: Value = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            &format!("/api/conversations/{conversation}/messages"),
+            Some(json!({"client_id": client_id, "type": "text", "body": "Hello"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    accepted["id"].as_str().expect("id").to_owned()
+}
+
+/// Waits (moving the clock on, so that retries come due) until the message has `status`.
+async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        app.settle().await;
+        let message = app.get_json(&format!("/api/messages/{id}")).await;
+        if message["status"] == status {
+            return message;
+        }
+        assert!(Instant::now() < deadline, "never {status}: {message}");
+        app.clock.advance_seconds(5);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
+    EventRepository::new(app.database.clone())
+        .aggregate_events("Message", id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
+
+async fn two_server_errors_then_success_is_sent_once_after_three_attempts(backend: Backend) {
+    let (simulator, app, conversation) = wired(backend).await;
+    simulator.fail_next(
+        Fault {
+            status: 500,
+            code: 131000,
+        },
+        2,
+    );
+    let id = send_text(&app, &conversation, "flaky").await;
+    wait_for_status(&app, &id, "read").await;
+    let types = event_types(&app, &id).await;
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "MessageOutboundAttemptFailed")
+            .count(),
+        2,
+        "{types:?}"
+    );
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "MessageOutboundAccepted")
+            .count(),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(simulator.received().len(), 1, "delivered once");
+}
+
+async fn outside_the_window_at_meta_fails_at_once_without_retry(backend: Backend) {
+    let (simulator, app, conversation) = wired(backend).await;
+    simulator.fail_next(
+        Fault {
+            status: 400,
+            code: 131047,
+        },
+        1,
+    );
+    let id = send_text(&app, &conversation, "too-late").await;
+    let message = wait_for_status(&app, &id, "failed").await;
+    assert_eq!(message["status_errors"][0]["code"], 131047);
+    let types = event_types(&app, &id).await;
+    assert!(
+        !types.iter().any(|t| t == "MessageOutboundAttemptFailed"),
+        "no retry: {types:?}"
+    );
+    assert!(types.iter().any(|t| t == "MessageOutboundFailed"));
+    assert!(simulator.received().is_empty());
+}
+
+on_both_backends!(
+    a_reply_goes_queued_sent_delivered_read,
+    two_server_errors_then_success_is_sent_once_after_three_attempts,
+    outside_the_window_at_meta_fails_at_once_without_retry,
+);

@@ -132,6 +132,25 @@ impl Message {
                     (None, None) => vec![],
                 })
             }
+            MessageCommand::RecordSendAttemptFailed {
+                error,
+                attempt,
+                retry_at,
+                at,
+            } => {
+                if self.direction != Some(Direction::Outbound)
+                    || self.wamid.is_some()
+                    || self.send_failed
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![MessageEvent::OutboundAttemptFailed {
+                    error,
+                    attempt,
+                    retry_at,
+                    at,
+                }])
+            }
             MessageCommand::RequestOutbound {
                 conversation_id,
                 phone_number_id,
@@ -237,6 +256,7 @@ impl Aggregate for Message {
             MessageEvent::StatusIgnored { report, .. } => self.reported.push(report.status),
             MessageEvent::OutboundAccepted { wamid, .. } => self.wamid = Some(wamid),
             MessageEvent::OutboundFailed { .. } => self.send_failed = true,
+            MessageEvent::OutboundAttemptFailed { .. } => {}
             MessageEvent::OutboundRequested {
                 conversation_id, ..
             } => {

@@ -82,4 +82,15 @@ pub enum MessageCommand {
         /// When.
         at: Timestamp,
     },
+    /// Record a failed send attempt that will be retried.
+    RecordSendAttemptFailed {
+        /// Why (Meta's error, or a network failure as code 0).
+        error: MetaError,
+        /// Which attempt failed.
+        attempt: u32,
+        /// When the next attempt is due.
+        retry_at: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
 }

@@ -89,6 +89,17 @@ pub enum MessageEvent {
         /// When.
         at: Timestamp,
     },
+    /// A send attempt failed in a way worth retrying; the next is due at `retry_at`.
+    OutboundAttemptFailed {
+        /// Why.
+        error: MetaError,
+        /// Which attempt failed.
+        attempt: u32,
+        /// When the next attempt is due.
+        retry_at: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
     /// Meta refused an agent's message for good; the error says why.
     OutboundFailed {
         /// Meta's error.
@@ -125,7 +136,8 @@ impl MessageEvent {
             } => Some(*conversation_id),
             Self::StatusIgnored { .. }
             | Self::OutboundAccepted { .. }
-            | Self::OutboundFailed { .. } => None,
+            | Self::OutboundFailed { .. }
+            | Self::OutboundAttemptFailed { .. } => None,
         }
     }
 }
@@ -140,6 +152,7 @@ impl DomainEvent for MessageEvent {
             Self::OutboundRequested { .. } => "MessageOutboundRequested",
             Self::OutboundAccepted { .. } => "MessageOutboundAccepted",
             Self::OutboundFailed { .. } => "MessageOutboundFailed",
+            Self::OutboundAttemptFailed { .. } => "MessageOutboundAttemptFailed",
         }
         .to_owned()
     }
