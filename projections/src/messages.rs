@@ -40,6 +40,8 @@ on conflict (id) do nothing";
 /// Accepted by Meta: the wamid is known; a status that already arrived is not overwritten.
 const ACCEPTED: &str = "update messages set wamid = $1,
     status = case when status = 'queued' then 'accepted' else status end, version = $2 where id = $3";
+const DEAD_LETTERED: &str = "update messages set status = 'dead_lettered', status_at = $1,
+    status_errors = $2, version = $3 where id = $4";
 const SEND_FAILED: &str = "update messages set status = 'failed', status_at = $1, failed_at = $1,
     status_errors = $2, version = $3 where id = $4";
 
@@ -250,6 +252,19 @@ impl Projection for MessagesProjection {
             )),
             // Visible in the log and the audit; the message stays queued until its next attempt.
             MessageEvent::OutboundAttemptFailed { .. } => {}
+            MessageEvent::OutboundDeadLettered { error, at, .. } => out.push(Statement::new(
+                DEAD_LETTERED,
+                vec![
+                    at.unix_millis().into(),
+                    json_text(&vec![error]),
+                    version,
+                    id.into(),
+                ],
+            )),
+            MessageEvent::OutboundRequeued { .. } => out.push(Statement::new(
+                "update messages set status = 'queued', version = $1 where id = $2",
+                vec![version, id.into()],
+            )),
             MessageEvent::StatusIgnored { report, .. } => {
                 let (_, sql) = status_column_sql(report.status);
                 out.push(Statement::new(

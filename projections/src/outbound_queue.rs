@@ -14,6 +14,11 @@ insert into outbound_queue (message_id, conversation_id, phone_number_id, wa_id,
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 on conflict (message_id) do nothing";
 const DEQUEUE: &str = "delete from outbound_queue where message_id = $1";
+const DEAD: &str = "update outbound_queue set dead = 1, claimed_until = null, last_error = $1, dead_lettered_at = $2
+    where message_id = $3";
+const REQUEUE: &str =
+    "update outbound_queue set dead = 0, attempts = 0, claimed_until = null, available_at = $1,
+    dead_lettered_at = null where message_id = $2";
 
 /// Queue order of a priority: high first.
 pub fn priority_rank(priority: &str) -> i64 {
@@ -64,6 +69,20 @@ impl Projection for OutboundQueueProjection {
             )),
             MessageEvent::OutboundAccepted { .. } | MessageEvent::OutboundFailed { .. } => {
                 out.push(Statement::new(DEQUEUE, vec![id.into()]));
+            }
+            MessageEvent::OutboundDeadLettered { error, at, .. } => out.push(Statement::new(
+                DEAD,
+                vec![
+                    SqlValue::Text(serde_json::to_string(error).ok()),
+                    at.unix_millis().into(),
+                    id.into(),
+                ],
+            )),
+            MessageEvent::OutboundRequeued { at, .. } => {
+                out.push(Statement::new(
+                    REQUEUE,
+                    vec![at.unix_millis().into(), id.into()],
+                ));
             }
             _ => {}
         }

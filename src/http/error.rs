@@ -311,6 +311,9 @@ impl From<crate::auth::accounts::AccountError> for ApiError {
 
 impl From<switchboard_domain::message::MessageError> for ApiError {
     fn from(error: switchboard_domain::message::MessageError) -> Self {
+        if error == switchboard_domain::message::MessageError::NotDeadLettered {
+            return Self::NotFound("dead letter");
+        }
         Self::Conflict {
             code: error.code(),
             message: error.to_string(),

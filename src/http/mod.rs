@@ -12,6 +12,7 @@ mod health;
 mod locks;
 mod metrics;
 mod observe;
+mod outbound_dead_letters;
 mod ownership;
 mod sending;
 mod webhooks;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agents::router())
         .merge(ownership::router())
         .merge(sending::router())
+        .merge(outbound_dead_letters::router())
         .merge(locks::router())
         .merge(health::router())
         .merge(metrics::router())

@@ -67,13 +67,13 @@ impl OutboundSender {
         const POSTGRES: &str = "
 update outbound_queue set claimed_until = $1, attempts = attempts + 1
  where message_id in (select message_id from outbound_queue
-        where available_at <= $2 and (claimed_until is null or claimed_until < $2)
+        where dead = 0 and available_at <= $2 and (claimed_until is null or claimed_until < $2)
         order by priority_rank, available_at limit 32 for update skip locked)
 returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attempts";
         const SQLITE: &str = "
 update outbound_queue set claimed_until = $1, attempts = attempts + 1
  where message_id in (select message_id from outbound_queue
-        where available_at <= $2 and (claimed_until is null or claimed_until < $2)
+        where dead = 0 and available_at <= $2 and (claimed_until is null or claimed_until < $2)
         order by priority_rank, available_at limit 32)
 returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attempts";
         Ok(match self.database() {
@@ -158,17 +158,20 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
                 };
                 return self.retry_later(queued, attempt, error).await;
             }
-            SendOutcome::Refused { error, .. } => (None, Some(error)),
-            SendOutcome::Unreachable(reason) => (
-                None,
-                Some(MetaError {
+            // Retrying could help but the attempts are spent: the dead-letter queue.
+            SendOutcome::Refused { error, .. } => {
+                return self.dead_letter(queued, attempt, error).await
+            }
+            SendOutcome::Unreachable(reason) => {
+                let error = MetaError {
                     code: 0,
                     title: Some("unreachable".to_owned()),
                     message: Some(reason),
                     details: None,
                     href: None,
-                }),
-            ),
+                };
+                return self.dead_letter(queued, attempt, error).await;
+            }
         };
         let command = MessageCommand::RecordSendOutcome {
             wamid,
@@ -185,6 +188,33 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
         .await
         {
             tracing::error!(message_id = %queued.message_id, %error, "recording the send outcome failed");
+        }
+        Ok(())
+    }
+
+    /// Gives up after the last attempt: the message waits in the dead-letter queue.
+    async fn dead_letter(
+        &self,
+        queued: &Queued,
+        attempts: u32,
+        error: MetaError,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        tracing::warn!(message_id = %queued.message_id, code = error.code, attempts, "send dead-lettered");
+        let command = MessageCommand::DeadLetter {
+            error,
+            attempts,
+            at: now,
+        };
+        if let Err(error) = execute(
+            &self.frameworks.messages,
+            &queued.message_id,
+            command,
+            &actor_metadata(None, now),
+        )
+        .await
+        {
+            tracing::error!(message_id = %queued.message_id, %error, "recording the dead letter failed");
         }
         Ok(())
     }

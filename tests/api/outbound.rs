@@ -213,8 +213,67 @@ async fn outside_the_window_at_meta_fails_at_once_without_retry(backend: Backend
     assert!(simulator.received().is_empty());
 }
 
+async fn persistent_failures_dead_letter_the_message_and_a_retry_delivers_it(backend: Backend) {
+    let (simulator, app, conversation) = wired(backend).await;
+    simulator.fail_next(
+        Fault {
+            status: 503,
+            code: 2,
+        },
+        3,
+    );
+    let id = send_text(&app, &conversation, "unlucky").await;
+    let message = wait_for_status(&app, &id, "dead_lettered").await;
+    assert_eq!(message["status_errors"][0]["code"], 2);
+    let types = event_types(&app, &id).await;
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "MessageOutboundAttemptFailed")
+            .count(),
+        2,
+        "{types:?}"
+    );
+    assert!(types.iter().any(|t| t == "MessageOutboundDeadLettered"));
+    let dead = app.get_json("/api/dead-letters").await;
+    assert_eq!(dead["items"][0]["id"], id.as_str());
+    assert_eq!(dead["items"][0]["attempts"], 3);
+
+    let retried = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            &format!("/api/dead-letters/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(retried.status(), 202);
+    wait_for_status(&app, &id, "read").await;
+    assert_eq!(simulator.received().len(), 1, "delivered once");
+    assert_eq!(app.get_json("/api/dead-letters").await["items"], json!([]));
+    let again = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            &format!("/api/dead-letters/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(again.status(), 404, "no longer dead");
+    let purge = app
+        .send_as(
+            &app.admin_token,
+            Method::DELETE,
+            "/api/dead-letters?older_than=2030-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(purge.status(), 200);
+}
+
 on_both_backends!(
     a_reply_goes_queued_sent_delivered_read,
+    persistent_failures_dead_letter_the_message_and_a_retry_delivers_it,
     two_server_errors_then_success_is_sent_once_after_three_attempts,
     outside_the_window_at_meta_fails_at_once_without_retry,
 );

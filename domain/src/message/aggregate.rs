@@ -31,6 +31,9 @@ pub struct Message {
     /// Meta refused the agent's message for good.
     #[serde(default)]
     send_failed: bool,
+    /// Every attempt failed; waiting for an operator.
+    #[serde(default)]
+    dead_lettered: bool,
     /// Every status reported so far: a report seen before is a duplicate delivery.
     reported: Vec<DeliveryStatus>,
 }
@@ -151,6 +154,30 @@ impl Message {
                     at,
                 }])
             }
+            MessageCommand::DeadLetter {
+                error,
+                attempts,
+                at,
+            } => {
+                if self.direction != Some(Direction::Outbound)
+                    || self.wamid.is_some()
+                    || self.send_failed
+                    || self.dead_lettered
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![MessageEvent::OutboundDeadLettered {
+                    error,
+                    attempts,
+                    at,
+                }])
+            }
+            MessageCommand::Requeue { by, at } => {
+                if !self.dead_lettered {
+                    return Err(MessageError::NotDeadLettered);
+                }
+                Ok(vec![MessageEvent::OutboundRequeued { by, at }])
+            }
             MessageCommand::RequestOutbound {
                 conversation_id,
                 phone_number_id,
@@ -257,6 +284,8 @@ impl Aggregate for Message {
             MessageEvent::OutboundAccepted { wamid, .. } => self.wamid = Some(wamid),
             MessageEvent::OutboundFailed { .. } => self.send_failed = true,
             MessageEvent::OutboundAttemptFailed { .. } => {}
+            MessageEvent::OutboundDeadLettered { .. } => self.dead_lettered = true,
+            MessageEvent::OutboundRequeued { .. } => self.dead_lettered = false,
             MessageEvent::OutboundRequested {
                 conversation_id, ..
             } => {

@@ -93,4 +93,20 @@ pub enum MessageCommand {
         /// When.
         at: Timestamp,
     },
+    /// Give up after the last attempt: the message waits in the dead-letter queue.
+    DeadLetter {
+        /// The last error.
+        error: MetaError,
+        /// Attempts made.
+        attempts: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// Queue a dead-lettered message again (an operator's retry).
+    Requeue {
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
 }

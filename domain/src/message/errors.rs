@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Why a message command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MessageError {
+    /// Only a dead-lettered message can be queued again.
+    #[error("the message is not in the dead-letter queue")]
+    NotDeadLettered,
     /// An inbound message arrived under the id of a message we sent (or the reverse).
     #[error("message {id} already exists with the other direction")]
     DirectionMismatch {
@@ -18,6 +21,7 @@ impl MessageError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::DirectionMismatch { .. } => "message_direction_mismatch",
+            Self::NotDeadLettered => "not_dead_lettered",
         }
     }
 }

@@ -100,6 +100,22 @@ pub enum MessageEvent {
         /// When.
         at: Timestamp,
     },
+    /// Every attempt failed: the message waits in the dead-letter queue.
+    OutboundDeadLettered {
+        /// The last error.
+        error: MetaError,
+        /// Attempts made.
+        attempts: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// An operator queued a dead-lettered message again.
+    OutboundRequeued {
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
     /// Meta refused an agent's message for good; the error says why.
     OutboundFailed {
         /// Meta's error.
@@ -137,7 +153,9 @@ impl MessageEvent {
             Self::StatusIgnored { .. }
             | Self::OutboundAccepted { .. }
             | Self::OutboundFailed { .. }
-            | Self::OutboundAttemptFailed { .. } => None,
+            | Self::OutboundAttemptFailed { .. }
+            | Self::OutboundDeadLettered { .. }
+            | Self::OutboundRequeued { .. } => None,
         }
     }
 }
@@ -153,6 +171,8 @@ impl DomainEvent for MessageEvent {
             Self::OutboundAccepted { .. } => "MessageOutboundAccepted",
             Self::OutboundFailed { .. } => "MessageOutboundFailed",
             Self::OutboundAttemptFailed { .. } => "MessageOutboundAttemptFailed",
+            Self::OutboundDeadLettered { .. } => "MessageOutboundDeadLettered",
+            Self::OutboundRequeued { .. } => "MessageOutboundRequeued",
         }
         .to_owned()
     }

@@ -1,0 +1,100 @@
+//! Agents' messages whose every send attempt failed: list, retry, purge (admins). They look and
+//! behave like the webhook dead letters.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use switchboard_domain::message::MessageCommand;
+use switchboard_store::{with_pool, StoreError};
+
+use crate::auth::accounts::actor_metadata;
+use crate::cqrs::execute;
+use crate::http::extract::{AuthAgent, Query};
+use crate::http::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/dead-letters", get(list).delete(purge))
+        .route("/api/dead-letters/{id}/retry", post(retry))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct DeadSend {
+    message_id: String,
+    conversation_id: String,
+    attempts: i32,
+    last_error: Option<String>,
+    dead_lettered_at: Option<i64>,
+}
+
+/// Dead-lettered sends, newest first.
+async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Value>, ApiError> {
+    auth.require_admin()?;
+    let sql = "select message_id, conversation_id, attempts, last_error, dead_lettered_at from outbound_queue
+               where dead = 1 order by dead_lettered_at desc, message_id limit 500";
+    let rows: Vec<DeadSend> = with_pool!(&state.database, pool => sqlx::query_as(sql)
+        .fetch_all(pool).await.map_err(StoreError::from)?);
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.message_id,
+                "conversation_id": r.conversation_id,
+                "attempts": r.attempts,
+                "error": r.last_error.and_then(|e| serde_json::from_str::<Value>(&e).ok()),
+                "dead_lettered_at": r.dead_lettered_at
+                    .and_then(switchboard_domain::Timestamp::from_unix_millis)
+                    .map(|t| t.to_string()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Queues a dead-lettered send again.
+async fn retry(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require_admin()?;
+    let now = state.clock.now();
+    let by = auth.actor.agent_id;
+    execute(
+        &state.frameworks.messages,
+        &id,
+        MessageCommand::Requeue { by, at: now },
+        &actor_metadata(Some(by), now),
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": "queued" })),
+    ))
+}
+
+#[derive(Deserialize)]
+struct PurgeParams {
+    older_than: Option<String>,
+}
+
+/// Drops dead-lettered sends older than `older_than` (RFC 3339) from the queue.
+async fn purge(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Query(params): Query<PurgeParams>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_admin()?;
+    let text = params
+        .older_than
+        .ok_or_else(|| ApiError::BadRequest("older_than (RFC 3339) is required".to_owned()))?;
+    let older_than = chrono::DateTime::parse_from_rfc3339(&text)
+        .map_err(|_| ApiError::BadRequest(format!("older_than {text:?} is not RFC 3339")))?;
+    let sql = "delete from outbound_queue where dead = 1 and dead_lettered_at < $1";
+    let deleted = with_pool!(&state.database, pool => sqlx::query(sql).bind(older_than.timestamp_millis())
+        .execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    Ok(Json(json!({ "deleted": deleted })))
+}
