@@ -96,6 +96,11 @@ impl Application {
             workers: Arc::new(WorkerHealth::default()),
             started: std::time::Instant::now(),
             metrics: crate::metrics::handle(),
+            graph: if settings.outbound.send {
+                crate::whatsapp::graph::GraphClient::new(settings.outbound.graph.clone()).ok()
+            } else {
+                None
+            },
         };
         Ok(Self {
             first_admin,

@@ -280,6 +280,12 @@ impl Projection for ConversationsProjection {
                     id.into(),
                 ],
             )),
+            DecodedEvent::Conversation(ConversationEvent::ReadByAgent { .. }) => {
+                out.push(Statement::new(
+                    "update conversations set unread_count = 0, version = $1 where id = $2",
+                    vec![version, id.into()],
+                ))
+            }
             DecodedEvent::Message(message) => out.extend(message_statement(id, message)),
             _ => {}
         }

@@ -63,6 +63,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// Renders the metrics.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The Graph API client, when sending is configured.
+    pub graph: Option<crate::whatsapp::graph::GraphClient>,
 }
 
 /// The whole HTTP surface, with request ids and request tracing.

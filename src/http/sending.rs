@@ -17,7 +17,9 @@ use crate::http::extract::{AuthAgent, JsonBody};
 use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/conversations/{id}/messages", post(send))
+    Router::new()
+        .route("/api/conversations/{id}/messages", post(send))
+        .route("/api/conversations/{id}/read", post(mark_read))
 }
 
 /// Namespace of outbound message ids: one message per (conversation, client id), forever.
@@ -133,5 +135,63 @@ async fn send(
             client_id,
             status: "queued",
         }),
+    ))
+}
+
+/// Marks the customer's messages read: at Meta (blue ticks; when sending is configured) and in
+/// the inbox (unread count back to zero). Meta is told first, so a refusal changes nothing.
+async fn mark_read(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(conversation_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::whatsapp::graph::SendOutcome;
+    use switchboard_domain::conversation::ConversationCommand;
+    let (conversation, _) = state
+        .log
+        .load_aggregate::<Conversation>(&conversation_id)
+        .await?;
+    let now = state.clock.now();
+    let by = auth.actor.agent_id;
+    let write = Write {
+        actor: auth.actor,
+        expected_version: None,
+        at: now,
+    };
+    if !conversation.visible_to(&write.actor) {
+        return Err(ApiError::NotFound("conversation"));
+    }
+    let up_to = conversation
+        .last_customer_message()
+        .cloned()
+        .ok_or(ApiError::Unprocessable {
+            code: "nothing_to_read",
+            message: "the customer has not written yet".to_owned(),
+        })?;
+    if let (Some(graph), Some(phone)) = (&state.graph, conversation.phone_number_id()) {
+        match graph.mark_read(phone.as_str(), up_to.as_str()).await {
+            SendOutcome::Accepted(_) => {}
+            SendOutcome::Refused { error, .. } => {
+                return Err(ApiError::Conflict {
+                    code: "meta_refused",
+                    message: format!(
+                        "Meta refused the read receipt: {} {}",
+                        error.code,
+                        error.message.unwrap_or_default()
+                    ),
+                })
+            }
+            SendOutcome::Unreachable(_) => return Err(ApiError::Unavailable("Graph API")),
+        }
+    }
+    execute(
+        &state.frameworks.conversations,
+        &conversation_id,
+        ConversationCommand::MarkRead { write },
+        &actor_metadata(Some(by), now),
+    )
+    .await?;
+    Ok(Json(
+        serde_json::json!({ "id": conversation_id, "read_up_to": up_to }),
     ))
 }

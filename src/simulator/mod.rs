@@ -45,6 +45,7 @@ struct Shared {
     faults: Mutex<std::collections::VecDeque<Fault>>,
     webhook_url: Mutex<Option<String>>,
     received: Mutex<Vec<Value>>,
+    read_receipts: Mutex<Vec<String>>,
     counter: AtomicU64,
     http: reqwest::Client,
 }
@@ -79,6 +80,7 @@ impl Simulator {
             webhook_url: Mutex::new(settings.webhook_url.clone()),
             settings,
             received: Mutex::new(Vec::new()),
+            read_receipts: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
             http: reqwest::Client::new(),
         });
@@ -114,6 +116,15 @@ impl Simulator {
         if let Ok(mut faults) = self.shared.faults.lock() {
             faults.extend(std::iter::repeat_n(fault, times));
         }
+    }
+
+    /// The wamids marked read so far.
+    pub fn read_receipts(&self) -> Vec<String> {
+        self.shared
+            .read_receipts
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// Every message body received so far.
@@ -234,6 +245,15 @@ async fn receive(
         let status =
             StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return meta_error(status, fault.code, "Simulated failure");
+    }
+    if body.get("status").and_then(Value::as_str) == Some("read") {
+        let Some(wamid) = body.get("message_id").and_then(Value::as_str) else {
+            return meta_error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
+        };
+        if let Ok(mut receipts) = shared.read_receipts.lock() {
+            receipts.push(wamid.to_owned());
+        }
+        return (StatusCode::OK, Json(json!({"success": true})));
     }
     let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
     let recipient = body

@@ -71,6 +71,10 @@ impl GraphClient {
 
     /// Sends `body` from `phone_number_id`.
     pub async fn send(&self, phone_number_id: &str, body: &Value) -> SendOutcome {
+        self.post(phone_number_id, body).await
+    }
+
+    async fn post(&self, phone_number_id: &str, body: &Value) -> SendOutcome {
         let url = format!(
             "{}/{}/{}/messages",
             self.settings.base_url.trim_end_matches('/'),
@@ -92,6 +96,9 @@ impl GraphClient {
                 return SendOutcome::Unreachable(format!("unreadable answer ({status}): {error}"))
             }
         };
+        if status.is_success() && answer.get("success").and_then(Value::as_bool) == Some(true) {
+            return SendOutcome::Accepted(String::new());
+        }
         if status.is_success() {
             return match answer.pointer("/messages/0/id").and_then(Value::as_str) {
                 Some(wamid) => SendOutcome::Accepted(wamid.to_owned()),
@@ -119,6 +126,14 @@ impl GraphClient {
             },
             retryable: status.is_server_error() || RETRYABLE_CODES.contains(&code),
         }
+    }
+}
+
+impl GraphClient {
+    /// Marks the customer's messages up to `wamid` read (blue ticks on their side).
+    pub async fn mark_read(&self, phone_number_id: &str, wamid: &str) -> SendOutcome {
+        let body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": wamid});
+        self.post(phone_number_id, &body).await
     }
 }
 

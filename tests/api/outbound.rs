@@ -271,7 +271,30 @@ async fn persistent_failures_dead_letter_the_message_and_a_retry_delivers_it(bac
     assert_eq!(purge.status(), 200);
 }
 
+async fn marking_read_tells_meta_and_clears_the_unread_count(backend: Backend) {
+    let (simulator, app, conversation) = wired(backend).await;
+    assert_eq!(app.conversation_of("15550002222").await["unread_count"], 1);
+    let read = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            &format!("/api/conversations/{conversation}/read"),
+            None,
+        )
+        .await;
+    assert_eq!(read.status(), 200);
+    let wamid = "wamid.HBgLMTU1NTAwMDIyMjIVAgASGBQ2NEZBQ0EyRENCQjg1NUJFREM4QwA=";
+    assert_eq!(
+        read.json::<Value>().await.expect("JSON")["read_up_to"],
+        wamid
+    );
+    assert_eq!(simulator.read_receipts(), vec![wamid.to_owned()]);
+    app.settle().await;
+    assert_eq!(app.conversation_of("15550002222").await["unread_count"], 0);
+}
+
 on_both_backends!(
+    marking_read_tells_meta_and_clears_the_unread_count,
     a_reply_goes_queued_sent_delivered_read,
     persistent_failures_dead_letter_the_message_and_a_retry_delivers_it,
     two_server_errors_then_success_is_sent_once_after_three_attempts,

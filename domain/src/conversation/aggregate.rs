@@ -9,7 +9,7 @@ use crate::conversation::{
     ConversationCommand, ConversationError, ConversationEvent, ConversationStatus, Lock, Tag,
     Write, MAX_TAGS,
 };
-use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp};
+use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp, WaMessageId};
 
 /// How long after a customer's message free-form replies are allowed: Meta's 24 hours.
 pub const SERVICE_WINDOW_SECONDS: i64 = 24 * 60 * 60;
@@ -26,6 +26,7 @@ pub struct Conversation {
     customer: Option<Customer>,
     profile_name: Option<String>,
     last_customer_message_at: Option<Timestamp>,
+    last_customer_message: Option<WaMessageId>,
     window_closes_at: Option<Timestamp>,
     assigned_agent: Option<AgentId>,
     assigned_group: Option<GroupId>,
@@ -116,6 +117,11 @@ impl Conversation {
     /// The business number the conversation is on.
     pub fn phone_number_id(&self) -> Option<&PhoneNumberId> {
         self.phone_number_id.as_ref()
+    }
+
+    /// The customer's newest message, if any.
+    pub fn last_customer_message(&self) -> Option<&WaMessageId> {
+        self.last_customer_message.as_ref()
     }
 
     /// Whether the customer-service window is open at `at`.
@@ -366,6 +372,18 @@ impl Conversation {
                     at,
                 }])
             }
+            ConversationCommand::MarkRead { write } => {
+                self.authorize_write(&write)?;
+                let up_to = self
+                    .last_customer_message
+                    .clone()
+                    .ok_or(ConversationError::NothingToRead)?;
+                Ok(vec![ConversationEvent::ReadByAgent {
+                    up_to,
+                    by: write.actor.agent_id,
+                    at: write.at,
+                }])
+            }
             ConversationCommand::ExpireLock { at } => Ok(self
                 .lock
                 .filter(|lock| !lock.holds_at(at))
@@ -493,11 +511,12 @@ impl Aggregate for Conversation {
             ConversationEvent::CustomerIdentified { customer } => self.customer = Some(customer),
             ConversationEvent::CustomerProfileNamed { name } => self.profile_name = Some(name),
             ConversationEvent::CustomerMessageReceived {
+                wamid,
                 sent_at,
                 window_closes_at,
-                ..
             } => {
                 self.last_customer_message_at = Some(sent_at);
+                self.last_customer_message = Some(wamid);
                 if window_closes_at.is_some() {
                     self.window_closes_at = window_closes_at;
                 }
@@ -511,6 +530,7 @@ impl Aggregate for Conversation {
                 self.assigned_group = None;
             }
             ConversationEvent::TakenOver { agent, .. } => self.owner = Some(agent),
+            ConversationEvent::ReadByAgent { .. } => {}
             ConversationEvent::HandedBackToBot { .. } => self.owner = None,
             ConversationEvent::StatusChanged { status, .. } => self.status = status,
             ConversationEvent::TagAdded { tags, .. }

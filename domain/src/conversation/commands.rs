@@ -126,4 +126,9 @@ pub enum ConversationCommand {
         /// Now.
         at: Timestamp,
     },
+    /// An agent read the conversation: the customer's messages up to the newest count as read.
+    MarkRead {
+        /// Who, when.
+        write: Write,
+    },
 }

@@ -65,6 +65,9 @@ pub enum ConversationError {
         /// When it closed (absent: the customer never wrote).
         closed_at: Option<Timestamp>,
     },
+    /// There is no customer message to mark read.
+    #[error("the customer has not written yet")]
+    NothingToRead,
     /// A lock lasts at least a second.
     #[error("a lock lasts at least one second")]
     InvalidTtl,
@@ -87,6 +90,7 @@ impl ConversationError {
             Self::SnoozeInThePast => "invalid_snooze",
             Self::InvalidTtl => "invalid_ttl",
             Self::WindowClosed { .. } => "window_closed",
+            Self::NothingToRead => "nothing_to_read",
         }
     }
 }

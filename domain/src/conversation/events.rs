@@ -120,6 +120,15 @@ pub enum ConversationEvent {
         /// When.
         at: Timestamp,
     },
+    /// An agent read the customer's messages up to `up_to` (blue ticks for the customer).
+    ReadByAgent {
+        /// The newest customer message read.
+        up_to: WaMessageId,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
     /// An agent took the lock.
     LockAcquired {
         /// The holder.
@@ -176,6 +185,7 @@ impl DomainEvent for ConversationEvent {
             Self::StatusChanged { .. } => "ConversationStatusChanged",
             Self::TagAdded { .. } => "ConversationTagAdded",
             Self::TagRemoved { .. } => "ConversationTagRemoved",
+            Self::ReadByAgent { .. } => "ConversationReadByAgent",
             Self::LockAcquired { .. } => "LockAcquired",
             Self::LockRenewed { .. } => "LockRenewed",
             Self::LockReleased { .. } => "LockReleased",
