@@ -293,8 +293,78 @@ async fn marking_read_tells_meta_and_clears_the_unread_count(backend: Backend) {
     assert_eq!(app.conversation_of("15550002222").await["unread_count"], 0);
 }
 
+async fn post_message(app: &TestApp, conversation: &str, body: Value) -> reqwest::Response {
+    app.send_as(
+        &app.admin_token,
+        Method::POST,
+        &format!("/api/conversations/{conversation}/messages"),
+        Some(body),
+    )
+    .await
+}
+
+async fn a_double_submit_reaches_meta_once(backend: Backend) {
+    let (simulator, app, conversation) = wired(backend).await;
+    let body = json!({"client_id": "twice", "type": "text", "body": "Only once, please"});
+    let answers =
+        futures::future::join_all((0..5).map(|_| post_message(&app, &conversation, body.clone())))
+            .await;
+    let mut ids = Vec::new();
+    for answer in answers {
+        assert_eq!(answer.status(), 202);
+        ids.push(answer.json::<Value>().await.expect("JSON")["id"].clone());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one message for one client_id: {ids:?}");
+    let id = ids[0].as_str().expect("id").to_owned();
+    wait_for_status(&app, &id, "read").await;
+    // The agent's weak connection submits once more after the send.
+    let again = post_message(&app, &conversation, body).await;
+    assert_eq!(
+        again.json::<Value>().await.expect("JSON")["id"],
+        id.as_str()
+    );
+    app.settle().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.settle().await;
+    assert_eq!(simulator.received().len(), 1, "Meta got it once");
+}
+
+async fn after_24_hours_only_a_template_goes_out(backend: Backend) {
+    let (simulator, app, conversation) = wired(backend).await;
+    app.clock.advance_seconds(24 * 3600 + 60);
+    let free_form = post_message(
+        &app,
+        &conversation,
+        json!({"client_id": "late", "type": "text", "body": "Still there?"}),
+    )
+    .await;
+    assert_eq!(free_form.status(), 422);
+    assert_eq!(
+        free_form.json::<Value>().await.expect("JSON")["error"]["code"],
+        "window_closed"
+    );
+    let template = post_message(&app, &conversation,
+        json!({"client_id": "tpl", "type": "template", "name": "order_shipped", "language": "en_US",
+               "components": [{"type": "body", "parameters": [{"type": "text", "text": "Sheena"}]}]}))
+        .await;
+    assert_eq!(template.status(), 202);
+    let id = template.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_for_status(&app, &id, "read").await;
+    let received = simulator.received();
+    assert_eq!(received.len(), 1, "only the template went out");
+    assert_eq!(received[0]["type"], "template");
+    assert_eq!(received[0]["template"]["name"], "order_shipped");
+    assert_eq!(received[0]["template"]["language"]["code"], "en_US");
+}
+
 on_both_backends!(
     marking_read_tells_meta_and_clears_the_unread_count,
+    a_double_submit_reaches_meta_once,
+    after_24_hours_only_a_template_goes_out,
     a_reply_goes_queued_sent_delivered_read,
     persistent_failures_dead_letter_the_message_and_a_retry_delivers_it,
     two_server_errors_then_success_is_sent_once_after_three_attempts,
