@@ -88,6 +88,11 @@ async fn a_reply_goes_queued_sent_delivered_read(backend: Backend) {
 
 /// Server and simulator wired to each other, and a conversation with an open window.
 async fn wired(backend: Backend) -> (Simulator, TestApp, String) {
+    wired_sending(backend, true).await
+}
+
+/// As [`wired`]; `send` says whether the sender worker runs.
+async fn wired_sending(backend: Backend, send: bool) -> (Simulator, TestApp, String) {
     let simulator = Simulator::start(
         "127.0.0.1:0",
         SimulatorSettings {
@@ -101,7 +106,7 @@ async fn wired(backend: Backend) -> (Simulator, TestApp, String) {
     .expect("simulator");
     let graph_url = simulator.url();
     let app = TestApp::spawn_with(backend, move |s| {
-        s.outbound.send = true;
+        s.outbound.send = send;
         s.outbound.graph.base_url = graph_url;
         s.outbound.graph.access_token = Some("simulator-token".into());
     })
@@ -361,8 +366,39 @@ async fn after_24_hours_only_a_template_goes_out(backend: Backend) {
     assert_eq!(received[0]["template"]["language"]["code"], "en_US");
 }
 
+async fn a_send_claimed_by_a_worker_that_died_goes_out_after_restart(backend: Backend) {
+    let (simulator, app, conversation) = wired_sending(backend, false).await;
+    let id = send_text(&app, &conversation, "orphan").await;
+    app.settle().await;
+    // A worker claimed it and died before Meta answered: the row it leaves behind.
+    app.execute_sql(
+        "update outbound_queue set attempts = attempts + 1, claimed_until = available_at + 60000",
+    )
+    .await;
+    let app = app.restart(|s| s.outbound.send = true).await;
+    simulator.set_webhook_url(app.url("/webhooks/whatsapp"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.settle().await;
+    assert!(
+        simulator.received().is_empty(),
+        "the claim is honoured while the dead worker might still be sending"
+    );
+    assert_eq!(
+        app.get_json(&format!("/api/messages/{id}")).await["status"],
+        "queued"
+    );
+    app.clock.advance_seconds(61);
+    wait_for_status(&app, &id, "read").await;
+    assert_eq!(
+        simulator.received().len(),
+        1,
+        "sent once, after the claim lapsed"
+    );
+}
+
 on_both_backends!(
     marking_read_tells_meta_and_clears_the_unread_count,
+    a_send_claimed_by_a_worker_that_died_goes_out_after_restart,
     a_double_submit_reaches_meta_once,
     after_24_hours_only_a_template_goes_out,
     a_reply_goes_queued_sent_delivered_read,
