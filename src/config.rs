@@ -29,12 +29,25 @@ pub struct Settings {
 }
 
 /// Sending agents' messages through the Graph API.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OutboundSettings {
     /// Where and how to reach Meta (or the simulator).
     pub graph: crate::whatsapp::graph::GraphSettings,
     /// Run the sender (on when an access token is configured).
     pub send: bool,
+    /// The least time between two messages to one customer from one number (Meta's pair
+    /// limit, about one message per 6 s): bursts wait their turn instead of drawing 131056.
+    pub pair_interval: Duration,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self {
+            graph: crate::whatsapp::graph::GraphSettings::default(),
+            send: false,
+            pair_interval: Duration::from_secs(6),
+        }
+    }
 }
 
 /// Conversation lock settings.
@@ -328,6 +341,9 @@ pub struct ServeArgs {
         default_value = "https://graph.facebook.com"
     )]
     pub graph_url: String,
+    /// Least milliseconds between two messages to one customer (Meta's pair limit).
+    #[arg(long, env = "SWITCHBOARD_PAIR_INTERVAL_MS", default_value_t = 6000)]
+    pub pair_interval_ms: u64,
     /// Graph API version.
     #[arg(long, env = "WHATSAPP_API_VERSION", default_value = "v24.0")]
     pub api_version: String,
@@ -399,6 +415,7 @@ impl ServeArgs {
                         .map(|t| SecretString::from(t.to_owned())),
                     ..Default::default()
                 },
+                pair_interval: Duration::from_millis(self.pair_interval_ms),
             },
             conversations: ConversationSettings {
                 default_lock_ttl: Duration::from_secs(

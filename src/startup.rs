@@ -179,6 +179,7 @@ impl Application {
                         graph,
                         Arc::clone(&self.state.clock),
                         self.settings.workers.webhook_retry,
+                        self.settings.outbound.pair_interval,
                     );
                     workers.spawn(sender.run(stopped.clone()));
                 }

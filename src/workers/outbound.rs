@@ -39,6 +39,7 @@ pub struct OutboundSender {
     graph: GraphClient,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
+    pair_interval_ms: i64,
 }
 
 impl OutboundSender {
@@ -49,6 +50,7 @@ impl OutboundSender {
         graph: GraphClient,
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
+        pair_interval: Duration,
     ) -> Self {
         Self {
             log,
@@ -56,6 +58,7 @@ impl OutboundSender {
             graph,
             clock,
             retry,
+            pair_interval_ms: i64::try_from(pair_interval.as_millis()).unwrap_or(i64::MAX),
         }
     }
 
@@ -102,9 +105,56 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
         let now = self.clock.now();
         let claimed = self.claim(now.unix_millis()).await?;
         for queued in &claimed {
-            self.send(queued).await?;
+            match self.reserve_pair_slot(queued).await? {
+                None => self.send(queued).await?,
+                Some(next_at) => self.wait_for_pair_slot(queued, next_at).await?,
+            }
         }
         Ok(claimed.len())
+    }
+
+    /// Takes the customer's next sending slot (Meta's pair limit) or says when it frees up.
+    /// The slot lives in the database, so senders on several instances share it.
+    async fn reserve_pair_slot(&self, queued: &Queued) -> Result<Option<i64>, StoreError> {
+        const RESERVE: &str = "
+insert into outbound_pacing (pair, next_at) values ($1, $2)
+on conflict (pair) do update set next_at = excluded.next_at where outbound_pacing.next_at <= $3
+returning next_at";
+        const NEXT: &str = "select next_at from outbound_pacing where pair = $1";
+        if self.pair_interval_ms == 0 {
+            return Ok(None);
+        }
+        let pair = format!(
+            "{}|{}",
+            queued.phone_number_id,
+            queued
+                .wa_id
+                .as_deref()
+                .or(queued.user_id.as_deref())
+                .unwrap_or_default()
+        );
+        let now = self.clock.now().unix_millis();
+        let next_at = now.saturating_add(self.pair_interval_ms);
+        let reserved: Option<i64> = switchboard_store::with_pool!(self.database(), pool => {
+            sqlx::query_scalar(RESERVE).bind(&pair).bind(next_at).bind(now).fetch_optional(pool).await?
+        });
+        if reserved.is_some() {
+            return Ok(None);
+        }
+        let busy_until: Option<i64> = switchboard_store::with_pool!(self.database(), pool => {
+            sqlx::query_scalar(NEXT).bind(&pair).fetch_optional(pool).await?
+        });
+        Ok(Some(busy_until.unwrap_or(next_at)))
+    }
+
+    /// Puts a message back until its customer's slot frees up; the wait costs no attempt.
+    async fn wait_for_pair_slot(&self, queued: &Queued, next_at: i64) -> Result<(), StoreError> {
+        const RELEASE: &str = "update outbound_queue set claimed_until = null,
+ attempts = attempts - 1, available_at = $1 where message_id = $2";
+        switchboard_store::with_pool!(self.database(), pool => {
+            sqlx::query(RELEASE).bind(next_at).bind(&queued.message_id).execute(pool).await.map(|_| ())?
+        });
+        Ok(())
     }
 
     async fn send(&self, queued: &Queued) -> Result<(), StoreError> {

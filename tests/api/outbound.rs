@@ -396,8 +396,63 @@ async fn a_send_claimed_by_a_worker_that_died_goes_out_after_restart(backend: Ba
     );
 }
 
+/// Waits until the simulator has received `count` sends, then checks that no more follow.
+async fn received_exactly(app: &TestApp, simulator: &Simulator, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while simulator.received().len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {} sent",
+            simulator.received().len()
+        );
+        app.settle().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        simulator.received().len(),
+        count,
+        "no more before the next slot"
+    );
+}
+
+async fn a_burst_to_one_customer_is_spaced_by_the_pair_limit(backend: Backend) {
+    let (simulator, app, conversation) = wired_sending(backend, false).await;
+    for client_id in ["b1", "b2", "b3"] {
+        send_text(&app, &conversation, client_id).await;
+    }
+    app.settle().await;
+    let app = app
+        .restart(|s| {
+            s.outbound.send = true;
+            s.outbound.pair_interval = Duration::from_secs(10);
+        })
+        .await;
+    simulator.set_webhook_url(app.url("/webhooks/whatsapp"));
+    received_exactly(&app, &simulator, 1).await;
+    app.clock.advance_seconds(9);
+    received_exactly(&app, &simulator, 1).await;
+    app.clock.advance_seconds(1);
+    received_exactly(&app, &simulator, 2).await;
+    app.clock.advance_seconds(10);
+    received_exactly(&app, &simulator, 3).await;
+    for id in app
+        .messages(&conversation)
+        .await
+        .iter()
+        .filter(|m| m["direction"] == "outbound")
+    {
+        let types = event_types(&app, id["id"].as_str().expect("id")).await;
+        assert!(
+            !types.iter().any(|t| t.contains("Failed")),
+            "waiting is not a failure: {types:?}"
+        );
+    }
+}
+
 on_both_backends!(
     marking_read_tells_meta_and_clears_the_unread_count,
+    a_burst_to_one_customer_is_spaced_by_the_pair_limit,
     a_send_claimed_by_a_worker_that_died_goes_out_after_restart,
     a_double_submit_reaches_meta_once,
     after_24_hours_only_a_template_goes_out,
