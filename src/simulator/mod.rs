@@ -31,13 +31,18 @@ pub struct SimulatorSettings {
     pub status_delay: Duration,
 }
 
-/// A scripted failure: the next send is answered with this HTTP status and Meta error code.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+/// A scripted failure: the next send is answered, after `delay_ms`, with this HTTP status and
+/// Meta error code. A delay longer than the client's timeout is a timeout; status 200 with a
+/// delay is a slow success.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 pub struct Fault {
-    /// HTTP status (e.g. 500, 400).
+    /// HTTP status (e.g. 500, 400; 200 for a slow success).
     pub status: u16,
     /// Meta error code (e.g. 131047, 131000).
     pub code: i64,
+    /// How long the simulator waits before answering.
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 struct Shared {
@@ -241,10 +246,15 @@ async fn receive(
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
     }
-    if let Some(fault) = shared.faults.lock().ok().and_then(|mut f| f.pop_front()) {
-        let status =
-            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return meta_error(status, fault.code, "Simulated failure");
+    let fault = shared.faults.lock().ok().and_then(|mut f| f.pop_front());
+    if let Some(fault) = fault {
+        // A client that gives up first drops this future: nothing is recorded, as at Meta.
+        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+        if fault.status != 200 {
+            let status =
+                StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return meta_error(status, fault.code, "Simulated failure");
+        }
     }
     if body.get("status").and_then(Value::as_str) == Some("read") {
         let Some(wamid) = body.get("message_id").and_then(Value::as_str) else {

@@ -107,6 +107,7 @@ async fn wired_sending(backend: Backend, send: bool) -> (Simulator, TestApp, Str
     let graph_url = simulator.url();
     let app = TestApp::spawn_with(backend, move |s| {
         s.outbound.send = send;
+        s.outbound.graph.timeout = Duration::from_secs(1);
         s.outbound.graph.base_url = graph_url;
         s.outbound.graph.access_token = Some("simulator-token".into());
     })
@@ -172,6 +173,7 @@ async fn two_server_errors_then_success_is_sent_once_after_three_attempts(backen
         Fault {
             status: 500,
             code: 131000,
+            ..Fault::default()
         },
         2,
     );
@@ -203,6 +205,7 @@ async fn outside_the_window_at_meta_fails_at_once_without_retry(backend: Backend
         Fault {
             status: 400,
             code: 131047,
+            ..Fault::default()
         },
         1,
     );
@@ -224,6 +227,7 @@ async fn persistent_failures_dead_letter_the_message_and_a_retry_delivers_it(bac
         Fault {
             status: 503,
             code: 2,
+            ..Fault::default()
         },
         3,
     );
@@ -450,8 +454,34 @@ async fn a_burst_to_one_customer_is_spaced_by_the_pair_limit(backend: Backend) {
     }
 }
 
+async fn persistent_timeouts_dead_letter_the_message_and_a_retry_delivers_it(backend: Backend) {
+    let (simulator, app, conversation) = wired(backend).await;
+    let timeout = Fault {
+        status: 504,
+        code: 2,
+        delay_ms: 3_000,
+    };
+    simulator.fail_next(timeout, 3);
+    let id = send_text(&app, &conversation, "slow").await;
+    let message = wait_for_status(&app, &id, "dead_lettered").await;
+    assert_eq!(message["status_errors"][0]["title"], "unreachable");
+    assert!(simulator.received().is_empty(), "Meta never answered");
+    let retried = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            &format!("/api/dead-letters/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(retried.status(), 202);
+    wait_for_status(&app, &id, "read").await;
+    assert_eq!(simulator.received().len(), 1, "delivered once");
+}
+
 on_both_backends!(
     marking_read_tells_meta_and_clears_the_unread_count,
+    persistent_timeouts_dead_letter_the_message_and_a_retry_delivers_it,
     a_burst_to_one_customer_is_spaced_by_the_pair_limit,
     a_send_claimed_by_a_worker_that_died_goes_out_after_restart,
     a_double_submit_reaches_meta_once,
