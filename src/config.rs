@@ -38,6 +38,8 @@ pub struct OutboundSettings {
     /// The least time between two messages to one customer from one number (Meta's pair
     /// limit, about one message per 6 s): bursts wait their turn instead of drawing 131056.
     pub pair_interval: Duration,
+    /// Messages per second per business number (Meta's default throughput is 80).
+    pub messages_per_second: u32,
 }
 
 impl Default for OutboundSettings {
@@ -46,6 +48,7 @@ impl Default for OutboundSettings {
             graph: crate::whatsapp::graph::GraphSettings::default(),
             send: false,
             pair_interval: Duration::from_secs(6),
+            messages_per_second: 80,
         }
     }
 }
@@ -344,6 +347,9 @@ pub struct ServeArgs {
     /// Least milliseconds between two messages to one customer (Meta's pair limit).
     #[arg(long, env = "SWITCHBOARD_PAIR_INTERVAL_MS", default_value_t = 6000)]
     pub pair_interval_ms: u64,
+    /// Messages per second per business number (Meta's throughput; 80 by default).
+    #[arg(long, env = "SWITCHBOARD_MESSAGES_PER_SECOND", default_value_t = 80)]
+    pub messages_per_second: u32,
     /// Graph API version.
     #[arg(long, env = "WHATSAPP_API_VERSION", default_value = "v24.0")]
     pub api_version: String,
@@ -416,6 +422,7 @@ impl ServeArgs {
                     ..Default::default()
                 },
                 pair_interval: Duration::from_millis(self.pair_interval_ms),
+                messages_per_second: self.messages_per_second,
             },
             conversations: ConversationSettings {
                 default_lock_ttl: Duration::from_secs(

@@ -179,7 +179,7 @@ impl Application {
                         graph,
                         Arc::clone(&self.state.clock),
                         self.settings.workers.webhook_retry,
-                        self.settings.outbound.pair_interval,
+                        &self.settings.outbound,
                     );
                     workers.spawn(sender.run(stopped.clone()));
                 }

@@ -4,9 +4,11 @@
 //! the claim lapses: at-least-once towards Meta (Meta cannot deduplicate for us; the window is
 //! the send's round trip).
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use switchboard_domain::message::{MessageCommand, OutboundContent};
 use switchboard_domain::{Customer, MetaError};
 use switchboard_store::{Database, EventRepository, StoreError};
@@ -14,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::auth::accounts::actor_metadata;
 use crate::clock::Clock;
-use crate::config::RetryPolicy;
+use crate::config::{OutboundSettings, RetryPolicy};
 use crate::cqrs::{execute, Frameworks};
 use crate::whatsapp::graph::{request_body, GraphClient, SendOutcome};
 
@@ -40,6 +42,8 @@ pub struct OutboundSender {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     pair_interval_ms: i64,
+    /// Meta's per-number throughput, in this process (several instances each pace alone).
+    throughput: DefaultKeyedRateLimiter<String>,
 }
 
 impl OutboundSender {
@@ -50,15 +54,17 @@ impl OutboundSender {
         graph: GraphClient,
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
-        pair_interval: Duration,
+        pacing: &OutboundSettings,
     ) -> Self {
+        let per_second = NonZeroU32::new(pacing.messages_per_second).unwrap_or(NonZeroU32::MIN);
         Self {
             log,
             frameworks,
             graph,
             clock,
             retry,
-            pair_interval_ms: i64::try_from(pair_interval.as_millis()).unwrap_or(i64::MAX),
+            pair_interval_ms: i64::try_from(pacing.pair_interval.as_millis()).unwrap_or(i64::MAX),
+            throughput: RateLimiter::keyed(Quota::per_second(per_second)),
         }
     }
 
@@ -106,7 +112,12 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
         let claimed = self.claim(now.unix_millis()).await?;
         for queued in &claimed {
             match self.reserve_pair_slot(queued).await? {
-                None => self.send(queued).await?,
+                None => {
+                    self.throughput
+                        .until_key_ready(&queued.phone_number_id)
+                        .await;
+                    self.send(queued).await?
+                }
                 Some(next_at) => self.wait_for_pair_slot(queued, next_at).await?,
             }
         }

@@ -479,8 +479,32 @@ async fn persistent_timeouts_dead_letter_the_message_and_a_retry_delivers_it(bac
     assert_eq!(simulator.received().len(), 1, "delivered once");
 }
 
+async fn a_number_sends_no_faster_than_its_throughput(backend: Backend) {
+    let (simulator, app, conversation) = wired_sending(backend, false).await;
+    for n in 0..6 {
+        send_text(&app, &conversation, &format!("fast-{n}")).await;
+    }
+    app.settle().await;
+    let app = app
+        .restart(|s| {
+            s.outbound.send = true;
+            s.outbound.pair_interval = Duration::ZERO;
+            s.outbound.messages_per_second = 2;
+        })
+        .await;
+    let started = Instant::now();
+    // Two at once (a second's allowance), then one every half second.
+    received_exactly(&app, &simulator, 6).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1_900),
+        "paced: {elapsed:?}"
+    );
+}
+
 on_both_backends!(
     marking_read_tells_meta_and_clears_the_unread_count,
+    a_number_sends_no_faster_than_its_throughput,
     persistent_timeouts_dead_letter_the_message_and_a_retry_delivers_it,
     a_burst_to_one_customer_is_spaced_by_the_pair_limit,
     a_send_claimed_by_a_worker_that_died_goes_out_after_restart,
