@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use switchboard_domain::message::{MessageCommand, OutboundContent};
-use switchboard_domain::{Customer, MetaError};
+use switchboard_domain::{Customer, MetaError, Timestamp};
 use switchboard_store::{Database, EventRepository, StoreError};
 use tokio::sync::watch;
 
@@ -162,10 +162,12 @@ returning next_at";
     async fn wait_for_pair_slot(&self, queued: &Queued, next_at: i64) -> Result<(), StoreError> {
         const RELEASE: &str = "update outbound_queue set claimed_until = null,
  attempts = attempts - 1, available_at = $1 where message_id = $2";
-        switchboard_store::with_pool!(self.database(), pool => {
-            sqlx::query(RELEASE).bind(next_at).bind(&queued.message_id).execute(pool).await.map(|_| ())?
-        });
-        Ok(())
+        self.database()
+            .execute_atomically(&[switchboard_store::Statement::new(
+                RELEASE,
+                vec![next_at.into(), queued.message_id.as_str().into()],
+            )])
+            .await
     }
 
     async fn send(&self, queued: &Queued) -> Result<(), StoreError> {
@@ -184,13 +186,7 @@ returning next_at";
                 self.graph.send(&queued.phone_number_id, &body).await
             }
             _ => SendOutcome::Refused {
-                error: MetaError {
-                    code: 0,
-                    title: Some("unreadable queued message".to_owned()),
-                    message: None,
-                    details: None,
-                    href: None,
-                },
+                error: local_error("unreadable queued message", None),
                 retryable: false,
             },
         };
@@ -210,13 +206,7 @@ returning next_at";
             }
             SendOutcome::Unreachable(reason) if attempt < self.retry.max_attempts => {
                 tracing::warn!(message_id = %queued.message_id, %reason, attempt, "Meta unreachable; will retry");
-                let error = MetaError {
-                    code: 0,
-                    title: Some("unreachable".to_owned()),
-                    message: Some(reason),
-                    details: None,
-                    href: None,
-                };
+                let error = local_error("unreachable", Some(reason));
                 return self.retry_later(queued, attempt, error).await;
             }
             // Retrying could help but the attempts are spent: the dead-letter queue.
@@ -224,13 +214,7 @@ returning next_at";
                 return self.dead_letter(queued, attempt, error).await
             }
             SendOutcome::Unreachable(reason) => {
-                let error = MetaError {
-                    code: 0,
-                    title: Some("unreachable".to_owned()),
-                    message: Some(reason),
-                    details: None,
-                    href: None,
-                };
+                let error = local_error("unreachable", Some(reason));
                 return self.dead_letter(queued, attempt, error).await;
             }
         };
@@ -240,16 +224,7 @@ returning next_at";
             attempt,
             at: now,
         };
-        if let Err(error) = execute(
-            &self.frameworks.messages,
-            &queued.message_id,
-            command,
-            &actor_metadata(None, now),
-        )
-        .await
-        {
-            tracing::error!(message_id = %queued.message_id, %error, "recording the send outcome failed");
-        }
+        self.record(queued, command, now).await;
         Ok(())
     }
 
@@ -267,16 +242,7 @@ returning next_at";
             attempts,
             at: now,
         };
-        if let Err(error) = execute(
-            &self.frameworks.messages,
-            &queued.message_id,
-            command,
-            &actor_metadata(None, now),
-        )
-        .await
-        {
-            tracing::error!(message_id = %queued.message_id, %error, "recording the dead letter failed");
-        }
+        self.record(queued, command, now).await;
         Ok(())
     }
 
@@ -290,13 +256,25 @@ returning next_at";
         let delay = self.retry.delay_after(attempt, rand::random::<f64>());
         let now = self.clock.now();
         let at = now.unix_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-        let retry_at = switchboard_domain::Timestamp::from_unix_millis(at).unwrap_or(now);
+        let retry_at = Timestamp::from_unix_millis(at).unwrap_or(now);
         let command = MessageCommand::RecordSendAttemptFailed {
             error,
             attempt,
             retry_at,
             at: now,
         };
+        self.record(queued, command, now).await;
+        self.database()
+            .execute_atomically(&[switchboard_store::Statement::new(
+                "update outbound_queue set claimed_until = null, available_at = $1 where message_id = $2",
+                vec![at.into(), queued.message_id.as_str().into()],
+            )])
+            .await
+    }
+
+    /// Records what became of a send on its message. A failure is logged, not returned: the
+    /// claim lapses and the message is tried again.
+    async fn record(&self, queued: &Queued, command: MessageCommand, now: Timestamp) {
         if let Err(error) = execute(
             &self.frameworks.messages,
             &queued.message_id,
@@ -305,14 +283,8 @@ returning next_at";
         )
         .await
         {
-            tracing::error!(message_id = %queued.message_id, %error, "recording the failed attempt failed");
+            tracing::error!(message_id = %queued.message_id, %error, "recording the send failed");
         }
-        self.database()
-            .execute_atomically(&[switchboard_store::Statement::new(
-                "update outbound_queue set claimed_until = null, available_at = $1 where message_id = $2",
-                vec![at.into(), queued.message_id.as_str().into()],
-            )])
-            .await
     }
 
     /// Runs until `shutdown` fires.
@@ -332,5 +304,16 @@ returning next_at";
                 return;
             }
         }
+    }
+}
+
+/// A failure of our own (no answer, unreadable message) in Meta's error shape, code 0.
+fn local_error(title: &str, message: Option<String>) -> MetaError {
+    MetaError {
+        code: 0,
+        title: Some(title.to_owned()),
+        message,
+        details: None,
+        href: None,
     }
 }

@@ -11,36 +11,7 @@ use crate::helpers::{fixture, Backend, TestApp, APP_SECRET};
 use crate::on_both_backends;
 
 async fn a_reply_goes_queued_sent_delivered_read(backend: Backend) {
-    let simulator = Simulator::start(
-        "127.0.0.1:0",
-        SimulatorSettings {
-            access_token: "simulator-token".to_owned(),
-            app_secret: APP_SECRET.to_owned(),
-            webhook_url: None,
-            status_delay: Duration::from_millis(30),
-        },
-    )
-    .await
-    .expect("simulator");
-    let graph_url = simulator.url();
-    let app = TestApp::spawn_with(backend, move |s| {
-        s.outbound.send = true;
-        s.outbound.graph.base_url = graph_url;
-        s.outbound.graph.access_token = Some("simulator-token".into());
-    })
-    .await;
-    simulator.set_webhook_url(app.url("/webhooks/whatsapp"));
-    assert_eq!(
-        app.post_webhook(&fixture("meta/inbound_text.json"))
-            .await
-            .status(),
-        200
-    );
-    app.settle().await;
-    let conversation = app.conversation_of("15550002222").await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let (simulator, app, conversation) = wired(backend).await;
 
     let accepted: Value = app
         .send_as(&app.admin_token, Method::POST, &format!("/api/conversations/{conversation}/messages"),
@@ -157,6 +128,16 @@ async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
     }
 }
 
+async fn retry_dead_letter(app: &TestApp, id: &str) -> reqwest::Response {
+    app.send_as(
+        &app.admin_token,
+        Method::POST,
+        &format!("/api/dead-letters/{id}/retry"),
+        None,
+    )
+    .await
+}
+
 async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
     EventRepository::new(app.database.clone())
         .aggregate_events("Message", id)
@@ -248,26 +229,11 @@ async fn persistent_failures_dead_letter_the_message_and_a_retry_delivers_it(bac
     assert_eq!(dead["items"][0]["id"], id.as_str());
     assert_eq!(dead["items"][0]["attempts"], 3);
 
-    let retried = app
-        .send_as(
-            &app.admin_token,
-            Method::POST,
-            &format!("/api/dead-letters/{id}/retry"),
-            None,
-        )
-        .await;
-    assert_eq!(retried.status(), 202);
+    assert_eq!(retry_dead_letter(&app, &id).await.status(), 202);
     wait_for_status(&app, &id, "read").await;
     assert_eq!(simulator.received().len(), 1, "delivered once");
     assert_eq!(app.get_json("/api/dead-letters").await["items"], json!([]));
-    let again = app
-        .send_as(
-            &app.admin_token,
-            Method::POST,
-            &format!("/api/dead-letters/{id}/retry"),
-            None,
-        )
-        .await;
+    let again = retry_dead_letter(&app, &id).await;
     assert_eq!(again.status(), 404, "no longer dead");
     let purge = app
         .send_as(
@@ -466,15 +432,7 @@ async fn persistent_timeouts_dead_letter_the_message_and_a_retry_delivers_it(bac
     let message = wait_for_status(&app, &id, "dead_lettered").await;
     assert_eq!(message["status_errors"][0]["title"], "unreachable");
     assert!(simulator.received().is_empty(), "Meta never answered");
-    let retried = app
-        .send_as(
-            &app.admin_token,
-            Method::POST,
-            &format!("/api/dead-letters/{id}/retry"),
-            None,
-        )
-        .await;
-    assert_eq!(retried.status(), 202);
+    assert_eq!(retry_dead_letter(&app, &id).await.status(), 202);
     wait_for_status(&app, &id, "read").await;
     assert_eq!(simulator.received().len(), 1, "delivered once");
 }
