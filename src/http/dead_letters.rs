@@ -99,9 +99,22 @@ async fn retry_all(
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
 }
 
+/// `?older_than=RFC3339`, the cut-off of a dead-letter purge (webhooks and sends alike).
 #[derive(Deserialize)]
-struct PurgeParams {
+pub(crate) struct PurgeParams {
     older_than: Option<String>,
+}
+
+impl PurgeParams {
+    /// The cut-off in Unix milliseconds; a clear 400 when missing or malformed.
+    pub(crate) fn cutoff_millis(self) -> Result<i64, ApiError> {
+        let text = self
+            .older_than
+            .ok_or_else(|| ApiError::BadRequest("older_than (RFC 3339) is required".to_owned()))?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.timestamp_millis())
+            .map_err(|_| ApiError::BadRequest(format!("older_than {text:?} is not RFC 3339")))
+    }
 }
 
 /// Deletes dead letters received before `older_than` (RFC 3339).
@@ -111,11 +124,6 @@ async fn purge(
     Query(params): Query<PurgeParams>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_admin()?;
-    let text = params
-        .older_than
-        .ok_or_else(|| ApiError::BadRequest("older_than (RFC 3339) is required".to_owned()))?;
-    let older_than = chrono::DateTime::parse_from_rfc3339(&text)
-        .map_err(|_| ApiError::BadRequest(format!("older_than {text:?} is not RFC 3339")))?;
-    let deleted = inbox::purge(&state.database, older_than.timestamp_millis()).await?;
+    let deleted = inbox::purge(&state.database, params.cutoff_millis()?).await?;
     Ok(Json(json!({ "deleted": deleted })))
 }

@@ -5,13 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use switchboard_domain::message::MessageCommand;
 use switchboard_store::{with_pool, StoreError};
 
 use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
+use crate::http::dead_letters::PurgeParams;
 use crate::http::extract::{AuthAgent, Query};
 use crate::http::{ApiError, AppState};
 
@@ -76,11 +77,6 @@ async fn retry(
     ))
 }
 
-#[derive(Deserialize)]
-struct PurgeParams {
-    older_than: Option<String>,
-}
-
 /// Drops dead-lettered sends older than `older_than` (RFC 3339) from the queue.
 async fn purge(
     State(state): State<AppState>,
@@ -88,13 +84,9 @@ async fn purge(
     Query(params): Query<PurgeParams>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_admin()?;
-    let text = params
-        .older_than
-        .ok_or_else(|| ApiError::BadRequest("older_than (RFC 3339) is required".to_owned()))?;
-    let older_than = chrono::DateTime::parse_from_rfc3339(&text)
-        .map_err(|_| ApiError::BadRequest(format!("older_than {text:?} is not RFC 3339")))?;
+    let older_than = params.cutoff_millis()?;
     let sql = "delete from outbound_queue where dead = 1 and dead_lettered_at < $1";
-    let deleted = with_pool!(&state.database, pool => sqlx::query(sql).bind(older_than.timestamp_millis())
+    let deleted = with_pool!(&state.database, pool => sqlx::query(sql).bind(older_than)
         .execute(pool).await.map_err(StoreError::from)?.rows_affected());
     Ok(Json(json!({ "deleted": deleted })))
 }
