@@ -26,6 +26,36 @@ pub struct Settings {
     pub conversations: ConversationSettings,
     /// Sending agents' messages.
     pub outbound: OutboundSettings,
+    /// Agents' live sockets.
+    pub realtime: RealtimeSettings,
+}
+
+/// Agents' live sockets (Socket.IO).
+#[derive(Debug, Clone)]
+pub struct RealtimeSettings {
+    /// How often the server pings a socket.
+    pub ping_interval: Duration,
+    /// How long a socket may leave a ping unanswered before it is dropped.
+    pub ping_timeout: Duration,
+    /// How long before its token expires a socket is sent `session:expiring`.
+    pub expiry_warning: Duration,
+    /// How often token expiry is checked.
+    pub sweep_interval: Duration,
+    /// Packets queued per socket before the server gives up on a slow client (it reconnects
+    /// with its last position and misses nothing).
+    pub max_buffered_packets: usize,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(10),
+            expiry_warning: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(1),
+            max_buffered_packets: 1024,
+        }
+    }
 }
 
 /// Sending agents' messages through the Graph API.
@@ -359,6 +389,20 @@ pub struct ServeArgs {
     /// The longest conversation lock a request may ask for, in seconds.
     #[arg(long, env = "SWITCHBOARD_MAX_LOCK_TTL", default_value_t = 3600)]
     pub max_lock_ttl: u64,
+    /// Socket.IO ping interval in milliseconds.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SOCKET_PING_INTERVAL_MS",
+        default_value_t = 5000
+    )]
+    pub socket_ping_interval_ms: u64,
+    /// Socket.IO ping timeout in milliseconds.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SOCKET_PING_TIMEOUT_MS",
+        default_value_t = 10000
+    )]
+    pub socket_ping_timeout_ms: u64,
 }
 
 /// Meta sends at most 3 MB; 4 MiB leaves headroom.
@@ -430,6 +474,11 @@ impl ServeArgs {
                 ),
                 max_lock_ttl: Duration::from_secs(self.max_lock_ttl.max(1)),
                 ..ConversationSettings::default()
+            },
+            realtime: RealtimeSettings {
+                ping_interval: Duration::from_millis(self.socket_ping_interval_ms.max(100)),
+                ping_timeout: Duration::from_millis(self.socket_ping_timeout_ms.max(100)),
+                ..RealtimeSettings::default()
             },
         })
     }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod cqrs;
 pub mod http;
 pub mod metrics;
+pub mod realtime;
 pub mod replay;
 pub mod simulator;
 pub mod startup;

@@ -35,6 +35,13 @@ pub const AUTH_FAILURES: &str = "authentication_failures_total";
 /// Events in the log not yet applied to the read models.
 pub const PROJECTION_LAG: &str = "projection_lag_events";
 
+/// Agents' sockets connected to this instance.
+pub const SOCKETS_CONNECTED: &str = "sockets_connected";
+/// Log events pushed to sockets.
+pub const SOCKET_EVENTS_SENT: &str = "socket_events_sent_total";
+/// Sockets the server closed, by reason (token_expired, agent_deactivated, slow_consumer).
+pub const SOCKETS_CLOSED: &str = "sockets_closed_by_server_total";
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -64,6 +71,12 @@ pub fn handle() -> PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
+    describe_gauge!(
+        SOCKETS_CONNECTED,
+        "Agents' sockets connected to this instance"
+    );
+    describe_counter!(SOCKET_EVENTS_SENT, "Log events pushed to sockets");
+    describe_counter!(SOCKETS_CLOSED, "Sockets closed by the server, by reason");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration");
     describe_counter!(WEBHOOKS_RECEIVED, "Webhooks stored and acknowledged");
     describe_counter!(WEBHOOKS_REJECTED, "Webhooks refused, by reason");

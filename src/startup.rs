@@ -194,8 +194,12 @@ impl Application {
             health.expect(Worker::Projections);
             workers.spawn(runner.run(stopped.clone(), move || health.beat(Worker::Projections)));
         }
+        let (socket_layer, realtime) =
+            crate::realtime::Realtime::new(self.state.clone(), self.settings.realtime.clone());
+        workers.spawn(realtime.clone().run_fanout(stopped.clone()));
+        workers.spawn(realtime.clone().run_expiry(stopped.clone()));
         let database = self.state.database.clone();
-        let app = http::router(self.state);
+        let app = http::router(self.state).layer(socket_layer);
         let served = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -203,6 +207,7 @@ impl Application {
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");
+            realtime.close().await;
         })
         .await;
         if let Err(error) = &served {

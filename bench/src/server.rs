@@ -102,6 +102,7 @@ pub fn settings(database: DatabaseConfig) -> Settings {
         },
         conversations: ConversationSettings::default(),
         outbound: switchboard::config::OutboundSettings::default(),
+        realtime: switchboard::config::RealtimeSettings::default(),
     }
 }
 

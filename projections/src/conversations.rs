@@ -554,3 +554,40 @@ pub async fn due(db: &Database, now: i64, limit: u32) -> Result<Vec<String>, Pro
         with_pool!(db, pool => sqlx::query_scalar(SQL).bind(now).bind(i64::from(limit)).fetch_all(pool).await?),
     )
 }
+
+/// Who a conversation is assigned to: `(conversation id, agent id, group id)`.
+pub type AssignmentRow = (String, Option<String>, Option<String>);
+
+/// The current assignment of each of `ids` that the read model knows, in one query per 500
+/// ids (the realtime fan-out filters a whole batch of events with it).
+///
+/// # Errors
+/// Database failures.
+pub async fn assignments(
+    db: &Database,
+    ids: &[String],
+) -> Result<Vec<AssignmentRow>, ProjectionError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut sql = String::from(
+            "select id, assigned_agent_id, assigned_group_id from conversations where id in (",
+        );
+        for index in 1..=chunk.len() {
+            if index > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&index.to_string());
+        }
+        sql.push(')');
+        let rows: Vec<AssignmentRow> = with_pool!(db, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await?
+        });
+        found.extend(rows);
+    }
+    Ok(found)
+}

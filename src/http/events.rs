@@ -11,66 +11,18 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use switchboard_store::{EventRepository, LogCursor, RecordedEvent, StoreError};
+use switchboard_store::{EventRepository, LogCursor, StoreError};
 
 use crate::http::extract::{AuthAgent, Query};
 use crate::http::{ApiError, AppState};
+use crate::realtime::Envelope;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/events", get(page))
         .route("/api/events/stream", get(stream))
-}
-
-/// One event as consumers see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Envelope {
-    /// Global position: pass it back as `after` or `Last-Event-ID` to resume.
-    pub position: i64,
-    /// Event type (`MessageInboundReceived`, `LockAcquired`, …).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Aggregate type.
-    pub aggregate_type: String,
-    /// Aggregate id.
-    pub aggregate_id: String,
-    /// The conversation it concerns, when it concerns one.
-    pub conversation_id: Option<String>,
-    /// The event.
-    pub data: Value,
-    /// Who caused it and through which request.
-    pub metadata: Value,
-    /// When it was recorded.
-    pub at: String,
-}
-
-impl From<RecordedEvent> for Envelope {
-    fn from(event: RecordedEvent) -> Self {
-        let conversation_id = match event.aggregate_type.as_str() {
-            "Conversation" => Some(event.aggregate_id.clone()),
-            _ => event
-                .payload
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(|v| v.get("conversation_id"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        };
-        Self {
-            position: event.position,
-            kind: event.event_type,
-            aggregate_type: event.aggregate_type,
-            aggregate_id: event.aggregate_id,
-            conversation_id,
-            data: event.payload,
-            metadata: event.metadata,
-            at: switchboard_domain::Timestamp::from_unix_millis(event.recorded_at_ms)
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-        }
-    }
 }
 
 fn require_export(auth: &AuthAgent) -> Result<(), ApiError> {

@@ -7,7 +7,7 @@ mod conversations;
 mod dead_letters;
 mod error;
 mod events;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod locks;
 mod metrics;

@@ -209,6 +209,37 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         }
     }
 
+    /// Where a gapless reader stands once it has read everything it may read now: every
+    /// event after this cursor is either not yet committed or not yet readable (behind a
+    /// transaction still in flight), so a tailer starting here misses nothing to come.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn frontier(&self) -> Result<LogCursor, StoreError> {
+        let found: Option<(i64, i64)> = match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query_as(
+                    "select transaction_id::text::bigint, position from events
+                  where transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                  order by transaction_id desc, position desc limit 1",
+                )
+                .fetch_optional(pool)
+                .await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_as("select 0, position from events order by position desc limit 1")
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(
+            found.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
+                transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                position,
+            }),
+        )
+    }
+
     /// The highest position committed so far (0 for an empty log).
     ///
     /// # Errors

@@ -172,6 +172,10 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             ..AuthSettings::with_secret(JWT_SECRET.into())
         },
         outbound: switchboard::config::OutboundSettings::default(),
+        realtime: switchboard::config::RealtimeSettings {
+            sweep_interval: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
         conversations: switchboard::config::ConversationSettings {
             expiry_interval: std::time::Duration::from_millis(50),
             ..Default::default()

@@ -1,0 +1,455 @@
+//! Live updates for agents over Socket.IO (socketioxide, at `/socket.io/`, for socket.io-client 4).
+//!
+//! - **Handshake**: `auth: {token, last_position?}`. A bad, expired or revoked token is refused
+//!   at connect; the client's `connect_error` message is `"<code>: <message>"`.
+//! - **Events**: every log event the agent may see arrives as `event` with one [`Envelope`]
+//!   (`position`, `type`, `conversation_id`, `data`, `at`, …), in log order. Conversation and
+//!   message events follow the agent's read scope; account events go to the agent concerned
+//!   and to agent managers.
+//! - **Resume**: with `last_position` the socket first receives, from the log, everything after
+//!   it that the agent may see, then live events: no gap, and positions reveal any duplicate.
+//! - **Rooms**: `agent:{id}` and `broadcasts` on connect; `conversation:join` /
+//!   `conversation:leave {conversation_id}` (read scope checked) put the socket in
+//!   `conversation:{id}`, whose members receive `presence` (who is viewing, for collision
+//!   warnings).
+//! - **Tokens**: `auth:refresh {token}` swaps the token in place (acknowledged);
+//!   `session:expiring` comes ahead of expiry; an expired socket gets `session:expired` and is
+//!   disconnected.
+//! - **Several instances**: each tails the log itself ([`fanout`]); no broker. Presence is per
+//!   instance (it is not in the log).
+
+mod audience;
+mod deliver;
+mod envelope;
+pub mod fanout;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::{DisconnectReason, Sid};
+use socketioxide::SocketIo;
+use tokio::sync::watch;
+
+pub use envelope::Envelope;
+
+use crate::config::RealtimeSettings;
+use crate::http::extract::authenticate;
+use crate::http::{ApiError, AppState};
+use fanout::Fanout;
+use session::{Expiry, Session};
+
+/// Why the realtime side could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    /// The event log failed.
+    #[error("event log")]
+    Store(#[from] switchboard_store::StoreError),
+    /// A read model failed.
+    #[error("read model")]
+    Projection(#[from] switchboard_projections::ProjectionError),
+    /// An event could not be serialized.
+    #[error("serialization")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The Socket.IO side of one server instance.
+#[derive(Clone)]
+pub struct Realtime {
+    hub: Arc<Hub>,
+}
+
+/// What every socket handler shares.
+pub(crate) struct Hub {
+    app: AppState,
+    io: SocketIo,
+    fanout: Arc<Fanout>,
+    sockets: Mutex<HashMap<Sid, (SocketRef, Arc<Session>)>>,
+    settings: RealtimeSettings,
+}
+
+/// The handshake's `auth` object.
+#[derive(Deserialize)]
+struct Handshake {
+    token: String,
+    #[serde(default)]
+    last_position: Option<i64>,
+}
+
+/// Where a socket's stream starts, decided at connect.
+#[derive(Clone, Copy)]
+struct StartAt(switchboard_store::LogCursor);
+
+/// A refused connection: the client sees `"<code>: <message>"`.
+#[derive(Debug)]
+struct Refusal(String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self(format!("{}: {error}", error.code()))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct ConversationBody {
+    conversation_id: String,
+}
+
+impl Realtime {
+    /// The Socket.IO layer to put in front of the HTTP router, and the handle that runs the
+    /// fan-out and the token-expiry sweep.
+    pub fn new(app: AppState, settings: RealtimeSettings) -> (SocketIoLayer, Self) {
+        let (layer, io) = SocketIo::builder()
+            .ping_interval(settings.ping_interval)
+            .ping_timeout(settings.ping_timeout)
+            .max_buffer_size(settings.max_buffered_packets)
+            .build_layer();
+        let hub = Arc::new(Hub {
+            fanout: Fanout::new(app.log.clone()),
+            app,
+            io: io.clone(),
+            sockets: Mutex::new(HashMap::new()),
+            settings,
+        });
+        // Handlers hold the hub weakly: sockets are owned by the hub's map and the hub must
+        // not be kept alive by its own sockets once the server stops.
+        let on_connect = {
+            let hub = Arc::downgrade(&hub);
+            async move |socket: SocketRef| {
+                if let Some(hub) = hub.upgrade() {
+                    hub.connected(socket);
+                }
+            }
+        };
+        let authenticate = {
+            let hub = Arc::downgrade(&hub);
+            async move |socket: SocketRef, TryData(handshake): TryData<Handshake>| match hub
+                .upgrade()
+            {
+                Some(hub) => hub.authenticate(&socket, handshake.ok()).await,
+                None => Err(Refusal("shutting_down: the server is stopping".to_owned())),
+            }
+        };
+        io.ns("/", on_connect.with(authenticate));
+        (layer, Self { hub })
+    }
+
+    /// Tails the log and feeds this instance's sockets until `shutdown` fires.
+    pub async fn run_fanout(self, shutdown: watch::Receiver<bool>) {
+        Arc::clone(&self.hub.fanout).run(shutdown).await;
+    }
+
+    /// Warns sockets whose token is about to expire and closes those whose token has, until
+    /// `shutdown` fires.
+    pub async fn run_expiry(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.hub.settings.sweep_interval) => self.hub.sweep(),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Disconnects every socket (at shutdown).
+    pub async fn close(&self) {
+        self.hub.io.close().await;
+    }
+}
+
+impl Hub {
+    /// The connect middleware: a valid token, and a valid position if one is given.
+    async fn authenticate(
+        &self,
+        socket: &SocketRef,
+        handshake: Option<Handshake>,
+    ) -> Result<(), Refusal> {
+        let refuse = |code: &str, message: &str| Refusal(format!("{code}: {message}"));
+        let handshake = handshake.ok_or_else(|| {
+            refuse(
+                "invalid_handshake",
+                "the handshake auth must be {token, last_position?}",
+            )
+        })?;
+        let auth = authenticate(&self.app, &handshake.token)
+            .await
+            .inspect_err(|error| {
+                metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => error.code())
+                    .increment(1);
+            })?;
+        let start = match handshake.last_position {
+            Some(position) => match self.app.log.cursor_after(position).await {
+                Ok(cursor) => cursor,
+                Err(switchboard_store::StoreError::UnknownPosition(_)) => {
+                    return Err(refuse(
+                        "unknown_position",
+                        &format!("no event at position {position}"),
+                    ))
+                }
+                Err(error) => return Err(ApiError::from(error).into()),
+            },
+            None => self.fanout.head(),
+        };
+        socket.extensions.insert(Arc::new(Session::new(auth)));
+        socket.extensions.insert(StartAt(start));
+        Ok(())
+    }
+
+    /// A socket passed the handshake: rooms, handlers, and its stream of events.
+    fn connected(self: Arc<Self>, socket: SocketRef) {
+        let (Some(session), Some(StartAt(start))) = (
+            socket.extensions.get::<Arc<Session>>(),
+            socket.extensions.get::<StartAt>(),
+        ) else {
+            let _ = socket.disconnect();
+            return;
+        };
+        socket.join(vec![
+            format!("agent:{}", session.agent_id()),
+            "broadcasts".to_owned(),
+        ]);
+        self.sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(socket.id, (socket.clone(), Arc::clone(&session)));
+        metrics::gauge!(crate::metrics::SOCKETS_CONNECTED).increment(1.0);
+
+        let hub = Arc::downgrade(&self);
+        socket.on(
+            "auth:refresh",
+            async move |socket: SocketRef, TryData(body): TryData<TokenBody>, ack: AckSender| {
+                let Some(hub) = hub.upgrade() else { return };
+                let reply = hub.refresh(&socket, body.ok()).await;
+                let _ = ack.send(&reply);
+            },
+        );
+        let hub = Arc::downgrade(&self);
+        socket.on(
+            "conversation:join",
+            async move |socket: SocketRef,
+                        TryData(body): TryData<ConversationBody>,
+                        ack: AckSender| {
+                let Some(hub) = hub.upgrade() else { return };
+                let reply = hub.join(&socket, body.ok()).await;
+                let _ = ack.send(&reply);
+            },
+        );
+        let hub = Arc::downgrade(&self);
+        socket.on(
+            "conversation:leave",
+            async move |socket: SocketRef,
+                        TryData(body): TryData<ConversationBody>,
+                        ack: AckSender| {
+                let Some(hub) = hub.upgrade() else { return };
+                let reply = match body {
+                    Ok(body) => {
+                        let room = format!("conversation:{}", body.conversation_id);
+                        socket.leave(room.clone());
+                        hub.announce_viewers(&body.conversation_id, &room);
+                        json!({ "ok": true })
+                    }
+                    Err(_) => invalid("expected {conversation_id}"),
+                };
+                let _ = ack.send(&reply);
+            },
+        );
+        let hub = Arc::downgrade(&self);
+        socket.on_disconnect(async move |socket: SocketRef, reason: DisconnectReason| {
+            tracing::debug!(?reason, sid = %socket.id, "socket disconnected");
+            let Some(hub) = hub.upgrade() else { return };
+            hub.disconnected(&socket);
+        });
+        tokio::spawn(deliver::deliver(self, socket, session, start));
+    }
+
+    fn disconnected(&self, socket: &SocketRef) {
+        let removed = self
+            .sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&socket.id);
+        if let Some((_, session)) = removed {
+            session.close();
+            metrics::gauge!(crate::metrics::SOCKETS_CONNECTED).decrement(1.0);
+        }
+        for room in socket.rooms() {
+            if let Some(conversation) = room.strip_prefix("conversation:") {
+                let conversation = conversation.to_owned();
+                socket.leave(room.to_string());
+                self.announce_viewers(&conversation, &room);
+            }
+        }
+    }
+
+    /// `auth:refresh`: a new token of the same agent replaces the old one in place.
+    async fn refresh(&self, socket: &SocketRef, body: Option<TokenBody>) -> Value {
+        let Some(body) = body else {
+            return invalid("expected {token}");
+        };
+        let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+            return invalid("not connected");
+        };
+        match authenticate(&self.app, &body.token).await {
+            Ok(auth) if auth.actor.agent_id == session.agent_id() => {
+                let expires_at = auth.expires_at.to_string();
+                session.refresh(auth);
+                json!({ "ok": true, "expires_at": expires_at })
+            }
+            Ok(_) => error_reply("wrong_agent", "the token belongs to another agent"),
+            Err(error) => error_reply(error.code(), &error.to_string()),
+        }
+    }
+
+    /// `conversation:join`: into the conversation's room, if the agent may read it.
+    async fn join(&self, socket: &SocketRef, body: Option<ConversationBody>) -> Value {
+        let Some(body) = body else {
+            return invalid("expected {conversation_id}");
+        };
+        let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+            return invalid("not connected");
+        };
+        let assignment = match self.fanout.assignment_of(&body.conversation_id).await {
+            Ok(Some(assignment)) => assignment,
+            Ok(None) => return error_reply("not_found", "no such conversation"),
+            Err(error) => {
+                tracing::warn!(%error, "conversation:join lookup failed");
+                return error_reply("service_unavailable", "try again");
+            }
+        };
+        if !session.with_actor(|actor| actor.may_read(assignment.agent, assignment.group)) {
+            return error_reply("forbidden", "you may not read this conversation");
+        }
+        let room = format!("conversation:{}", body.conversation_id);
+        socket.join(room.clone());
+        let viewers = self.announce_viewers(&body.conversation_id, &room);
+        json!({ "ok": true, "viewers": viewers })
+    }
+
+    /// Tells a conversation's room who is viewing it (on this instance); returns the list.
+    fn announce_viewers(&self, conversation_id: &str, room: &str) -> Vec<String> {
+        let mut viewers: Vec<String> = self
+            .io
+            .within(room.to_owned())
+            .sockets()
+            .iter()
+            .filter_map(|s| s.extensions.get::<Arc<Session>>())
+            .map(|s| s.agent_id().to_string())
+            .collect();
+        viewers.sort_unstable();
+        viewers.dedup();
+        let presence = json!({
+            "position": null,
+            "type": "ConversationViewers",
+            "conversation_id": conversation_id,
+            "data": { "viewers": viewers },
+            "at": self.app.clock.now().to_string(),
+        });
+        let io = self.io.clone();
+        let room = room.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = io.to(room).emit("presence", &presence).await {
+                tracing::debug!(%error, "presence not delivered");
+            }
+        });
+        viewers
+    }
+
+    /// After an event of the agent's own account: their rights as they stand now. `false`
+    /// (and the socket closed) when the agent was deactivated.
+    async fn reload_rights(&self, socket: &SocketRef, session: &Session) -> bool {
+        let id = session.agent_id().to_string();
+        match self
+            .app
+            .log
+            .load_aggregate::<switchboard_domain::agent::Agent>(&id)
+            .await
+        {
+            Ok((agent, _)) => match agent.actor(session.agent_id(), self.app.clock.now()) {
+                Some(actor) => {
+                    session.set_actor(actor);
+                    true
+                }
+                None => {
+                    self.close(
+                        socket.clone(),
+                        session,
+                        "agent_deactivated",
+                        "this agent is deactivated",
+                    );
+                    false
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "reloading an agent's rights failed; keeping the old ones");
+                true
+            }
+        }
+    }
+
+    /// Tells the client why, then disconnects it.
+    fn close(&self, socket: SocketRef, session: &Session, code: &'static str, message: &str) {
+        let _ = socket.emit(
+            "session:expired",
+            &json!({ "code": code, "message": message }),
+        );
+        metrics::counter!(crate::metrics::SOCKETS_CLOSED, "reason" => code).increment(1);
+        session.close();
+        let _ = socket.disconnect();
+    }
+
+    /// One pass of the token-expiry check over every socket.
+    fn sweep(&self) {
+        let now = self.app.clock.now();
+        let warning = i64::try_from(self.settings.expiry_warning.as_secs()).unwrap_or(60);
+        let sockets: Vec<(SocketRef, Arc<Session>)> = self
+            .sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for (socket, session) in sockets {
+            match session.expiry(now, warning) {
+                Expiry::Valid => {}
+                Expiry::Warn(expires_at) => {
+                    let _ = socket.emit(
+                        "session:expiring",
+                        &json!({
+                            "expires_at": expires_at.to_string(),
+                            "seconds_left": (expires_at.unix_millis() - now.unix_millis()) / 1000,
+                        }),
+                    );
+                }
+                Expiry::Expired => self.close(
+                    socket,
+                    &session,
+                    "token_expired",
+                    "the access token expired without auth:refresh",
+                ),
+            }
+        }
+    }
+}
+
+fn error_reply(code: &str, message: &str) -> Value {
+    json!({ "ok": false, "error": { "code": code, "message": message } })
+}
+
+fn invalid(message: &str) -> Value {
+    error_reply("invalid_input", message)
+}
