@@ -54,7 +54,6 @@ struct Report {
     ack_p999_ms: f64,
     processed_messages_per_second: f64,
     processed_vs_baseline: f64,
-    webhook_to_socket: Option<String>,
     rss_megabytes: f64,
 }
 
@@ -198,7 +197,6 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         ack_p999_ms: p999.as_secs_f64() * 1000.0,
         processed_messages_per_second: processed_rate,
         processed_vs_baseline: processed_rate / baseline,
-        webhook_to_socket: None,
         rss_megabytes: rss,
     };
     if args.json {
@@ -243,10 +241,6 @@ fn print_table(r: &Report, summary: &crate::stats::Summary, p999: Duration) {
         format!("{} / {}", r.acknowledged, r.errors)
     );
     println!(
-        "{:<42} {:>14}",
-        "webhook-to-socket latency", "n/a (no realtime yet)"
-    );
-    println!(
         "{:<42} {:>14.1}",
         "process RSS MB (server + load generator)", r.rss_megabytes
     );
@@ -262,7 +256,7 @@ fn percentile(mut samples: Vec<Duration>, q: f64) -> Duration {
 }
 
 /// One webhook carrying one text message from customer `n % customers`.
-fn webhook(run_id: &str, n: u64, customers: u32) -> String {
+pub(crate) fn webhook(run_id: &str, n: u64, customers: u32) -> String {
     let customer = 4_915_000_000_000u64 + n % u64::from(customers);
     let timestamp = 1_780_000_000 + n / 1000;
     format!(
@@ -329,7 +323,7 @@ async fn wait_processed(
 }
 
 /// Resident set size of this process, in MB (Linux).
-fn rss_megabytes() -> f64 {
+pub(crate) fn rss_megabytes() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -8,6 +8,7 @@ mod load;
 mod locks;
 mod rebuild;
 mod server;
+mod sockets;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Rebuild throughput of every read model over a large synthetic log.
     Rebuild(rebuild::RebuildArgs),
+    /// Webhook-to-socket latency at a given rate, and memory per idle connected socket.
+    Sockets(sockets::SocketArgs),
 }
 
 #[tokio::main]
@@ -35,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Locks(args) => locks::run(args).await,
         Command::Load(args) => load::run(args).await,
         Command::Rebuild(args) => rebuild::run(args).await,
+        Command::Sockets(args) => sockets::run(args).await,
     }
 }

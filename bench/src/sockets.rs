@@ -1,0 +1,324 @@
+//! `sockets`: webhook-to-socket latency at a fixed webhook rate, and the server's memory per
+//! idle connected socket. The sockets are the official socket.io-client under Node.js
+//! (`tests/socketio/driver.mjs`), so the figures include a real client's protocol handling.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use serde_json::{json, Value};
+use switchboard::auth::accounts::{self, NewAgent};
+use switchboard::clock::{Clock, SystemClock};
+use switchboard::startup::connect_store;
+use switchboard::whatsapp::signature::sign;
+use switchboard_domain::agent::{ChatScope, Email, Permissions, Role};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdin, ChildStdout, Command};
+
+use crate::load::{rss_megabytes, webhook};
+use crate::server::{settings, BenchDatabase, RunningServer, SECRET};
+use crate::stats::{ms, summarize};
+
+/// Options of `sockets`.
+#[derive(clap::Args)]
+pub struct SocketArgs {
+    /// Webhooks per second while latency is measured.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Idle sockets connected throughout (an agent who may read no conversation: each event is
+    /// still checked against every one of them).
+    #[arg(long, default_value_t = 1000)]
+    idle: u32,
+    /// The socket.io-client driver (run `npm ci` in its folder first).
+    #[arg(long, default_value_os_t = default_driver())]
+    driver: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn default_driver() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/socketio/driver.mjs")
+}
+
+const PASSWORD: &str = "bench password 123";
+
+#[derive(Serialize)]
+struct Report {
+    backend: String,
+    idle_sockets: u32,
+    idle_connected: u64,
+    rss_before_megabytes: f64,
+    rss_with_idle_megabytes: f64,
+    kilobytes_per_idle_socket: f64,
+    rate: u32,
+    webhooks_sent: u64,
+    messages_seen_on_socket: usize,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    latency_max_ms: f64,
+    events_to_idle_sockets: u64,
+}
+
+/// The Node.js driver process.
+struct Driver {
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    _child: tokio::process::Child,
+}
+
+impl Driver {
+    fn start(path: &PathBuf) -> anyhow::Result<Self> {
+        let mut child = Command::new("node")
+            .arg(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("node runs the socket.io-client driver")?;
+        let stdin = child.stdin.take().context("driver stdin")?;
+        let stdout = child.stdout.take().context("driver stdout")?;
+        Ok(Self {
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            _child: child,
+        })
+    }
+
+    async fn send(&mut self, command: Value) -> anyhow::Result<()> {
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await?;
+        Ok(self.stdin.flush().await?)
+    }
+
+    async fn report(&mut self, within: Duration) -> anyhow::Result<Option<Value>> {
+        match tokio::time::timeout(within, self.lines.next_line()).await {
+            Ok(line) => Ok(line?.map(|l| serde_json::from_str(&l)).transpose()?),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The next report of `kind` for socket `id`, skipping others.
+    async fn expect(&mut self, id: &str, kind: &str) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Some(report) = self.report(Duration::from_secs(1)).await? {
+                if report["id"] == id && report["kind"] == kind {
+                    return Ok(report);
+                }
+                if report["id"] == id && report["kind"] == "connect_error" {
+                    bail!("socket refused: {}", report["message"]);
+                }
+            }
+        }
+        bail!("no {kind} for {id} within 120 s")
+    }
+}
+
+fn epoch_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
+    let picked = BenchDatabase::pick().await?;
+    let backend = format!("{:?}", picked.config.backend());
+    let email = format!("watcher.{}@bench.local", std::process::id());
+    let idle_email = format!("idle.{}@bench.local", std::process::id());
+    let (db, _log, frameworks) = connect_store(&picked.config).await?;
+    for (address, role, permissions) in [
+        (&email, Role::Admin, None),
+        (
+            &idle_email,
+            Role::Agent,
+            Some(Permissions {
+                can_read_chats: ChatScope::None,
+                can_write_to_chats: ChatScope::None,
+                ..Permissions::for_role(Role::Agent)
+            }),
+        ),
+    ] {
+        let agent = NewAgent {
+            email: Email::parse(address).map_err(anyhow::Error::msg)?,
+            name: address.clone(),
+            role,
+            groups: vec![],
+            permissions,
+            working_hours: None,
+            password: PASSWORD.into(),
+        };
+        accounts::register(&frameworks, &db, agent, None, SystemClock.now()).await?;
+    }
+    db.close().await;
+
+    let server = RunningServer::start(settings(picked.config.clone())).await?;
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().context("login")?.to_owned();
+    let idle_login: Value = client
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&json!({"email": idle_email, "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let idle_token = idle_login["access_token"]
+        .as_str()
+        .context("login")?
+        .to_owned();
+    // Two Node.js processes, so that the crowd's traffic does not delay the watcher's clock.
+    let mut crowd = Driver::start(&args.driver)?;
+    let mut driver = Driver::start(&args.driver)?;
+
+    // Memory: the server's resident set before and after the idle sockets connect.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = rss_megabytes();
+    crowd
+        .send(
+            json!({"op": "connect_many", "id": "idle", "url": server.base,
+            "auth": {"token": idle_token}, "count": args.idle}),
+        )
+        .await?;
+    let connected = crowd.expect("idle", "connected_many").await?;
+    let idle_connected = connected["connected"].as_u64().unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_with_idle = rss_megabytes();
+
+    // Latency: one watching socket, webhooks at a fixed rate.
+    driver
+        .send(json!({"op": "connect", "id": "watch", "url": server.base, "auth": {"token": token}}))
+        .await?;
+    driver.expect("watch", "connect").await?;
+    let run_id = format!("s{}", std::process::id());
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let total = u64::from(args.rate.max(1)) * args.duration;
+    let url = format!("{}/webhooks/whatsapp", server.base);
+    let mut sent_at: HashMap<String, f64> = HashMap::with_capacity(total as usize);
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut ticker = tokio::time::interval(interval);
+    let mut posts = tokio::task::JoinSet::new();
+    for n in 0..total {
+        ticker.tick().await;
+        let body = webhook(&run_id, n, 1000);
+        sent_at.insert(format!("wamid.load.{run_id}.{n:012}"), epoch_ms());
+        let request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sign(SECRET, body.as_bytes()))
+            .body(body);
+        posts.spawn(async move { matches!(request.send().await, Ok(r) if r.status() == 200) });
+        // Read what has arrived meanwhile, without waiting.
+        while let Some(report) = driver.report(Duration::ZERO).await? {
+            record(&report, &sent_at, &mut latencies);
+        }
+    }
+    let mut failed = 0;
+    while let Some(done) = posts.join_next().await {
+        if !matches!(done, Ok(true)) {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} webhooks were not acknowledged");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while latencies.len() < sent_at.len() && Instant::now() < deadline {
+        if let Some(report) = driver.report(Duration::from_millis(200)).await? {
+            record(&report, &sent_at, &mut latencies);
+        }
+    }
+    crowd.send(json!({"op": "count", "id": "idle"})).await?;
+    let counted = crowd.expect("idle", "count").await?;
+    let summary = summarize(latencies);
+    let report = Report {
+        backend,
+        idle_sockets: args.idle,
+        idle_connected,
+        rss_before_megabytes: rss_before,
+        rss_with_idle_megabytes: rss_with_idle,
+        kilobytes_per_idle_socket: if idle_connected == 0 {
+            0.0
+        } else {
+            (rss_with_idle - rss_before) * 1024.0 / idle_connected as f64
+        },
+        rate: args.rate,
+        webhooks_sent: total,
+        messages_seen_on_socket: summary.count,
+        latency_p50_ms: summary.p50.as_secs_f64() * 1000.0,
+        latency_p99_ms: summary.p99.as_secs_f64() * 1000.0,
+        latency_max_ms: summary.max.as_secs_f64() * 1000.0,
+        events_to_idle_sockets: counted["events"].as_u64().unwrap_or(0),
+    };
+    drop(driver);
+    drop(crowd);
+    server.stop().await?;
+    picked.clean_up().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "sockets: {} backend, {} webhooks at {}/s, {} idle sockets connected",
+        report.backend, report.webhooks_sent, report.rate, report.idle_connected
+    );
+    println!("{:<46} {:>12}", "webhook-to-socket p50 ms", ms(summary.p50));
+    println!("{:<46} {:>12}", "webhook-to-socket p99 ms", ms(summary.p99));
+    println!("{:<46} {:>12}", "webhook-to-socket max ms", ms(summary.max));
+    println!(
+        "{:<46} {:>12}",
+        "messages seen / sent",
+        format!(
+            "{} / {}",
+            report.messages_seen_on_socket, report.webhooks_sent
+        )
+    );
+    println!(
+        "{:<46} {:>12.1}",
+        "process RSS MB before the idle sockets", report.rss_before_megabytes
+    );
+    println!(
+        "{:<46} {:>12.1}",
+        "process RSS MB with the idle sockets", report.rss_with_idle_megabytes
+    );
+    println!(
+        "{:<46} {:>12.1}",
+        "KB per idle socket", report.kilobytes_per_idle_socket
+    );
+    println!(
+        "{:<46} {:>12}",
+        "events pushed to the idle sockets", report.events_to_idle_sockets
+    );
+    Ok(())
+}
+
+/// Adds the latency of a message envelope seen by the watching socket.
+fn record(report: &Value, sent_at: &HashMap<String, f64>, latencies: &mut Vec<Duration>) {
+    if report["id"] != "watch" || report["kind"] != "event" || report["name"] != "event" {
+        return;
+    }
+    let envelope = &report["args"][0];
+    if envelope["type"] != "MessageInboundReceived" {
+        return;
+    }
+    let (Some(wamid), Some(seen)) = (envelope["aggregate_id"].as_str(), report["t"].as_f64())
+    else {
+        return;
+    };
+    if let Some(sent) = sent_at.get(wamid) {
+        latencies.push(Duration::from_secs_f64(((seen - sent) / 1000.0).max(0.0)));
+    }
+}
