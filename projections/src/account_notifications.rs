@@ -55,7 +55,7 @@ impl Projection for AccountNotificationsProjection {
 }
 
 /// One notification.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct AccountNotificationView {
     /// Notification id (derived from its content).
     pub id: String,

@@ -121,7 +121,7 @@ impl Projection for AgentsProjection {
 }
 
 /// An agent as admins see it (never with credentials).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct AgentView {
     /// Agent id.
     pub id: String,

@@ -293,7 +293,7 @@ impl Projection for ConversationsProjection {
 }
 
 /// The customer of a conversation, as the inbox shows them.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct CustomerView {
     /// Phone-based WhatsApp id, when known.
     pub wa_id: Option<String>,
@@ -304,7 +304,7 @@ pub struct CustomerView {
 }
 
 /// The newest message of a conversation.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct LastMessageView {
     /// Message id.
     pub id: String,
@@ -317,7 +317,7 @@ pub struct LastMessageView {
 }
 
 /// A conversation's lock.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct LockView {
     /// The holder.
     pub agent_id: String,
@@ -328,7 +328,7 @@ pub struct LockView {
 }
 
 /// One conversation in the inbox.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct ConversationView {
     /// Conversation id.
     pub id: String,

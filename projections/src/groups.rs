@@ -37,7 +37,7 @@ impl Projection for GroupsProjection {
 }
 
 /// A group.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct GroupView {
     /// Group id.
     pub id: String,

@@ -282,7 +282,7 @@ impl Projection for MessagesProjection {
 }
 
 /// When each delivery status was reported.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct StatusTimes {
     /// Sent (one tick).
     pub sent: Option<String>,
@@ -297,7 +297,7 @@ pub struct StatusTimes {
 }
 
 /// One message as agents see it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct MessageView {
     /// Message id (the wamid for inbound messages).
     pub id: String,

@@ -6,7 +6,7 @@ use switchboard_domain::Timestamp;
 use crate::ProjectionError;
 
 /// One page of a list, with the cursor of the next page when there is one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,

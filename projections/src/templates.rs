@@ -79,7 +79,7 @@ impl Projection for TemplatesProjection {
 }
 
 /// A template as Meta last reported it.
-#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq, sqlx::FromRow)]
 pub struct TemplateView {
     /// Meta's template id.
     pub id: String,

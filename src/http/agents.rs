@@ -2,8 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
@@ -18,15 +17,19 @@ use switchboard_projections::groups::{self, GroupView};
 use crate::auth::accounts::{self, actor_metadata, NewAgent};
 use crate::cqrs::execute;
 use crate::http::extract::{AuthAgent, JsonBody, OptionalJson};
+use crate::http::openapi::Errors;
+use crate::http::openapi::{ChatScopeDoc, RoleDoc, WorkingHoursDoc};
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/agents", get(list).post(create))
-        .route("/api/agents/{id}", get(detail).patch(update))
-        .route("/api/agents/{id}/deactivate", post(deactivate))
-        .route("/api/agents/{id}/reactivate", post(reactivate))
-        .route("/api/groups", get(list_groups).post(create_group))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(detail, update))
+        .routes(routes!(deactivate))
+        .routes(routes!(reactivate))
+        .routes(routes!(list_groups, create_group))
 }
 
 const NOT_A_MANAGER: ApiError = ApiError::Forbidden {
@@ -43,10 +46,12 @@ fn require_manager(auth: &AuthAgent) -> Result<(), ApiError> {
 }
 
 /// Permissions given in a request: any field left out keeps its current (or role default) value.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PermissionsInput {
+    #[schema(value_type = Option<ChatScopeDoc>)]
     can_read_chats: Option<ChatScope>,
+    #[schema(value_type = Option<ChatScopeDoc>)]
     can_write_to_chats: Option<ChatScope>,
     can_use_tags: Option<bool>,
     can_manage_templates: Option<bool>,
@@ -71,28 +76,37 @@ impl PermissionsInput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateAgent {
     email: String,
     name: String,
+    #[schema(value_type = RoleDoc)]
     role: Role,
+    #[schema(value_type = String, min_length = 12)]
     password: SecretString,
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     groups: Vec<GroupId>,
     permissions: Option<PermissionsInput>,
+    #[schema(value_type = Option<WorkingHoursDoc>)]
     working_hours: Option<WorkingHours>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateAgent {
     name: Option<String>,
+    #[schema(value_type = Option<RoleDoc>)]
     role: Option<Role>,
+    #[schema(value_type = Option<Vec<String>>)]
     groups: Option<Vec<GroupId>>,
     permissions: Option<PermissionsInput>,
+    /// `null` removes the working hours.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<WorkingHoursDoc>)]
     working_hours: Option<Option<WorkingHours>>,
+    #[schema(value_type = Option<String>, min_length = 12)]
     password: Option<SecretString>,
 }
 
@@ -103,7 +117,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
     reason: Option<String>,
@@ -126,6 +140,9 @@ async fn check_groups(state: &AppState, groups: &[GroupId]) -> Result<(), ApiErr
     }
 }
 
+/// Every agent (needs `can_manage_agents`).
+#[utoipa::path(get, path = "/api/agents", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, body = Vec<AgentView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -134,6 +151,9 @@ async fn list(
     Ok(Json(agents::list(&state.database).await?))
 }
 
+/// One agent.
+#[utoipa::path(get, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Agent id")), security(("bearer" = [])),
+    responses((status = 200, body = AgentView), Errors))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -148,6 +168,9 @@ async fn detail(
         .ok_or(ApiError::NotFound("agent"))
 }
 
+/// Registers an agent.
+#[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = CreateAgent, security(("bearer" = [])),
+    responses((status = 201, description = "Created: `{id}`", body = serde_json::Value), Errors))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -186,6 +209,9 @@ async fn create(
     ))
 }
 
+/// Changes an agent: any field given.
+#[utoipa::path(patch, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Agent id")), request_body = UpdateAgent, security(("bearer" = [])),
+    responses((status = 200, description = "Changed", body = serde_json::Value), Errors))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -233,6 +259,10 @@ async fn update(
     Ok(Json(json!({ "id": id, "previous_version": version })))
 }
 
+/// Deactivates an agent: their sessions end at once.
+#[utoipa::path(post, path = "/api/agents/{id}/deactivate", tag = "agents", params(("id" = String, Path, description = "Agent id")),
+    request_body(content = Option<Reason>, description = "Optional"), security(("bearer" = [])),
+    responses((status = 204, description = "Deactivated"), Errors))]
 async fn deactivate(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -259,6 +289,9 @@ async fn deactivate(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Reactivates an agent.
+#[utoipa::path(post, path = "/api/agents/{id}/reactivate", tag = "agents", params(("id" = String, Path, description = "Agent id")), security(("bearer" = [])),
+    responses((status = 204, description = "Reactivated"), Errors))]
 async fn reactivate(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -281,10 +314,14 @@ async fn reactivate(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 struct CreateGroup {
     name: String,
 }
 
+/// Every group.
+#[utoipa::path(get, path = "/api/groups", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, body = Vec<GroupView>), Errors))]
 async fn list_groups(
     State(state): State<AppState>,
     _auth: AuthAgent,
@@ -292,6 +329,9 @@ async fn list_groups(
     Ok(Json(groups::list(&state.database).await?))
 }
 
+/// Creates a group (needs `can_manage_agents`).
+#[utoipa::path(post, path = "/api/groups", tag = "agents", request_body = CreateGroup, security(("bearer" = [])),
+    responses((status = 201, description = "Created: `{id}`", body = serde_json::Value), Errors))]
 async fn create_group(
     State(state): State<AppState>,
     auth: AuthAgent,

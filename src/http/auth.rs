@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::agent::{Agent, Email, Permissions, Role};
@@ -14,35 +13,43 @@ use crate::auth::passwords;
 use crate::auth::sessions::{self, Rotation};
 use crate::auth::tokens::{new_id, new_refresh_token};
 use crate::http::extract::{authenticate, AuthAgent, ClientIp, JsonBody};
+use crate::http::openapi::Errors;
+use crate::http::openapi::RoleDoc;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/session/validate", post(validate))
-        .route("/api/auth/logout", post(logout))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(validate))
+        .routes(routes!(logout))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginRequest {
     email: String,
+    #[schema(value_type = String)]
     password: SecretString,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
 /// The agent as their own session sees them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AgentSummary {
     id: String,
     email: String,
     name: String,
+    #[schema(value_type = Option<RoleDoc>)]
     role: Option<Role>,
+    #[schema(value_type = Vec<String>)]
     groups: Vec<GroupId>,
+    #[schema(value_type = Option<Object>)]
     permissions: Option<Permissions>,
     on_duty: bool,
 }
@@ -61,9 +68,10 @@ impl AgentSummary {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenPair {
     access_token: String,
+    #[schema(value_type = String)]
     token_type: &'static str,
     expires_in: u64,
     expires_at: String,
@@ -79,6 +87,8 @@ const INVALID_CREDENTIALS: ApiError = ApiError::Unauthorized {
 
 /// Logs in. Failures take the same time and give the same answer whether or not the email
 /// exists; attempts are rate limited per client address and per account.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), Errors))]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -159,6 +169,8 @@ fn token_pair(
 
 /// Exchanges a refresh token for a new pair. A rotated token presented again revokes the whole
 /// login (every token descended from it): someone else may hold a copy.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), Errors))]
 async fn refresh(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RefreshRequest>,
@@ -237,10 +249,11 @@ async fn refresh(
     )?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Validation {
     valid: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<AgentSummary>,
@@ -249,6 +262,8 @@ struct Validation {
 }
 
 /// Says whether the bearer token is valid, for whom, and until when.
+#[utoipa::path(post, path = "/api/auth/session/validate", tag = "auth", security((), ("bearer" = [])),
+    responses((status = 200, body = Validation), Errors))]
 async fn validate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -287,6 +302,8 @@ async fn validate(
 }
 
 /// Ends the session: the refresh tokens of this login and its access tokens stop working.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Logged out"), Errors))]
 async fn logout(State(state): State<AppState>, auth: AuthAgent) -> Result<StatusCode, ApiError> {
     sessions::revoke(
         &state.database,

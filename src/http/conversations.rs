@@ -1,24 +1,30 @@
 //! Conversations and their messages, as the caller's read scope allows.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use switchboard_projections::conversations::{self, ConversationView};
 use switchboard_projections::messages::{self, MessageView};
 use switchboard_projections::page::Page;
 use switchboard_projections::ReadScope;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::http::extract::{AuthAgent, PageParams, Query};
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/conversations", get(list))
-        .route("/api/conversations/{id}", get(detail))
-        .route("/api/conversations/{id}/messages", get(list_messages))
-        .route("/api/messages/{id}", get(message))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
+        .routes(routes!(list_messages))
+        .routes(routes!(message))
 }
 
+/// The inbox as the caller's read scope allows, newest activity first.
+#[utoipa::path(get, path = "/api/conversations", tag = "conversations", params(PageParams),
+    security(("bearer" = [])), responses((status = 200, body = Page<ConversationView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -41,6 +47,10 @@ pub(super) async fn visible(
         .ok_or(ApiError::NotFound("conversation"))
 }
 
+/// One conversation.
+#[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    security(("bearer" = [])), responses((status = 200, body = ConversationView), Errors))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -49,6 +59,10 @@ async fn detail(
     Ok(Json(visible(&state, &auth, &id).await?))
 }
 
+/// A conversation's messages in chat order (Meta's timestamps).
+#[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id"), PageParams),
+    security(("bearer" = [])), responses((status = 200, body = Page<MessageView>), Errors))]
 async fn list_messages(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -62,6 +76,10 @@ async fn list_messages(
     Ok(Json(page))
 }
 
+/// One message (inbound messages by wamid).
+#[utoipa::path(get, path = "/api/messages/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "Message id")),
+    security(("bearer" = [])), responses((status = 200, body = MessageView), Errors))]
 async fn message(
     State(state): State<AppState>,
     auth: AuthAgent,

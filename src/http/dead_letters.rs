@@ -8,30 +8,38 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::extract::{AuthAgent, Query};
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use crate::webhooks::inbox::DeadLetterSummary;
+use switchboard_projections::page::Page;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::webhooks::inbox::{self, DeadLetter};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/webhooks/dead-letters", get(list).delete(purge))
-        .route("/api/webhooks/dead-letters/retry-all", post(retry_all))
-        .route("/api/webhooks/dead-letters/{id}", get(detail))
-        .route("/api/webhooks/dead-letters/{id}/retry", post(retry))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, purge))
+        .routes(routes!(retry_all))
+        .routes(routes!(detail))
+        .routes(routes!(retry))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     cursor: Option<String>,
     limit: Option<u32>,
 }
 
 /// Newest first; `next_cursor` pages on.
+#[utoipa::path(get, path = "/api/webhooks/dead-letters", tag = "dead letters", params(ListParams), security(("bearer" = [])),
+    responses((status = 200, body = Page<DeadLetterSummary>), Errors))]
 async fn list(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -58,6 +66,8 @@ fn parse_id(text: &str) -> Result<i64, ApiError> {
 }
 
 /// One dead letter with its raw body and every failed attempt.
+#[utoipa::path(get, path = "/api/webhooks/dead-letters/{id}", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
+    responses((status = 200, body = DeadLetter), Errors))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -71,6 +81,9 @@ async fn detail(
 }
 
 /// Queues one dead letter again.
+/// Queues a dead-lettered webhook again.
+#[utoipa::path(post, path = "/api/webhooks/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
+    responses((status = 202, description = "Queued", body = serde_json::Value), Errors))]
 async fn retry(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -89,6 +102,9 @@ async fn retry(
 }
 
 /// Queues every dead letter again.
+/// Queues every dead-lettered webhook again.
+#[utoipa::path(post, path = "/api/webhooks/dead-letters/retry-all", tag = "dead letters", security(("bearer" = [])),
+    responses((status = 202, description = "Queued: `{requeued}`", body = serde_json::Value), Errors))]
 async fn retry_all(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -100,8 +116,10 @@ async fn retry_all(
 }
 
 /// `?older_than=RFC3339`, the cut-off of a dead-letter purge (webhooks and sends alike).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PurgeParams {
+    /// RFC 3339 cut-off: dead letters older than this go.
     older_than: Option<String>,
 }
 
@@ -118,6 +136,9 @@ impl PurgeParams {
 }
 
 /// Deletes dead letters received before `older_than` (RFC 3339).
+/// Deletes dead letters older than the cut-off.
+#[utoipa::path(delete, path = "/api/webhooks/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
+    responses((status = 200, description = "`{purged}`", body = serde_json::Value), Errors))]
 async fn purge(
     State(state): State<AppState>,
     auth: AuthAgent,

@@ -8,21 +8,33 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
 use switchboard_store::{EventRepository, LogCursor, StoreError};
 
 use crate::http::extract::{AuthAgent, Query};
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::realtime::Envelope;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events", get(page))
-        .route("/api/events/stream", get(stream))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(stream))
+}
+
+/// A page of the event log.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct EventPage {
+    items: Vec<Envelope>,
+    /// Pass as `after` for the next page; absent at the end of the log.
+    next_after: Option<i64>,
 }
 
 fn require_export(auth: &AuthAgent) -> Result<(), ApiError> {
@@ -45,13 +57,16 @@ async fn cursor(log: &EventRepository, after: i64) -> Result<LogCursor, ApiError
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageParams {
     after: Option<i64>,
     limit: Option<u32>,
 }
 
 /// A page of the log in order, after a position.
+#[utoipa::path(get, path = "/api/events", tag = "events", params(PageParams), security(("bearer" = [])),
+    responses((status = 200, body = EventPage), Errors))]
 async fn page(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -68,13 +83,17 @@ async fn page(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamParams {
     after: Option<i64>,
 }
 
 /// Server-sent events, one per log event (`id` = position, `event` = type), live; resumes
 /// after `Last-Event-ID` (or `?after=`).
+#[utoipa::path(get, path = "/api/events/stream", tag = "events", params(StreamParams,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position")), security(("bearer" = [])),
+    responses((status = 200, description = "Server-sent events, one per log event: `id` = position, `event` = type, `data` = the envelope", content_type = "text/event-stream", body = String), Errors))]
 async fn stream(
     State(state): State<AppState>,
     auth: AuthAgent,

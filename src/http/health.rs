@@ -4,25 +4,30 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use crate::http::extract::AuthAgent;
 use crate::http::metrics::StoredCounts;
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/health", get(live))
-        .route("/api/health/ready", get(ready))
-        .route("/api/health/detailed", get(detailed))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(detailed))
 }
 
 /// How long the database may take to answer a health check.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process answers.
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses((status = 200, description = "`{status: ok}`", body = serde_json::Value)))]
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -40,6 +45,9 @@ async fn database_check(state: &AppState) -> (Result<(), &'static str>, Duration
 }
 
 /// Ready to serve: database reachable, migrations applied, workers running; 503 otherwise.
+/// Readiness: the database answers and its schema is up to date.
+#[utoipa::path(get, path = "/api/health/ready", tag = "health",
+    responses((status = 200, description = "Ready", body = serde_json::Value), (status = 503, description = "Not ready, with the reason", body = serde_json::Value)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (database, _) = database_check(&state).await;
     let reason = match database {
@@ -57,6 +65,9 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 /// Every component with its status and latency, the backlogs, the version and uptime (admins).
+/// Every component with its status and latency, backlogs, projection lag (admins).
+#[utoipa::path(get, path = "/api/health/detailed", tag = "health", security(("bearer" = [])),
+    responses((status = 200, description = "Healthy", body = serde_json::Value), Errors))]
 async fn detailed(
     State(state): State<AppState>,
     auth: AuthAgent,

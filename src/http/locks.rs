@@ -3,8 +3,7 @@
 //! is retried against the fresh state, ending as a clean 409.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::conversation::{Conversation, ConversationCommand, Lock};
 
@@ -12,24 +11,24 @@ use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
 use crate::http::conversations::visible;
 use crate::http::extract::{AuthAgent, OptionalJson};
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/conversations/{id}/lock",
-            post(acquire).delete(release),
-        )
-        .route("/api/conversations/{id}/lock-status", get(status))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(acquire, release))
+        .routes(routes!(status))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AcquireRequest {
     ttl_seconds: Option<u64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReleaseRequest {
     #[serde(default)]
@@ -38,7 +37,7 @@ struct ReleaseRequest {
 }
 
 /// A lock as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LockView {
     locked: bool,
     agent_id: Option<String>,
@@ -58,6 +57,9 @@ impl From<Option<Lock>> for LockView {
 }
 
 /// Takes the lock (or renews it, for its holder).
+#[utoipa::path(post, path = "/api/conversations/{id}/lock", tag = "locks", params(("id" = String, Path, description = "Conversation id")),
+    request_body(content = Option<AcquireRequest>, description = "Optional"), security(("bearer" = [])),
+    responses((status = 200, body = LockView), Errors))]
 async fn acquire(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -102,6 +104,9 @@ async fn acquire(
 }
 
 /// Releases the lock: its holder may; a supervisor may force it with `{"force": true, "reason": …}`.
+#[utoipa::path(delete, path = "/api/conversations/{id}/lock", tag = "locks", params(("id" = String, Path, description = "Conversation id")),
+    request_body(content = Option<ReleaseRequest>, description = "Optional; `force` for supervisors"), security(("bearer" = [])),
+    responses((status = 200, body = LockView), Errors))]
 async fn release(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -128,6 +133,8 @@ async fn release(
 }
 
 /// The lock in force now, from the conversation's events (a lapsed lock is free).
+#[utoipa::path(get, path = "/api/conversations/{id}/lock-status", tag = "locks", params(("id" = String, Path, description = "Conversation id")), security(("bearer" = [])),
+    responses((status = 200, body = LockView), Errors))]
 async fn status(
     State(state): State<AppState>,
     auth: AuthAgent,

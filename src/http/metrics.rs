@@ -3,28 +3,34 @@
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use switchboard_store::{with_pool, Database, StoreError};
 
 use crate::http::extract::AuthAgent;
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::metrics::{
     ACTIVE_CONVERSATIONS, PROJECTION_LAG, WEBHOOKS_AWAITING, WEBHOOKS_DEAD_LETTERED,
 };
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/metrics", get(open_scrape))
-        .route("/api/metrics/prometheus", get(api_scrape))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(open_scrape))
+        .routes(routes!(api_scrape))
 }
 
 /// For Prometheus on the internal network (no token: keep `/metrics` off the public side).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), Errors))]
 async fn open_scrape(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     render(&state).await
 }
 
 /// The same, for agents allowed to see analytics.
+#[utoipa::path(get, path = "/api/metrics/prometheus", tag = "health", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), Errors))]
 async fn api_scrape(
     State(state): State<AppState>,
     auth: AuthAgent,

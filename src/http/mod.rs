@@ -12,6 +12,7 @@ mod health;
 mod locks;
 mod metrics;
 mod observe;
+mod openapi;
 mod outbound_dead_letters;
 mod ownership;
 mod sending;
@@ -70,21 +71,26 @@ pub struct AppState {
 /// The whole HTTP surface, with request ids and request tracing.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    Router::new()
-        .merge(webhooks::router(state.whatsapp.max_body_bytes))
-        .merge(conversations::router())
-        .merge(account::router())
-        .merge(dead_letters::router())
-        .merge(auth::router())
-        .merge(agents::router())
-        .merge(ownership::router())
-        .merge(sending::router())
-        .merge(outbound_dead_letters::router())
-        .merge(locks::router())
-        .merge(health::router())
-        .merge(metrics::router())
-        .merge(events::router())
-        .route_layer(axum::middleware::from_fn(observe::observe))
+    let (api, spec) = utoipa_axum::router::OpenApiRouter::with_openapi(
+        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    )
+    .merge(webhooks::router(state.whatsapp.max_body_bytes))
+    .merge(conversations::router())
+    .merge(account::router())
+    .merge(dead_letters::router())
+    .merge(auth::router())
+    .merge(agents::router())
+    .merge(ownership::router())
+    .merge(sending::router())
+    .merge(outbound_dead_letters::router())
+    .merge(locks::router())
+    .merge(health::router())
+    .merge(metrics::router())
+    .merge(events::router())
+    .merge(openapi::router())
+    .split_for_parts();
+    openapi::publish(&spec);
+    api.route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
         .with_state(state)
         .layer(

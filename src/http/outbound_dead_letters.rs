@@ -3,8 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 use switchboard_domain::message::MessageCommand;
@@ -14,12 +13,15 @@ use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
 use crate::http::dead_letters::PurgeParams;
 use crate::http::extract::{AuthAgent, Query};
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/dead-letters", get(list).delete(purge))
-        .route("/api/dead-letters/{id}/retry", post(retry))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, purge))
+        .routes(routes!(retry))
 }
 
 #[derive(Serialize, sqlx::FromRow)]
@@ -32,6 +34,8 @@ struct DeadSend {
 }
 
 /// Dead-lettered sends, newest first.
+#[utoipa::path(get, path = "/api/dead-letters", tag = "dead letters", security(("bearer" = [])),
+    responses((status = 200, description = "`{items: [DeadSend]}`", body = serde_json::Value), Errors))]
 async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Value>, ApiError> {
     auth.require_admin()?;
     let sql = "select message_id, conversation_id, attempts, last_error, dead_lettered_at from outbound_queue
@@ -56,6 +60,9 @@ async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Val
 }
 
 /// Queues a dead-lettered send again.
+/// Queues a dead-lettered send again.
+#[utoipa::path(post, path = "/api/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Message id")), security(("bearer" = [])),
+    responses((status = 202, description = "Queued", body = serde_json::Value), Errors))]
 async fn retry(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -78,6 +85,9 @@ async fn retry(
 }
 
 /// Drops dead-lettered sends older than `older_than` (RFC 3339) from the queue.
+/// Deletes dead-lettered sends older than the cut-off.
+#[utoipa::path(delete, path = "/api/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
+    responses((status = 200, description = "`{purged}`", body = serde_json::Value), Errors))]
 async fn purge(
     State(state): State<AppState>,
     auth: AuthAgent,

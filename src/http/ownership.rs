@@ -4,8 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_domain::agent::Agent;
@@ -18,19 +17,19 @@ use switchboard_domain::{AgentId, GroupId, Timestamp};
 use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
 use crate::http::extract::{AuthAgent, JsonBody, OptionalJson};
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/conversations/{id}/assignment",
-            put(assign).delete(unassign),
-        )
-        .route("/api/conversations/{id}/takeover", post(take_over))
-        .route("/api/conversations/{id}/handback", post(hand_back))
-        .route("/api/conversations/{id}/status", put(change_status))
-        .route("/api/conversations/{id}/tags", post(add_tag))
-        .route("/api/conversations/{id}/tags/{tag}", delete(remove_tag))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(assign, unassign))
+        .routes(routes!(take_over))
+        .routes(routes!(hand_back))
+        .routes(routes!(change_status))
+        .routes(routes!(add_tag))
+        .routes(routes!(remove_tag))
 }
 
 /// Runs a conversation command for the caller and answers with the conversation's new version.
@@ -60,16 +59,21 @@ fn write(auth: AuthAgent, expected_version: Option<u64>, at: Timestamp) -> Write
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Assignment {
+    #[schema(value_type = Option<String>)]
     agent_id: Option<AgentId>,
+    #[schema(value_type = Option<String>)]
     group_id: Option<GroupId>,
     reason: Option<String>,
     expected_version: Option<u64>,
 }
 
 /// Assigns the conversation to an agent and/or a group (both absent: unassigns).
+/// Assigns the conversation to an agent and/or a group.
+#[utoipa::path(put, path = "/api/conversations/{id}/assignment", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = Assignment, security(("bearer" = [])),
+    responses((status = 200, description = "`{version}`: the conversation's new version", body = serde_json::Value), Errors))]
 async fn assign(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -110,6 +114,9 @@ async fn assign(
     dispatch(&state, &id, by, command).await
 }
 
+/// Removes the assignment.
+#[utoipa::path(delete, path = "/api/conversations/{id}/assignment", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), security(("bearer" = [])),
+    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
 async fn unassign(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -122,7 +129,7 @@ async fn unassign(
     dispatch(&state, &id, by, command).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reasoned {
     reason: Option<String>,
@@ -130,6 +137,10 @@ struct Reasoned {
 }
 
 /// The caller takes the conversation over from the bot.
+/// The caller takes the conversation over (from the bot or another agent).
+#[utoipa::path(post, path = "/api/conversations/{id}/takeover", tag = "ownership", params(("id" = String, Path, description = "Conversation id")),
+    request_body(content = Option<Reasoned>, description = "Optional"), security(("bearer" = [])),
+    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
 async fn take_over(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -145,6 +156,10 @@ async fn take_over(
 }
 
 /// The conversation goes back to the bot (status pending).
+/// Gives the conversation back to the bot (status `pending`).
+#[utoipa::path(post, path = "/api/conversations/{id}/handback", tag = "ownership", params(("id" = String, Path, description = "Conversation id")),
+    request_body(content = Option<Reasoned>, description = "Optional"), security(("bearer" = [])),
+    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
 async fn hand_back(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -159,7 +174,7 @@ async fn hand_back(
     dispatch(&state, &id, by, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum StatusName {
     Open,
@@ -168,16 +183,21 @@ enum StatusName {
     Resolved,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusChange {
     status: StatusName,
+    /// RFC 3339; required with `snoozed`.
+    #[schema(value_type = Option<String>, format = DateTime)]
     snoozed_until: Option<chrono::DateTime<chrono::Utc>>,
     reason: Option<String>,
     expected_version: Option<u64>,
 }
 
 /// Sets the status: open, pending (back to the bot), snoozed until a time, resolved.
+/// Changes the status.
+#[utoipa::path(put, path = "/api/conversations/{id}/status", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = StatusChange, security(("bearer" = [])),
+    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
 async fn change_status(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -213,7 +233,7 @@ async fn change_status(
     dispatch(&state, &id, by, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TagRequest {
     tag: String,
@@ -224,6 +244,9 @@ fn parse_tag(text: &str) -> Result<Tag, ApiError> {
     Tag::parse(text).map_err(ApiError::from)
 }
 
+/// Adds a tag (needs `can_use_tags`).
+#[utoipa::path(post, path = "/api/conversations/{id}/tags", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = TagRequest, security(("bearer" = [])),
+    responses((status = 201, description = "`{version}`", body = serde_json::Value), Errors))]
 async fn add_tag(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -239,6 +262,10 @@ async fn add_tag(
     Ok((StatusCode::OK, dispatch(&state, &id, by, command).await?))
 }
 
+/// Removes a tag.
+#[utoipa::path(delete, path = "/api/conversations/{id}/tags/{tag}", tag = "ownership",
+    params(("id" = String, Path, description = "Conversation id"), ("tag" = String, Path, description = "The tag")), security(("bearer" = [])),
+    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
 async fn remove_tag(
     State(state): State<AppState>,
     auth: AuthAgent,

@@ -4,8 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::conversation::{Conversation, Write};
 use switchboard_domain::message::{MessageCommand, OutboundContent};
@@ -14,18 +13,21 @@ use uuid::Uuid;
 use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
 use crate::http::extract::{AuthAgent, JsonBody};
+use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/conversations/{id}/messages", post(send))
-        .route("/api/conversations/{id}/read", post(mark_read))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(mark_read))
 }
 
 /// Namespace of outbound message ids: one message per (conversation, client id), forever.
 const OUTBOUND_NAMESPACE: Uuid = Uuid::from_u128(0x4d2c_9a7e_51b8_4f06_a3d1_7c9e_2b64_f018);
 
-#[derive(Deserialize, Clone, Copy, Default)]
+#[derive(Deserialize, Clone, Copy, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum Priority {
     High,
@@ -55,14 +57,57 @@ struct SendRequest {
     expected_version: Option<u64>,
 }
 
-#[derive(Serialize)]
+/// The wire form of a send (documentation): `client_id`, `type`, and that type's fields.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SendRequestDoc {
+    /// The client's idempotency key: the same one again sends nothing more.
+    client_id: String,
+    /// `text {body, preview_url?}`, `image|audio|video|document|sticker {link | id, caption?,
+    /// filename?}`, `location {latitude, longitude, name?, address?}`, `reaction {message_id,
+    /// emoji}`, `buttons {body, buttons: [{id, title}], header?, footer?}`, `list {body, button,
+    /// sections: [{title?, rows: [{id, title, description?}]}], header?, footer?}`, `template
+    /// {name, language, components?}`.
+    #[schema(rename = "type")]
+    kind: MessageTypeDoc,
+    /// The message this replies to.
+    reply_to: Option<String>,
+    priority: Option<Priority>,
+    /// The conversation version the agent last saw (409 if it moved on).
+    expected_version: Option<u64>,
+}
+
+/// The content types an agent may send.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum MessageTypeDoc {
+    Text,
+    Image,
+    Audio,
+    Video,
+    Document,
+    Sticker,
+    Location,
+    Reaction,
+    Buttons,
+    List,
+    Template,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 struct Accepted {
     id: String,
     client_id: String,
+    /// `queued`.
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
 /// Queues a reply. 202 with the message id; the same `client_id` again answers the same.
+#[utoipa::path(post, path = "/api/conversations/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Conversation id")),
+    request_body = SendRequestDoc, security(("bearer" = [])),
+    responses((status = 202, body = Accepted), Errors))]
 async fn send(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -140,6 +185,8 @@ async fn send(
 
 /// Marks the customer's messages read: at Meta (blue ticks; when sending is configured) and in
 /// the inbox (unread count back to zero). Meta is told first, so a refusal changes nothing.
+#[utoipa::path(post, path = "/api/conversations/{id}/read", tag = "messages", params(("id" = String, Path, description = "Conversation id")), security(("bearer" = [])),
+    responses((status = 200, description = "Read: `{version}`", body = serde_json::Value), Errors))]
 async fn mark_read(
     State(state): State<AppState>,
     auth: AuthAgent,

@@ -4,23 +4,33 @@ use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use secrecy::ExposeSecret;
 
 use crate::http::extract::{BodyLimit, Query, RawBody};
-use crate::http::{ApiError, AppState, REQUEST_ID_HEADER};
+use crate::http::openapi::ErrorBody;
+use crate::http::openapi::Errors;
+use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::REQUEST_ID_HEADER;
 use crate::metrics::{WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED};
 use crate::whatsapp::signature::{self, SignatureError};
 
-pub(super) fn router(max_body_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/whatsapp", get(verify).post(receive))
+pub(super) fn router(max_body_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(verify, receive))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(Extension(BodyLimit(max_body_bytes)))
 }
 
 /// The subscription handshake: echo `hub.challenge` exactly when the verify token matches.
+#[utoipa::path(get, path = "/webhooks/whatsapp", tag = "webhooks",
+    params(("hub.mode" = Option<String>, Query, description = "`subscribe`"),
+        ("hub.verify_token" = Option<String>, Query, description = "Must equal WHATSAPP_VERIFY_TOKEN"),
+        ("hub.challenge" = Option<String>, Query, description = "Echoed back")),
+    responses((status = 200, description = "The challenge, echoed", content_type = "text/plain", body = String), Errors))]
 async fn verify(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -47,6 +57,11 @@ async fn verify(
 /// parse is stored and acknowledged too (else Meta retries it for a week): it shows up as a
 /// processing failure instead.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(post, path = "/webhooks/whatsapp", tag = "webhooks",
+    request_body(content = serde_json::Value, description = "Meta's webhook body, signed over its raw bytes"),
+    security(("hub_signature" = [])),
+    responses((status = 200, description = "Stored durably; processed asynchronously"),
+        (status = 413, description = "Over the body limit", body = ErrorBody), Errors))]
 async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,

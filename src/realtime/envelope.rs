@@ -5,7 +5,7 @@ use serde_json::Value;
 use switchboard_store::RecordedEvent;
 
 /// One event as consumers see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Envelope {
     /// Global position: pass it back (`last_position`, `after`, `Last-Event-ID`) to resume.
     pub position: i64,

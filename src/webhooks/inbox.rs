@@ -236,7 +236,7 @@ fn rfc3339(millis: i64) -> String {
 }
 
 /// A dead-lettered webhook in a list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterSummary {
     /// Its id.
     pub id: i64,
@@ -253,7 +253,7 @@ pub struct DeadLetterSummary {
 }
 
 /// One failed attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     /// Attempt number (counting from the last time it was queued).
     pub attempt: i64,
@@ -266,7 +266,7 @@ pub struct AttemptView {
 }
 
 /// A dead-lettered webhook with its raw body and every failed attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// The summary.
     #[serde(flatten)]
