@@ -44,6 +44,10 @@ pub struct RealtimeSettings {
     /// Packets queued per socket before the server gives up on a slow client (it reconnects
     /// with its last position and misses nothing).
     pub max_buffered_packets: usize,
+    /// How long one `GET /api/events/stream` response lasts before the server ends it; clients
+    /// reconnect with `Last-Event-ID` (EventSource does so by itself) and miss nothing. Keeps
+    /// long-lived streams spread over instances.
+    pub event_stream_max: Duration,
 }
 
 impl Default for RealtimeSettings {
@@ -54,6 +58,7 @@ impl Default for RealtimeSettings {
             expiry_warning: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(1),
             max_buffered_packets: 1024,
+            event_stream_max: Duration::from_secs(300),
         }
     }
 }
@@ -403,6 +408,13 @@ pub struct ServeArgs {
         default_value_t = 10000
     )]
     pub socket_ping_timeout_ms: u64,
+    /// Seconds one event-stream response lasts before the client reconnects (Last-Event-ID).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_EVENT_STREAM_MAX_SECONDS",
+        default_value_t = 300
+    )]
+    pub event_stream_max_seconds: u64,
 }
 
 /// Meta sends at most 3 MB; 4 MiB leaves headroom.
@@ -478,6 +490,7 @@ impl ServeArgs {
             realtime: RealtimeSettings {
                 ping_interval: Duration::from_millis(self.socket_ping_interval_ms.max(100)),
                 ping_timeout: Duration::from_millis(self.socket_ping_timeout_ms.max(100)),
+                event_stream_max: Duration::from_secs(self.event_stream_max_seconds.max(1)),
                 ..RealtimeSettings::default()
             },
         })

@@ -96,6 +96,7 @@ impl Application {
             workers: Arc::new(WorkerHealth::default()),
             started: std::time::Instant::now(),
             metrics: crate::metrics::handle(),
+            event_stream_max: settings.realtime.event_stream_max,
             graph: if settings.outbound.send {
                 crate::whatsapp::graph::GraphClient::new(settings.outbound.graph.clone()).ok()
             } else {

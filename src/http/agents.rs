@@ -220,6 +220,14 @@ async fn update(
 ) -> Result<Json<Value>, ApiError> {
     require_manager(&auth)?;
     let agent_id = AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
+    if agent_id == auth.actor.agent_id && (request.role.is_some() || request.permissions.is_some())
+    {
+        // Nobody locks themselves (perhaps the last admin) out; another manager may.
+        return Err(ApiError::Unprocessable {
+            code: "own_rights",
+            message: "you cannot change your own role or permissions".to_owned(),
+        });
+    }
     let (current, version) = state.log.load_aggregate::<Agent>(&id).await?;
     let base = current.permissions().ok_or(ApiError::NotFound("agent"))?;
     if let Some(groups) = &request.groups {
@@ -270,7 +278,13 @@ async fn deactivate(
     OptionalJson(request): OptionalJson<Reason>,
 ) -> Result<StatusCode, ApiError> {
     require_manager(&auth)?;
-    AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
+    let agent_id = AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
+    if agent_id == auth.actor.agent_id {
+        return Err(ApiError::Unprocessable {
+            code: "cannot_deactivate_self",
+            message: "you cannot deactivate yourself".to_owned(),
+        });
+    }
     let now = state.clock.now();
     let by = Some(auth.actor.agent_id);
     let reason = request.reason;

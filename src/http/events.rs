@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 use switchboard_store::{EventRepository, LogCursor, StoreError};
@@ -26,6 +26,19 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(page))
         .routes(routes!(stream))
+}
+
+/// One server-sent event of the stream.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct StreamEvent {
+    /// The position (send it back as `Last-Event-ID`).
+    id: String,
+    /// The event type.
+    event: String,
+    /// The envelope (`{position, type, aggregate_type, aggregate_id, conversation_id, data,
+    /// metadata, at}`), as JSON.
+    data: String,
 }
 
 /// A page of the event log.
@@ -93,7 +106,7 @@ struct StreamParams {
 /// after `Last-Event-ID` (or `?after=`).
 #[utoipa::path(get, path = "/api/events/stream", tag = "events", params(StreamParams,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position")), security(("bearer" = [])),
-    responses((status = 200, description = "Server-sent events, one per log event: `id` = position, `event` = type, `data` = the envelope", content_type = "text/event-stream", body = String), Errors))]
+    responses((status = 200, description = "Server-sent events, one per log event: `id` = position, `event` = type, `data` = the envelope", content_type = "text/event-stream", body = StreamEvent), Errors))]
 async fn stream(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -109,6 +122,7 @@ async fn stream(
         .map_err(|_| ApiError::BadRequest("Last-Event-ID must be a position".to_owned()))?;
     let from = cursor(&state.log, last_event_id.or(params.after).unwrap_or(0)).await?;
     let log = state.log.clone();
+    let stream_max = state.event_stream_max;
     let appended = log.appended();
     let events = futures::stream::unfold(
         (log, from, appended, VecDeque::new()),
@@ -144,5 +158,7 @@ async fn stream(
             }
         },
     );
+    // Ends after a while: the client reconnects with Last-Event-ID and misses nothing.
+    let events = events.take_until(tokio::time::sleep(stream_max));
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

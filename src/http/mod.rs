@@ -64,6 +64,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// Renders the metrics.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// How long one event-stream response lasts.
+    pub event_stream_max: Duration,
     /// The Graph API client, when sending is configured.
     pub graph: Option<crate::whatsapp::graph::GraphClient>,
 }

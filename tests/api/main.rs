@@ -8,6 +8,7 @@ mod helpers;
 
 mod locks;
 mod observability;
+mod openapi;
 mod outbound;
 
 mod auth;

@@ -299,6 +299,49 @@ async fn agents_are_managed_through_the_api(backend: Backend) {
         "untouched permissions kept"
     );
     assert_eq!(frank["active"], true);
+
+    // Nobody locks themselves out: no self-deactivation, no change to one's own rights.
+    let me = app
+        .get_json("/api/agents")
+        .await
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["email"] == app.admin.0.as_str())
+        .expect("the admin")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let response = app
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("/api/agents/{me}/deactivate"),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let response = app
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("/api/agents/{me}"),
+            Some(json!({"role": "agent"})),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "own_rights");
+    let renamed = app
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("/api/agents/{me}"),
+            Some(json!({"name": "Root"})),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200, "other changes to oneself are fine");
+    assert_eq!(app.get_as(&admin, "/api/agents").await.status(), 200);
 }
 
 on_both_backends!(
