@@ -158,7 +158,82 @@ async fn the_stream_resumes_after_last_event_id_and_goes_on_live(backend: Backen
     );
 }
 
+/// Every `id` in a finished event-stream body.
+fn ids_in(body: &str) -> Vec<i64> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(|v| v.trim().parse().expect("numeric id"))
+        .collect()
+}
+
+async fn a_stream_ends_after_its_time_and_the_client_resumes_without_a_gap(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |settings| {
+        settings.realtime.event_stream_max = Duration::from_secs(1);
+    })
+    .await;
+    let open = |last: Option<i64>| {
+        let mut request = app
+            .client
+            .get(app.url("/api/events/stream"))
+            .bearer_auth(&app.admin_token);
+        if let Some(last) = last {
+            request = request.header("last-event-id", last.to_string());
+        }
+        request.send()
+    };
+    assert_eq!(
+        app.post_webhook(&fixture("meta/inbound_text.json"))
+            .await
+            .status(),
+        200
+    );
+    app.settle().await;
+    // The whole body arrives: the server ends the response after a second.
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        open(None)
+            .await
+            .expect("stream")
+            .text()
+            .await
+            .expect("body")
+    })
+    .await
+    .expect("the stream ends by itself");
+    let first = ids_in(&first);
+    assert!(first.len() >= 4, "{first:?}");
+    assert_eq!(
+        app.post_webhook(&fixture("meta/inbound_audio_voice.json"))
+            .await
+            .status(),
+        200
+    );
+    app.settle().await;
+    let second = tokio::time::timeout(Duration::from_secs(10), async {
+        open(first.last().copied())
+            .await
+            .expect("stream")
+            .text()
+            .await
+            .expect("body")
+    })
+    .await
+    .expect("the stream ends by itself");
+    let mut all = first.clone();
+    all.extend(ids_in(&second));
+    let log: Vec<i64> = app.get_json("/api/events?after=0&limit=1000").await["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["position"].as_i64().expect("position"))
+        .collect();
+    assert_eq!(
+        all, log,
+        "two responses together: the whole log, once, in order"
+    );
+}
+
 on_both_backends!(
     pages_walk_the_log_in_order_once,
     the_stream_resumes_after_last_event_id_and_goes_on_live,
+    a_stream_ends_after_its_time_and_the_client_resumes_without_a_gap,
 );
