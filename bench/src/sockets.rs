@@ -161,25 +161,8 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
 
     let server = RunningServer::start(settings(picked.config.clone())).await?;
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"].as_str().context("login")?.to_owned();
-    let idle_login: Value = client
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&json!({"email": idle_email, "password": PASSWORD}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let idle_token = idle_login["access_token"]
-        .as_str()
-        .context("login")?
-        .to_owned();
+    let token = login(&client, &server.base, &email).await?;
+    let idle_token = login(&client, &server.base, &idle_email).await?;
     // Two Node.js processes, so that the crowd's traffic does not delay the watcher's clock.
     let mut crowd = Driver::start(&args.driver)?;
     let mut driver = Driver::start(&args.driver)?;
@@ -303,6 +286,21 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
         "events pushed to the idle sockets", report.events_to_idle_sockets
     );
     Ok(())
+}
+
+/// An access token for `email`.
+async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<String> {
+    let response: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(response["access_token"]
+        .as_str()
+        .context("login")?
+        .to_owned())
 }
 
 /// Adds the latency of a message envelope seen by the watching socket.

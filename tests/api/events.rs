@@ -171,7 +171,9 @@ async fn a_stream_ends_after_its_time_and_the_client_resumes_without_a_gap(backe
         settings.realtime.event_stream_max = Duration::from_secs(1);
     })
     .await;
-    let open = |last: Option<i64>| {
+    let app = &app;
+    // The whole body arrives: the server ends each response after a second.
+    let whole_stream = |last: Option<i64>| {
         let mut request = app
             .client
             .get(app.url("/api/events/stream"))
@@ -179,47 +181,32 @@ async fn a_stream_ends_after_its_time_and_the_client_resumes_without_a_gap(backe
         if let Some(last) = last {
             request = request.header("last-event-id", last.to_string());
         }
-        request.send()
+        async move {
+            let body = tokio::time::timeout(Duration::from_secs(10), async {
+                request
+                    .send()
+                    .await
+                    .expect("stream")
+                    .text()
+                    .await
+                    .expect("body")
+            })
+            .await
+            .expect("the stream ends by itself");
+            ids_in(&body)
+        }
     };
-    assert_eq!(
-        app.post_webhook(&fixture("meta/inbound_text.json"))
-            .await
-            .status(),
-        200
-    );
-    app.settle().await;
-    // The whole body arrives: the server ends the response after a second.
-    let first = tokio::time::timeout(Duration::from_secs(10), async {
-        open(None)
-            .await
-            .expect("stream")
-            .text()
-            .await
-            .expect("body")
-    })
-    .await
-    .expect("the stream ends by itself");
-    let first = ids_in(&first);
+    let post = |name: &'static str| async move {
+        assert_eq!(app.post_webhook(&fixture(name)).await.status(), 200);
+        app.settle().await;
+    };
+    post("meta/inbound_text.json").await;
+    let first = whole_stream(None).await;
     assert!(first.len() >= 4, "{first:?}");
-    assert_eq!(
-        app.post_webhook(&fixture("meta/inbound_audio_voice.json"))
-            .await
-            .status(),
-        200
-    );
-    app.settle().await;
-    let second = tokio::time::timeout(Duration::from_secs(10), async {
-        open(first.last().copied())
-            .await
-            .expect("stream")
-            .text()
-            .await
-            .expect("body")
-    })
-    .await
-    .expect("the stream ends by itself");
+    post("meta/inbound_audio_voice.json").await;
+    let second = whole_stream(first.last().copied()).await;
     let mut all = first.clone();
-    all.extend(ids_in(&second));
+    all.extend(second);
     let log: Vec<i64> = app.get_json("/api/events?after=0&limit=1000").await["items"]
         .as_array()
         .expect("items")
