@@ -140,3 +140,32 @@ pub async fn is_active(db: &Database, family_id: &str, now: i64) -> Result<bool,
     let count: i64 = with_pool!(db, pool => sqlx::query_scalar(sql).bind(family_id).bind(now).fetch_one(pool).await?);
     Ok(count > 0)
 }
+
+/// Those of `families` that are no longer active (revoked, expired or unknown), in one query
+/// per 500: live sockets are closed when their login ends.
+///
+/// # Errors
+/// Database failures.
+pub async fn ended(
+    db: &Database,
+    families: &[String],
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut ended = Vec::new();
+    for chunk in families.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "select id from session_families where revoked_at is null and expires_at > $1 and id in ({})",
+            placeholders.join(", ")
+        );
+        let active: Vec<String> = with_pool!(db, pool => {
+            let mut query = sqlx::query_scalar(&sql).bind(now);
+            for family in chunk {
+                query = query.bind(family);
+            }
+            query.fetch_all(pool).await?
+        });
+        ended.extend(chunk.iter().filter(|f| !active.contains(f)).cloned());
+    }
+    Ok(ended)
+}

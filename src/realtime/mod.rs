@@ -14,7 +14,7 @@
 //!   warnings).
 //! - **Tokens**: `auth:refresh {token}` swaps the token in place (acknowledged);
 //!   `session:expiring` comes ahead of expiry; an expired socket gets `session:expired` and is
-//!   disconnected.
+//!   disconnected, as is one whose login ended (logout, revocation).
 //! - **Several instances**: each tails the log itself ([`fanout`]); no broker. Presence is per
 //!   instance (it is not in the log).
 
@@ -160,7 +160,10 @@ impl Realtime {
     pub async fn run_expiry(self, mut shutdown: watch::Receiver<bool>) {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(self.hub.settings.sweep_interval) => self.hub.sweep(),
+                _ = tokio::time::sleep(self.hub.settings.sweep_interval) => {
+                    self.hub.sweep();
+                    self.hub.close_ended_logins().await;
+                }
                 _ = shutdown.changed() => return,
             }
         }
@@ -410,6 +413,42 @@ impl Hub {
         metrics::counter!(crate::metrics::SOCKETS_CLOSED, "reason" => code).increment(1);
         session.close();
         let _ = socket.disconnect();
+    }
+
+    /// Closes the sockets whose login ended (logout, revocation after a reused refresh token,
+    /// deactivation): one query for all of them.
+    async fn close_ended_logins(&self) {
+        let sockets: Vec<(SocketRef, Arc<Session>)> = self
+            .sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        if sockets.is_empty() {
+            return;
+        }
+        let mut families: Vec<String> = sockets.iter().map(|(_, s)| s.family()).collect();
+        families.sort_unstable();
+        families.dedup();
+        let now = self.app.clock.now().unix_millis();
+        let ended = match crate::auth::sessions::ended(&self.app.database, &families, now).await {
+            Ok(ended) => ended,
+            Err(error) => {
+                tracing::warn!(%error, "checking sockets' logins failed; retrying");
+                return;
+            }
+        };
+        for (socket, session) in sockets {
+            if ended.contains(&session.family()) {
+                self.close(
+                    socket,
+                    &session,
+                    "session_revoked",
+                    "this session has ended; log in again",
+                );
+            }
+        }
     }
 
     /// One pass of the token-expiry check over every socket.

@@ -17,6 +17,7 @@ pub struct Session {
 
 struct State {
     actor: Actor,
+    family: String,
     expires_at: Timestamp,
     warned: bool,
 }
@@ -39,6 +40,7 @@ impl Session {
             agent_id: auth.actor.agent_id,
             state: Mutex::new(State {
                 actor: auth.actor,
+                family: auth.session_id,
                 expires_at: auth.expires_at,
                 warned: false,
             }),
@@ -64,6 +66,7 @@ impl Session {
     pub fn refresh(&self, auth: AuthAgent) {
         let mut state = self.state();
         state.actor = auth.actor;
+        state.family = auth.session_id;
         state.expires_at = auth.expires_at;
         state.warned = false;
     }
@@ -71,6 +74,11 @@ impl Session {
     /// Rights reloaded after a change to the agent's account.
     pub fn set_actor(&self, actor: Actor) {
         self.state().actor = actor;
+    }
+
+    /// The login (session family) of the current token.
+    pub fn family(&self) -> String {
+        self.state().family.clone()
     }
 
     /// Whether to warn about or end this session at `now`, `warning` ahead of expiry. A

@@ -315,7 +315,24 @@ async fn auth_refresh_keeps_the_socket_and_an_expired_one_is_disconnected(backen
     }
 }
 
+async fn a_socket_is_closed_when_its_login_ends(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, token) = agent(&app, "dave", "all").await;
+    let mut client = socket(&app, json!({"token": token})).await;
+    let response = app
+        .send_as(&token, Method::POST, "/api/auth/logout", None)
+        .await;
+    assert_eq!(response.status(), 204);
+    let ended = client.expect("session:expired", WITHIN).await;
+    assert_eq!(ended["code"], "session_revoked");
+    match client.next(WITHIN).await {
+        Some(Seen::Disconnected(reason)) => assert_eq!(reason, "io server disconnect"),
+        other => panic!("not disconnected: {other:?}"),
+    }
+}
+
 on_both_backends!(
+    a_socket_is_closed_when_its_login_ends,
     a_webhook_reaches_the_sockets_allowed_to_see_it_and_no_other,
     a_bad_handshake_is_refused_with_its_reason,
     a_reconnecting_socket_gets_every_missed_event_once_in_order,
