@@ -170,7 +170,7 @@ async fn detail(
 
 /// Registers an agent.
 #[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = CreateAgent, security(("bearer" = [])),
-    responses((status = 201, description = "Created: `{id}`", body = serde_json::Value), Errors))]
+    responses((status = 201, body = crate::http::openapi::answers::AgentCreated), Errors))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -211,7 +211,7 @@ async fn create(
 
 /// Changes an agent: any field given.
 #[utoipa::path(patch, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Agent id")), request_body = UpdateAgent, security(("bearer" = [])),
-    responses((status = 200, description = "Changed", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::AgentUpdated), Errors))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -345,7 +345,7 @@ async fn list_groups(
 
 /// Creates a group (needs `can_manage_agents`).
 #[utoipa::path(post, path = "/api/groups", tag = "agents", request_body = CreateGroup, security(("bearer" = [])),
-    responses((status = 201, description = "Created: `{id}`", body = serde_json::Value), Errors))]
+    responses((status = 201, body = crate::http::openapi::answers::GroupCreated), Errors))]
 async fn create_group(
     State(state): State<AppState>,
     auth: AuthAgent,

@@ -83,7 +83,7 @@ async fn detail(
 /// Queues one dead letter again.
 /// Queues a dead-lettered webhook again.
 #[utoipa::path(post, path = "/api/webhooks/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
-    responses((status = 202, description = "Queued", body = serde_json::Value), Errors))]
+    responses((status = 202, body = crate::http::openapi::answers::Requeued), Errors))]
 async fn retry(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -104,7 +104,7 @@ async fn retry(
 /// Queues every dead letter again.
 /// Queues every dead-lettered webhook again.
 #[utoipa::path(post, path = "/api/webhooks/dead-letters/retry-all", tag = "dead letters", security(("bearer" = [])),
-    responses((status = 202, description = "Queued: `{requeued}`", body = serde_json::Value), Errors))]
+    responses((status = 202, body = crate::http::openapi::answers::QueuedCount), Errors))]
 async fn retry_all(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -138,7 +138,7 @@ impl PurgeParams {
 /// Deletes dead letters received before `older_than` (RFC 3339).
 /// Deletes dead letters older than the cut-off.
 #[utoipa::path(delete, path = "/api/webhooks/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
-    responses((status = 200, description = "`{purged}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Deleted), Errors))]
 async fn purge(
     State(state): State<AppState>,
     auth: AuthAgent,

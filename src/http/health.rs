@@ -27,7 +27,7 @@ const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The process answers.
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/api/health", tag = "health",
-    responses((status = 200, description = "`{status: ok}`", body = serde_json::Value)))]
+    responses((status = 200, body = crate::http::openapi::answers::Health)))]
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -47,7 +47,7 @@ async fn database_check(state: &AppState) -> (Result<(), &'static str>, Duration
 /// Ready to serve: database reachable, migrations applied, workers running; 503 otherwise.
 /// Readiness: the database answers and its schema is up to date.
 #[utoipa::path(get, path = "/api/health/ready", tag = "health",
-    responses((status = 200, description = "Ready", body = serde_json::Value), (status = 503, description = "Not ready, with the reason", body = serde_json::Value)))]
+    responses((status = 200, description = "Ready", body = crate::http::openapi::answers::Health), (status = 503, description = "Not ready, with the reason", body = crate::http::openapi::answers::Health)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (database, _) = database_check(&state).await;
     let reason = match database {

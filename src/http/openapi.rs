@@ -186,3 +186,112 @@ pub struct WorkingHoursDoc {
     /// IANA time zone, e.g. `America/New_York`.
     pub timezone: String,
 }
+
+/// The answers built in place by handlers, described here (schemathesis checks every answer
+/// against them in CI, so they cannot drift unnoticed).
+#[allow(dead_code)] // documentation only: never built, described
+pub mod answers {
+    use utoipa::ToSchema;
+
+    /// A conversation command applied.
+    #[derive(ToSchema)]
+    pub struct Versioned {
+        /// The conversation.
+        pub id: String,
+        /// Its version now (pass as `expected_version` next time).
+        pub version: u64,
+    }
+
+    /// The customer's messages marked read.
+    #[derive(ToSchema)]
+    pub struct ReadUpTo {
+        /// The conversation.
+        pub id: String,
+        /// The newest customer message read (its wamid).
+        pub read_up_to: String,
+    }
+
+    /// An agent registered.
+    #[derive(ToSchema)]
+    pub struct AgentCreated {
+        /// The agent.
+        pub id: String,
+        /// Their login email, normalized.
+        pub email: String,
+        /// Their role.
+        pub role: super::RoleDoc,
+    }
+
+    /// An agent changed.
+    #[derive(ToSchema)]
+    pub struct AgentUpdated {
+        /// The agent.
+        pub id: String,
+        /// The agent's version before the change.
+        pub previous_version: u64,
+    }
+
+    /// A group created.
+    #[derive(ToSchema)]
+    pub struct GroupCreated {
+        /// The group.
+        pub id: String,
+        /// Its name.
+        pub name: String,
+    }
+
+    /// A dead letter queued again.
+    #[derive(ToSchema)]
+    pub struct Requeued {
+        /// The webhook or message.
+        pub id: String,
+        /// `pending` (webhooks) or `queued` (sends).
+        pub status: String,
+    }
+
+    /// Dead letters queued again.
+    #[derive(ToSchema)]
+    pub struct QueuedCount {
+        /// How many.
+        pub queued: u64,
+    }
+
+    /// Dead letters purged.
+    #[derive(ToSchema)]
+    pub struct Deleted {
+        /// How many.
+        pub deleted: u64,
+    }
+
+    /// Dead-lettered sends.
+    #[derive(ToSchema)]
+    pub struct DeadSends {
+        /// Newest first.
+        pub items: Vec<DeadSend>,
+    }
+
+    /// A send whose every attempt failed.
+    #[derive(ToSchema)]
+    pub struct DeadSend {
+        /// The message.
+        pub id: String,
+        /// Its conversation.
+        pub conversation_id: String,
+        /// Attempts made.
+        pub attempts: i32,
+        /// The last error, in Meta's shape.
+        pub error: Option<serde_json::Value>,
+        /// When it was dead-lettered.
+        pub dead_lettered_at: Option<String>,
+    }
+
+    /// Liveness or readiness.
+    #[derive(ToSchema)]
+    pub struct Health {
+        /// `ok`, `ready` or `not_ready`.
+        pub status: String,
+        /// Why not ready.
+        #[schema(nullable = false)]
+        pub reason: Option<String>,
+    }
+}

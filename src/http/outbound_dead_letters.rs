@@ -35,7 +35,7 @@ struct DeadSend {
 
 /// Dead-lettered sends, newest first.
 #[utoipa::path(get, path = "/api/dead-letters", tag = "dead letters", security(("bearer" = [])),
-    responses((status = 200, description = "`{items: [DeadSend]}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::DeadSends), Errors))]
 async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Value>, ApiError> {
     auth.require_admin()?;
     let sql = "select message_id, conversation_id, attempts, last_error, dead_lettered_at from outbound_queue
@@ -62,7 +62,7 @@ async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Val
 /// Queues a dead-lettered send again.
 /// Queues a dead-lettered send again.
 #[utoipa::path(post, path = "/api/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Message id")), security(("bearer" = [])),
-    responses((status = 202, description = "Queued", body = serde_json::Value), Errors))]
+    responses((status = 202, body = crate::http::openapi::answers::Requeued), Errors))]
 async fn retry(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -87,7 +87,7 @@ async fn retry(
 /// Drops dead-lettered sends older than `older_than` (RFC 3339) from the queue.
 /// Deletes dead-lettered sends older than the cut-off.
 #[utoipa::path(delete, path = "/api/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
-    responses((status = 200, description = "`{purged}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Deleted), Errors))]
 async fn purge(
     State(state): State<AppState>,
     auth: AuthAgent,

@@ -73,7 +73,7 @@ struct Assignment {
 /// Assigns the conversation to an agent and/or a group (both absent: unassigns).
 /// Assigns the conversation to an agent and/or a group.
 #[utoipa::path(put, path = "/api/conversations/{id}/assignment", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = Assignment, security(("bearer" = [])),
-    responses((status = 200, description = "`{version}`: the conversation's new version", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn assign(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -116,7 +116,7 @@ async fn assign(
 
 /// Removes the assignment.
 #[utoipa::path(delete, path = "/api/conversations/{id}/assignment", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), security(("bearer" = [])),
-    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn unassign(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -140,7 +140,7 @@ struct Reasoned {
 /// The caller takes the conversation over (from the bot or another agent).
 #[utoipa::path(post, path = "/api/conversations/{id}/takeover", tag = "ownership", params(("id" = String, Path, description = "Conversation id")),
     request_body(content = Option<Reasoned>, description = "Optional"), security(("bearer" = [])),
-    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn take_over(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -159,7 +159,7 @@ async fn take_over(
 /// Gives the conversation back to the bot (status `pending`).
 #[utoipa::path(post, path = "/api/conversations/{id}/handback", tag = "ownership", params(("id" = String, Path, description = "Conversation id")),
     request_body(content = Option<Reasoned>, description = "Optional"), security(("bearer" = [])),
-    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn hand_back(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -197,7 +197,7 @@ struct StatusChange {
 /// Sets the status: open, pending (back to the bot), snoozed until a time, resolved.
 /// Changes the status.
 #[utoipa::path(put, path = "/api/conversations/{id}/status", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = StatusChange, security(("bearer" = [])),
-    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn change_status(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -246,7 +246,7 @@ fn parse_tag(text: &str) -> Result<Tag, ApiError> {
 
 /// Adds a tag (needs `can_use_tags`).
 #[utoipa::path(post, path = "/api/conversations/{id}/tags", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = TagRequest, security(("bearer" = [])),
-    responses((status = 201, description = "`{version}`", body = serde_json::Value), Errors))]
+    responses((status = 201, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn add_tag(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -265,7 +265,7 @@ async fn add_tag(
 /// Removes a tag.
 #[utoipa::path(delete, path = "/api/conversations/{id}/tags/{tag}", tag = "ownership",
     params(("id" = String, Path, description = "Conversation id"), ("tag" = String, Path, description = "The tag")), security(("bearer" = [])),
-    responses((status = 200, description = "`{version}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn remove_tag(
     State(state): State<AppState>,
     auth: AuthAgent,

@@ -186,7 +186,7 @@ async fn send(
 /// Marks the customer's messages read: at Meta (blue ticks; when sending is configured) and in
 /// the inbox (unread count back to zero). Meta is told first, so a refusal changes nothing.
 #[utoipa::path(post, path = "/api/conversations/{id}/read", tag = "messages", params(("id" = String, Path, description = "Conversation id")), security(("bearer" = [])),
-    responses((status = 200, description = "Read: `{version}`", body = serde_json::Value), Errors))]
+    responses((status = 200, body = crate::http::openapi::answers::ReadUpTo), Errors))]
 async fn mark_read(
     State(state): State<AppState>,
     auth: AuthAgent,
