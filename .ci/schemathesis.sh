@@ -13,8 +13,11 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-cargo build --locked --bin switchboard
+# The binary the end-to-end tests use (a no-op right after `cargo test`).
+cargo test --workspace --locked --no-run
 bin=target/debug/switchboard
+# The run works on its own embedded database, whatever DATABASE_URL says.
+unset DATABASE_URL
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
@@ -27,10 +30,16 @@ SWITCHBOARD_EVENT_STREAM_MAX_SECONDS=2 RUST_LOG=warn \
   "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "$base/api/health/ready" >/dev/null && break
+ready=no
+for _ in $(seq 1 150); do
+  if curl -fs "$base/api/health/ready" >/dev/null; then ready=yes; break; fi
   sleep 0.2
 done
+if [ "$ready" != yes ]; then
+  echo "the server did not become ready:" >&2
+  cat "$data/server.log" >&2
+  exit 1
+fi
 
 token=$(curl -fs "$base/api/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"fuzzer@example.com\",\"password\":\"$password\"}" \
