@@ -331,7 +331,51 @@ async fn a_socket_is_closed_when_its_login_ends(backend: Backend) {
     }
 }
 
+async fn rights_changed_while_connected_apply_to_the_open_socket(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (erin, token) = agent(&app, "erin", "assigned").await;
+    let mut client = socket(&app, json!({"token": token})).await;
+    post(&app, &text_from("15550601", "wamid.rights.1")).await;
+    app.settle().await;
+    let hidden = client.envelopes_until_quiet(QUIET).await;
+    assert!(
+        hidden.iter().all(|e| e["aggregate_id"] != "wamid.rights.1"),
+        "{hidden:?}"
+    );
+
+    // Widened: the next customer message reaches the open socket.
+    let widened = app
+        .send_as(
+            &app.admin_token,
+            Method::PATCH,
+            &format!("/api/agents/{erin}"),
+            Some(json!({"permissions": {"can_read_chats": "all"}})),
+        )
+        .await;
+    assert_eq!(widened.status(), 200);
+    post(&app, &text_from("15550602", "wamid.rights.2")).await;
+    expect_message(&mut client, "wamid.rights.2").await;
+
+    // Deactivated: the socket is closed with the reason.
+    let deactivated = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            &format!("/api/agents/{erin}/deactivate"),
+            None,
+        )
+        .await;
+    assert_eq!(deactivated.status(), 204);
+    let closed = client.expect("session:expired", WITHIN).await;
+    assert!(
+        ["agent_deactivated", "session_revoked"]
+            .contains(&closed["code"].as_str().unwrap_or_default()),
+        "{closed}"
+    );
+}
+
 on_both_backends!(
+    rights_changed_while_connected_apply_to_the_open_socket,
     a_socket_is_closed_when_its_login_ends,
     a_webhook_reaches_the_sockets_allowed_to_see_it_and_no_other,
     a_bad_handshake_is_refused_with_its_reason,
