@@ -169,3 +169,28 @@ pub async fn ended(
     }
     Ok(ended)
 }
+
+/// Ends every login of an agent but `keep` (the caller's own, when they change their own
+/// password): after a password change, whoever held the old one is out.
+///
+/// # Errors
+/// Database failures.
+pub async fn revoke_all_of(
+    db: &Database,
+    agent_id: &str,
+    keep: Option<&str>,
+    now: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    db.execute_atomically(&[Statement::new(
+        "update session_families set revoked_at = $1, revoke_reason = $2
+          where agent_id = $3 and revoked_at is null and id <> $4",
+        vec![
+            now.into(),
+            reason.into(),
+            agent_id.into(),
+            keep.unwrap_or_default().into(),
+        ],
+    )])
+    .await
+}

@@ -263,6 +263,16 @@ async fn update(
             now,
         )
         .await?;
+        // Whoever held the old password is out; changing one's own keeps this session.
+        let keep = (agent_id == auth.actor.agent_id).then_some(auth.session_id.as_str());
+        crate::auth::sessions::revoke_all_of(
+            &state.database,
+            &id,
+            keep,
+            now.unix_millis(),
+            "password_changed",
+        )
+        .await?;
     }
     Ok(Json(json!({ "id": id, "previous_version": version })))
 }

@@ -277,7 +277,62 @@ async fn login_failures_look_the_same_and_are_rate_limited(backend: Backend) {
     assert_eq!(error_code(limited).await, "rate_limited");
 }
 
+async fn a_password_change_ends_the_other_sessions(backend: Backend) {
+    let app = spawn(backend).await;
+    let frank = app
+        .create_agent(json!({"email": "frank@example.com", "name": "Frank", "role": "agent", "password": PASSWORD}))
+        .await;
+    let phone = login_pair(&app, "frank@example.com", PASSWORD).await;
+    let laptop = login_pair(&app, "frank@example.com", PASSWORD).await;
+    let changed = app
+        .send_as(
+            &app.admin_token,
+            Method::PATCH,
+            &format!("/api/agents/{frank}"),
+            Some(json!({"password": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    for session in [&phone, &laptop] {
+        let response = app
+            .get_as(
+                session["access_token"].as_str().expect("token"),
+                "/api/conversations",
+            )
+            .await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(error_code(response).await, "session_revoked");
+        assert_eq!(refresh(&app, &session["refresh_token"]).await.status(), 401);
+    }
+    login_pair(&app, "frank@example.com", "a brand new password").await;
+
+    // Changing one's own password keeps the session it is changed from, and only that one.
+    let (email, password) = app.admin.clone();
+    let here = login_pair(&app, &email, &password).await;
+    let elsewhere = login_pair(&app, &email, &password).await;
+    let me = here["agent"]["id"].as_str().expect("id").to_owned();
+    let token = here["access_token"].as_str().expect("token");
+    let changed = app
+        .send_as(
+            token,
+            Method::PATCH,
+            &format!("/api/agents/{me}"),
+            Some(json!({"password": "the admin's new password"})),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    assert_eq!(app.get_as(token, "/api/conversations").await.status(), 200);
+    let response = app
+        .get_as(
+            elsewhere["access_token"].as_str().expect("token"),
+            "/api/conversations",
+        )
+        .await;
+    assert_eq!(response.status(), 401);
+}
+
 on_both_backends!(
+    a_password_change_ends_the_other_sessions,
     login_rotation_reuse_logout_and_validate,
     two_tabs_refreshing_at_once_both_stay_logged_in,
     bad_tokens_are_refused_with_a_reason,
