@@ -259,15 +259,7 @@ impl Hub {
                         TryData(body): TryData<ConversationBody>,
                         ack: AckSender| {
                 let Some(hub) = hub.upgrade() else { return };
-                let reply = match body {
-                    Ok(body) => {
-                        let room = format!("conversation:{}", body.conversation_id);
-                        socket.leave(room.clone());
-                        hub.announce_viewers(&body.conversation_id, &room);
-                        json!({ "ok": true })
-                    }
-                    Err(_) => invalid("expected {conversation_id}"),
-                };
+                let reply = hub.leave(&socket, body.ok());
                 let _ = ack.send(&reply);
             },
         );
@@ -341,6 +333,27 @@ impl Hub {
         socket.join(room.clone());
         let viewers = self.announce_viewers(&body.conversation_id, &room);
         json!({ "ok": true, "viewers": viewers })
+    }
+
+    /// `conversation:leave`: out of the conversation's room.
+    fn leave(&self, socket: &SocketRef, body: Option<ConversationBody>) -> Value {
+        let Some(body) = body else {
+            return invalid("expected {conversation_id}");
+        };
+        let room = format!("conversation:{}", body.conversation_id);
+        socket.leave(room.clone());
+        self.announce_viewers(&body.conversation_id, &room);
+        json!({ "ok": true })
+    }
+
+    /// Every socket of this instance with its session, copied out of the lock.
+    fn sockets(&self) -> Vec<(SocketRef, Arc<Session>)> {
+        self.sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Tells a conversation's room who is viewing it (on this instance); returns the list.
@@ -418,13 +431,7 @@ impl Hub {
     /// Closes the sockets whose login ended (logout, revocation after a reused refresh token,
     /// deactivation): one query for all of them.
     async fn close_ended_logins(&self) {
-        let sockets: Vec<(SocketRef, Arc<Session>)> = self
-            .sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let sockets = self.sockets();
         if sockets.is_empty() {
             return;
         }
@@ -455,13 +462,7 @@ impl Hub {
     fn sweep(&self) {
         let now = self.app.clock.now();
         let warning = i64::try_from(self.settings.expiry_warning.as_secs()).unwrap_or(60);
-        let sockets: Vec<(SocketRef, Arc<Session>)> = self
-            .sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let sockets = self.sockets();
         for (socket, session) in sockets {
             match session.expiry(now, warning) {
                 Expiry::Valid => {}

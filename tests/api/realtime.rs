@@ -150,6 +150,21 @@ async fn a_webhook_reaches_the_sockets_allowed_to_see_it_and_no_other(backend: B
             break;
         }
     }
+    // Bob leaves: Alice is told she is alone.
+    let left = bob_socket
+        .emit_with_ack(
+            "conversation:leave",
+            json!({"conversation_id": conversation}),
+        )
+        .await;
+    assert_eq!(left["ok"], true);
+    loop {
+        let presence = alice.expect("presence", WITHIN).await;
+        if presence["data"]["viewers"].as_array().map(Vec::len) == Some(1) {
+            assert_ne!(presence["data"]["viewers"][0], bob.as_str());
+            break;
+        }
+    }
     let malformed = alice
         .emit_with_ack("conversation:join", json!({"nope": 1}))
         .await;
