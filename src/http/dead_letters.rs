@@ -81,9 +81,8 @@ async fn detail(
 }
 
 /// Queues one dead letter again.
-/// Queues a dead-lettered webhook again.
 #[utoipa::path(post, path = "/api/webhooks/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
-    responses((status = 202, body = crate::http::openapi::answers::Requeued), Errors))]
+    responses((status = 202, body = crate::http::openapi::answers::RequeuedWebhook), Errors))]
 async fn retry(
     State(state): State<AppState>,
     auth: AuthAgent,
@@ -102,7 +101,6 @@ async fn retry(
 }
 
 /// Queues every dead letter again.
-/// Queues every dead-lettered webhook again.
 #[utoipa::path(post, path = "/api/webhooks/dead-letters/retry-all", tag = "dead letters", security(("bearer" = [])),
     responses((status = 202, body = crate::http::openapi::answers::QueuedCount), Errors))]
 async fn retry_all(
@@ -136,7 +134,6 @@ impl PurgeParams {
 }
 
 /// Deletes dead letters received before `older_than` (RFC 3339).
-/// Deletes dead letters older than the cut-off.
 #[utoipa::path(delete, path = "/api/webhooks/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Deleted), Errors))]
 async fn purge(

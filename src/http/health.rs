@@ -25,7 +25,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process answers.
-/// Liveness: the process answers.
 #[utoipa::path(get, path = "/api/health", tag = "health",
     responses((status = 200, body = crate::http::openapi::answers::Health)))]
 async fn live() -> Json<Value> {
@@ -45,7 +44,6 @@ async fn database_check(state: &AppState) -> (Result<(), &'static str>, Duration
 }
 
 /// Ready to serve: database reachable, migrations applied, workers running; 503 otherwise.
-/// Readiness: the database answers and its schema is up to date.
 #[utoipa::path(get, path = "/api/health/ready", tag = "health",
     responses((status = 200, description = "Ready", body = crate::http::openapi::answers::Health), (status = 503, description = "Not ready, with the reason", body = crate::http::openapi::answers::Health)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
@@ -65,7 +63,6 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 /// Every component with its status and latency, the backlogs, the version and uptime (admins).
-/// Every component with its status and latency, backlogs, projection lag (admins).
 #[utoipa::path(get, path = "/api/health/detailed", tag = "health", security(("bearer" = [])),
     responses((status = 200, description = "Healthy", body = serde_json::Value), Errors))]
 async fn detailed(

@@ -240,12 +240,21 @@ pub mod answers {
         pub name: String,
     }
 
-    /// A dead letter queued again.
+    /// A dead-lettered send queued again.
     #[derive(ToSchema)]
     pub struct Requeued {
-        /// The webhook or message.
+        /// The message.
         pub id: String,
-        /// `pending` (webhooks) or `queued` (sends).
+        /// `queued`.
+        pub status: String,
+    }
+
+    /// A dead-lettered webhook queued again.
+    #[derive(ToSchema)]
+    pub struct RequeuedWebhook {
+        /// The dead letter.
+        pub id: i64,
+        /// `pending`.
         pub status: String,
     }
 

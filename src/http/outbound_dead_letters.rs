@@ -60,7 +60,6 @@ async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Val
 }
 
 /// Queues a dead-lettered send again.
-/// Queues a dead-lettered send again.
 #[utoipa::path(post, path = "/api/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Message id")), security(("bearer" = [])),
     responses((status = 202, body = crate::http::openapi::answers::Requeued), Errors))]
 async fn retry(
@@ -85,7 +84,6 @@ async fn retry(
 }
 
 /// Drops dead-lettered sends older than `older_than` (RFC 3339) from the queue.
-/// Deletes dead-lettered sends older than the cut-off.
 #[utoipa::path(delete, path = "/api/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Deleted), Errors))]
 async fn purge(

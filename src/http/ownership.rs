@@ -71,7 +71,6 @@ struct Assignment {
 }
 
 /// Assigns the conversation to an agent and/or a group (both absent: unassigns).
-/// Assigns the conversation to an agent and/or a group.
 #[utoipa::path(put, path = "/api/conversations/{id}/assignment", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = Assignment, security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn assign(
@@ -136,7 +135,6 @@ struct Reasoned {
     expected_version: Option<u64>,
 }
 
-/// The caller takes the conversation over from the bot.
 /// The caller takes the conversation over (from the bot or another agent).
 #[utoipa::path(post, path = "/api/conversations/{id}/takeover", tag = "ownership", params(("id" = String, Path, description = "Conversation id")),
     request_body(content = Option<Reasoned>, description = "Optional"), security(("bearer" = [])),
@@ -156,7 +154,6 @@ async fn take_over(
 }
 
 /// The conversation goes back to the bot (status pending).
-/// Gives the conversation back to the bot (status `pending`).
 #[utoipa::path(post, path = "/api/conversations/{id}/handback", tag = "ownership", params(("id" = String, Path, description = "Conversation id")),
     request_body(content = Option<Reasoned>, description = "Optional"), security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
@@ -195,7 +192,6 @@ struct StatusChange {
 }
 
 /// Sets the status: open, pending (back to the bot), snoozed until a time, resolved.
-/// Changes the status.
 #[utoipa::path(put, path = "/api/conversations/{id}/status", tag = "ownership", params(("id" = String, Path, description = "Conversation id")), request_body = StatusChange, security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
 async fn change_status(
