@@ -75,6 +75,10 @@ pub struct OutboundSettings {
     pub pair_interval: Duration,
     /// Messages per second per business number (Meta's default throughput is 80).
     pub messages_per_second: u32,
+    /// How long a claimed message stays invisible to other senders. A sender that dies after
+    /// claiming holds the message this long; one that outlives it while waiting on Meta may
+    /// see another sender claim the message too (only if Meta took longer than this).
+    pub visibility: Duration,
 }
 
 impl Default for OutboundSettings {
@@ -84,6 +88,7 @@ impl Default for OutboundSettings {
             send: false,
             pair_interval: Duration::from_secs(6),
             messages_per_second: 80,
+            visibility: Duration::from_secs(60),
         }
     }
 }
@@ -385,6 +390,9 @@ pub struct ServeArgs {
     /// Messages per second per business number (Meta's throughput; 80 by default).
     #[arg(long, env = "SWITCHBOARD_MESSAGES_PER_SECOND", default_value_t = 80)]
     pub messages_per_second: u32,
+    /// How long a claimed send stays invisible to other senders, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_SEND_VISIBILITY_MS", default_value_t = 60_000)]
+    pub send_visibility_ms: u64,
     /// Graph API version.
     #[arg(long, env = "WHATSAPP_API_VERSION", default_value = "v24.0")]
     pub api_version: String,
@@ -479,6 +487,7 @@ impl ServeArgs {
                 },
                 pair_interval: Duration::from_millis(self.pair_interval_ms),
                 messages_per_second: self.messages_per_second,
+                visibility: Duration::from_millis(self.send_visibility_ms.max(1)),
             },
             conversations: ConversationSettings {
                 default_lock_ttl: Duration::from_secs(

@@ -8,6 +8,8 @@
 //! - [`config`] — typed settings, from flags and environment variables.
 //! - [`startup`] — the one builder used by `main`, the tests and the tools.
 //! - [`cqrs`] — the one place that wires aggregates to the event store.
+//! - [`transaction`] — commands on several aggregates appended in one transaction.
+//! - [`outbox`] — the sender's worker state, written with the message's events.
 //! - [`http`] — the HTTP API and Meta's webhook endpoint.
 //! - [`replay`] — rebuild, audit, export/import, verify, reprocess: the replay tools' work.
 //! - [`simulator`] — a Cloud API simulator speaking Meta's wire format (tests, sandbox).
@@ -25,11 +27,13 @@ pub mod config;
 pub mod cqrs;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 pub mod realtime;
 pub mod replay;
 pub mod simulator;
 pub mod startup;
 pub mod telemetry;
+pub mod transaction;
 pub mod webhooks;
 pub mod whatsapp;
 pub mod workers;

@@ -176,7 +176,6 @@ impl Application {
                 Ok(graph) => {
                     let sender = crate::workers::outbound::OutboundSender::new(
                         self.state.log.clone(),
-                        self.frameworks.clone(),
                         graph,
                         Arc::clone(&self.state.clock),
                         self.settings.workers.webhook_retry,

@@ -12,6 +12,7 @@
 //! - [`actor`] — who is acting, with what rights, at the moment of a command.
 //! - [`template`] — a message template's lifecycle as Meta reports it.
 //! - [`business_account`] — account-level notifications from Meta (quality, reviews, calls, ...).
+//! - [`upcasting`] — older event shapes turned into current ones, for every reader of the log.
 
 pub mod actor;
 pub mod agent;
@@ -24,6 +25,7 @@ pub mod message;
 pub mod meta_error;
 pub mod template;
 pub mod time;
+pub mod upcasting;
 
 pub use actor::Actor;
 pub use customer::Customer;

@@ -19,7 +19,6 @@ mod decode;
 pub mod error;
 pub mod groups;
 pub mod messages;
-pub mod outbound_queue;
 pub mod page;
 pub mod projection;
 pub mod rebuild;

@@ -213,7 +213,7 @@ impl Projection for MessagesProjection {
                 content,
                 reply_to,
                 priority,
-                requested_by,
+                by,
                 at,
                 ..
             } => out.push(Statement::new(
@@ -233,7 +233,7 @@ impl Projection for MessagesProjection {
                     event.position.into(),
                     client_id.as_str().into(),
                     priority.as_str().into(),
-                    requested_by.to_string().into(),
+                    by.to_string().into(),
                     version,
                 ],
             )),
@@ -260,6 +260,12 @@ impl Projection for MessagesProjection {
                     version,
                     id.into(),
                 ],
+            )),
+            // Dropped from the dead-letter queue by an operator: failed for good.
+            MessageEvent::DeadLetterPurged { at, .. } => out.push(Statement::new(
+                "update messages set status = 'failed', status_at = $1, failed_at = $1,
+                    version = $2 where id = $3",
+                vec![at.unix_millis().into(), version, id.into()],
             )),
             MessageEvent::OutboundRequeued { .. } => out.push(Statement::new(
                 "update messages set status = 'queued', version = $1 where id = $2",

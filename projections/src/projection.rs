@@ -28,7 +28,6 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::account_notifications::AccountNotificationsProjection),
         Box::new(crate::agents::AgentsProjection),
         Box::new(crate::groups::GroupsProjection),
-        Box::new(crate::outbound_queue::OutboundQueueProjection),
     ]
 }
 

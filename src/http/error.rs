@@ -241,6 +241,13 @@ impl From<switchboard_domain::conversation::ConversationError> for ApiError {
     }
 }
 
+impl From<crate::transaction::ConflictsExhausted> for ApiError {
+    fn from(_: crate::transaction::ConflictsExhausted) -> Self {
+        cqrs_es::AggregateError::<switchboard_domain::message::MessageError>::AggregateConflict
+            .into()
+    }
+}
+
 impl<E> From<cqrs_es::AggregateError<E>> for ApiError
 where
     E: std::error::Error + Into<ApiError>,

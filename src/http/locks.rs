@@ -26,6 +26,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct AcquireRequest {
     ttl_seconds: Option<u64>,
+    /// The conversation version the agent last saw (409 `conversation_changed` if it moved on,
+    /// e.g. another agent replied meanwhile).
+    expected_version: Option<u64>,
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -81,6 +84,7 @@ async fn acquire(
     let by = auth.actor.agent_id;
     let command = ConversationCommand::AcquireLock {
         actor: auth.actor,
+        expected_version: request.expected_version,
         ttl_seconds: i64::try_from(ttl).unwrap_or(i64::MAX),
         at: now,
     };

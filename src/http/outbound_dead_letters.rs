@@ -6,15 +6,15 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
-use switchboard_domain::message::MessageCommand;
+use switchboard_domain::message::{MessageCommand, MessageError};
 use switchboard_store::{with_pool, StoreError};
 
 use crate::auth::accounts::actor_metadata;
-use crate::cqrs::execute;
 use crate::http::dead_letters::PurgeParams;
 use crate::http::extract::{AuthAgent, Query};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use crate::outbox;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -70,20 +70,16 @@ async fn retry(
     auth.require_admin()?;
     let now = state.clock.now();
     let by = auth.actor.agent_id;
-    execute(
-        &state.frameworks.messages,
-        &id,
-        MessageCommand::Requeue { by, at: now },
-        &actor_metadata(Some(by), now),
-    )
-    .await?;
+    let command = MessageCommand::Requeue { by, at: now };
+    outbox::execute(&state.log, &id, command, &actor_metadata(Some(by), now)).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": "queued" })),
     ))
 }
 
-/// Drops dead-lettered sends older than `older_than` (RFC 3339) from the queue.
+/// Drops dead-lettered sends older than `older_than` (RFC 3339): each becomes `failed` for
+/// good, recorded as an event on its message with the outbox change.
 #[utoipa::path(delete, path = "/api/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Deleted), Errors))]
 async fn purge(
@@ -93,8 +89,21 @@ async fn purge(
 ) -> Result<Json<Value>, ApiError> {
     auth.require_admin()?;
     let older_than = params.cutoff_millis()?;
-    let sql = "delete from outbound_queue where dead = 1 and dead_lettered_at < $1";
-    let deleted = with_pool!(&state.database, pool => sqlx::query(sql).bind(older_than)
-        .execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    let sql = "select message_id from outbound_queue where dead = 1 and dead_lettered_at < $1";
+    let ids: Vec<String> = with_pool!(&state.database, pool => sqlx::query_scalar(sql)
+        .bind(older_than).fetch_all(pool).await.map_err(StoreError::from)?);
+    let now = state.clock.now();
+    let by = auth.actor.agent_id;
+    let metadata = actor_metadata(Some(by), now);
+    let mut deleted = 0u64;
+    for id in ids {
+        let command = MessageCommand::PurgeDeadLetter { by, at: now };
+        match outbox::execute(&state.log, &id, command, &metadata).await {
+            Ok(events) => deleted += u64::from(!events.is_empty()),
+            // Retried by someone else meanwhile: no longer a dead letter.
+            Err(cqrs_es::AggregateError::UserError(MessageError::NotDeadLettered)) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
     Ok(Json(json!({ "deleted": deleted })))
 }

@@ -6,8 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchboard_domain::conversation::{Conversation, Write};
-use switchboard_domain::message::{MessageCommand, OutboundContent};
+use switchboard_domain::conversation::{Conversation, ConversationCommand, Write};
+use switchboard_domain::message::{Message, MessageCommand, OutboundContent};
+use switchboard_domain::{ConversationId, Timestamp};
+use switchboard_store::EventRepository;
 use uuid::Uuid;
 
 use crate::auth::accounts::actor_metadata;
@@ -15,6 +17,8 @@ use crate::cqrs::execute;
 use crate::http::extract::{AuthAgent, JsonBody};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
+use crate::outbox;
+use crate::transaction::{retrying, Attempt, Transaction};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -105,6 +109,10 @@ struct Accepted {
 }
 
 /// Queues a reply. 202 with the message id; the same `client_id` again answers the same.
+///
+/// The reply is a conversation event and the message's request, appended in one transaction:
+/// lock, scope, working hours, window and `expected_version` are decided with the append, so
+/// of two agents answering with the same version exactly one gets through.
 #[utoipa::path(post, path = "/api/conversations/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Conversation id")),
     request_body = SendRequestDoc, security(("bearer" = [])),
     responses((status = 202, body = Accepted), Errors))]
@@ -114,11 +122,13 @@ async fn send(
     Path(conversation_id): Path<String>,
     JsonBody(request): JsonBody<SendRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let conversation_key =
+        ConversationId::parse(&conversation_id).ok_or(ApiError::NotFound("conversation"))?;
     let client_id = request.client_id.trim().to_owned();
-    if client_id.is_empty() || client_id.len() > 128 {
+    if client_id.is_empty() || client_id.len() > 128 || client_id.chars().any(char::is_control) {
         return Err(ApiError::Unprocessable {
             code: "invalid_client_id",
-            message: "client_id must be 1 to 128 characters".to_owned(),
+            message: "client_id must be 1 to 128 characters, without control characters".to_owned(),
         });
     }
     request
@@ -128,24 +138,7 @@ async fn send(
             code: "invalid_message",
             message: e.to_string(),
         })?;
-    let (conversation, _) = state
-        .log
-        .load_aggregate::<Conversation>(&conversation_id)
-        .await?;
-    let (Some(phone_number_id), Some(customer)) =
-        (conversation.phone_number_id(), conversation.customer())
-    else {
-        return Err(ApiError::NotFound("conversation"));
-    };
-    let (phone_number_id, customer) = (phone_number_id.clone(), customer.clone());
-    let now = state.clock.now();
-    let requested_by = auth.actor.agent_id;
-    let write = Write {
-        actor: auth.actor,
-        expected_version: request.expected_version,
-        at: now,
-    };
-    conversation.authorize_send(&write, request.content.is_template())?;
+    check_references(&state, conversation_key, &request).await?;
     let message_id = format!(
         "out.{}",
         Uuid::new_v5(
@@ -153,34 +146,112 @@ async fn send(
             format!("{conversation_id}/{client_id}").as_bytes()
         )
     );
-    let conversation_key = switchboard_domain::ConversationId::parse(&conversation_id)
-        .ok_or(ApiError::NotFound("conversation"))?;
-    let command = MessageCommand::RequestOutbound {
-        conversation_id: conversation_key,
-        phone_number_id,
-        customer,
-        client_id: client_id.clone(),
-        content: request.content,
-        reply_to: request.reply_to,
-        priority: request.priority.as_str().to_owned(),
-        requested_by,
-        at: now,
+    let reply = Reply {
+        conversation_id: &conversation_id,
+        conversation_key,
+        message_id: &message_id,
+        client_id: &client_id,
+        request: &request,
+        auth: &auth,
+        now: state.clock.now(),
     };
-    execute(
-        &state.frameworks.messages,
-        &message_id,
-        command,
-        &actor_metadata(Some(requested_by), now),
-    )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            id: message_id,
-            client_id,
-            status: "queued",
-        }),
-    ))
+    retrying(|| reply.attempt(&state.log)).await?;
+    let accepted = Accepted {
+        id: message_id.clone(),
+        client_id,
+        status: "queued",
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// One reply being decided.
+struct Reply<'a> {
+    conversation_id: &'a str,
+    conversation_key: ConversationId,
+    message_id: &'a str,
+    client_id: &'a str,
+    request: &'a SendRequest,
+    auth: &'a AuthAgent,
+    now: Timestamp,
+}
+
+impl Reply<'_> {
+    /// One try: a message that exists already (the same `client_id` again) is the answer;
+    /// otherwise the conversation decides the reply and the message records the request.
+    async fn attempt(&self, log: &EventRepository) -> Result<Attempt<()>, ApiError> {
+        let by = self.auth.actor.agent_id;
+        let mut tx = Transaction::new(log, &actor_metadata(Some(by), self.now));
+        let mut message = tx.load::<Message>(self.message_id).await?;
+        if message.aggregate.exists() {
+            return Ok(Attempt::Done(()));
+        }
+        let mut conversation = tx.load::<Conversation>(self.conversation_id).await?;
+        let (Some(phone_number_id), Some(customer)) = (
+            conversation.aggregate.phone_number_id().cloned(),
+            conversation.aggregate.customer().cloned(),
+        ) else {
+            return Err(ApiError::NotFound("conversation"));
+        };
+        let write = Write {
+            actor: self.auth.actor.clone(),
+            expected_version: self.request.expected_version,
+            at: self.now,
+        };
+        let reply = ConversationCommand::Reply {
+            write,
+            message_id: self.message_id.to_owned(),
+            template: self.request.content.is_template(),
+        };
+        tx.decide(self.conversation_id, &mut conversation, reply)
+            .await?;
+        let request = MessageCommand::RequestOutbound {
+            conversation_id: self.conversation_key,
+            phone_number_id,
+            customer,
+            client_id: self.client_id.to_owned(),
+            content: self.request.content.clone(),
+            reply_to: self.request.reply_to.clone(),
+            priority: self.request.priority.as_str().to_owned(),
+            by,
+            at: self.now,
+        };
+        let events = tx.decide(self.message_id, &mut message, request).await?;
+        for statement in outbox::changes(self.message_id, &events) {
+            tx.also(statement);
+        }
+        Ok(Attempt::commit(tx, ()).await?)
+    }
+}
+
+/// A quoted message (`reply_to`) and a reaction's target must be messages of this conversation.
+async fn check_references(
+    state: &AppState,
+    conversation: ConversationId,
+    request: &SendRequest,
+) -> Result<(), ApiError> {
+    let reaction = match &request.content {
+        OutboundContent::Reaction { message_id, .. } => Some(("message_id", message_id)),
+        _ => None,
+    };
+    let quoted = request.reply_to.as_ref().map(|id| ("reply_to", id));
+    for (field, id) in quoted.into_iter().chain(reaction) {
+        let known = id.len() <= 256
+            && !id.contains('\0')
+            && state
+                .log
+                .load_aggregate::<Message>(id)
+                .await?
+                .0
+                .conversation_id()
+                == Some(conversation);
+        if !known {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_message",
+                message: format!("{field}: no message {id} in this conversation"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Marks the customer's messages read: at Meta (blue ticks; when sending is configured) and in
@@ -193,7 +264,6 @@ async fn mark_read(
     Path(conversation_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use crate::whatsapp::graph::SendOutcome;
-    use switchboard_domain::conversation::ConversationCommand;
     let (conversation, _) = state
         .log
         .load_aggregate::<Conversation>(&conversation_id)

@@ -1,15 +1,22 @@
-//! Sends agents' messages: claims queued ones (high priority first) with a visibility timeout,
-//! sends them through the Graph API, and records Meta's answer as an event. A message that is
-//! claimed, sent, and then lost by a crash before its answer is recorded is sent again after
-//! the claim lapses: at-least-once towards Meta (Meta cannot deduplicate for us; the window is
-//! the send's round trip).
+//! Sends agents' messages: claims rows of the outbox ([`crate::outbox`], high priority first)
+//! with a visibility timeout, sends them through the Graph API, and records Meta's answer as an
+//! event in the same transaction as the outbox change: once Meta's acceptance is recorded the
+//! row is gone, so no later claim sends the message again, whatever the projections are doing.
+//! Before sending, the message's own state is checked too (a status webhook that proves Meta
+//! has it counts as sent).
+//!
+//! The one window that cannot close: a sender that dies (or loses the database) between Meta's
+//! answer and its commit leaves the row claimed; after the visibility timeout the message is
+//! sent again. Meta cannot deduplicate for us; the window is the send's round trip plus the
+//! commit. A row claimed more often than the retry policy allows (every claim lapsed) is
+//! dead-lettered instead of being sent again.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use switchboard_domain::message::{MessageCommand, OutboundContent};
+use switchboard_domain::message::{Message, MessageCommand, OutboundContent};
 use switchboard_domain::{Customer, MetaError, Timestamp};
 use switchboard_store::{Database, EventRepository, StoreError};
 use tokio::sync::watch;
@@ -17,11 +24,8 @@ use tokio::sync::watch;
 use crate::auth::accounts::actor_metadata;
 use crate::clock::Clock;
 use crate::config::{OutboundSettings, RetryPolicy};
-use crate::cqrs::{execute, Frameworks};
+use crate::outbox;
 use crate::whatsapp::graph::{request_body, GraphClient, SendOutcome};
-
-/// How long a claimed message stays invisible to other senders.
-const CLAIM_MS: i64 = 60_000;
 
 #[derive(sqlx::FromRow)]
 struct Queued {
@@ -37,11 +41,12 @@ struct Queued {
 /// The sender worker.
 pub struct OutboundSender {
     log: EventRepository,
-    frameworks: Frameworks,
     graph: GraphClient,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     pair_interval_ms: i64,
+    /// How long a claim lasts (milliseconds).
+    visibility_ms: i64,
     /// Meta's per-number throughput, in this process (several instances each pace alone).
     throughput: DefaultKeyedRateLimiter<String>,
 }
@@ -50,7 +55,6 @@ impl OutboundSender {
     /// A sender over the given store and Graph client.
     pub fn new(
         log: EventRepository,
-        frameworks: Frameworks,
         graph: GraphClient,
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
@@ -59,11 +63,11 @@ impl OutboundSender {
         let per_second = NonZeroU32::new(pacing.messages_per_second).unwrap_or(NonZeroU32::MIN);
         Self {
             log,
-            frameworks,
             graph,
             clock,
             retry,
             pair_interval_ms: i64::try_from(pacing.pair_interval.as_millis()).unwrap_or(i64::MAX),
+            visibility_ms: i64::try_from(pacing.visibility.as_millis()).unwrap_or(i64::MAX / 4),
             throughput: RateLimiter::keyed(Quota::per_second(per_second)),
         }
     }
@@ -88,14 +92,14 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
         Ok(match self.database() {
             Database::Postgres(pool) => {
                 sqlx::query_as(POSTGRES)
-                    .bind(now + CLAIM_MS)
+                    .bind(now.saturating_add(self.visibility_ms))
                     .bind(now)
                     .fetch_all(pool)
                     .await?
             }
             Database::Sqlite(pool) => {
                 sqlx::query_as(SQLITE)
-                    .bind(now + CLAIM_MS)
+                    .bind(now.saturating_add(self.visibility_ms))
                     .bind(now)
                     .fetch_all(pool)
                     .await?
@@ -111,6 +115,18 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
         let now = self.clock.now();
         let claimed = self.claim(now.unix_millis()).await?;
         for queued in &claimed {
+            let attempts = u32::try_from(queued.attempts).unwrap_or(u32::MAX);
+            if attempts > self.retry.max_attempts {
+                // Every claim so far lapsed without an outcome: do not send blindly again.
+                let error = local_error("send outcome unknown", Some(format!(
+                    "claimed {attempts} times without a recorded outcome (sender crashed or lost the database)"
+                )));
+                self.dead_letter(queued, attempts, error).await;
+                continue;
+            }
+            if !self.still_to_send(queued).await? {
+                continue;
+            }
             match self.reserve_pair_slot(queued).await? {
                 None => {
                     self.throughput
@@ -122,6 +138,22 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
             }
         }
         Ok(claimed.len())
+    }
+
+    /// Whether the message may still go out by its own state; if not, its row goes.
+    async fn still_to_send(&self, queued: &Queued) -> Result<bool, StoreError> {
+        let (message, _) = self
+            .log
+            .load_aggregate::<Message>(&queued.message_id)
+            .await?;
+        if message.may_be_sent() {
+            return Ok(true);
+        }
+        tracing::info!(message_id = %queued.message_id, "already sent or settled; not sending again");
+        self.database()
+            .execute_atomically(&[outbox::remove(&queued.message_id)])
+            .await?;
+        Ok(false)
     }
 
     /// Takes the customer's next sending slot (Meta's pair limit) or says when it frees up.
@@ -211,11 +243,13 @@ returning next_at";
             }
             // Retrying could help but the attempts are spent: the dead-letter queue.
             SendOutcome::Refused { error, .. } => {
-                return self.dead_letter(queued, attempt, error).await
+                self.dead_letter(queued, attempt, error).await;
+                return Ok(());
             }
             SendOutcome::Unreachable(reason) => {
                 let error = local_error("unreachable", Some(reason));
-                return self.dead_letter(queued, attempt, error).await;
+                self.dead_letter(queued, attempt, error).await;
+                return Ok(());
             }
         };
         let command = MessageCommand::RecordSendOutcome {
@@ -229,12 +263,7 @@ returning next_at";
     }
 
     /// Gives up after the last attempt: the message waits in the dead-letter queue.
-    async fn dead_letter(
-        &self,
-        queued: &Queued,
-        attempts: u32,
-        error: MetaError,
-    ) -> Result<(), StoreError> {
+    async fn dead_letter(&self, queued: &Queued, attempts: u32, error: MetaError) {
         let now = self.clock.now();
         tracing::warn!(message_id = %queued.message_id, code = error.code, attempts, "send dead-lettered");
         let command = MessageCommand::DeadLetter {
@@ -243,10 +272,9 @@ returning next_at";
             at: now,
         };
         self.record(queued, command, now).await;
-        Ok(())
     }
 
-    /// Records the failed attempt (an event) and makes the message due again after a backoff.
+    /// Records the failed attempt (an event); its outbox row becomes due again after a backoff.
     async fn retry_later(
         &self,
         queued: &Queued,
@@ -264,24 +292,15 @@ returning next_at";
             at: now,
         };
         self.record(queued, command, now).await;
-        self.database()
-            .execute_atomically(&[switchboard_store::Statement::new(
-                "update outbound_queue set claimed_until = null, available_at = $1 where message_id = $2",
-                vec![at.into(), queued.message_id.as_str().into()],
-            )])
-            .await
+        Ok(())
     }
 
-    /// Records what became of a send on its message. A failure is logged, not returned: the
-    /// claim lapses and the message is tried again.
+    /// Records what became of a send on its message, with the outbox change it implies, in one
+    /// transaction. A failure is logged, not returned: the claim lapses and the claim count
+    /// (capped) decides what happens next.
     async fn record(&self, queued: &Queued, command: MessageCommand, now: Timestamp) {
-        if let Err(error) = execute(
-            &self.frameworks.messages,
-            &queued.message_id,
-            command,
-            &actor_metadata(None, now),
-        )
-        .await
+        let metadata = actor_metadata(None, now);
+        if let Err(error) = outbox::execute(&self.log, &queued.message_id, command, &metadata).await
         {
             tracing::error!(message_id = %queued.message_id, %error, "recording the send failed");
         }

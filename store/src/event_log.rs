@@ -23,6 +23,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use crate::sql::bind_all;
+use crate::upcast::upcast_serialized;
 use crate::{with_pool, Database, Statement, StoreError};
 
 /// Where a reader is in the global log: just after the event at `position`.
@@ -449,14 +450,7 @@ impl EventRepository {
                 query.push(") order by aggregate_id, sequence");
                 let rows = query.build().fetch_all(pool).await?;
                 for row in &rows {
-                    let sqlx::types::Json(payload) = row.try_get("payload")?;
-                    loaded.push(StreamEvent {
-                        aggregate_id: row.try_get("aggregate_id")?,
-                        sequence: row.try_get("sequence")?,
-                        event_type: row.try_get("event_type")?,
-                        event_version: row.try_get("event_version")?,
-                        payload,
-                    });
+                    loaded.push(stream_event(row)?);
                 }
             });
         }
@@ -480,7 +474,9 @@ impl EventRepository {
                 let mut query = sqlx::QueryBuilder::new(
                     "select aggregate_id, last_sequence, payload from snapshots where aggregate_type = ",
                 );
-                query.push_bind(A::TYPE).push(" and aggregate_id in (");
+                query.push_bind(A::TYPE).push(" and schema_version = ");
+                query.push_bind(crate::upcast::snapshot_schema(A::TYPE));
+                query.push(" and aggregate_id in (");
                 let mut list = query.separated(", ");
                 for id in chunk {
                     list.push_bind(*id);
@@ -529,14 +525,7 @@ impl EventRepository {
                 let rows = query.build().fetch_all(pool).await?;
                 let mut events = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    let sqlx::types::Json(payload) = row.try_get("payload")?;
-                    events.push(StreamEvent {
-                        aggregate_id: row.try_get("aggregate_id")?,
-                        sequence: row.try_get("sequence")?,
-                        event_type: row.try_get("event_type")?,
-                        event_version: row.try_get("event_version")?,
-                        payload,
-                    });
+                    events.push(stream_event(row)?);
                 }
                 events
             });
@@ -605,11 +594,13 @@ impl EventRepository {
         also: &[Statement],
     ) -> Result<(), AppendError> {
         const UPSERT_SNAPSHOT: &str = "
-insert into snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-values ($1, $2, $3, 0, $4)
+insert into snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload, schema_version)
+values ($1, $2, $3, 0, $4, $5)
 on conflict (aggregate_type, aggregate_id) do update set
-    last_sequence = excluded.last_sequence, payload = excluded.payload
-where snapshots.last_sequence < excluded.last_sequence";
+    last_sequence = excluded.last_sequence, payload = excluded.payload,
+    schema_version = excluded.schema_version
+where snapshots.last_sequence < excluded.last_sequence
+   or snapshots.schema_version <> excluded.schema_version";
         let result: Result<(), sqlx::Error> = with_pool!(&self.database, pool => async {
             let mut tx = pool.begin().await?;
             for chunk in events.chunks(ROWS_PER_STATEMENT) {
@@ -633,6 +624,7 @@ where snapshots.last_sequence < excluded.last_sequence";
                     .bind(snapshot.aggregate_id.as_str())
                     .bind(snapshot.last_sequence)
                     .bind(sqlx::types::Json(&snapshot.payload))
+                    .bind(crate::upcast::snapshot_schema(snapshot.aggregate_type))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -659,6 +651,28 @@ where snapshots.last_sequence < excluded.last_sequence";
     }
 }
 
+/// A row of `(aggregate_id, sequence, event_type, event_version, payload)`, upcast.
+fn stream_event<R>(row: &R) -> Result<StreamEvent, StoreError>
+where
+    R: Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> sqlx::types::Json<Value>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let sqlx::types::Json(mut payload) = row.try_get("payload")?;
+    let event_type: String = row.try_get("event_type")?;
+    let mut event_version: String = row.try_get("event_version")?;
+    crate::upcast::upcast(&event_type, &mut event_version, &mut payload);
+    Ok(StreamEvent {
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type,
+        event_version,
+        payload,
+    })
+}
+
 fn decode_row<R>(row: &R) -> Result<RecordedEvent, StoreError>
 where
     R: Row,
@@ -669,8 +683,11 @@ where
 {
     let position: i64 = row.try_get("position")?;
     let transaction_id: i64 = row.try_get("transaction_id")?;
-    let sqlx::types::Json(payload) = row.try_get("payload")?;
+    let sqlx::types::Json(mut payload) = row.try_get("payload")?;
     let sqlx::types::Json(metadata) = row.try_get("metadata")?;
+    let event_type: String = row.try_get("event_type")?;
+    let mut event_version: String = row.try_get("event_version")?;
+    crate::upcast::upcast(&event_type, &mut event_version, &mut payload);
     Ok(RecordedEvent {
         position,
         cursor: LogCursor {
@@ -680,8 +697,8 @@ where
         aggregate_type: row.try_get("aggregate_type")?,
         aggregate_id: row.try_get("aggregate_id")?,
         sequence: row.try_get("sequence")?,
-        event_type: row.try_get("event_type")?,
-        event_version: row.try_get("event_version")?,
+        event_type,
+        event_version,
         payload,
         metadata,
         recorded_at_ms: row.try_get("recorded_at_ms")?,
@@ -693,10 +710,11 @@ impl PersistedEventRepository for EventRepository {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match self.inner.as_ref() {
+        let events = match self.inner.as_ref() {
             Repository::Postgres(repo) => repo.get_events::<A>(aggregate_id).await,
             Repository::Sqlite(repo) => repo.get_events::<A>(aggregate_id).await,
-        }
+        }?;
+        Ok(events.into_iter().map(upcast_serialized).collect())
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -704,14 +722,15 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match self.inner.as_ref() {
+        let events = match self.inner.as_ref() {
             Repository::Postgres(repo) => {
                 repo.get_last_events::<A>(aggregate_id, last_sequence).await
             }
             Repository::Sqlite(repo) => {
                 repo.get_last_events::<A>(aggregate_id, last_sequence).await
             }
-        }
+        }?;
+        Ok(events.into_iter().map(upcast_serialized).collect())
     }
 
     async fn get_snapshot<A: Aggregate>(

@@ -7,12 +7,14 @@
 //!   reader that projections, realtime and replay tools tail.
 //! - [`snapshot_store`] — a cqrs-es event store that loads from snapshots, for long streams.
 //! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
+//! - [`upcast`] — older event shapes brought to the current one on every read.
 
 pub mod database;
 pub mod error;
 pub mod event_log;
 pub mod snapshot_store;
 pub mod sql;
+pub mod upcast;
 
 pub use database::{Backend, Database, DatabaseConfig};
 pub use error::{error_chain, StoreError};

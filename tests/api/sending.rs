@@ -8,6 +8,8 @@ use crate::helpers::{fixture, Backend, TestApp};
 use crate::on_both_backends;
 
 const PASSWORD: &str = "correct horse battery";
+/// The customer's message in `meta/inbound_text.json`.
+const CUSTOMER_WAMID: &str = "wamid.HBgLMTU1NTAwMDIyMjIVAgASGBQ2NEZBQ0EyRENCQjg1NUJFREM4QwA=";
 
 async fn open_conversation(app: &TestApp) -> String {
     assert_eq!(
@@ -37,7 +39,7 @@ async fn a_reply_is_queued_and_shown(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let conversation = open_conversation(&app).await;
     let response = send(&app, &app.admin_token, &conversation,
-        json!({"client_id": "c-1", "type": "text", "body": "Yes, in blue too!", "reply_to": "wamid.x", "priority": "high"}))
+        json!({"client_id": "c-1", "type": "text", "body": "Yes, in blue too!", "reply_to": CUSTOMER_WAMID, "priority": "high"}))
         .await;
     assert_eq!(response.status(), 202);
     let accepted: Value = response.json().await.expect("JSON");
@@ -54,7 +56,7 @@ async fn a_reply_is_queued_and_shown(backend: Backend) {
     assert_eq!(sent["type"], "text");
     assert_eq!(sent["content"]["body"], "Yes, in blue too!");
     assert_eq!(sent["priority"], "high");
-    assert_eq!(sent["context"]["id"], "wamid.x");
+    assert_eq!(sent["context"]["id"], CUSTOMER_WAMID);
     let view = app.conversation_of("15550002222").await;
     assert_eq!(view["last_message"]["preview"], "Yes, in blue too!");
     assert_eq!(view["last_message"]["direction"], "outbound");

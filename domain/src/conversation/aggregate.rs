@@ -301,17 +301,34 @@ impl Conversation {
                     at: write.at,
                 }])
             }
+            ConversationCommand::Reply {
+                write,
+                message_id,
+                template,
+            } => {
+                self.authorize_send(&write, template)?;
+                Ok(vec![ConversationEvent::AgentReplied {
+                    message_id,
+                    by: write.actor.agent_id,
+                    at: write.at,
+                }])
+            }
             ConversationCommand::AcquireLock {
                 actor,
+                expected_version,
                 ttl_seconds,
                 at,
             } => {
                 if ttl_seconds < 1 {
                     return Err(ConversationError::InvalidTtl);
                 }
-                self.authorize(&actor, at)?;
-                let expires_at = at.plus_seconds(ttl_seconds);
                 let agent = actor.agent_id;
+                self.authorize_write(&Write {
+                    actor,
+                    expected_version,
+                    at,
+                })?;
+                let expires_at = at.plus_seconds(ttl_seconds);
                 match self.lock {
                     Some(lock) if lock.holds_at(at) => Ok(vec![ConversationEvent::LockRenewed {
                         agent,
@@ -530,7 +547,7 @@ impl Aggregate for Conversation {
                 self.assigned_group = None;
             }
             ConversationEvent::TakenOver { agent, .. } => self.owner = Some(agent),
-            ConversationEvent::ReadByAgent { .. } => {}
+            ConversationEvent::ReadByAgent { .. } | ConversationEvent::AgentReplied { .. } => {}
             ConversationEvent::HandedBackToBot { .. } => self.owner = None,
             ConversationEvent::StatusChanged { status, .. } => self.status = status,
             ConversationEvent::TagAdded { tags, .. }

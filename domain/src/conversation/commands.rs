@@ -96,10 +96,22 @@ pub enum ConversationCommand {
         /// The tag.
         tag: Tag,
     },
+    /// An agent's reply: checked against lock, scope, working hours, the version the agent saw
+    /// and (unless it is a template) the 24-hour window, atomically with the message's request.
+    Reply {
+        /// Who, when, and the version they saw.
+        write: Write,
+        /// The outbound message's id.
+        message_id: String,
+        /// Templates may be sent outside the window.
+        template: bool,
+    },
     /// Take the lock for `ttl_seconds`, or renew it when already held by the same agent.
     AcquireLock {
         /// Who.
         actor: Actor,
+        /// The version the agent last saw, if they said (409 when it moved on).
+        expected_version: Option<u64>,
         /// How long.
         ttl_seconds: i64,
         /// When.

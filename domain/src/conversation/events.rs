@@ -129,6 +129,17 @@ pub enum ConversationEvent {
         /// When.
         at: Timestamp,
     },
+    /// An agent replied: the message (its own aggregate) was accepted for sending. Recorded on
+    /// the conversation so that lock, scope, window and version are decided with the append,
+    /// and the version moves on with every reply.
+    AgentReplied {
+        /// The outbound message.
+        message_id: String,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
     /// An agent took the lock.
     LockAcquired {
         /// The holder.
@@ -186,6 +197,7 @@ impl DomainEvent for ConversationEvent {
             Self::TagAdded { .. } => "ConversationTagAdded",
             Self::TagRemoved { .. } => "ConversationTagRemoved",
             Self::ReadByAgent { .. } => "ConversationReadByAgent",
+            Self::AgentReplied { .. } => "ConversationAgentReplied",
             Self::LockAcquired { .. } => "LockAcquired",
             Self::LockRenewed { .. } => "LockRenewed",
             Self::LockReleased { .. } => "LockReleased",

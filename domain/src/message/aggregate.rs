@@ -49,6 +49,27 @@ impl Message {
         self.has_content
     }
 
+    /// The conversation the message belongs to, once known.
+    pub fn conversation_id(&self) -> Option<ConversationId> {
+        self.conversation_id
+    }
+
+    /// Whether an agent's message is settled: accepted by Meta (or reported on by a status
+    /// webhook, which proves Meta has it), or refused for good (or purged).
+    pub fn is_settled(&self) -> bool {
+        self.direction == Some(Direction::Outbound)
+            && (self.wamid.is_some() || self.status.is_some() || self.send_failed)
+    }
+
+    /// Whether an agent's message may still be sent: requested, neither settled nor waiting in
+    /// the dead-letter queue.
+    pub fn may_be_sent(&self) -> bool {
+        self.direction == Some(Direction::Outbound)
+            && self.has_content
+            && !self.is_settled()
+            && !self.dead_lettered
+    }
+
     /// The current delivery status of an outbound message.
     pub fn status(&self) -> Option<DeliveryStatus> {
         self.status
@@ -172,6 +193,12 @@ impl Message {
                     at,
                 }])
             }
+            MessageCommand::PurgeDeadLetter { by, at } => {
+                if !self.dead_lettered {
+                    return Err(MessageError::NotDeadLettered);
+                }
+                Ok(vec![MessageEvent::DeadLetterPurged { by, at }])
+            }
             MessageCommand::Requeue { by, at } => {
                 if !self.dead_lettered {
                     return Err(MessageError::NotDeadLettered);
@@ -186,7 +213,7 @@ impl Message {
                 content,
                 reply_to,
                 priority,
-                requested_by,
+                by,
                 at,
             } => {
                 if self.has_content {
@@ -200,7 +227,7 @@ impl Message {
                     content,
                     reply_to,
                     priority,
-                    requested_by,
+                    by,
                     at,
                 }])
             }
@@ -286,6 +313,10 @@ impl Aggregate for Message {
             MessageEvent::OutboundAttemptFailed { .. } => {}
             MessageEvent::OutboundDeadLettered { .. } => self.dead_lettered = true,
             MessageEvent::OutboundRequeued { .. } => self.dead_lettered = false,
+            MessageEvent::DeadLetterPurged { .. } => {
+                self.dead_lettered = false;
+                self.send_failed = true;
+            }
             MessageEvent::OutboundRequested {
                 conversation_id, ..
             } => {

@@ -67,7 +67,7 @@ pub enum MessageCommand {
         /// `high`, `normal` or `low`.
         priority: String,
         /// Who asked.
-        requested_by: AgentId,
+        by: AgentId,
         /// When.
         at: Timestamp,
     },
@@ -99,6 +99,13 @@ pub enum MessageCommand {
         error: MetaError,
         /// Attempts made.
         attempts: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// Drop a dead-lettered message for good (an operator's purge).
+    PurgeDeadLetter {
+        /// Who.
+        by: AgentId,
         /// When.
         at: Timestamp,
     },

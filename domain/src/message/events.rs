@@ -75,8 +75,8 @@ pub enum MessageEvent {
         reply_to: Option<String>,
         /// `high`, `normal` or `low`.
         priority: String,
-        /// Who asked.
-        requested_by: AgentId,
+        /// Who asked (version 1.0 called it `requested_by`; see `upcasting`).
+        by: AgentId,
         /// When.
         at: Timestamp,
     },
@@ -111,6 +111,13 @@ pub enum MessageEvent {
     },
     /// An operator queued a dead-lettered message again.
     OutboundRequeued {
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
+    /// An operator dropped a dead-lettered message: it will not be sent.
+    DeadLetterPurged {
         /// Who.
         by: AgentId,
         /// When.
@@ -155,7 +162,8 @@ impl MessageEvent {
             | Self::OutboundFailed { .. }
             | Self::OutboundAttemptFailed { .. }
             | Self::OutboundDeadLettered { .. }
-            | Self::OutboundRequeued { .. } => None,
+            | Self::OutboundRequeued { .. }
+            | Self::DeadLetterPurged { .. } => None,
         }
     }
 }
@@ -173,11 +181,16 @@ impl DomainEvent for MessageEvent {
             Self::OutboundAttemptFailed { .. } => "MessageOutboundAttemptFailed",
             Self::OutboundDeadLettered { .. } => "MessageOutboundDeadLettered",
             Self::OutboundRequeued { .. } => "MessageOutboundRequeued",
+            Self::DeadLetterPurged { .. } => "MessageDeadLetterPurged",
         }
         .to_owned()
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::OutboundRequested { .. } => "2.0",
+            _ => "1.0",
+        }
+        .to_owned()
     }
 }

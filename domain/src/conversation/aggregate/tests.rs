@@ -88,6 +88,7 @@ fn locked(n: u128, at: i64, until: i64) -> ConversationEvent {
 fn acquire(actor: Actor, at: i64, ttl: i64) -> ConversationCommand {
     ConversationCommand::AcquireLock {
         actor,
+        expected_version: None,
         ttl_seconds: ttl,
         at: t(at),
     }
