@@ -286,6 +286,13 @@ impl Projection for ConversationsProjection {
                     vec![version, id.into()],
                 ))
             }
+            // The reply itself shows through its message; the conversation's version moves on.
+            DecodedEvent::Conversation(ConversationEvent::AgentReplied { .. }) => {
+                out.push(Statement::new(
+                    "update conversations set version = $1 where id = $2",
+                    vec![version, id.into()],
+                ))
+            }
             DecodedEvent::Message(message) => out.extend(message_statement(id, message)),
             _ => {}
         }

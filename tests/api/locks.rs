@@ -13,7 +13,7 @@ use crate::on_both_backends;
 const PASSWORD: &str = "correct horse battery";
 
 /// Posts a text message from `wa_id` and returns its conversation id.
-async fn conversation_with(app: &TestApp, wa_id: &str) -> String {
+pub(crate) async fn conversation_with(app: &TestApp, wa_id: &str) -> String {
     let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
         "metadata": {"phone_number_id": "120000000000001"},
         "contacts": [{"wa_id": wa_id, "profile": {"name": wa_id}}],
@@ -31,7 +31,7 @@ async fn conversation_with(app: &TestApp, wa_id: &str) -> String {
 }
 
 /// Creates an agent who may write to every conversation and returns (id, token).
-async fn agent(app: &TestApp, name: &str, role: &str) -> (String, String) {
+pub(crate) async fn agent(app: &TestApp, name: &str, role: &str) -> (String, String) {
     let email = format!("{name}@example.com");
     let id = app
         .create_agent(
@@ -42,7 +42,7 @@ async fn agent(app: &TestApp, name: &str, role: &str) -> (String, String) {
     (id, app.login(&email, PASSWORD).await)
 }
 
-async fn lock(
+pub(crate) async fn lock(
     app: &TestApp,
     token: &str,
     conversation: &str,

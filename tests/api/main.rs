@@ -10,9 +10,11 @@ mod locks;
 mod observability;
 mod openapi;
 mod outbound;
+mod outbox;
 
 mod auth;
 mod cli;
+mod collisions;
 mod dead_letters;
 mod event_log;
 mod events;

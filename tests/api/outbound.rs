@@ -63,7 +63,7 @@ async fn wired(backend: Backend) -> (Simulator, TestApp, String) {
 }
 
 /// As [`wired`]; `send` says whether the sender worker runs.
-async fn wired_sending(backend: Backend, send: bool) -> (Simulator, TestApp, String) {
+pub(crate) async fn wired_sending(backend: Backend, send: bool) -> (Simulator, TestApp, String) {
     let simulator = Simulator::start(
         "127.0.0.1:0",
         SimulatorSettings {
@@ -98,7 +98,7 @@ async fn wired_sending(backend: Backend, send: bool) -> (Simulator, TestApp, Str
     (simulator, app, conversation)
 }
 
-async fn send_text(app: &TestApp, conversation: &str, client_id: &str) -> String {
+pub(crate) async fn send_text(app: &TestApp, conversation: &str, client_id: &str) -> String {
     let accepted: Value = app
         .send_as(
             &app.admin_token,
@@ -114,7 +114,7 @@ async fn send_text(app: &TestApp, conversation: &str, client_id: &str) -> String
 }
 
 /// Waits (moving the clock on, so that retries come due) until the message has `status`.
-async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         app.settle().await;
@@ -128,7 +128,7 @@ async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
     }
 }
 
-async fn retry_dead_letter(app: &TestApp, id: &str) -> reqwest::Response {
+pub(crate) async fn retry_dead_letter(app: &TestApp, id: &str) -> reqwest::Response {
     app.send_as(
         &app.admin_token,
         Method::POST,
@@ -138,7 +138,7 @@ async fn retry_dead_letter(app: &TestApp, id: &str) -> reqwest::Response {
     .await
 }
 
-async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
+pub(crate) async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
     EventRepository::new(app.database.clone())
         .aggregate_events("Message", id)
         .await
