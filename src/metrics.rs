@@ -34,6 +34,8 @@ pub const LOCK_CONFLICTS: &str = "lock_conflicts_total";
 pub const AUTH_FAILURES: &str = "authentication_failures_total";
 /// Events in the log not yet applied to the read models.
 pub const PROJECTION_LAG: &str = "projection_lag_events";
+/// The position a read model stopped at (an event it cannot apply), by projection; 0 running.
+pub const PROJECTION_STOPPED: &str = switchboard_projections::stopped::PROJECTION_STOPPED;
 
 /// Agents' sockets connected to this instance.
 pub const SOCKETS_CONNECTED: &str = "sockets_connected";

@@ -102,6 +102,7 @@ impl Application {
             } else {
                 None
             },
+            stopped_projections: switchboard_projections::StoppedProjections::default(),
         };
         Ok(Self {
             first_admin,
@@ -189,7 +190,8 @@ impl Application {
             }
         }
         if self.settings.workers.run_projections {
-            let runner = ProjectionRunner::new(self.state.log.clone(), all_projections());
+            let runner = ProjectionRunner::new(self.state.log.clone(), all_projections())
+                .reporting_to(self.state.stopped_projections.clone());
             let health = Arc::clone(&self.state.workers);
             health.expect(Worker::Projections);
             workers.spawn(runner.run(stopped.clone(), move || health.beat(Worker::Projections)));

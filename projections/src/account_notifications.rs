@@ -26,6 +26,10 @@ impl Projection for AccountNotificationsProjection {
         &["account_notifications"]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &["BusinessAccount"]
+    }
+
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
         let DecodedEvent::BusinessAccount(BusinessAccountEvent::NotificationReceived {
             notification_id,

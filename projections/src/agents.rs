@@ -51,6 +51,10 @@ impl Projection for AgentsProjection {
         &["agents", "agent_groups"]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &["Agent"]
+    }
+
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
         let DecodedEvent::Agent(agent_event) = decoded else {
             return;

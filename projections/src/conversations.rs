@@ -146,6 +146,10 @@ impl Projection for ConversationsProjection {
         &["conversations"]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &["Conversation", "Message"]
+    }
+
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
         let id = event.aggregate_id.as_str();
         let version = SqlValue::from(event.sequence);

@@ -21,6 +21,10 @@ impl Projection for GroupsProjection {
         &["group_directory"]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &["Group"]
+    }
+
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
         let DecodedEvent::Group(GroupEvent::Created { name, at, .. }) = decoded else {
             return;

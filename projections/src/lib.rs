@@ -24,6 +24,7 @@ pub mod projection;
 pub mod rebuild;
 pub mod runner;
 pub mod scope;
+pub mod stopped;
 pub mod templates;
 
 pub use decode::DecodedEvent;
@@ -32,3 +33,4 @@ pub use projection::{all_projections, by_names, Projection};
 pub use rebuild::Rebuild;
 pub use runner::ProjectionRunner;
 pub use scope::ReadScope;
+pub use stopped::{Stopped, StoppedProjections};

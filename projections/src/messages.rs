@@ -123,6 +123,10 @@ impl Projection for MessagesProjection {
         &["messages"]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &["Message"]
+    }
+
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
         let DecodedEvent::Message(message_event) = decoded else {
             return;

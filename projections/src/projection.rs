@@ -17,6 +17,10 @@ pub trait Projection: Send + Sync {
 
     /// The tables this projection owns (a rebuild builds fresh copies and swaps them in).
     fn tables(&self) -> &'static [&'static str];
+
+    /// The aggregate types whose events it reads: an event of one of them that cannot be
+    /// decoded stops this projection (and only the projections that read it).
+    fn reads(&self) -> &'static [&'static str];
 }
 
 /// Every projection of the application, in the order they are applied.

@@ -1,12 +1,18 @@
 //! Applies projections to the log: the same loop live (tailing) and in a rebuild (from zero).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use switchboard_store::{error_chain, with_pool, EventRepository, LogCursor, SqlValue, Statement};
+use switchboard_store::{
+    error_chain, with_pool, EventRepository, LogCursor, RecordedEvent, SqlValue, Statement,
+};
 use tokio::sync::watch;
 
-use crate::{DecodedEvent, Projection, ProjectionError};
+use crate::{DecodedEvent, Projection, ProjectionError, Stopped, StoppedProjections};
+
+/// How often projections stopped by an event they cannot decode are tried again.
+const RETRY_STOPPED: Duration = Duration::from_secs(2);
 
 /// Takes a checkpoint that did not exist yet (changes nothing if another runner did first).
 const CREATE_CHECKPOINT: &str = "
@@ -35,6 +41,10 @@ pub struct ProjectionRunner {
     /// How often to look for events appended by other processes (PostgreSQL) or held back by a
     /// transaction still in flight.
     poll_interval: Duration,
+    /// Projections stopped by an event they cannot decode (live runs only).
+    stopped: StoppedProjections,
+    /// When stopped projections are next tried again.
+    retry_stopped_at: Mutex<Instant>,
 }
 
 impl ProjectionRunner {
@@ -47,7 +57,15 @@ impl ProjectionRunner {
             poll_interval: Duration::from_millis(200),
             suffix: "",
             until: None,
+            stopped: StoppedProjections::default(),
+            retry_stopped_at: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Reports stopped projections to `stopped` (health checks read it).
+    pub fn reporting_to(mut self, stopped: StoppedProjections) -> Self {
+        self.stopped = stopped;
+        self
     }
 
     /// Writes into shadow tables `<table><suffix>` with checkpoints `<projection><suffix>`
@@ -91,63 +109,88 @@ impl ProjectionRunner {
 
     /// Applies every event not yet applied; returns how many events were read.
     ///
+    /// Live, an event a projection cannot decode stops that projection (and every other that
+    /// reads its aggregate type) just before it, visibly ([`StoppedProjections`]); the others go
+    /// on. Stopped projections are tried again every few seconds, so a fix (a new upcaster,
+    /// new code) lets them catch up from where they stopped. In a rebuild or a verification
+    /// such an event is an error: a read model built without it would be wrong.
+    ///
     /// # Errors
-    /// When the database fails or an event does not decode (the runner stops there, so the
-    /// checkpoint never passes an event it did not apply).
+    /// When the database fails, or (rebuild, verification) an event does not decode.
     pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let isolate = self.suffix.is_empty() && self.until.is_none();
+        let mut retry_stopped = self.time_to_retry_stopped();
+        let names: Vec<String> = self
+            .projections
+            .iter()
+            .map(|p| self.checkpoint_name(p.as_ref()))
+            .collect();
+        let retarget: Vec<(&str, String)> = if self.suffix.is_empty() {
+            Vec::new()
+        } else {
+            self.projections
+                .iter()
+                .flat_map(|p| {
+                    p.tables()
+                        .iter()
+                        .map(|t| (*t, format!("{t}{}", self.suffix)))
+                })
+                .collect()
+        };
         let mut total = 0;
         'reload: loop {
             let mut checkpoints = self.checkpoints().await?;
-            let names: Vec<String> = self
-                .projections
+            let mut active: Vec<bool> = names
                 .iter()
-                .map(|p| self.checkpoint_name(p.as_ref()))
+                .map(|name| retry_stopped || !self.stopped.contains(name))
                 .collect();
-            let retarget: Vec<(&str, String)> = if self.suffix.is_empty() {
-                Vec::new()
-            } else {
-                self.projections
-                    .iter()
-                    .flat_map(|p| {
-                        p.tables()
-                            .iter()
-                            .map(|t| (*t, format!("{t}{}", self.suffix)))
-                    })
-                    .collect()
-            };
-            let mut from = names
+            let stopped_at: Vec<Option<i64>> = names
                 .iter()
-                .map(|name| checkpoints.get(name).copied().unwrap_or(LogCursor::START))
-                .min()
-                .unwrap_or(LogCursor::START);
+                .map(|name| self.stopped.position(name))
+                .collect();
+            retry_stopped = false;
             loop {
+                let Some(from) = names
+                    .iter()
+                    .zip(&active)
+                    .filter(|(_, active)| **active)
+                    .map(|(name, _)| checkpoints.get(name).copied().unwrap_or(LogCursor::START))
+                    .min()
+                else {
+                    return Ok(total);
+                };
                 let mut events = self.log.read_all(from, self.batch_size).await?;
                 if let Some(until) = self.until {
                     events.retain(|e| e.cursor <= until);
                 }
-                let Some(last) = events.last().map(|e| e.cursor) else {
+                if events.is_empty() {
                     return Ok(total);
-                };
-                let mut statements = Vec::with_capacity(events.len() * 2);
-                let mut received = 0u64;
+                }
+                let mut batch = Batch::new(&names, &checkpoints);
                 for event in &events {
-                    let decoded = DecodedEvent::decode(event)?;
-                    if event.event_type == "MessageInboundReceived" {
-                        received += 1;
-                    }
-                    for (projection, name) in self.projections.iter().zip(&names) {
-                        let applied = checkpoints.get(name).copied();
-                        if applied.is_none_or(|cursor| event.cursor > cursor) {
-                            projection.apply(event, &decoded, &mut statements);
+                    let decoded = match DecodedEvent::decode(event) {
+                        Ok(decoded) => Ok(decoded),
+                        Err(error) if isolate => Err(error),
+                        Err(error) => return Err(error),
+                    };
+                    for (i, projection) in self.projections.iter().enumerate() {
+                        if active[i] {
+                            batch.apply(i, projection.as_ref(), event, &decoded, stopped_at[i]);
                         }
                     }
                 }
+                let mut statements = batch.statements;
                 if !retarget.is_empty() {
                     statements = statements.iter().map(|s| s.retarget(&retarget)).collect();
                 }
                 let guards: Vec<Statement> = names
                     .iter()
-                    .map(|name| checkpoint_guard(name, checkpoints.get(name).copied(), last))
+                    .zip(&batch.targets)
+                    .zip(&active)
+                    .filter(|(_, active)| **active)
+                    .filter_map(|((name, target), _)| {
+                        target.map(|to| checkpoint_guard(name, checkpoints.get(name).copied(), to))
+                    })
                     .collect();
                 if !self
                     .log
@@ -158,17 +201,45 @@ impl ProjectionRunner {
                     // Another instance applied this batch first: start again from its checkpoints.
                     continue 'reload;
                 }
-                for name in &names {
-                    checkpoints.insert(name.clone(), last);
+                for (i, name) in names.iter().enumerate() {
+                    if !active[i] {
+                        continue;
+                    }
+                    if let Some(target) = batch.targets[i] {
+                        checkpoints.insert(name.clone(), target);
+                    }
+                    if let Some(stopped) = batch.halted[i].take() {
+                        self.stopped.stop(stopped);
+                        active[i] = false;
+                    } else if batch.passed[i] {
+                        self.stopped.resume(name);
+                    }
                 }
                 // Counted here, where each event is applied exactly once across instances.
                 if self.suffix.is_empty() {
+                    let received = events
+                        .iter()
+                        .filter(|e| e.event_type == "MessageInboundReceived")
+                        .count() as u64;
                     metrics::counter!("messages_received_total").increment(received);
                 }
                 total += events.len() as u64;
-                from = last;
             }
         }
+    }
+
+    /// Whether stopped projections are due another try (every [`RETRY_STOPPED`]).
+    fn time_to_retry_stopped(&self) -> bool {
+        let mut next = self
+            .retry_stopped_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if now < *next {
+            return false;
+        }
+        *next = now + RETRY_STOPPED;
+        true
     }
 
     /// Runs until `shutdown` fires: catches up, then waits for new events.
@@ -221,5 +292,60 @@ fn checkpoint_guard(name: &str, read: Option<LogCursor>, to: LogCursor) -> State
                 vec![to_tx, to_position, name.into(), read_tx, read_position],
             )
         }
+    }
+}
+
+/// One batch's work per projection: the statements, how far each projection got, and which
+/// stopped at an event they cannot decode.
+struct Batch {
+    statements: Vec<Statement>,
+    /// The cursor each projection's checkpoint moves to (`None`: it has none and applied none).
+    targets: Vec<Option<LogCursor>>,
+    /// Projections that met an event they cannot decode, and where.
+    halted: Vec<Option<Stopped>>,
+    /// Projections that applied the event they had stopped at before.
+    passed: Vec<bool>,
+}
+
+impl Batch {
+    fn new(names: &[String], checkpoints: &HashMap<String, LogCursor>) -> Self {
+        Self {
+            statements: Vec::new(),
+            targets: names.iter().map(|n| checkpoints.get(n).copied()).collect(),
+            halted: vec![None; names.len()],
+            passed: vec![false; names.len()],
+        }
+    }
+
+    /// Applies `event` to projection `i`, unless it has it already or stopped in this batch.
+    fn apply(
+        &mut self,
+        i: usize,
+        projection: &dyn Projection,
+        event: &RecordedEvent,
+        decoded: &Result<DecodedEvent, ProjectionError>,
+        stopped_at: Option<i64>,
+    ) {
+        if self.halted[i].is_some() || self.targets[i].is_some_and(|c| event.cursor <= c) {
+            return;
+        }
+        match decoded {
+            Ok(decoded) => {
+                projection.apply(event, decoded, &mut self.statements);
+                self.passed[i] |= stopped_at == Some(event.position);
+            }
+            Err(error) if projection.reads().contains(&event.aggregate_type.as_str()) => {
+                self.halted[i] = Some(Stopped {
+                    projection: projection.name().to_owned(),
+                    position: event.position,
+                    event_type: event.event_type.clone(),
+                    error: error_chain(error),
+                });
+                return;
+            }
+            // Not an event this projection reads: it passes by.
+            Err(_) => self.passed[i] |= stopped_at == Some(event.position),
+        }
+        self.targets[i] = Some(event.cursor);
     }
 }

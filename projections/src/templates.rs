@@ -44,6 +44,10 @@ impl Projection for TemplatesProjection {
         &["templates"]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &["Template"]
+    }
+
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
         let DecodedEvent::Template(TemplateEvent::ChangeReported { change, .. }) = decoded else {
             return;

@@ -43,7 +43,8 @@ async fn database_check(state: &AppState) -> (Result<(), &'static str>, Duration
     (result, started.elapsed())
 }
 
-/// Ready to serve: database reachable, migrations applied, workers running; 503 otherwise.
+/// Ready to serve: database reachable, migrations applied, workers running, no read model
+/// stopped by an event it cannot apply; 503 otherwise.
 #[utoipa::path(get, path = "/api/health/ready", tag = "health",
     responses((status = 200, description = "Ready", body = crate::http::openapi::answers::Health), (status = 503, description = "Not ready, with the reason", body = crate::http::openapi::answers::Health)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
@@ -51,6 +52,9 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let reason = match database {
         Err(reason) => Some(reason),
         Ok(()) if !state.workers.all_running() => Some("a worker is not running"),
+        Ok(()) if !state.stopped_projections.list().is_empty() => {
+            Some("a projection is stopped at an event it cannot apply")
+        }
         Ok(()) => None,
     };
     match reason {
@@ -76,7 +80,8 @@ async fn detailed(
         Err(_) => None,
     };
     let workers = state.workers.states();
-    let healthy = database.is_ok() && workers.iter().all(|w| w.running);
+    let stopped = state.stopped_projections.list();
+    let healthy = database.is_ok() && workers.iter().all(|w| w.running) && stopped.is_empty();
     let body = json!({
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -94,7 +99,10 @@ async fn detailed(
             "awaiting_processing": counts.map(|c| c.awaiting),
             "dead_lettered": counts.map(|c| c.dead_lettered),
         },
-        "projections": { "lag_events": counts.map(|c| c.projection_lag) },
+        "projections": {
+            "lag_events": counts.map(|c| c.projection_lag),
+            "stopped": stopped,
+        },
         "conversations": { "active": counts.map(|c| c.active_conversations) },
         "sockets": { "connected": 0 },
     });

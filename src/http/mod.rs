@@ -68,6 +68,8 @@ pub struct AppState {
     pub event_stream_max: Duration,
     /// The Graph API client, when sending is configured.
     pub graph: Option<crate::whatsapp::graph::GraphClient>,
+    /// Read models stopped by an event they cannot apply (health and readiness report them).
+    pub stopped_projections: switchboard_projections::StoppedProjections,
 }
 
 /// The whole HTTP surface, with request ids and request tracing.

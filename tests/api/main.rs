@@ -18,6 +18,7 @@ mod collisions;
 mod dead_letters;
 mod event_log;
 mod events;
+mod evolution;
 mod permissions;
 mod realtime;
 mod replay;

@@ -191,7 +191,7 @@ async fn audit_at_a_time_shows_who_held_the_lock_then(backend: Backend) {
 
 /// Exports the whole log. On PostgreSQL the reader stops at the horizon of transactions still in
 /// flight anywhere in the cluster (parallel tests), so export until every event is in.
-async fn export_all(log: &EventRepository) -> (u64, Vec<u8>) {
+pub(crate) async fn export_all(log: &EventRepository) -> (u64, Vec<u8>) {
     let total = u64::try_from(log.count().await.expect("count")).expect("count");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -210,7 +210,7 @@ async fn export_all(log: &EventRepository) -> (u64, Vec<u8>) {
     }
 }
 
-async fn rows(
+pub(crate) async fn rows(
     database: &Database,
 ) -> (
     Vec<(String, i64, i64, Option<String>, String)>,
