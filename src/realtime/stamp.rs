@@ -45,7 +45,8 @@ pub struct Stamper {
 }
 
 impl Stamper {
-    /// A stamper standing just after `cursor`, remembering at most `capacity` conversations.
+    /// A stamper standing just after `cursor`, remembering about `capacity` conversations
+    /// (past it, memory is cleared before a batch; one batch's conversations are always kept).
     pub fn at(cursor: LogCursor, capacity: usize) -> Self {
         Self {
             cursor,
@@ -112,31 +113,158 @@ impl Stamper {
     }
 
     /// Rebuilds, in one query, the assignments at the cursor of the conversations in `events`
-    /// not in memory.
+    /// not in memory. Past the capacity, memory is cleared first (so every conversation of
+    /// the batch is then rebuilt).
     async fn learn(
         &mut self,
         log: &EventRepository,
         events: &[RecordedEvent],
     ) -> Result<(), RealtimeError> {
-        let mut missing: Vec<&str> = events
+        let mut wanted: Vec<&str> = events.iter().filter_map(conversation_of).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let unknown = wanted
             .iter()
-            .filter_map(conversation_of)
-            .filter(|id| !self.known.contains_key(*id))
-            .collect();
-        if missing.is_empty() {
+            .filter(|id| !self.known.contains_key(**id))
+            .count();
+        if unknown == 0 {
             return Ok(());
         }
-        missing.sort_unstable();
-        missing.dedup();
-        let found = as_of::assignments_at(log, &missing, self.cursor).await?;
-        if self.known.len() + missing.len() > self.capacity {
+        if self.known.len() + unknown > self.capacity {
             self.known.clear();
         }
+        let missing: Vec<&str> = wanted
+            .into_iter()
+            .filter(|id| !self.known.contains_key(*id))
+            .collect();
+        let found = as_of::assignments_at(log, &missing, self.cursor).await?;
         // A conversation with no event yet starts unassigned.
         for id in missing {
             let assignment = found.get(id).copied().unwrap_or_default();
             self.known.insert(id.to_owned(), assignment);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use switchboard_domain::GroupId;
+    use switchboard_store::{Database, DatabaseConfig, NewEvent};
+
+    use super::*;
+
+    const GINA: &str = "00000000-0000-4000-8000-000000000001";
+    const SALES: &str = "00000000-0000-4000-8000-000000000101";
+
+    fn event(
+        aggregate: &'static str,
+        id: &str,
+        sequence: i64,
+        kind: &str,
+        data: Value,
+    ) -> NewEvent {
+        NewEvent {
+            aggregate_type: aggregate,
+            aggregate_id: id.to_owned(),
+            sequence,
+            event_type: kind.to_owned(),
+            event_version: "1.0".to_owned(),
+            payload: data,
+            metadata: json!({}),
+        }
+    }
+
+    fn assigned(id: &str, sequence: i64, agent: Option<&str>, group: Option<&str>) -> NewEvent {
+        let data = json!({ "Assigned": { "agent": agent, "group": group, "by": GINA,
+            "at": "2026-05-28T20:26:40Z" } });
+        event("Conversation", id, sequence, "ConversationAssigned", data)
+    }
+
+    fn unassigned(id: &str, sequence: i64) -> NewEvent {
+        let data = json!({ "Unassigned": { "by": GINA, "at": "2026-05-28T20:26:40Z" } });
+        event("Conversation", id, sequence, "ConversationUnassigned", data)
+    }
+
+    fn note(id: &str, sequence: i64) -> NewEvent {
+        let data = json!({ "CustomerProfileNamed": { "name": format!("n{sequence}") } });
+        event(
+            "Conversation",
+            id,
+            sequence,
+            "ConversationCustomerProfileNamed",
+            data,
+        )
+    }
+
+    async fn stamped_from(
+        log: &EventRepository,
+        from: LogCursor,
+        capacity: usize,
+        per_read: u32,
+    ) -> Vec<(i64, Audience)> {
+        let mut stamper = Stamper::at(from, capacity);
+        let mut cursor = from;
+        let mut out = Vec::new();
+        loop {
+            let events = log.read_all(cursor, per_read).await.expect("read");
+            let Some(last) = events.last().map(|e| e.cursor) else {
+                return out;
+            };
+            let deliveries = stamper.stamp(log, events).await.expect("stamped");
+            out.extend(
+                deliveries
+                    .into_iter()
+                    .map(|d| (d.cursor.position, d.audience)),
+            );
+            cursor = last;
+        }
+    }
+
+    /// Stamping from any cursor, with any memory, gives the audiences stamping from the start
+    /// gave: each is a function of the log up to the event.
+    #[tokio::test]
+    async fn the_audience_of_an_event_does_not_depend_on_where_stamping_started() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = Database::connect(&DatabaseConfig::sqlite_in(dir.path()))
+            .await
+            .expect("database");
+        database.migrate().await.expect("migrated");
+        let log = EventRepository::new(database);
+        let (a, b, c) = ("conversation-a", "conversation-b", "conversation-c");
+        let appends = [
+            vec![note(a, 1), note(b, 1)],
+            vec![assigned(a, 2, None, Some(SALES)), note(a, 3)],
+            vec![assigned(b, 2, Some(GINA), None), note(c, 1)],
+            vec![unassigned(a, 4), note(b, 3), note(a, 5)],
+            vec![assigned(b, 4, None, Some(SALES)), note(c, 2), note(a, 6)],
+            vec![assigned(c, 3, Some(GINA), None), note(b, 5), note(a, 7)],
+        ];
+        for events in appends {
+            log.append(&events, &[], &[]).await.expect("appended");
+        }
+
+        let all = stamped_from(&log, LogCursor::START, 1_000, 500).await;
+        assert_eq!(all.len(), 15);
+        let sales = Assignment {
+            agent: None,
+            group: GroupId::parse(SALES),
+        };
+        // The unassignment of A carries what it took away.
+        assert!(all.iter().any(|(_, audience)| matches!(audience,
+            Audience::Conversation { id, before, after } if id == a && *before == sales
+                && *after == Assignment::default())));
+        for (start, _) in &all {
+            let from = log.cursor_after(*start).await.expect("cursor");
+            let expected: Vec<_> = all.iter().filter(|(p, _)| p > start).cloned().collect();
+            for (capacity, per_read) in [(1_000, 500), (1, 500), (1, 1), (2, 2), (2, 3)] {
+                let replayed = stamped_from(&log, from, capacity, per_read).await;
+                assert_eq!(
+                    replayed, expected,
+                    "from {start}, remembering {capacity}, reading {per_read} at a time"
+                );
+            }
+        }
     }
 }
