@@ -264,9 +264,7 @@ async fn a_replay_from_any_earlier_position_gives_what_the_live_socket_got(backe
         .iter()
         .filter(|e| e["conversation_id"] == conversation.as_str())
         .filter_map(|e| e["type"].as_str())
-        .filter(|kind| {
-            kind.starts_with("ConversationAssigned") || *kind == "ConversationUnassigned"
-        })
+        .filter(|kind| ["ConversationAssigned", "ConversationUnassigned"].contains(kind))
         .collect();
     assert_eq!(
         changes,
@@ -363,6 +361,16 @@ async fn join_when_allowed(client: &mut SocketClient, conversation: &str) -> Val
     }
 }
 
+async fn leave(client: &mut SocketClient, conversation: &str) {
+    let left = client
+        .emit_with_ack(
+            "conversation:leave",
+            json!({ "conversation_id": conversation }),
+        )
+        .await;
+    assert_eq!(left["ok"], true, "{left}");
+}
+
 async fn refused_to_join(client: &mut SocketClient, conversation: &str) {
     let refused = client
         .emit_with_ack(
@@ -406,20 +414,21 @@ async fn an_agent_who_loses_a_conversation_leaves_its_room_and_viewer_list(backe
         } else {
             update_agent(&app, &gina, change).await;
         }
-        // The others are told she left; she can no longer join.
+        // The others are told she left; she is not in the room; she can no longer join.
         expect_viewers(&mut watcher, &conversation, 1, &gina, false).await;
+        leave(&mut watcher, &conversation).await;
+        let rejoined = join(&mut watcher, &conversation).await;
+        assert_eq!(
+            rejoined["viewers"].as_array().map(Vec::len),
+            Some(1),
+            "{way}"
+        );
         refused_to_join(&mut gina_socket, &conversation).await;
     }
 
     // Out of the room, she is not told who views it any more.
     while gina_socket.next(QUIET).await.is_some() {}
-    let left = watcher
-        .emit_with_ack(
-            "conversation:leave",
-            json!({ "conversation_id": conversation }),
-        )
-        .await;
-    assert_eq!(left["ok"], true);
+    leave(&mut watcher, &conversation).await;
     join(&mut watcher, &conversation).await;
     while let Some(seen) = gina_socket.next(QUIET).await {
         if let Seen::Event(name, data) = seen {
