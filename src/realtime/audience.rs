@@ -1,8 +1,14 @@
 //! Who may receive a log event on a socket: conversation and message events follow the read
 //! scope; account events go to the agent concerned and to those who manage agents.
+//!
+//! Both sides of the decision are functions of the log up to the event: the [`Audience`]
+//! carries the conversation's assignment before and after it, and the [`Reader`] is the
+//! receiving agent's rights at the same point of the log. Live delivery and catch-up compute
+//! them the same way, so a replay gives exactly what live delivery gave.
 
 use serde_json::Value;
-use switchboard_domain::{Actor, AgentId, GroupId};
+use switchboard_domain::agent::{Agent, ChatScope};
+use switchboard_domain::{AgentId, GroupId};
 use switchboard_store::RecordedEvent;
 
 /// Who a conversation is assigned to.
@@ -15,14 +21,6 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    /// From the read model's text columns.
-    pub fn parse(agent: Option<&str>, group: Option<&str>) -> Self {
-        Self {
-            agent: agent.and_then(AgentId::parse),
-            group: group.and_then(GroupId::parse),
-        }
-    }
-
     /// The assignment a `ConversationAssigned` / `ConversationUnassigned` event sets, if the
     /// event is one of those.
     pub fn set_by(event: &RecordedEvent) -> Option<Self> {
@@ -30,7 +28,10 @@ impl Assignment {
             "ConversationAssigned" => {
                 let data = event.payload.get("Assigned");
                 let field = |name| data.and_then(|d| d.get(name)).and_then(Value::as_str);
-                Some(Self::parse(field("agent"), field("group")))
+                Some(Self {
+                    agent: field("agent").and_then(AgentId::parse),
+                    group: field("group").and_then(GroupId::parse),
+                })
             }
             "ConversationUnassigned" => Some(Self::default()),
             _ => None,
@@ -44,6 +45,8 @@ pub enum Audience {
     /// A conversation or message event: whoever may read the conversation as assigned after
     /// the event, or before it (so an agent sees a conversation being taken away).
     Conversation {
+        /// The conversation.
+        id: String,
         /// The assignment after the event.
         after: Assignment,
         /// The assignment before it.
@@ -56,15 +59,110 @@ pub enum Audience {
 }
 
 impl Audience {
-    /// Whether `actor` may receive the event.
-    pub fn admits(&self, actor: &Actor) -> bool {
+    /// Whether `reader` may receive the event.
+    pub fn admits(&self, reader: &Reader) -> bool {
         match self {
-            Self::Conversation { after, before } => {
-                actor.may_read(after.agent, after.group)
-                    || (before != after && actor.may_read(before.agent, before.group))
+            Self::Conversation { after, before, .. } => {
+                reader.may_read(*after) || (before != after && reader.may_read(*before))
             }
-            Self::Agent(agent) => *agent == actor.agent_id || actor.permissions.can_manage_agents,
-            Self::Managers => actor.permissions.can_manage_agents,
+            Self::Agent(agent) => *agent == reader.agent_id || reader.manages_agents,
+            Self::Managers => reader.manages_agents,
         }
+    }
+}
+
+/// What decides which events an agent receives: read scope, groups, and whether they manage
+/// agents. Working hours do not matter here (outside them an agent still reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    agent_id: AgentId,
+    read: ChatScope,
+    groups: Vec<GroupId>,
+    manages_agents: bool,
+}
+
+impl Reader {
+    /// The rights of `agent` as its record stands; an agent not (yet) registered, or
+    /// deactivated, reads nothing but their own account's events.
+    pub fn of(agent_id: AgentId, agent: &Agent) -> Self {
+        match agent.permissions().filter(|_| agent.is_active()) {
+            Some(permissions) => Self {
+                agent_id,
+                read: permissions.can_read_chats,
+                groups: agent.groups().to_vec(),
+                manages_agents: permissions.can_manage_agents,
+            },
+            None => Self {
+                agent_id,
+                read: ChatScope::None,
+                groups: Vec::new(),
+                manages_agents: false,
+            },
+        }
+    }
+
+    /// Whether they may read a conversation with this assignment.
+    pub fn may_read(&self, assignment: Assignment) -> bool {
+        self.read.covers(
+            self.agent_id,
+            &self.groups,
+            assignment.agent,
+            assignment.group,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(read: ChatScope, groups: &[GroupId], manages_agents: bool) -> Reader {
+        Reader {
+            agent_id: AgentId::parse("00000000-0000-4000-8000-000000000001").expect("id"),
+            read,
+            groups: groups.to_vec(),
+            manages_agents,
+        }
+    }
+
+    fn group(n: u8) -> GroupId {
+        GroupId::parse(&format!("00000000-0000-4000-8000-0000000001{n:02}")).expect("group")
+    }
+
+    fn to_group(n: u8) -> Assignment {
+        Assignment {
+            agent: None,
+            group: Some(group(n)),
+        }
+    }
+
+    fn conversation(before: Assignment, after: Assignment) -> Audience {
+        Audience::Conversation {
+            id: "c".to_owned(),
+            after,
+            before,
+        }
+    }
+
+    #[test]
+    fn an_agent_losing_a_conversation_receives_the_event_that_takes_it_away() {
+        let member = reader(ChatScope::Group, &[group(1)], false);
+        assert!(conversation(to_group(1), Assignment::default()).admits(&member));
+        assert!(conversation(Assignment::default(), to_group(1)).admits(&member));
+        // Afterwards, its events no longer reach them.
+        assert!(!conversation(Assignment::default(), Assignment::default()).admits(&member));
+        assert!(!conversation(to_group(2), to_group(2)).admits(&member));
+    }
+
+    #[test]
+    fn account_events_reach_the_agent_concerned_and_managers_only() {
+        let agent = reader(ChatScope::All, &[], false);
+        let manager = reader(ChatScope::None, &[], true);
+        let other = AgentId::parse("00000000-0000-4000-8000-000000000002").expect("id");
+        assert!(Audience::Agent(agent.agent_id).admits(&agent));
+        assert!(!Audience::Agent(other).admits(&agent));
+        assert!(Audience::Agent(other).admits(&manager));
+        assert!(!Audience::Managers.admits(&agent));
+        assert!(Audience::Managers.admits(&manager));
     }
 }

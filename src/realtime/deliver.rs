@@ -1,16 +1,25 @@
 //! One socket's stream of log events: first what it missed (from the log, from its position),
 //! then live batches from the fan-out, each event once and in log order. A socket that falls
 //! too far behind the live stream catches up from the log again, so it never sees a gap.
+//!
+//! Catch-up and live delivery decide alike: the catch-up stamps events with its own
+//! [`Stamper`] started at the socket's position, the fan-out with one started where it began
+//! tailing; both rebuild what they do not know from the log at their cursor. Every event,
+//! sent or not, moves the socket's [`Standing`]: the agent's own account events move their
+//! rights, and an event that takes a conversation out of their read scope takes the socket
+//! out of that conversation's room.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use socketioxide::extract::SocketRef;
-use switchboard_store::LogCursor;
+use switchboard_domain::agent::Agent;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::fanout::Delivery;
-use super::session::Session;
+use super::audience::Audience;
+use super::fanout::BATCH;
+use super::session::{Session, Standing};
+use super::stamp::{Delivery, Stamper};
 use super::Hub;
 
 /// The Socket.IO event that carries log events.
@@ -20,17 +29,22 @@ pub const EVENT: &str = "event";
 /// (the client reconnects with its last position and misses nothing).
 const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(5);
 
-/// Streams events after `from` to `socket` until it goes away.
-pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>, from: LogCursor) {
+/// Conversation assignments one catching-up socket remembers (see [`Stamper`]).
+const CATCH_UP_KEPT: usize = 10_000;
+
+/// Streams the events after the session's standing to `socket` until it goes away.
+pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>) {
     let mut live = hub.fanout.subscribe();
     let mut closed = session.closed();
-    let mut cursor = from;
+    let mut cursor = session.standing().await.cursor;
+    let log = hub.fanout.log().clone();
     'catch_up: loop {
+        let mut stamper = Stamper::at(cursor, CATCH_UP_KEPT);
         loop {
             if *closed.borrow() {
                 return;
             }
-            let events = match hub.fanout.log().read_all(cursor, 500).await {
+            let events = match log.read_all(cursor, BATCH).await {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => events,
                 Err(error) => {
@@ -39,15 +53,14 @@ pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>, fr
                     continue;
                 }
             };
-            let last = events.last().map_or(cursor, |e| e.cursor);
-            match hub.fanout.history(events).await {
+            match stamper.stamp(&log, events).await {
                 Ok(deliveries) => {
                     for delivery in &deliveries {
-                        if !send(&hub, &socket, &session, delivery).await {
+                        if !pass(&hub, &socket, &session, delivery).await {
                             return;
                         }
+                        cursor = delivery.cursor;
                     }
-                    cursor = last;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "socket catch-up failed; retrying");
@@ -63,7 +76,7 @@ pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>, fr
                             if delivery.cursor <= cursor {
                                 continue;
                             }
-                            if !send(&hub, &socket, &session, delivery).await {
+                            if !pass(&hub, &socket, &session, delivery).await {
                                 return;
                             }
                             cursor = delivery.cursor;
@@ -78,16 +91,90 @@ pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>, fr
     }
 }
 
-/// Sends one delivery if the agent may see it. `false` when the socket is gone.
-async fn send(hub: &Hub, socket: &SocketRef, session: &Session, delivery: &Delivery) -> bool {
-    if let super::audience::Audience::Agent(agent) = &delivery.audience {
-        if *agent == session.agent_id() && !hub.reload_rights(socket, session).await {
-            return false;
-        }
+/// Moves the socket's standing over one delivery, then sends it if the agent may see it.
+/// `false` when the socket is gone.
+async fn pass(hub: &Hub, socket: &SocketRef, session: &Session, delivery: &Delivery) -> bool {
+    let (admitted, left, deactivated) = {
+        let mut standing = session.standing().await;
+        let step = advance(hub, socket, session, &mut standing, delivery).await;
+        (
+            delivery.audience.admits(standing.rights.reader()),
+            step.left,
+            step.deactivated,
+        )
+    };
+    for conversation in &left {
+        hub.announce_viewers(conversation);
     }
-    if !session.with_actor(|actor| delivery.audience.admits(actor)) {
+    if deactivated && deactivated_now(hub, session).await {
+        hub.close(
+            socket.clone(),
+            session,
+            "agent_deactivated",
+            "this agent is deactivated",
+        );
+        return false;
+    }
+    if !admitted {
         return true;
     }
+    send(hub, socket, session, delivery).await
+}
+
+/// What passing one event changed beyond the standing itself.
+#[derive(Default)]
+struct Step {
+    /// Conversations whose room the socket left.
+    left: Vec<String>,
+    /// The agent was deactivated at this point of the log.
+    deactivated: bool,
+}
+
+/// Moves `standing` over `delivery`: the agent's rights, and the conversation rooms the
+/// socket may stay in.
+async fn advance(
+    hub: &Hub,
+    socket: &SocketRef,
+    session: &Session,
+    standing: &mut Standing,
+    delivery: &Delivery,
+) -> Step {
+    standing.cursor = delivery.cursor;
+    let mut step = Step::default();
+    match (&delivery.audience, &delivery.account) {
+        (Audience::Agent(agent), Some(event)) if *agent == session.agent_id() => {
+            let was_active = standing.rights.is_active();
+            if standing.rights.apply(event.clone()) {
+                step.left = hub.leave_rooms_out_of_scope(socket, standing).await;
+            }
+            step.deactivated = was_active && !standing.rights.is_active();
+        }
+        (Audience::Conversation { id, after, before }, _) if after != before => {
+            let lost = !standing.rights.reader().may_read(*after);
+            if lost && hub.leave_room(socket, id) {
+                step.left.push(id.clone());
+            }
+        }
+        _ => {}
+    }
+    step
+}
+
+/// Whether the agent is deactivated now (not only at the point the stream has reached): a
+/// socket replaying a deactivation that was undone since stays open.
+async fn deactivated_now(hub: &Hub, session: &Session) -> bool {
+    let id = session.agent_id().to_string();
+    match hub.app.log.load_aggregate::<Agent>(&id).await {
+        Ok((agent, _)) => !agent.is_active(),
+        Err(error) => {
+            tracing::warn!(%error, "checking whether an agent is deactivated failed");
+            false
+        }
+    }
+}
+
+/// Sends one delivery. `false` when the socket is gone.
+async fn send(hub: &Hub, socket: &SocketRef, session: &Session, delivery: &Delivery) -> bool {
     let started = tokio::time::Instant::now();
     loop {
         match socket.emit(EVENT, &*delivery.json) {

@@ -1,28 +1,39 @@
 //! Live updates for agents over Socket.IO (socketioxide, at `/socket.io/`, for socket.io-client 4).
 //!
-//! - **Handshake**: `auth: {token, last_position?}`. A bad, expired or revoked token is refused
-//!   at connect; the client's `connect_error` message is `"<code>: <message>"`.
+//! - **Handshake**: `auth: {token, last_position?}`. A bad, expired or revoked token, or a
+//!   negative or unknown position, is refused at connect; the client's `connect_error` message
+//!   is `"<code>: <message>"`.
 //! - **Events**: every log event the agent may see arrives as `event` with one [`Envelope`]
 //!   (`position`, `type`, `conversation_id`, `data`, `at`, …), in log order. Conversation and
-//!   message events follow the agent's read scope; account events go to the agent concerned
-//!   and to agent managers.
+//!   message events follow the agent's read scope as the conversation was assigned before or
+//!   after the event (so an agent sees the event that takes a conversation away); account
+//!   events go to the agent concerned and to agent managers.
+//! - **Replay = live**: who receives an event is a function of the log up to that event: the
+//!   conversation's assignment there, and the agent's rights there (their own account events
+//!   are in the log; the stream applies them where they lie). So a change of rights applies to
+//!   an open socket as soon as its stream reaches it, and a socket replaying the log from any
+//!   earlier position receives exactly what a live one did (modules `stamp`, `as_of`).
 //! - **Resume**: with `last_position` the socket first receives, from the log, everything after
 //!   it that the agent may see, then live events: no gap, and positions reveal any duplicate.
 //! - **Rooms**: `agent:{id}` and `broadcasts` on connect; `conversation:join` /
 //!   `conversation:leave {conversation_id}` (read scope checked) put the socket in
 //!   `conversation:{id}`, whose members receive `presence` (who is viewing, for collision
-//!   warnings).
+//!   warnings). A socket whose agent loses the conversation is taken out (module `presence`).
 //! - **Tokens**: `auth:refresh {token}` swaps the token in place (acknowledged);
 //!   `session:expiring` comes ahead of expiry; an expired socket gets `session:expired` and is
-//!   disconnected, as is one whose login ended (logout, revocation).
-//! - **Several instances**: each tails the log itself ([`fanout`]); no broker. Presence is per
-//!   instance (it is not in the log).
+//!   disconnected, as is one whose login ended (logout, revocation) or whose agent is
+//!   deactivated.
+//! - **Several instances**: each tails the log itself (module `fanout`); no broker. Presence
+//!   is per instance (it is not in the log).
 
+mod as_of;
 mod audience;
 mod deliver;
 mod envelope;
-pub mod fanout;
+mod fanout;
+mod presence;
 mod session;
+mod stamp;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,8 +52,9 @@ pub use envelope::Envelope;
 use crate::config::RealtimeSettings;
 use crate::http::extract::authenticate;
 use crate::http::{ApiError, AppState};
+use as_of::Rights;
 use fanout::Fanout;
-use session::{Expiry, Session};
+use session::{Expiry, Session, Standing};
 
 /// Why the realtime side could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +92,6 @@ struct Handshake {
     #[serde(default)]
     last_position: Option<i64>,
 }
-
-/// Where a socket's stream starts, decided at connect.
-#[derive(Clone, Copy)]
-struct StartAt(switchboard_store::LogCursor);
 
 /// A refused connection: the client sees `"<code>: <message>"`.
 #[derive(Debug)]
@@ -196,6 +204,15 @@ impl Hub {
                     .increment(1);
             })?;
         let start = match handshake.last_position {
+            Some(position) if position < 0 => {
+                return Err(refuse(
+                    "invalid_handshake",
+                    &format!(
+                        "last_position must be a position the server sent, or 0 for the \
+                         start of the log, not {position}"
+                    ),
+                ))
+            }
             Some(position) => match self.app.log.cursor_after(position).await {
                 Ok(cursor) => cursor,
                 Err(switchboard_store::StoreError::UnknownPosition(_)) => {
@@ -208,17 +225,26 @@ impl Hub {
             },
             None => self.fanout.head(),
         };
-        socket.extensions.insert(Arc::new(Session::new(auth)));
-        socket.extensions.insert(StartAt(start));
+        // The stream decides with the agent's rights where it starts, not with those of now.
+        let rights = Rights::at(&self.app.log, auth.actor.agent_id, start)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "loading an agent's rights for a socket failed");
+                refuse("service_unavailable", "try again")
+            })?;
+        let standing = Standing {
+            cursor: start,
+            rights,
+        };
+        socket
+            .extensions
+            .insert(Arc::new(Session::new(auth, standing)));
         Ok(())
     }
 
     /// A socket passed the handshake: rooms, handlers, and its stream of events.
     fn connected(self: Arc<Self>, socket: SocketRef) {
-        let (Some(session), Some(StartAt(start))) = (
-            socket.extensions.get::<Arc<Session>>(),
-            socket.extensions.get::<StartAt>(),
-        ) else {
+        let Some(session) = socket.extensions.get::<Arc<Session>>() else {
             let _ = socket.disconnect();
             return;
         };
@@ -269,7 +295,7 @@ impl Hub {
             let Some(hub) = hub.upgrade() else { return };
             hub.disconnected(&socket);
         });
-        tokio::spawn(deliver::deliver(self, socket, session, start));
+        tokio::spawn(deliver::deliver(self, socket, session));
     }
 
     fn disconnected(&self, socket: &SocketRef) {
@@ -286,7 +312,7 @@ impl Hub {
             if let Some(conversation) = room.strip_prefix("conversation:") {
                 let conversation = conversation.to_owned();
                 socket.leave(room.to_string());
-                self.announce_viewers(&conversation, &room);
+                self.announce_viewers(&conversation);
             }
         }
     }
@@ -310,42 +336,6 @@ impl Hub {
         }
     }
 
-    /// `conversation:join`: into the conversation's room, if the agent may read it.
-    async fn join(&self, socket: &SocketRef, body: Option<ConversationBody>) -> Value {
-        let Some(body) = body else {
-            return invalid("expected {conversation_id}");
-        };
-        let Some(session) = socket.extensions.get::<Arc<Session>>() else {
-            return invalid("not connected");
-        };
-        let assignment = match self.fanout.assignment_of(&body.conversation_id).await {
-            Ok(Some(assignment)) => assignment,
-            Ok(None) => return error_reply("not_found", "no such conversation"),
-            Err(error) => {
-                tracing::warn!(%error, "conversation:join lookup failed");
-                return error_reply("service_unavailable", "try again");
-            }
-        };
-        if !session.with_actor(|actor| actor.may_read(assignment.agent, assignment.group)) {
-            return error_reply("forbidden", "you may not read this conversation");
-        }
-        let room = format!("conversation:{}", body.conversation_id);
-        socket.join(room.clone());
-        let viewers = self.announce_viewers(&body.conversation_id, &room);
-        json!({ "ok": true, "viewers": viewers })
-    }
-
-    /// `conversation:leave`: out of the conversation's room.
-    fn leave(&self, socket: &SocketRef, body: Option<ConversationBody>) -> Value {
-        let Some(body) = body else {
-            return invalid("expected {conversation_id}");
-        };
-        let room = format!("conversation:{}", body.conversation_id);
-        socket.leave(room.clone());
-        self.announce_viewers(&body.conversation_id, &room);
-        json!({ "ok": true })
-    }
-
     /// Every socket of this instance with its session, copied out of the lock.
     fn sockets(&self) -> Vec<(SocketRef, Arc<Session>)> {
         self.sockets
@@ -354,67 +344,6 @@ impl Hub {
             .values()
             .cloned()
             .collect()
-    }
-
-    /// Tells a conversation's room who is viewing it (on this instance); returns the list.
-    fn announce_viewers(&self, conversation_id: &str, room: &str) -> Vec<String> {
-        let mut viewers: Vec<String> = self
-            .io
-            .within(room.to_owned())
-            .sockets()
-            .iter()
-            .filter_map(|s| s.extensions.get::<Arc<Session>>())
-            .map(|s| s.agent_id().to_string())
-            .collect();
-        viewers.sort_unstable();
-        viewers.dedup();
-        let presence = json!({
-            "position": null,
-            "type": "ConversationViewers",
-            "conversation_id": conversation_id,
-            "data": { "viewers": viewers },
-            "at": self.app.clock.now().to_string(),
-        });
-        let io = self.io.clone();
-        let room = room.to_owned();
-        tokio::spawn(async move {
-            if let Err(error) = io.to(room).emit("presence", &presence).await {
-                tracing::debug!(%error, "presence not delivered");
-            }
-        });
-        viewers
-    }
-
-    /// After an event of the agent's own account: their rights as they stand now. `false`
-    /// (and the socket closed) when the agent was deactivated.
-    async fn reload_rights(&self, socket: &SocketRef, session: &Session) -> bool {
-        let id = session.agent_id().to_string();
-        match self
-            .app
-            .log
-            .load_aggregate::<switchboard_domain::agent::Agent>(&id)
-            .await
-        {
-            Ok((agent, _)) => match agent.actor(session.agent_id(), self.app.clock.now()) {
-                Some(actor) => {
-                    session.set_actor(actor);
-                    true
-                }
-                None => {
-                    self.close(
-                        socket.clone(),
-                        session,
-                        "agent_deactivated",
-                        "this agent is deactivated",
-                    );
-                    false
-                }
-            },
-            Err(error) => {
-                tracing::warn!(%error, "reloading an agent's rights failed; keeping the old ones");
-                true
-            }
-        }
     }
 
     /// Tells the client why, then disconnects it.

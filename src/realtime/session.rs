@@ -1,25 +1,42 @@
-//! One agent's socket: who is behind it, until when its token holds, and the signal that stops
-//! its delivery when it goes away.
+//! One agent's socket: who is behind it, until when its token holds, where its stream stands
+//! in the log (with the agent's rights at that point), and the signal that stops its delivery
+//! when it goes away.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use switchboard_domain::{Actor, AgentId, Timestamp};
+use switchboard_domain::{AgentId, Timestamp};
+use switchboard_store::LogCursor;
 use tokio::sync::watch;
 
+use super::as_of::Rights;
 use crate::http::extract::AuthAgent;
 
-/// The agent behind a socket, with the rights and token expiry of their latest token.
+/// The agent behind a socket and the token they connected (or last refreshed) with.
 pub struct Session {
     agent_id: AgentId,
     state: Mutex<State>,
+    standing: tokio::sync::Mutex<Standing>,
     closed: watch::Sender<bool>,
 }
 
 struct State {
-    actor: Actor,
     family: String,
     expires_at: Timestamp,
     warned: bool,
+}
+
+/// Where a socket's stream stands: the last event it has passed (sent or not), and the
+/// agent's rights as the log stood there.
+///
+/// What the socket receives and which conversation rooms it may be in are decided from this,
+/// never from the agent's rights now: a change of rights applies when the stream reaches it
+/// in the log, which is at once for a socket that is up to date, and at the same place for a
+/// socket replaying the log later.
+pub struct Standing {
+    /// The last event passed.
+    pub cursor: LogCursor,
+    /// The agent's rights at `cursor`.
+    pub rights: Rights,
 }
 
 /// What the expiry sweep should do about a session now.
@@ -34,16 +51,16 @@ pub enum Expiry {
 }
 
 impl Session {
-    /// A session for an authenticated agent.
-    pub fn new(auth: AuthAgent) -> Self {
+    /// A session for an authenticated agent whose stream starts at `standing`.
+    pub fn new(auth: AuthAgent, standing: Standing) -> Self {
         Self {
             agent_id: auth.actor.agent_id,
             state: Mutex::new(State {
-                actor: auth.actor,
                 family: auth.session_id,
                 expires_at: auth.expires_at,
                 warned: false,
             }),
+            standing: tokio::sync::Mutex::new(standing),
             closed: watch::Sender::new(false),
         }
     }
@@ -57,23 +74,20 @@ impl Session {
         self.agent_id
     }
 
-    /// Runs `check` against the current rights without copying them.
-    pub fn with_actor<T>(&self, check: impl FnOnce(&Actor) -> T) -> T {
-        check(&self.state().actor)
+    /// The stream's standing, locked: the delivery task moves it event by event; joining a
+    /// conversation holds it while checking the read scope and entering the room, so that no
+    /// event taking the conversation away can pass in between.
+    pub async fn standing(&self) -> tokio::sync::MutexGuard<'_, Standing> {
+        self.standing.lock().await
     }
 
-    /// A refreshed token (`auth:refresh`): new rights, new expiry, a new warning to come.
+    /// A refreshed token (`auth:refresh`): new expiry, a new warning to come. The rights it
+    /// carries are not taken: they are the rights now, and the stream follows the log.
     pub fn refresh(&self, auth: AuthAgent) {
         let mut state = self.state();
-        state.actor = auth.actor;
         state.family = auth.session_id;
         state.expires_at = auth.expires_at;
         state.warned = false;
-    }
-
-    /// Rights reloaded after a change to the agent's account.
-    pub fn set_actor(&self, actor: Actor) {
-        self.state().actor = actor;
     }
 
     /// The login (session family) of the current token.

@@ -1,6 +1,9 @@
 //! Socket.IO for agents, tested with the official socket.io-client: permission-filtered
 //! delivery, gap-free resume from the log, in-band token refresh and expiry, and two server
-//! processes sharing one PostgreSQL.
+//! processes sharing one PostgreSQL. Replay and presence across changes of assignment and
+//! rights: [`replay`].
+
+mod replay;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -199,6 +202,17 @@ async fn a_bad_handshake_is_refused_with_its_reason(backend: Backend) {
     .err()
     .expect("refused");
     assert!(refused.starts_with("unknown_position:"), "{refused}");
+    let refused = SocketClient::connect(
+        &app.address,
+        json!({"token": app.admin_token, "last_position": -1}),
+    )
+    .await
+    .err()
+    .expect("a negative position is refused");
+    assert!(
+        refused.starts_with("invalid_handshake:") && refused.contains("last_position"),
+        "{refused}"
+    );
     // Past its expiry, the token is refused at connect.
     app.clock.advance_seconds(11 * 86_400);
     let refused = SocketClient::connect(&app.address, json!({"token": app.admin_token}))
