@@ -228,3 +228,16 @@ pub async fn count(db: &Database) -> Result<i64, ProjectionError> {
         with_pool!(db, pool => sqlx::query_scalar("select count(*) from agents").fetch_one(pool).await?),
     )
 }
+
+/// The ids of the agents listed with `role` (active or not).
+///
+/// # Errors
+/// Database failures.
+pub async fn ids_with_role(
+    db: &Database,
+    role: switchboard_domain::agent::Role,
+) -> Result<Vec<String>, ProjectionError> {
+    let sql = "select id from agents where role = $1";
+    let role = serde_json::to_string(&role).unwrap_or_default();
+    Ok(with_pool!(db, pool => sqlx::query_scalar(sql).bind(&role).fetch_all(pool).await?))
+}

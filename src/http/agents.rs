@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use switchboard_domain::agent::{
-    Agent, AgentCommand, AgentUpdate, ChatScope, Email, Permissions, Role, WorkingHours,
+    AgentCommand, AgentUpdate, ChatScope, Email, Permissions, PermissionsPatch, Role, WorkingHours,
 };
 use switchboard_domain::group::{Group, GroupCommand};
 use switchboard_domain::{AgentId, GroupId};
@@ -60,18 +60,16 @@ struct PermissionsInput {
     can_manage_agents: Option<bool>,
 }
 
-impl PermissionsInput {
-    fn over(self, base: Permissions) -> Permissions {
-        Permissions {
-            can_read_chats: self.can_read_chats.unwrap_or(base.can_read_chats),
-            can_write_to_chats: self.can_write_to_chats.unwrap_or(base.can_write_to_chats),
-            can_use_tags: self.can_use_tags.unwrap_or(base.can_use_tags),
-            can_manage_templates: self
-                .can_manage_templates
-                .unwrap_or(base.can_manage_templates),
-            can_view_analytics: self.can_view_analytics.unwrap_or(base.can_view_analytics),
-            can_export_data: self.can_export_data.unwrap_or(base.can_export_data),
-            can_manage_agents: self.can_manage_agents.unwrap_or(base.can_manage_agents),
+impl From<PermissionsInput> for PermissionsPatch {
+    fn from(p: PermissionsInput) -> Self {
+        Self {
+            can_read_chats: p.can_read_chats,
+            can_write_to_chats: p.can_write_to_chats,
+            can_use_tags: p.can_use_tags,
+            can_manage_templates: p.can_manage_templates,
+            can_view_analytics: p.can_view_analytics,
+            can_export_data: p.can_export_data,
+            can_manage_agents: p.can_manage_agents,
         }
     }
 }
@@ -108,6 +106,8 @@ struct UpdateAgent {
     working_hours: Option<Option<WorkingHours>>,
     #[schema(value_type = Option<String>, min_length = 12)]
     password: Option<SecretString>,
+    /// The agent version the caller last saw (409 `agent_changed` if it moved on).
+    expected_version: Option<u64>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from one left out (`None`).
@@ -184,7 +184,7 @@ async fn create(
     check_groups(&state, &request.groups).await?;
     let permissions = request
         .permissions
-        .map(|p| p.over(Permissions::for_role(request.role)));
+        .map(|p| PermissionsPatch::from(p).over(Permissions::for_role(request.role)));
     let new = NewAgent {
         email: email.clone(),
         name: request.name,
@@ -199,7 +199,7 @@ async fn create(
         &state.frameworks,
         &state.database,
         new,
-        Some(auth.actor.agent_id),
+        Some(auth.actor),
         now,
     )
     .await?;
@@ -209,7 +209,9 @@ async fn create(
     ))
 }
 
-/// Changes an agent: any field given.
+/// Changes an agent: any field given, merged with the agent as they are (two concurrent changes
+/// of different fields both hold). The rules — nobody grants what they do not hold, only admins
+/// manage admins, nobody changes their own rights, the last admin stays — are the agent's.
 #[utoipa::path(patch, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Agent id")), request_body = UpdateAgent, security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::AgentUpdated), Errors))]
 async fn update(
@@ -220,61 +222,51 @@ async fn update(
 ) -> Result<Json<Value>, ApiError> {
     require_manager(&auth)?;
     let agent_id = AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
-    if agent_id == auth.actor.agent_id && (request.role.is_some() || request.permissions.is_some())
-    {
-        // Nobody locks themselves (perhaps the last admin) out; another manager may.
-        return Err(ApiError::Unprocessable {
-            code: "own_rights",
-            message: "you cannot change your own role or permissions".to_owned(),
-        });
-    }
-    let (current, version) = state.log.load_aggregate::<Agent>(&id).await?;
-    let base = current.permissions().ok_or(ApiError::NotFound("agent"))?;
     if let Some(groups) = &request.groups {
         check_groups(&state, groups).await?;
     }
     let now = state.clock.now();
-    let by = Some(auth.actor.agent_id);
-    let command = AgentCommand::Update {
-        update: AgentUpdate {
-            name: request.name,
-            role: request.role,
-            groups: request.groups,
-            permissions: request.permissions.map(|p| p.over(base)),
-            working_hours: request.working_hours,
-        },
-        by,
+    let by = auth.actor.clone();
+    let update = AgentUpdate {
+        name: request.name,
+        role: request.role,
+        groups: request.groups,
+        permissions: request.permissions.map(Into::into).unwrap_or_default(),
+        working_hours: request.working_hours,
+    };
+    let command = |actor, other_admins| AgentCommand::Update {
+        update: update.clone(),
+        expected_version: request.expected_version,
+        other_admins,
+        by: actor,
         at: now,
     };
-    execute(
-        &state.frameworks.agents,
-        &id,
-        command,
-        &actor_metadata(by, now),
-    )
-    .await?;
+    let changed = accounts::change_agent(&state.log, &id, Some(by.agent_id), now, command).await?;
     if let Some(password) = request.password {
         accounts::set_password(
             &state.frameworks,
             &state.database,
             agent_id,
             password,
-            by,
+            Some(by),
             now,
         )
         .await?;
         // Whoever held the old password is out; changing one's own keeps this session.
         let keep = (agent_id == auth.actor.agent_id).then_some(auth.session_id.as_str());
+        let revoked_at = now.unix_millis();
         crate::auth::sessions::revoke_all_of(
             &state.database,
             &id,
             keep,
-            now.unix_millis(),
+            revoked_at,
             "password_changed",
         )
         .await?;
     }
-    Ok(Json(json!({ "id": id, "previous_version": version })))
+    Ok(Json(
+        json!({ "id": id, "previous_version": changed.previous_version, "version": changed.version }),
+    ))
 }
 
 /// Deactivates an agent: their sessions end at once.
@@ -288,28 +280,16 @@ async fn deactivate(
     OptionalJson(request): OptionalJson<Reason>,
 ) -> Result<StatusCode, ApiError> {
     require_manager(&auth)?;
-    let agent_id = AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
-    if agent_id == auth.actor.agent_id {
-        return Err(ApiError::Unprocessable {
-            code: "cannot_deactivate_self",
-            message: "you cannot deactivate yourself".to_owned(),
-        });
-    }
+    AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
     let now = state.clock.now();
-    let by = Some(auth.actor.agent_id);
-    let reason = request.reason;
-    let command = AgentCommand::Deactivate {
-        by,
-        reason,
+    let by = auth.actor;
+    let command = |actor, other_admins| AgentCommand::Deactivate {
+        by: actor,
+        reason: request.reason.clone(),
+        other_admins,
         at: now,
     };
-    execute(
-        &state.frameworks.agents,
-        &id,
-        command,
-        &actor_metadata(by, now),
-    )
-    .await?;
+    accounts::change_agent(&state.log, &id, Some(by.agent_id), now, command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -324,15 +304,9 @@ async fn reactivate(
     require_manager(&auth)?;
     AgentId::parse(&id).ok_or(ApiError::NotFound("agent"))?;
     let now = state.clock.now();
-    let by = Some(auth.actor.agent_id);
-    let command = AgentCommand::Reactivate { by, at: now };
-    execute(
-        &state.frameworks.agents,
-        &id,
-        command,
-        &actor_metadata(by, now),
-    )
-    .await?;
+    let by = auth.actor;
+    let command = |actor, _| AgentCommand::Reactivate { by: actor, at: now };
+    accounts::change_agent(&state.log, &id, Some(by.agent_id), now, command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

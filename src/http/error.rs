@@ -55,6 +55,14 @@ pub enum ApiError {
         /// What is missing.
         message: &'static str,
     },
+    /// The caller may not do this; the message says why.
+    #[error("{message}")]
+    Refused {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
     /// Too many attempts.
     #[error("too many attempts; retry in {retry_after_seconds} s")]
     TooManyRequests {
@@ -112,7 +120,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::WebhooksNotConfigured | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } | Self::Locked { .. } | Self::Changed { .. } => {
@@ -137,6 +145,7 @@ impl ApiError {
             Self::Internal(_) => "internal_error",
             Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
+            | Self::Refused { code, .. }
             | Self::Unprocessable { code, .. }
             | Self::Conflict { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
@@ -271,16 +280,18 @@ where
 impl From<switchboard_domain::agent::AgentError> for ApiError {
     fn from(error: switchboard_domain::agent::AgentError) -> Self {
         use switchboard_domain::agent::AgentError as E;
+        let (code, message) = (error.code(), error.to_string());
         match error {
             E::NotRegistered => Self::NotFound("agent"),
-            E::AlreadyRegistered | E::AlreadyInState(_) => Self::Conflict {
-                code: error.code(),
-                message: error.to_string(),
-            },
-            E::EmptyName => Self::Unprocessable {
-                code: error.code(),
-                message: error.to_string(),
-            },
+            E::NotPermitted(_) => Self::Refused { code, message },
+            E::AlreadyRegistered | E::AlreadyInState(_) | E::LastAdmin | E::Changed { .. } => {
+                Self::Conflict { code, message }
+            }
+            E::InvalidName
+            | E::TooManyGroups { .. }
+            | E::OwnRights(_)
+            | E::CannotDeactivateSelf
+            | E::InconsistentPermissions(_) => Self::Unprocessable { code, message },
         }
     }
 }

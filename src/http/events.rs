@@ -1,5 +1,7 @@
 //! The event log for analytics consumers: pages, and a live server-sent-event stream that
-//! resumes from `Last-Event-ID`. Both need `can_export_data`.
+//! resumes from `Last-Event-ID`. Both need `can_export_data`, which is granted only together
+//! with read scope `all` (the stream holds every conversation's messages); an agent whose
+//! rights predate that rule and lack read scope `all` is refused here too.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -51,12 +53,13 @@ struct EventPage {
 }
 
 fn require_export(auth: &AuthAgent) -> Result<(), ApiError> {
-    if auth.actor.permissions.can_export_data {
+    let permissions = &auth.actor.permissions;
+    if permissions.can_export_data && permissions.consistent().is_ok() {
         Ok(())
     } else {
         Err(ApiError::Forbidden {
             code: "forbidden",
-            message: "the event stream needs the can_export_data permission",
+            message: "the event stream needs the can_export_data permission and read scope all",
         })
     }
 }

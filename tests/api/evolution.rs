@@ -28,7 +28,7 @@ async fn insert_event(database: &Database, event: &Value) {
         .execute(pool).await.expect("insert event").rows_affected());
 }
 
-async fn admin_id(app: &TestApp) -> String {
+pub(crate) async fn admin_id(app: &TestApp) -> String {
     let agents = app.get_json("/api/agents").await;
     agents
         .as_array()

@@ -12,6 +12,7 @@ mod openapi;
 mod outbound;
 mod outbox;
 
+mod agent_rights;
 mod auth;
 mod cli;
 mod collisions;

@@ -285,7 +285,7 @@ async fn agents_are_managed_through_the_api(backend: Backend) {
             &admin,
             Method::PATCH,
             &format!("/api/agents/{id}"),
-            Some(json!({"role": "supervisor", "permissions": {"can_export_data": true}})),
+            Some(json!({"role": "supervisor", "permissions": {"can_export_data": true, "can_read_chats": "all"}})),
         )
         .await;
     assert_eq!(patched.status(), 200);
@@ -295,7 +295,7 @@ async fn agents_are_managed_through_the_api(backend: Backend) {
     assert_eq!(frank["role"], "supervisor");
     assert_eq!(frank["permissions"]["can_export_data"], true);
     assert_eq!(
-        frank["permissions"]["can_read_chats"], "group",
+        frank["permissions"]["can_write_to_chats"], "group",
         "untouched permissions kept"
     );
     assert_eq!(frank["active"], true);

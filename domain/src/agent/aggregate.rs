@@ -4,13 +4,19 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{AgentCommand, AgentError, AgentEvent, Email, Permissions, Role, WorkingHours};
+use crate::agent::grants::{self, Grant};
+use crate::agent::{
+    AgentCommand, AgentError, AgentEvent, AgentUpdate, Email, Permissions, Role, WorkingHours,
+};
 use crate::{Actor, AgentId, GroupId, Timestamp};
 
 /// An agent's record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
     registered: Option<Registered>,
+    /// Events applied so far.
+    #[serde(default)]
+    version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +88,18 @@ impl Agent {
         })
     }
 
+    /// The version: how many events the agent has (clients send it back as `expected_version`).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether the agent is an active admin.
+    pub fn is_active_admin(&self) -> bool {
+        self.registered
+            .as_ref()
+            .is_some_and(|r| r.active && r.role == Role::Admin)
+    }
+
     fn decide(&self, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
         if let AgentCommand::Register {
             email,
@@ -97,75 +115,183 @@ impl Agent {
             if self.registered.is_some() {
                 return Err(AgentError::AlreadyRegistered);
             }
-            let name = name.trim().to_owned();
-            if name.is_empty() {
-                return Err(AgentError::EmptyName);
+            let name = grants::name(&name)?;
+            grants::groups(&groups)?;
+            let permissions = permissions.unwrap_or_else(|| Permissions::for_role(role));
+            permissions
+                .consistent()
+                .map_err(AgentError::InconsistentPermissions)?;
+            if let Some(by) = &by {
+                let grant = Grant {
+                    before_role: None,
+                    role,
+                    before_permissions: None,
+                    permissions: &permissions,
+                    before_groups: &[],
+                    groups: &groups,
+                };
+                grants::authorize(by, &grant)?;
             }
             return Ok(vec![AgentEvent::Registered {
                 email,
                 name,
                 role,
                 groups,
-                permissions: permissions.unwrap_or_else(|| Permissions::for_role(role)),
+                permissions,
                 working_hours,
-                by,
+                by: by.map(|a| a.agent_id),
                 at,
             }]);
         }
         let current = self.registered.as_ref().ok_or(AgentError::NotRegistered)?;
+        let me = AgentId::for_email(&current.email);
         match command {
             AgentCommand::Register { .. } => Err(AgentError::AlreadyRegistered),
-            AgentCommand::Update { update, by, at } => {
-                let mut events = Vec::new();
-                if let Some(name) = update.name.map(|n| n.trim().to_owned()) {
-                    if name.is_empty() {
-                        return Err(AgentError::EmptyName);
-                    }
-                    if name != current.name {
-                        events.push(AgentEvent::Renamed { name, by, at });
-                    }
-                }
-                if let Some(role) = update.role.filter(|r| *r != current.role) {
-                    events.push(AgentEvent::RoleChanged { role, by, at });
-                }
-                if let Some(groups) = update.groups.filter(|g| *g != current.groups) {
-                    events.push(AgentEvent::GroupsChanged { groups, by, at });
-                }
-                if let Some(permissions) = update.permissions.filter(|p| *p != current.permissions)
-                {
-                    events.push(AgentEvent::PermissionsChanged {
-                        permissions,
-                        by,
-                        at,
+            AgentCommand::Update {
+                update,
+                expected_version,
+                other_admins,
+                by,
+                at,
+            } => {
+                if let Some(expected) = expected_version.filter(|v| *v != self.version) {
+                    return Err(AgentError::Changed {
+                        expected,
+                        current: self.version,
                     });
                 }
-                if let Some(working_hours) =
-                    update.working_hours.filter(|h| *h != current.working_hours)
-                {
-                    events.push(AgentEvent::WorkingHoursChanged {
-                        working_hours,
-                        by,
-                        at,
-                    });
-                }
-                Ok(events)
+                self.decide_update(current, me, update, other_admins, by.as_ref(), at)
             }
             AgentCommand::RecordPasswordChange { by, at } => {
-                Ok(vec![AgentEvent::PasswordChanged { by, at }])
+                if let Some(by) = by.as_ref().filter(|a| a.agent_id != me) {
+                    if !by.permissions.can_manage_agents {
+                        return Err(AgentError::NotPermitted(
+                            "resetting a password needs the can_manage_agents permission".into(),
+                        ));
+                    }
+                    grants::manages(by, Some(current.role))?;
+                }
+                Ok(vec![AgentEvent::PasswordChanged {
+                    by: by.map(|a| a.agent_id),
+                    at,
+                }])
             }
-            AgentCommand::Deactivate { by, reason, at } => {
+            AgentCommand::Deactivate {
+                by,
+                reason,
+                other_admins,
+                at,
+            } => {
+                if let Some(by) = &by {
+                    if by.agent_id == me {
+                        return Err(AgentError::CannotDeactivateSelf);
+                    }
+                    grants::manages(by, Some(current.role))?;
+                }
                 if !current.active {
                     return Err(AgentError::AlreadyInState("deactivated"));
                 }
-                Ok(vec![AgentEvent::Deactivated { reason, by, at }])
+                if current.role == Role::Admin && other_admins == 0 {
+                    return Err(AgentError::LastAdmin);
+                }
+                Ok(vec![AgentEvent::Deactivated {
+                    reason,
+                    by: by.map(|a| a.agent_id),
+                    at,
+                }])
             }
             AgentCommand::Reactivate { by, at } => {
+                if let Some(by) = &by {
+                    grants::manages(by, Some(current.role))?;
+                }
                 if current.active {
                     return Err(AgentError::AlreadyInState("active"));
                 }
-                Ok(vec![AgentEvent::Reactivated { by, at }])
+                Ok(vec![AgentEvent::Reactivated {
+                    by: by.map(|a| a.agent_id),
+                    at,
+                }])
             }
         }
+    }
+
+    /// An update, merged with the agent as they are: only what changes is recorded.
+    fn decide_update(
+        &self,
+        current: &Registered,
+        me: AgentId,
+        update: AgentUpdate,
+        other_admins: usize,
+        by: Option<&Actor>,
+        at: Timestamp,
+    ) -> Result<Vec<AgentEvent>, AgentError> {
+        let role = update.role.unwrap_or(current.role);
+        let permissions = update.permissions.over(current.permissions);
+        let groups = update.groups.unwrap_or_else(|| current.groups.clone());
+        let working_hours = update
+            .working_hours
+            .unwrap_or_else(|| current.working_hours.clone());
+        grants::groups(&groups)?;
+        if permissions != current.permissions {
+            permissions
+                .consistent()
+                .map_err(AgentError::InconsistentPermissions)?;
+        }
+        if let Some(by) = by {
+            if by.agent_id == me {
+                let own = [
+                    (role != current.role, "role"),
+                    (permissions != current.permissions, "permissions"),
+                    (groups != current.groups, "groups"),
+                    (working_hours != current.working_hours, "working hours"),
+                ];
+                if let Some((_, right)) = own.iter().find(|(changed, _)| *changed) {
+                    return Err(AgentError::OwnRights(right));
+                }
+            } else {
+                let grant = Grant {
+                    before_role: Some(current.role),
+                    role,
+                    before_permissions: Some(&current.permissions),
+                    permissions: &permissions,
+                    before_groups: &current.groups,
+                    groups: &groups,
+                };
+                grants::authorize(by, &grant)?;
+            }
+        }
+        if current.active && current.role == Role::Admin && role != Role::Admin && other_admins == 0
+        {
+            return Err(AgentError::LastAdmin);
+        }
+        let by = by.map(|a| a.agent_id);
+        let mut events = Vec::new();
+        if let Some(name) = update.name.as_deref().map(grants::name).transpose()? {
+            if name != current.name {
+                events.push(AgentEvent::Renamed { name, by, at });
+            }
+        }
+        if role != current.role {
+            events.push(AgentEvent::RoleChanged { role, by, at });
+        }
+        if groups != current.groups {
+            events.push(AgentEvent::GroupsChanged { groups, by, at });
+        }
+        if permissions != current.permissions {
+            events.push(AgentEvent::PermissionsChanged {
+                permissions,
+                by,
+                at,
+            });
+        }
+        if working_hours != current.working_hours {
+            events.push(AgentEvent::WorkingHoursChanged {
+                working_hours,
+                by,
+                at,
+            });
+        }
+        Ok(events)
     }
 }
 
@@ -189,6 +315,7 @@ impl Aggregate for Agent {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
         if let AgentEvent::Registered {
             email,
             name,
@@ -279,6 +406,8 @@ mod tests {
                     role: Some(Role::Supervisor),
                     ..Default::default()
                 },
+                expected_version: None,
+                other_admins: 0,
                 by: None,
                 at: t(),
             })

@@ -1,7 +1,7 @@
 //! What can be asked of an agent record.
 
-use crate::agent::{Email, Permissions, Role, WorkingHours};
-use crate::{AgentId, GroupId, Timestamp};
+use crate::agent::{Email, Permissions, PermissionsPatch, Role, WorkingHours};
+use crate::{Actor, GroupId, Timestamp};
 
 /// Changes to an agent; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -12,13 +12,15 @@ pub struct AgentUpdate {
     pub role: Option<Role>,
     /// New groups.
     pub groups: Option<Vec<GroupId>>,
-    /// New permissions.
-    pub permissions: Option<Permissions>,
+    /// Permissions to change (merged with the current ones).
+    pub permissions: PermissionsPatch,
     /// New working hours; `Some(None)` removes them (always on duty).
     pub working_hours: Option<Option<WorkingHours>>,
 }
 
-/// A request to an [`Agent`](super::Agent).
+/// A request to an [`Agent`](super::Agent). `by` is the acting agent with their rights as they
+/// stand (`None`: the command line or first start, which may do anything): nobody grants a
+/// role, permission or group they do not hold, and only admins manage admins.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCommand {
     /// Register a new agent.
@@ -35,8 +37,8 @@ pub enum AgentCommand {
         permissions: Option<Permissions>,
         /// Working hours; always on duty when `None`.
         working_hours: Option<WorkingHours>,
-        /// Who registers them (`None`: the command line or first start).
-        by: Option<AgentId>,
+        /// Who registers them.
+        by: Option<Actor>,
         /// When.
         at: Timestamp,
     },
@@ -44,31 +46,37 @@ pub enum AgentCommand {
     Update {
         /// The changes.
         update: AgentUpdate,
+        /// The version of the agent the caller saw, if they said (409 if it moved on).
+        expected_version: Option<u64>,
+        /// How many other agents are active admins (the last one may not be demoted).
+        other_admins: usize,
         /// Who.
-        by: Option<AgentId>,
+        by: Option<Actor>,
         /// When.
         at: Timestamp,
     },
     /// Record that the password was set (the hash itself is kept outside the log).
     RecordPasswordChange {
         /// Who.
-        by: Option<AgentId>,
+        by: Option<Actor>,
         /// When.
         at: Timestamp,
     },
     /// Stop the agent from working: tokens stop working at once.
     Deactivate {
         /// Who.
-        by: Option<AgentId>,
+        by: Option<Actor>,
         /// Why.
         reason: Option<String>,
+        /// How many other agents are active admins (the last one may not be deactivated).
+        other_admins: usize,
         /// When.
         at: Timestamp,
     },
     /// Let a deactivated agent work again.
     Reactivate {
         /// Who.
-        by: Option<AgentId>,
+        by: Option<Actor>,
         /// When.
         at: Timestamp,
     },

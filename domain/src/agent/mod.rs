@@ -10,7 +10,9 @@ mod commands;
 mod email;
 mod errors;
 mod events;
+mod grants;
 mod permissions;
+mod roster;
 mod working_hours;
 
 pub use aggregate::Agent;
@@ -18,5 +20,9 @@ pub use commands::{AgentCommand, AgentUpdate};
 pub use email::Email;
 pub use errors::AgentError;
 pub use events::AgentEvent;
-pub use permissions::{ChatScope, Permissions, Role};
+pub use grants::{MAX_GROUPS, MAX_NAME_CHARS};
+pub use permissions::{ChatScope, Permissions, PermissionsPatch, Role};
+pub use roster::{
+    AdminRoster, AdminRosterCommand, AdminRosterError, AdminRosterEvent, ADMIN_ROSTER_ID,
+};
 pub use working_hours::{WorkingHours, WorkingHoursError};

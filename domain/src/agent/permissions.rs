@@ -101,3 +101,122 @@ impl Permissions {
         }
     }
 }
+
+impl Role {
+    /// Admin above supervisor above agent.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Admin => 2,
+            Self::Supervisor => 1,
+            Self::Agent => 0,
+        }
+    }
+}
+
+impl ChatScope {
+    /// All above group above assigned above none.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::All => 3,
+            Self::Group => 2,
+            Self::Assigned => 1,
+            Self::None => 0,
+        }
+    }
+}
+
+/// Permissions to change: a field left `None` keeps its current value. The aggregate merges
+/// it with the agent's current permissions, so concurrent changes of different fields all hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PermissionsPatch {
+    /// See [`Permissions::can_read_chats`].
+    pub can_read_chats: Option<ChatScope>,
+    /// See [`Permissions::can_write_to_chats`].
+    pub can_write_to_chats: Option<ChatScope>,
+    /// See [`Permissions::can_use_tags`].
+    pub can_use_tags: Option<bool>,
+    /// See [`Permissions::can_manage_templates`].
+    pub can_manage_templates: Option<bool>,
+    /// See [`Permissions::can_view_analytics`].
+    pub can_view_analytics: Option<bool>,
+    /// See [`Permissions::can_export_data`].
+    pub can_export_data: Option<bool>,
+    /// See [`Permissions::can_manage_agents`].
+    pub can_manage_agents: Option<bool>,
+}
+
+impl PermissionsPatch {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `base` with this patch applied.
+    pub fn over(self, base: Permissions) -> Permissions {
+        Permissions {
+            can_read_chats: self.can_read_chats.unwrap_or(base.can_read_chats),
+            can_write_to_chats: self.can_write_to_chats.unwrap_or(base.can_write_to_chats),
+            can_use_tags: self.can_use_tags.unwrap_or(base.can_use_tags),
+            can_manage_templates: self
+                .can_manage_templates
+                .unwrap_or(base.can_manage_templates),
+            can_view_analytics: self.can_view_analytics.unwrap_or(base.can_view_analytics),
+            can_export_data: self.can_export_data.unwrap_or(base.can_export_data),
+            can_manage_agents: self.can_manage_agents.unwrap_or(base.can_manage_agents),
+        }
+    }
+}
+
+impl Permissions {
+    /// The flags, by name, for rules that treat them alike.
+    fn flags(&self) -> [(&'static str, bool); 5] {
+        [
+            ("can_use_tags", self.can_use_tags),
+            ("can_manage_templates", self.can_manage_templates),
+            ("can_view_analytics", self.can_view_analytics),
+            ("can_export_data", self.can_export_data),
+            ("can_manage_agents", self.can_manage_agents),
+        ]
+    }
+
+    /// The first right in `self` that `before` did not have and `holder` does not hold: what
+    /// `holder` would be granting without holding it.
+    pub fn ungranted(
+        &self,
+        before: Option<&Permissions>,
+        holder: &Permissions,
+    ) -> Option<&'static str> {
+        let widened = |new: ChatScope, old: Option<ChatScope>, own: ChatScope| {
+            old.is_none_or(|old| new.rank() > old.rank()) && new.rank() > own.rank()
+        };
+        if widened(
+            self.can_read_chats,
+            before.map(|b| b.can_read_chats),
+            holder.can_read_chats,
+        ) {
+            return Some("can_read_chats");
+        }
+        if widened(
+            self.can_write_to_chats,
+            before.map(|b| b.can_write_to_chats),
+            holder.can_write_to_chats,
+        ) {
+            return Some("can_write_to_chats");
+        }
+        let old = before.map(Permissions::flags);
+        self.flags()
+            .iter()
+            .zip(holder.flags())
+            .enumerate()
+            .find(|(i, ((_, new), (_, held)))| *new && !held && old.is_none_or(|old| !old[*i].1))
+            .map(|(_, ((name, _), _))| *name)
+    }
+
+    /// Reading the whole event stream shows every conversation: export needs read scope `all`.
+    pub fn consistent(&self) -> Result<(), &'static str> {
+        if self.can_export_data && self.can_read_chats != ChatScope::All {
+            return Err("can_export_data needs can_read_chats: all (the event stream shows every conversation)");
+        }
+        Ok(())
+    }
+}
