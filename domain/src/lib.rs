@@ -12,6 +12,7 @@
 //! - [`actor`] — who is acting, with what rights, at the moment of a command.
 //! - [`template`] — a message template's lifecycle as Meta reports it.
 //! - [`business_account`] — account-level notifications from Meta (quality, reviews, calls, ...).
+//! - [`recent`] — a bounded memory of recent report ids, for deduplication.
 //! - [`upcasting`] — older event shapes turned into current ones, for every reader of the log.
 
 pub mod actor;
@@ -23,6 +24,7 @@ pub mod group;
 pub mod ids;
 pub mod message;
 pub mod meta_error;
+pub mod recent;
 pub mod template;
 pub mod time;
 pub mod upcasting;
@@ -31,4 +33,5 @@ pub use actor::Actor;
 pub use customer::Customer;
 pub use ids::{AgentId, ConversationId, GroupId, PhoneNumberId, WaMessageId};
 pub use meta_error::MetaError;
+pub use recent::{RecentIds, RECENT_REPORTS};
 pub use time::Timestamp;

@@ -40,7 +40,8 @@ fn outbound_requested_v2(mut payload: Value) -> Value {
 /// fields change meaning or shape. Snapshots of another version are ignored.
 pub fn snapshot_schema(aggregate_type: &str) -> i64 {
     match aggregate_type {
-        "Conversation" | "Message" | "Agent" | "Group" | "Template" | "BusinessAccount" => 1,
+        // 2: they remember only their recent report ids (older snapshots hold them all).
+        "Template" | "BusinessAccount" => 2,
         _ => 1,
     }
 }

@@ -15,7 +15,7 @@ use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 use crate::outbound::{event_types, retry_dead_letter, send_text, wait_for_status, wired_sending};
 
-async fn outbox_rows(app: &TestApp) -> Vec<(String, i64, i64, Option<String>)> {
+async fn outbox_rows(app: &TestApp) -> Vec<(String, i32, i64, Option<String>)> {
     let sql =
         "select message_id, attempts, dead, last_error from outbound_queue order by message_id";
     with_pool!(&app.database, pool => sqlx::query_as(sql).fetch_all(pool).await.expect("outbox"))

@@ -360,6 +360,7 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::agent::PermissionsPatch;
 
     type AgentTest = TestFramework<Agent>;
 
@@ -430,5 +431,142 @@ mod tests {
             at: t(),
         });
         assert!(agent.actor(id, t()).is_none());
+    }
+
+    fn actor(role: Role, permissions: Permissions) -> Actor {
+        Actor {
+            agent_id: AgentId::for_email(&Email::parse("boss@example.com").expect("email")),
+            role,
+            groups: vec![],
+            permissions,
+            on_duty: true,
+        }
+    }
+
+    fn manager() -> Actor {
+        actor(
+            Role::Agent,
+            Permissions {
+                can_manage_agents: true,
+                ..Permissions::for_role(Role::Agent)
+            },
+        )
+    }
+
+    fn update(update: AgentUpdate, other_admins: usize, by: Option<Actor>) -> AgentCommand {
+        AgentCommand::Update {
+            update,
+            expected_version: None,
+            other_admins,
+            by,
+            at: t(),
+        }
+    }
+
+    fn admin_registered() -> AgentEvent {
+        let AgentEvent::Registered {
+            email,
+            name,
+            by,
+            at,
+            ..
+        } = registered()
+        else {
+            unreachable!()
+        };
+        AgentEvent::Registered {
+            email,
+            name,
+            role: Role::Admin,
+            groups: vec![],
+            permissions: Permissions::for_role(Role::Admin),
+            working_hours: None,
+            by,
+            at,
+        }
+    }
+
+    #[test]
+    fn a_manager_cannot_grant_a_role_or_permission_they_do_not_hold() {
+        let promote = AgentUpdate {
+            role: Some(Role::Supervisor),
+            ..Default::default()
+        };
+        let result =
+            AgentTest::with(())
+                .given(vec![registered()])
+                .when(update(promote, 1, Some(manager())));
+        assert!(matches!(
+            result.inspect_result(),
+            Err(AgentError::NotPermitted(_))
+        ));
+        let templates = AgentUpdate {
+            permissions: PermissionsPatch {
+                can_manage_templates: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let result = AgentTest::with(()).given(vec![registered()]).when(update(
+            templates,
+            1,
+            Some(manager()),
+        ));
+        assert!(matches!(
+            result.inspect_result(),
+            Err(AgentError::NotPermitted(_))
+        ));
+    }
+
+    #[test]
+    fn only_admins_manage_admins_and_the_last_admin_stays() {
+        let rename = AgentUpdate {
+            name: Some("Root".into()),
+            ..Default::default()
+        };
+        let result = AgentTest::with(())
+            .given(vec![admin_registered()])
+            .when(update(rename, 1, Some(manager())));
+        assert!(matches!(
+            result.inspect_result(),
+            Err(AgentError::NotPermitted(_))
+        ));
+        let demote = AgentUpdate {
+            role: Some(Role::Agent),
+            ..Default::default()
+        };
+        let admin = actor(Role::Admin, Permissions::for_role(Role::Admin));
+        AgentTest::with(())
+            .given(vec![admin_registered()])
+            .when(update(demote.clone(), 0, Some(admin.clone())))
+            .then_expect_error(AgentError::LastAdmin);
+        AgentTest::with(())
+            .given(vec![admin_registered()])
+            .when(update(demote, 1, Some(admin)))
+            .then_expect_events(vec![AgentEvent::RoleChanged {
+                role: Role::Agent,
+                by: Some(AgentId::for_email(
+                    &Email::parse("boss@example.com").expect("email"),
+                )),
+                at: t(),
+            }]);
+    }
+
+    #[test]
+    fn export_needs_read_scope_all() {
+        let export = AgentUpdate {
+            permissions: PermissionsPatch {
+                can_export_data: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let result = AgentTest::with(())
+            .given(vec![registered()])
+            .when(update(export, 1, None));
+        assert!(matches!(
+            result.inspect_result(),
+            Err(AgentError::InconsistentPermissions(_))
+        ));
     }
 }

@@ -67,10 +67,13 @@ impl DomainEvent for BusinessAccountEvent {
 #[error("business account error")]
 pub struct BusinessAccountError;
 
-/// A WhatsApp Business Account (WABA).
+/// A WhatsApp Business Account (WABA). It remembers the ids of its most recent
+/// notifications only ([`RECENT_REPORTS`](crate::RECENT_REPORTS)), so what it loads stays small
+/// however long it lives; older duplicates are stopped earlier, by the webhook inbox, which
+/// keeps each delivered body once.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BusinessAccount {
-    notifications: Vec<String>,
+    notifications: crate::RecentIds,
 }
 
 impl Aggregate for BusinessAccount {
@@ -104,6 +107,6 @@ impl Aggregate for BusinessAccount {
         let BusinessAccountEvent::NotificationReceived {
             notification_id, ..
         } = event;
-        self.notifications.push(notification_id);
+        self.notifications.remember(notification_id);
     }
 }

@@ -91,10 +91,11 @@ impl DomainEvent for TemplateEvent {
 #[error("template error")]
 pub struct TemplateError;
 
-/// A template (one Meta template id, all its translations).
+/// A template (one Meta template id, all its translations). It remembers the ids of its most
+/// recent reports only, so what it loads stays small however many reports Meta sends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Template {
-    reports: Vec<String>,
+    reports: crate::RecentIds,
 }
 
 impl Aggregate for Template {
@@ -120,6 +121,6 @@ impl Aggregate for Template {
 
     fn apply(&mut self, event: Self::Event) {
         let TemplateEvent::ChangeReported { report_id, .. } = event;
-        self.reports.push(report_id);
+        self.reports.remember(report_id);
     }
 }
