@@ -207,25 +207,35 @@ impl Database {
         guards: &[Statement],
         statements: &[Statement],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for guard in guards {
-                let changed = bind_all!(sqlx::query(&guard.sql), guard.args.iter().cloned())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if changed != 1 {
+        match self {
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                if !guards_hold!(tx, guards) {
                     tx.rollback().await?;
                     return Ok(false);
                 }
+                // One round trip for the whole batch (see `batch`).
+                if !statements.is_empty() {
+                    let text = crate::batch::simple_query(statements);
+                    let connection: &mut sqlx::PgConnection = &mut tx;
+                    sqlx::Executor::execute(connection, sqlx::raw_sql(&text)).await?;
+                }
+                tx.commit().await?;
             }
-            for statement in statements {
-                bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
-                    .execute(&mut *tx)
-                    .await?;
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                if !guards_hold!(tx, guards) {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                for statement in statements {
+                    bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
             }
-            tx.commit().await?;
-        });
+        }
         Ok(true)
     }
 
@@ -243,3 +253,23 @@ impl Database {
         with_pool!(self, pool => pool.close().await);
     }
 }
+
+/// Runs the guards in `$tx`; each must change exactly one row (a macro, not a generic function:
+/// the generic form's future is not `Send` under sqlx's higher-ranked executor bounds).
+macro_rules! guards_hold {
+    ($tx:ident, $guards:expr) => {{
+        let mut hold = true;
+        for guard in $guards {
+            let changed = bind_all!(sqlx::query(&guard.sql), guard.args.iter().cloned())
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if changed != 1 {
+                hold = false;
+                break;
+            }
+        }
+        hold
+    }};
+}
+use guards_hold;

@@ -9,6 +9,7 @@
 //! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
 //! - [`upcast`] — older event shapes brought to the current one on every read.
 
+mod batch;
 pub mod database;
 pub mod error;
 pub mod event_log;
