@@ -3,8 +3,9 @@
 //! Every event gets a global `position` (and a `recorded_at`) beside the postgres-es columns.
 //! On PostgreSQL a position is taken at insert but becomes visible at commit, so positions can
 //! become visible out of order. The reader therefore also stores each event's writing
-//! transaction id (`xid8`) and only returns events whose transaction is older than the oldest
-//! one still running (`pg_snapshot_xmin`): those can no longer change. It walks them in
+//! transaction id (`xid8`) and only returns events whose transaction is below the high-water
+//! mark, the oldest *event writer* still running (see [`crate::high_water`]): those can no
+//! longer change, and transactions that write no events do not hold the log back. It walks them in
 //! `(transaction_id, position)` order, so an event whose transaction commits late is still
 //! delivered, after the ones that committed before it. On SQLite writers are serialized, so
 //! position order is commit order.
@@ -138,7 +139,7 @@ select position, transaction_id::text::bigint as transaction_id, aggregate_type,
        (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms
   from events
  where (transaction_id, position) > ($1::text::xid8, $2)
-   and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+   and transaction_id < $4::text::xid8
  order by transaction_id, position
  limit $3";
         const SQLITE: &str = "
@@ -152,10 +153,12 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         let limit = i64::from(limit);
         match &self.database {
             Database::Postgres(pool) => {
+                let mark = crate::high_water::mark(pool).await?;
                 let rows = sqlx::query(POSTGRES)
                     .bind(after.transaction_id.to_string())
                     .bind(after.position)
                     .bind(limit)
+                    .bind(mark.to_string())
                     .fetch_all(pool)
                     .await?;
                 rows.iter().map(decode_row).collect()
@@ -219,11 +222,13 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
     pub async fn frontier(&self) -> Result<LogCursor, StoreError> {
         let found: Option<(i64, i64)> = match &self.database {
             Database::Postgres(pool) => {
+                let mark = crate::high_water::mark(pool).await?;
                 sqlx::query_as(
                     "select transaction_id::text::bigint, position from events
-                  where transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                  where transaction_id < $1::text::xid8
                   order by transaction_id desc, position desc limit 1",
                 )
+                .bind(mark.to_string())
                 .fetch_optional(pool)
                 .await?
             }

@@ -13,6 +13,7 @@ mod batch;
 pub mod database;
 pub mod error;
 pub mod event_log;
+mod high_water;
 pub mod snapshot_store;
 pub mod sql;
 pub mod upcast;

@@ -84,6 +84,49 @@ async fn an_event_that_commits_late_is_read_once_after_it_commits() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_writes_no_events_does_not_hold_the_log_back() {
+    if crate::helpers::postgres_url().is_none() {
+        return;
+    }
+    let (database, _fresh) = migrated(Backend::Postgres).await;
+    let Database::Postgres(pool) = &database else {
+        unreachable!("PostgreSQL backend")
+    };
+    let log = EventRepository::new(database.clone());
+    // A long transaction that writes something else (a projection batch, a session update)...
+    let mut other = pool.begin().await.expect("begin");
+    sqlx::query("insert into projection_checkpoints (name, transaction_id, position) values ('probe', 0, 0)")
+        .execute(&mut *other)
+        .await
+        .expect("other write");
+    // ...does not keep an event committed after it from readers.
+    sqlx::query(INSERT)
+        .bind("after")
+        .execute(pool)
+        .await
+        .expect("insert");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (read, _) = read_rest(&log, LogCursor::START).await;
+        if read == ["after"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "held back by a transaction that writes no events"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Events must be the first thing a transaction writes (else it could register too late).
+    let refused = sqlx::query(INSERT)
+        .bind("late-registration")
+        .execute(&mut *other)
+        .await;
+    assert!(refused.is_err(), "an event after another write is refused");
+    other.rollback().await.expect("rollback");
+}
+
 async fn the_reader_pages_through_the_log_in_order(backend: Backend) {
     let (database, _fresh) = migrated(backend).await;
     let log = EventRepository::new(database.clone());
