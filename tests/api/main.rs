@@ -14,6 +14,7 @@ mod outbox;
 
 mod agent_rights;
 mod auth;
+mod batching;
 mod cli;
 mod collisions;
 mod dead_letters;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
-fn samples() -> Vec<(String, Vec<u8>)> {
+pub(crate) fn samples() -> Vec<(String, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/third-party");
     let mut samples = Vec::new();
     for project in [

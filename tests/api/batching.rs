@@ -1,0 +1,202 @@
+//! Batching projection writes is an optimisation, not a new semantics: the same log applied in
+//! batches of thousands of events and one event at a time builds identical read models.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use switchboard::replay::export;
+use switchboard_projections::{all_projections, ProjectionRunner};
+use switchboard_store::{with_pool, Database, EventRepository};
+
+use crate::helpers::{fixture, Backend, FreshDatabase, TestApp};
+use crate::locks::agent;
+use crate::on_both_backends;
+use crate::replay::export_all;
+
+/// A webhook with `count` text messages from `wa_id`.
+fn texts(wa_id: &str, first: usize, count: usize) -> Vec<u8> {
+    let messages: Vec<Value> = (first..first + count)
+        .map(|i| {
+            json!({"from": wa_id, "id": format!("wamid.batch-{wa_id}-{i}"),
+            "timestamp": (1_780_000_000 + i).to_string(), "type": "text",
+            "text": {"body": format!("message {i} from {wa_id} — it's \"quoted\" \\ and ünïcode")}})
+        })
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000001", "phone_number_id": "120000000000001"},
+        "contacts": [{"wa_id": wa_id, "profile": {"name": format!("Customer {wa_id}")}}],
+        "messages": messages}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// Every kind of event: Meta's fixtures and peers' samples, many customers' messages, and
+/// agents assigning, tagging, locking, replying and resolving.
+async fn busy_log(app: &TestApp) {
+    let mut bodies: Vec<Vec<u8>> = crate::third_party::samples()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    for name in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/meta"))
+        .expect("fixtures")
+        .filter_map(Result::ok)
+    {
+        bodies.push(fixture(&format!(
+            "meta/{}",
+            name.file_name().to_string_lossy()
+        )));
+    }
+    for customer in 0..70 {
+        bodies.push(texts(&format!("49301{customer:05}"), 0, 12));
+    }
+    for body in &bodies {
+        assert_eq!(app.post_webhook(body).await.status(), 200);
+    }
+    app.settle().await;
+    let group: Value = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            "/api/groups",
+            Some(json!({"name": "Batch"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let (_, token) = agent(app, "batcher", "supervisor").await;
+    let conversations: Vec<String> = app
+        .conversations()
+        .await
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+    for (i, conversation) in conversations.iter().enumerate() {
+        let path = |p: &str| format!("/api/conversations/{conversation}{p}");
+        let steps: Vec<(Method, String, Option<Value>)> = vec![
+            (
+                Method::PUT,
+                path("/assignment"),
+                Some(json!({"group_id": group["id"]})),
+            ),
+            (
+                Method::POST,
+                path("/tags"),
+                Some(json!({"tag": format!("t{}", i % 3)})),
+            ),
+            (Method::POST, path("/lock"), None),
+            (
+                Method::POST,
+                path("/messages"),
+                Some(json!({"client_id": format!("c{i}"), "type": "template",
+                "name": "hello_world", "language": "en_US"})),
+            ),
+            (Method::DELETE, path("/lock"), None),
+            (Method::POST, path("/takeover"), None),
+            (
+                Method::PUT,
+                path("/status"),
+                Some(json!({"status": if i % 2 == 0 { "resolved" } else { "pending" }})),
+            ),
+        ];
+        for (method, path, body) in steps {
+            let status = app
+                .send_as(&token, method.clone(), &path, body)
+                .await
+                .status();
+            assert!(status.is_success(), "{method} {path}: {status}");
+        }
+    }
+    for customer in 0..10 {
+        assert_eq!(
+            app.post_webhook(&texts(&format!("49301{customer:05}"), 12, 3))
+                .await
+                .status(),
+            200
+        );
+    }
+    app.settle().await;
+}
+
+/// Every row of every read model, as text, in a stable order.
+async fn read_models(database: &Database) -> Vec<(String, Vec<String>)> {
+    let mut tables: Vec<&str> = all_projections()
+        .iter()
+        .flat_map(|p| p.tables().to_vec())
+        .collect();
+    tables.sort_unstable();
+    let mut dump = Vec::new();
+    for table in tables {
+        let mut rows: Vec<String> = match database {
+            Database::Postgres(pool) => {
+                sqlx::query_scalar(&format!("select t::text from {table} t"))
+                    .fetch_all(pool)
+                    .await
+                    .expect("rows")
+            }
+            Database::Sqlite(pool) => {
+                let columns: Vec<String> =
+                    sqlx::query_scalar(&format!("select name from pragma_table_info('{table}')"))
+                        .fetch_all(pool)
+                        .await
+                        .expect("columns");
+                let row = columns
+                    .iter()
+                    .map(|c| format!("coalesce(quote({c}), 'NULL')"))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                sqlx::query_scalar(&format!("select {row} from {table}"))
+                    .fetch_all(pool)
+                    .await
+                    .expect("rows")
+            }
+        };
+        rows.sort();
+        dump.push((table.to_owned(), rows));
+    }
+    dump
+}
+
+/// The log imported into a fresh database and projected in batches of `size` events.
+async fn projected(
+    backend: Backend,
+    exported: &[u8],
+    size: u32,
+) -> (Vec<(String, Vec<String>)>, FreshDatabase) {
+    let fresh = FreshDatabase::new(backend).await;
+    let (_, log, _) = switchboard::startup::connect_store(&fresh.config)
+        .await
+        .expect("store");
+    export::import(&log, exported).await.expect("import");
+    let runner = ProjectionRunner::new(log.clone(), all_projections()).with_batch_size(size);
+    let applied = runner.catch_up().await.expect("catch up");
+    assert!(applied > 0);
+    let models = read_models(log.database()).await;
+    log.database().close().await;
+    (models, fresh)
+}
+
+async fn thousands_of_events_in_one_batch_build_what_one_at_a_time_builds(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    busy_log(&app).await;
+    let source = EventRepository::new(app.database.clone());
+    let (events, exported) = export_all(&source).await;
+    assert!(events > 2_000, "thousands of events: {events}");
+    let types: i64 = with_pool!(&app.database, pool => sqlx::query_scalar(
+        "select count(distinct event_type) from events").fetch_one(pool).await.expect("types"));
+    assert!(types >= 20, "events of every kind: {types} types");
+
+    let (one_by_one, _a) = projected(backend, &exported, 1).await;
+    let (batched, _b) = projected(backend, &exported, 10_000).await;
+    assert!(one_by_one.iter().map(|(_, rows)| rows.len()).sum::<usize>() > 1_000);
+    for ((table, single), (_, many)) in one_by_one.iter().zip(&batched) {
+        assert_eq!(single, many, "{table}: batched differs from one at a time");
+    }
+    assert_eq!(
+        read_models(&app.database).await,
+        batched,
+        "the live read models are the same too"
+    );
+}
+
+on_both_backends!(thousands_of_events_in_one_batch_build_what_one_at_a_time_builds);
