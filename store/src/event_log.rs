@@ -22,6 +22,7 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
 use tokio::sync::watch;
 
+use crate::nul::{self, Escaping};
 use crate::sql::bind_all;
 use crate::{with_pool, Database, Statement, StoreError};
 
@@ -72,8 +73,8 @@ pub struct RecordedEvent {
 }
 
 enum Repository {
-    Postgres(PostgresEventRepository),
-    Sqlite(SqliteEventRepository),
+    Postgres(Escaping<PostgresEventRepository>),
+    Sqlite(Escaping<SqliteEventRepository>),
 }
 
 /// The cqrs-es event repository for either backend, plus the global reader.
@@ -93,9 +94,11 @@ impl EventRepository {
     pub fn new(database: Database) -> Self {
         let inner = match &database {
             Database::Postgres(pool) => {
-                Repository::Postgres(PostgresEventRepository::new(pool.clone()))
+                Repository::Postgres(Escaping(PostgresEventRepository::new(pool.clone())))
             }
-            Database::Sqlite(pool) => Repository::Sqlite(SqliteEventRepository::new(pool.clone())),
+            Database::Sqlite(pool) => {
+                Repository::Sqlite(Escaping(SqliteEventRepository::new(pool.clone())))
+            }
         };
         Self {
             inner: Arc::new(inner),
@@ -173,10 +176,12 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
     /// The cursor just after the event at `position` (0 is the start).
     ///
     /// # Errors
-    /// [`StoreError::UnknownPosition`] when no event has that position.
+    /// [`StoreError::UnknownPosition`] when no event has that position (negative ones neither).
     pub async fn cursor_after(&self, position: i64) -> Result<LogCursor, StoreError> {
         if position <= 0 {
-            return Ok(LogCursor::START);
+            return (position == 0)
+                .then_some(LogCursor::START)
+                .ok_or(StoreError::UnknownPosition(position));
         }
         match &self.database {
             Database::Sqlite(pool) => {
@@ -455,7 +460,7 @@ impl EventRepository {
                         sequence: row.try_get("sequence")?,
                         event_type: row.try_get("event_type")?,
                         event_version: row.try_get("event_version")?,
-                        payload,
+                        payload: nul::decoded(payload),
                     });
                 }
             });
@@ -489,7 +494,7 @@ impl EventRepository {
                 query.build_query_as().fetch_all(pool).await?
             });
             for (id, sequence, sqlx::types::Json(payload)) in snapshots {
-                match serde_json::from_value::<A>(payload) {
+                match serde_json::from_value::<A>(nul::decoded(payload)) {
                     Ok(aggregate) => {
                         loaded.insert(
                             id,
@@ -535,7 +540,7 @@ impl EventRepository {
                         sequence: row.try_get("sequence")?,
                         event_type: row.try_get("event_type")?,
                         event_version: row.try_get("event_version")?,
-                        payload,
+                        payload: nul::decoded(payload),
                     });
                 }
                 events
@@ -622,8 +627,8 @@ where snapshots.last_sequence < excluded.last_sequence";
                         .push_bind(event.sequence)
                         .push_bind(event.event_type.as_str())
                         .push_bind(event.event_version.as_str())
-                        .push_bind(sqlx::types::Json(&event.payload))
-                        .push_bind(sqlx::types::Json(&event.metadata));
+                        .push_bind(sqlx::types::Json(nul::encode(&event.payload)))
+                        .push_bind(sqlx::types::Json(nul::encode(&event.metadata)));
                 });
                 insert.build().execute(&mut *tx).await?;
             }
@@ -632,7 +637,7 @@ where snapshots.last_sequence < excluded.last_sequence";
                     .bind(snapshot.aggregate_type)
                     .bind(snapshot.aggregate_id.as_str())
                     .bind(snapshot.last_sequence)
-                    .bind(sqlx::types::Json(&snapshot.payload))
+                    .bind(sqlx::types::Json(nul::encode(&snapshot.payload)))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -682,8 +687,8 @@ where
         sequence: row.try_get("sequence")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload,
-        metadata,
+        payload: nul::decoded(payload),
+        metadata: nul::decoded(metadata),
         recorded_at_ms: row.try_get("recorded_at_ms")?,
     })
 }
