@@ -339,7 +339,12 @@ impl OutboundContent {
                 }
                 Ok(())
             }
-            Self::Template { name, language, .. } => {
+            Self::Template {
+                name,
+                language,
+                components,
+            } => {
+                template_components(components)?;
                 required("name", name, 512)?;
                 if !name
                     .chars()
@@ -354,6 +359,57 @@ impl OutboundContent {
             }
         }
     }
+}
+
+/// Most components a template message carries: header, body, a limited-time offer and 10
+/// buttons (Meta's limits; a carousel is one component).
+pub const MAX_TEMPLATE_COMPONENTS: usize = 13;
+/// Most parameters one template component carries (Meta allows far fewer variables in one
+/// header or body).
+pub const MAX_TEMPLATE_PARAMETERS: usize = 100;
+/// Most cards of a carousel template.
+pub const MAX_CAROUSEL_CARDS: usize = 10;
+/// Most bytes of a template's components, as JSON.
+pub const MAX_TEMPLATE_COMPONENT_BYTES: usize = 64 * 1024;
+
+fn template_components(components: &[Value]) -> Result<(), ContentError> {
+    if components.len() > MAX_TEMPLATE_COMPONENTS {
+        return Err(error(
+            "components",
+            format!(
+                "at most {MAX_TEMPLATE_COMPONENTS} components ({} given)",
+                components.len()
+            ),
+        ));
+    }
+    for (i, component) in components.iter().enumerate() {
+        if !component.is_object() {
+            return Err(error(format!("components[{i}]"), "must be an object"));
+        }
+        for (key, max) in [
+            ("parameters", MAX_TEMPLATE_PARAMETERS),
+            ("cards", MAX_CAROUSEL_CARDS),
+        ] {
+            let count = component
+                .get(key)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            if count > max {
+                return Err(error(
+                    format!("components[{i}].{key}"),
+                    format!("at most {max} ({count} given)"),
+                ));
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(components).map_or(usize::MAX, |b| b.len());
+    if bytes > MAX_TEMPLATE_COMPONENT_BYTES {
+        return Err(error(
+            "components",
+            format!("at most {MAX_TEMPLATE_COMPONENT_BYTES} bytes of JSON ({bytes} given)"),
+        ));
+    }
+    Ok(())
 }
 
 fn media(media: &OutboundMedia) -> Result<(), ContentError> {
@@ -420,5 +476,34 @@ mod tests {
             audio.validate().map_err(|e| e.field),
             Err("caption".to_owned())
         );
+    }
+
+    fn template(components: Vec<Value>) -> OutboundContent {
+        OutboundContent::Template {
+            name: "order_update".into(),
+            language: "en_US".into(),
+            components,
+        }
+    }
+
+    #[test]
+    fn template_components_are_bounded_by_metas_limits() {
+        let body = |n: usize| serde_json::json!({"type": "body", "parameters": vec![serde_json::json!({"type": "text", "text": "x"}); n]});
+        assert!(template(vec![body(3)]).validate().is_ok());
+        let field = |c: OutboundContent| c.validate().map_err(|e| e.field);
+        assert_eq!(
+            field(template(vec![body(1); 10_000])),
+            Err("components".to_owned())
+        );
+        assert_eq!(
+            field(template(vec![body(101)])),
+            Err("components[0].parameters".to_owned())
+        );
+        assert_eq!(
+            field(template(vec![serde_json::json!("body")])),
+            Err("components[0]".to_owned())
+        );
+        let huge = serde_json::json!({"type": "body", "parameters": [{"type": "text", "text": "x".repeat(70_000)}]});
+        assert_eq!(field(template(vec![huge])), Err("components".to_owned()));
     }
 }
