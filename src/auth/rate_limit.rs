@@ -176,7 +176,9 @@ impl LoginLimiter {
         let (address, account) = (self.address_key(ip), self.account_key(account));
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let full = state.addresses.0.len() >= MAX_ENTRIES || state.accounts.0.len() >= MAX_ENTRIES;
-        if full || now_ms - state.pruned_at_ms >= window_ms() {
+        let since = now_ms - state.pruned_at_ms;
+        // Pruning walks the tables: at most once a second however full they are.
+        if since >= window_ms() || (full && since >= 1_000) {
             state.addresses.prune(now_ms);
             state.accounts.prune(now_ms);
             state.pruned_at_ms = now_ms;
@@ -250,6 +252,23 @@ mod tests {
             .is_ok());
         limiter.record_success(ip(1));
         assert!(limiter.check(ip(1), "x@example.com", now).is_ok());
+    }
+
+    #[test]
+    fn the_tables_stay_bounded_and_forget() {
+        let limiter = LoginLimiter::new(1_000, 10);
+        for n in 0..(MAX_ENTRIES as u32 + 10) {
+            let ip = IpAddr::V4(Ipv4Addr::from(n));
+            limiter.record_failure(ip, &format!("u{n}@example.com"), 0);
+        }
+        {
+            let state = limiter.state.lock().expect("lock");
+            assert_eq!(state.addresses.0.len(), MAX_ENTRIES);
+            assert_eq!(state.accounts.0.len(), MAX_ENTRIES);
+        }
+        limiter.record_failure(ip(1), "late@example.com", window_ms());
+        let state = limiter.state.lock().expect("lock");
+        assert_eq!(state.addresses.0.len(), 1, "forgotten after the window");
     }
 
     #[test]

@@ -194,6 +194,11 @@ async fn login(
     if !agent.is_active() {
         return Err(INVALID_CREDENTIALS);
     }
+    Ok(Json(start_login(&state, id, &agent).await?))
+}
+
+/// A new login (session family) for the agent, and its first token pair.
+async fn start_login(state: &AppState, id: AgentId, agent: &Agent) -> Result<TokenPair, ApiError> {
     let family = new_id();
     let refresh_token = new_refresh_token();
     let now = state.clock.now();
@@ -209,8 +214,7 @@ async fn login(
         refresh_expires.unix_millis(),
     )
     .await?;
-    let pair = token_pair(&state, id, &agent, &family, refresh_token, refresh_expires)?;
-    Ok(Json(pair))
+    token_pair(state, id, agent, &family, refresh_token, refresh_expires)
 }
 
 /// Changes the caller's own password, given the current one (no other permission needed).
