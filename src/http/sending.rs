@@ -122,6 +122,13 @@ async fn send(
                 .to_owned(),
         });
     }
+    if (request.reply_to.as_ref()).is_some_and(|r| r.len() > 512 || r.contains(char::is_control)) {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_message",
+            message: "reply_to: a message id of at most 512 bytes, without control characters"
+                .to_owned(),
+        });
+    }
     request
         .content
         .validate()

@@ -141,6 +141,20 @@ async fn our_own_identifiers_and_names_refuse_nul(backend: Backend) {
             "invalid_message",
         ),
         (
+            "reply_to",
+            Method::POST,
+            format!("/api/conversations/{id}/messages"),
+            json!({"client_id": "r-1", "type": "text", "body": "hi", "reply_to": "wamid.\u{0}"}),
+            "invalid_message",
+        ),
+        (
+            "button id",
+            Method::POST,
+            format!("/api/conversations/{id}/messages"),
+            json!({"client_id": "b-1", "type": "buttons", "body": "hi", "buttons": [{"id": "a\u{0}", "title": "A"}]}),
+            "invalid_message",
+        ),
+        (
             "login email",
             Method::POST,
             "/api/auth/login".to_owned(),

@@ -166,6 +166,15 @@ fn required(field: impl Into<String>, text: &str, max: usize) -> Result<(), Cont
     too_long(field, text, max)
 }
 
+/// [`required`], for identifiers: no control characters either (text may hold anything).
+fn identifier(field: impl Into<String>, text: &str, max: usize) -> Result<(), ContentError> {
+    let field = field.into();
+    if text.contains(char::is_control) {
+        return Err(error(field, "must not contain control characters"));
+    }
+    required(field, text, max)
+}
+
 fn optional(field: &str, text: Option<&String>, max: usize) -> Result<(), ContentError> {
     text.map_or(Ok(()), |t| too_long(field, t, max))
 }
@@ -253,7 +262,7 @@ impl OutboundContent {
                 Ok(())
             }
             Self::Reaction { message_id, emoji } => {
-                required("message_id", message_id, 512)?;
+                identifier("message_id", message_id, 512)?;
                 too_long("emoji", emoji, 16)
             }
             Self::Buttons {
@@ -273,7 +282,7 @@ impl OutboundContent {
                 }
                 for (i, button) in buttons.iter().enumerate() {
                     required(format!("buttons[{i}].title"), &button.title, 20)?;
-                    required(format!("buttons[{i}].id"), &button.id, 256)?;
+                    identifier(format!("buttons[{i}].id"), &button.id, 256)?;
                     if button.id.trim() != button.id {
                         return Err(error(
                             format!("buttons[{i}].id"),
@@ -329,7 +338,7 @@ impl OutboundContent {
                     }
                     for (j, row) in section.rows.iter().enumerate() {
                         required(format!("sections[{i}].rows[{j}].title"), &row.title, 24)?;
-                        required(format!("sections[{i}].rows[{j}].id"), &row.id, 200)?;
+                        identifier(format!("sections[{i}].rows[{j}].id"), &row.id, 200)?;
                         optional(
                             &format!("sections[{i}].rows[{j}].description"),
                             row.description.as_ref(),
@@ -355,7 +364,7 @@ impl OutboundContent {
                         "lower-case letters, digits and underscores only",
                     ));
                 }
-                required("language", language, 15)
+                identifier("language", language, 15)
             }
         }
     }
@@ -414,8 +423,8 @@ fn template_components(components: &[Value]) -> Result<(), ContentError> {
 
 fn media(media: &OutboundMedia) -> Result<(), ContentError> {
     match (&media.id, &media.link) {
-        (Some(id), None) => required("id", id, 256),
-        (None, Some(link)) if link.starts_with("https://") => too_long("link", link, 2048),
+        (Some(id), None) => identifier("id", id, 256),
+        (None, Some(link)) if link.starts_with("https://") => identifier("link", link, 2048),
         (None, Some(_)) => Err(error("link", "must be an https:// URL")),
         _ => Err(error(
             "id",
