@@ -76,6 +76,26 @@ async fn a_customer_message_with_nul_reaches_the_inbox_as_sent(backend: Backend)
     assert_eq!(sent["content"]["body"], "you wrote \u{0}");
 }
 
+async fn a_meta_identifier_with_nul_is_unreadable_alike_on_both_backends(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut body: Value = serde_json::from_slice(&fixture("meta/inbound_text.json")).expect("JSON");
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = json!("wamid.\u{0}");
+    let body = serde_json::to_vec(&body).expect("JSON");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    app.settle().await;
+    let dead: Value = app.get_json("/api/webhooks/dead-letters").await;
+    let items = dead["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{dead}");
+    assert_eq!(
+        items[0]["attempts"], 1,
+        "refused at once, not retried: {dead}"
+    );
+    assert!(
+        items[0].to_string().contains("message without id"),
+        "{dead}"
+    );
+}
+
 async fn our_own_identifiers_and_names_refuse_nul(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     assert_eq!(
@@ -225,6 +245,7 @@ async fn path_ids_holding_nul_name_nothing(backend: Backend) {
 
 on_both_backends!(
     a_customer_message_with_nul_reaches_the_inbox_as_sent,
+    a_meta_identifier_with_nul_is_unreadable_alike_on_both_backends,
     our_own_identifiers_and_names_refuse_nul,
     path_ids_holding_nul_name_nothing,
 );
