@@ -79,6 +79,7 @@ async fn assign(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<Assignment>,
 ) -> Result<Json<Value>, ApiError> {
+    check_reason(request.reason.as_ref())?;
     if let Some(agent) = request.agent_id {
         let (assignee, _) = state
             .log
@@ -145,6 +146,7 @@ async fn take_over(
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<Reasoned>,
 ) -> Result<Json<Value>, ApiError> {
+    check_reason(request.reason.as_ref())?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::TakeOver {
         write: write(auth, request.expected_version, state.clock.now()),
@@ -163,6 +165,7 @@ async fn hand_back(
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<Reasoned>,
 ) -> Result<Json<Value>, ApiError> {
+    check_reason(request.reason.as_ref())?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::HandBackToBot {
         write: write(auth, request.expected_version, state.clock.now()),
@@ -205,20 +208,22 @@ fn invalid_snooze(message: &str) -> ApiError {
     }
 }
 
+/// Refuses a reason longer than [`MAX_REASON_CHARS`].
+fn check_reason(reason: Option<&String>) -> Result<(), ApiError> {
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_input",
+            message: format!("reason must be at most {MAX_REASON_CHARS} characters"),
+        });
+    }
+    Ok(())
+}
+
 impl StatusChange {
     /// The status asked for, its snooze time parsed and bounded at `now` (a time in the past is
     /// the conversation's to refuse).
     fn status(&self, now: Timestamp) -> Result<ConversationStatus, ApiError> {
-        if self
-            .reason
-            .as_ref()
-            .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
-        {
-            return Err(ApiError::Unprocessable {
-                code: "invalid_input",
-                message: format!("reason must be at most {MAX_REASON_CHARS} characters"),
-            });
-        }
+        check_reason(self.reason.as_ref())?;
         let until = match &self.snoozed_until {
             Some(text) if text.len() <= 64 => chrono::DateTime::parse_from_rfc3339(text)
                 .map(|t| Timestamp::new(t.with_timezone(&chrono::Utc)))

@@ -253,6 +253,32 @@ async fn templates_snoozes_and_positions_are_bounded(backend: Backend) {
         .await;
     assert_eq!(within.status(), 200);
 
+    let long = "x".repeat(1001);
+    for (path, method, body) in [
+        (
+            "status",
+            Method::PUT,
+            json!({"status": "open", "reason": long}),
+        ),
+        ("takeover", Method::POST, json!({"reason": long})),
+    ] {
+        let response = app
+            .send_as(
+                &app.admin_token,
+                method,
+                &format!("/api/conversations/{id}/{path}"),
+                Some(body),
+            )
+            .await;
+        let body: Value = response.json().await.expect("JSON");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("reason must be at most")),
+            "{path}: {body}"
+        );
+    }
+
     let negative = app.get("/api/events?after=-1").await;
     assert_eq!(error_code(negative).await, (400, "bad_request".to_owned()));
     let refused = SocketClient::connect(
