@@ -128,8 +128,12 @@ pub struct AuthSettings {
     pub refresh_grace: Duration,
     /// Login attempts allowed per client address per minute.
     pub login_attempts_per_ip: u32,
-    /// Login attempts allowed per account per minute.
+    /// Failures an account takes before addresses that failed on it are slowed (growing
+    /// delays; never a lockout of a clean address, see `auth::rate_limit`).
     pub login_attempts_per_account: u32,
+    /// Login password checks that may wait for a hashing lane; beyond them a login is answered
+    /// 503 with `Retry-After` at once.
+    pub login_queue: usize,
     /// Email of the admin created on the first start of an empty install.
     pub first_admin_email: String,
 }
@@ -144,6 +148,7 @@ impl AuthSettings {
             refresh_grace: Duration::from_secs(5),
             login_attempts_per_ip: 30,
             login_attempts_per_account: 10,
+            login_queue: 32,
             first_admin_email: "admin@switchboard.local".to_owned(),
         }
     }

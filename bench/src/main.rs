@@ -6,6 +6,7 @@
 
 mod load;
 mod locks;
+mod logins;
 mod rebuild;
 mod server;
 mod sockets;
@@ -30,6 +31,11 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// Webhook-to-socket latency at a given rate, and memory per idle connected socket.
     Sockets(sockets::SocketArgs),
+    /// Floods of concurrent failed logins from many addresses: server memory and health latency.
+    Logins(logins::LoginArgs),
+    /// The server half of `logins` (started by it as a child process).
+    #[command(hide = true)]
+    LoginServer,
 }
 
 #[tokio::main]
@@ -39,5 +45,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Load(args) => load::run(args).await,
         Command::Rebuild(args) => rebuild::run(args).await,
         Command::Sockets(args) => sockets::run(args).await,
+        Command::Logins(args) => logins::run(args).await,
+        Command::LoginServer => logins::serve().await,
     }
 }

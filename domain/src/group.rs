@@ -54,14 +54,22 @@ pub enum GroupError {
     /// A name must say something.
     #[error("group name must not be empty")]
     EmptyName,
+    /// Too long, or holding control characters.
+    #[error(
+        "group name must be at most {MAX_GROUP_NAME_CHARS} characters, without control characters"
+    )]
+    InvalidName,
 }
+
+/// The longest group name.
+pub const MAX_GROUP_NAME_CHARS: usize = 100;
 
 impl GroupError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
             Self::AlreadyExists => "group_exists",
-            Self::EmptyName => "invalid_name",
+            Self::EmptyName | Self::InvalidName => "invalid_name",
         }
     }
 }
@@ -99,6 +107,9 @@ impl Aggregate for Group {
         let name = name.trim().to_owned();
         if name.is_empty() {
             return Err(GroupError::EmptyName);
+        }
+        if name.chars().count() > MAX_GROUP_NAME_CHARS || name.contains(char::is_control) {
+            return Err(GroupError::InvalidName);
         }
         sink.write(GroupEvent::Created { name, by, at }, self).await;
         Ok(())

@@ -25,6 +25,8 @@ pub struct Auth {
     pub keys: Arc<JwtKeys>,
     /// Login rate limits.
     pub limiter: Arc<LoginLimiter>,
+    /// Password checks of this instance, bounded.
+    pub verifier: passwords::Verifier,
     /// Token lifetimes.
     pub settings: Arc<AuthSettings>,
 }
@@ -38,6 +40,7 @@ impl Auth {
                 settings.login_attempts_per_ip,
                 settings.login_attempts_per_account,
             )),
+            verifier: passwords::Verifier::new(settings.login_queue),
             settings: Arc::new(settings.clone()),
         }
     }

@@ -114,6 +114,16 @@ pub async fn rotate(
     Ok(Rotation::Reused)
 }
 
+/// The login (family) a refresh token belongs to, whether or not it is still usable.
+///
+/// # Errors
+/// Database failures.
+pub async fn family_of(db: &Database, token: &str) -> Result<Option<String>, StoreError> {
+    let sql = "select family_id from refresh_tokens where token_hash = $1";
+    let hash = refresh_token_hash(token);
+    Ok(with_pool!(db, pool => sqlx::query_scalar(sql).bind(&hash).fetch_optional(pool).await?))
+}
+
 /// Revokes a family: every token of that login stops working.
 ///
 /// # Errors

@@ -3,16 +3,18 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::agent::{Agent, Email, Permissions, Role};
 use switchboard_domain::{AgentId, GroupId, Timestamp};
 
-use crate::auth::accounts::password_hash;
-use crate::auth::passwords;
+use crate::auth::accounts::{self, password_hash};
+use crate::auth::passwords::{self, MAX_PASSWORD_BYTES};
 use crate::auth::sessions::{self, Rotation};
 use crate::auth::tokens::{new_id, new_refresh_token};
-use crate::http::extract::{authenticate, AuthAgent, ClientIp, JsonBody};
+use crate::http::extract::{
+    authenticate, bearer_token, AuthAgent, ClientIp, JsonBody, OptionalJson,
+};
 use crate::http::openapi::Errors;
 use crate::http::openapi::RoleDoc;
 use crate::http::{ApiError, AppState};
@@ -25,18 +27,61 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(validate))
         .routes(routes!(logout))
+        .routes(routes!(change_password))
 }
+
+/// The longest email accepted at login (RFC 5321's path limit).
+const MAX_EMAIL_BYTES: usize = 320;
+/// The longest refresh token accepted (ours are 43 characters).
+const MAX_REFRESH_TOKEN_BYTES: usize = 256;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct LoginRequest {
+    #[schema(max_length = 320)]
     email: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, max_length = 1024)]
     password: SecretString,
+}
+
+impl LoginRequest {
+    /// Sizes only: whether the account exists is for the password check to find out.
+    fn check(&self) -> Result<(), ApiError> {
+        if self.email.len() > MAX_EMAIL_BYTES {
+            return Err(ApiError::Unprocessable {
+                code: "invalid_email",
+                message: format!("email must be at most {MAX_EMAIL_BYTES} bytes"),
+            });
+        }
+        if self.password.expose_secret().len() > MAX_PASSWORD_BYTES {
+            return Err(passwords::PasswordError::TooLong.into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct RefreshRequest {
+    #[schema(max_length = 256)]
     refresh_token: String,
+}
+
+/// What logging out may name: the login's refresh token (which works after the access token
+/// expired); without it, the bearer access token's login ends.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LogoutRequest {
+    #[schema(max_length = 256)]
+    refresh_token: Option<String>,
+}
+
+/// A password change by its owner.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    #[schema(value_type = String, max_length = 1024)]
+    current_password: SecretString,
+    #[schema(value_type = String, min_length = 12, max_length = 1024)]
+    new_password: SecretString,
 }
 
 /// The agent as their own session sees them.
@@ -85,8 +130,51 @@ const INVALID_CREDENTIALS: ApiError = ApiError::Unauthorized {
     message: "wrong email or password",
 };
 
+const INVALID_REFRESH_TOKEN: ApiError = ApiError::Unauthorized {
+    code: "invalid_refresh_token",
+    message: "unknown refresh token",
+};
+
+/// Holds back an attempt on `account` from `ip` as the login policy says (429 with
+/// `Retry-After`; see `auth::rate_limit`).
+fn throttle(state: &AppState, ip: std::net::IpAddr, account: &str) -> Result<(), ApiError> {
+    let now = state.clock.now().unix_millis();
+    state.auth.limiter.check(ip, account, now).map_err(|wait| {
+        metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => "rate_limited").increment(1);
+        ApiError::TooManyRequests {
+            retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        }
+    })
+}
+
+/// Whether `password` is agent `id`'s (a dummy check when `id` is `None`), recording the
+/// outcome for the throttle. 503 with `Retry-After` when every password check is taken.
+async fn password_matches(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    account: &str,
+    id: Option<AgentId>,
+    password: SecretString,
+) -> Result<bool, ApiError> {
+    let stored = match id {
+        Some(id) => password_hash(&state.database, id).await?,
+        None => None,
+    };
+    let matches = state.auth.verifier.verify(password, stored).await?;
+    if matches {
+        state.auth.limiter.record_success(ip);
+    } else {
+        let now = state.clock.now().unix_millis();
+        state.auth.limiter.record_failure(ip, account, now);
+        metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => "invalid_credentials")
+            .increment(1);
+    }
+    Ok(matches)
+}
+
 /// Logs in. Failures take the same time and give the same answer whether or not the email
-/// exists; attempts are rate limited per client address and per account.
+/// exists; attempts are throttled per client address and per account (never locking the
+/// owner out), and password checks are bounded (503 with `Retry-After` beyond).
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), Errors))]
 async fn login(
@@ -94,45 +182,85 @@ async fn login(
     ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    request.check()?;
     let account = request.email.trim().to_lowercase();
-    state.auth.limiter.check(ip, &account).map_err(|wait| {
-        metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => "rate_limited").increment(1);
-        ApiError::TooManyRequests {
-            retry_after_seconds: wait.as_secs() + 1,
-        }
-    })?;
-    let email = Email::parse(&account).ok();
-    let id = email.as_ref().map(AgentId::for_email);
-    let stored = match id {
-        Some(id) => password_hash(&state.database, id).await?,
-        None => None,
-    };
-    let password_ok = passwords::verify(request.password, stored).await;
-    let (Some(id), true) = (id, password_ok) else {
-        metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => "invalid_credentials")
-            .increment(1);
+    throttle(&state, ip, &account)?;
+    let id = Email::parse(&account).ok().map(|e| AgentId::for_email(&e));
+    let matches = password_matches(&state, ip, &account, id, request.password).await?;
+    let (Some(id), true) = (id, matches) else {
         return Err(INVALID_CREDENTIALS);
     };
     let (agent, _) = state.log.load_aggregate::<Agent>(&id.to_string()).await?;
     if !agent.is_active() {
         return Err(INVALID_CREDENTIALS);
     }
+    Ok(Json(start_login(&state, id, &agent).await?))
+}
+
+/// A new login (session family) for the agent, and its first token pair.
+async fn start_login(state: &AppState, id: AgentId, agent: &Agent) -> Result<TokenPair, ApiError> {
     let family = new_id();
     let refresh_token = new_refresh_token();
     let now = state.clock.now();
     let refresh_ttl = state.auth.settings.refresh_token_ttl.as_secs();
     let refresh_expires = now.plus_seconds(i64::try_from(refresh_ttl).unwrap_or(i64::MAX));
+    let (agent_id, millis) = (id.to_string(), now.unix_millis());
     sessions::start(
         &state.database,
         &family,
-        &id.to_string(),
+        &agent_id,
         &refresh_token,
-        now.unix_millis(),
+        millis,
         refresh_expires.unix_millis(),
     )
     .await?;
-    let pair = token_pair(&state, id, &agent, &family, refresh_token, refresh_expires)?;
-    Ok(Json(pair))
+    token_pair(state, id, agent, &family, refresh_token, refresh_expires)
+}
+
+/// Changes the caller's own password, given the current one (no other permission needed).
+/// Every other login of the agent ends; this one goes on. Wrong current passwords count as
+/// failed logins for the throttle.
+#[utoipa::path(put, path = "/api/auth/password", tag = "auth", request_body = PasswordChange,
+    security(("bearer" = [])), responses((status = 204, description = "Changed"), Errors))]
+async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    auth: AuthAgent,
+    JsonBody(request): JsonBody<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    passwords::check_new(&request.new_password)?;
+    let id = auth.actor.agent_id;
+    let (agent, _) = state.log.load_aggregate::<Agent>(&id.to_string()).await?;
+    let account = agent.email().map(ToString::to_string).unwrap_or_default();
+    throttle(&state, ip, &account)?;
+    if request.current_password.expose_secret().len() > MAX_PASSWORD_BYTES
+        || !password_matches(&state, ip, &account, Some(id), request.current_password).await?
+    {
+        return Err(ApiError::Forbidden {
+            code: "wrong_password",
+            message: "the current password is not right",
+        });
+    }
+    let now = state.clock.now();
+    accounts::set_password(
+        &state.frameworks,
+        &state.database,
+        id,
+        request.new_password,
+        Some(auth.actor.clone()),
+        now,
+    )
+    .await?;
+    let (agent_id, session) = (id.to_string(), auth.session_id.as_str());
+    sessions::revoke_all_of(
+        &state.database,
+        &agent_id,
+        Some(session),
+        now.unix_millis(),
+        "password_changed",
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn token_pair(
@@ -175,6 +303,9 @@ async fn refresh(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    if request.refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+        return Err(INVALID_REFRESH_TOKEN);
+    }
     let replacement = new_refresh_token();
     let now = state.clock.now();
     let grace = i64::try_from(state.auth.settings.refresh_grace.as_millis()).unwrap_or(0);
@@ -199,12 +330,7 @@ async fn refresh(
                     "this refresh token was already used; the session is revoked, log in again",
             });
         }
-        Rotation::Invalid => {
-            return Err(ApiError::Unauthorized {
-                code: "invalid_refresh_token",
-                message: "unknown refresh token",
-            })
-        }
+        Rotation::Invalid => return Err(INVALID_REFRESH_TOKEN),
         Rotation::Expired => {
             return Err(ApiError::Unauthorized {
                 code: "refresh_token_expired",
@@ -218,10 +344,7 @@ async fn refresh(
             })
         }
     };
-    let id = AgentId::parse(&agent_id).ok_or(ApiError::Unauthorized {
-        code: "invalid_refresh_token",
-        message: "unknown refresh token",
-    })?;
+    let id = AgentId::parse(&agent_id).ok_or(INVALID_REFRESH_TOKEN)?;
     let (agent, _) = state.log.load_aggregate::<Agent>(&agent_id).await?;
     if !agent.is_active() {
         sessions::revoke(
@@ -268,12 +391,7 @@ async fn validate(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Validation>, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .trim();
+    let token = bearer_token(&headers).unwrap_or_default();
     match authenticate(&state, token).await {
         Ok(auth) => {
             let (agent, _) = state
@@ -301,16 +419,31 @@ async fn validate(
     }
 }
 
-/// Ends the session: the refresh tokens of this login and its access tokens stop working.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+/// Ends the session: the refresh tokens of this login and its access tokens stop working. The
+/// login is named by `refresh_token` in the body (which works after the access token expired)
+/// or by the bearer access token.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security((), ("bearer" = [])),
+    request_body(content = Option<LogoutRequest>, description = "Optional"),
     responses((status = 204, description = "Logged out"), Errors))]
-async fn logout(State(state): State<AppState>, auth: AuthAgent) -> Result<StatusCode, ApiError> {
-    sessions::revoke(
-        &state.database,
-        &auth.session_id,
-        state.clock.now().unix_millis(),
-        "logout",
-    )
-    .await?;
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OptionalJson(request): OptionalJson<LogoutRequest>,
+) -> Result<StatusCode, ApiError> {
+    let family = match request.refresh_token {
+        Some(token) if token.len() <= MAX_REFRESH_TOKEN_BYTES => {
+            sessions::family_of(&state.database, token.trim())
+                .await?
+                .ok_or(INVALID_REFRESH_TOKEN)?
+        }
+        Some(_) => return Err(INVALID_REFRESH_TOKEN),
+        None => {
+            authenticate(&state, bearer_token(&headers)?)
+                .await?
+                .session_id
+        }
+    };
+    let now = state.clock.now().unix_millis();
+    sessions::revoke(&state.database, &family, now, "logout").await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Nothing at this address.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The route exists, but not with this method (the `Allow` header lists those it has).
+    #[error("method not allowed here")]
+    MethodNotAllowed,
     /// Authentication failed (no token, bad token, bad credentials, ...).
     #[error("{message}")]
     Unauthorized {
@@ -104,6 +107,14 @@ pub enum ApiError {
     /// A dependency is down; try again.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// This instance is at capacity for this kind of work (password checks); try again soon.
+    #[error("{message}; retry in {retry_after_seconds} s")]
+    Overloaded {
+        /// What is at capacity.
+        message: &'static str,
+        /// When to retry.
+        retry_after_seconds: u64,
+    },
     /// A bug or an unexpected failure; details are logged, not returned.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -118,7 +129,10 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadRequest(_) | Self::InvalidCursor => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::WebhooksNotConfigured | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::WebhooksNotConfigured | Self::Unavailable(_) | Self::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -141,7 +155,9 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::InvalidCursor => "invalid_cursor",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "service_unavailable",
+            Self::Overloaded { .. } => "overloaded",
             Self::Internal(_) => "internal_error",
             Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
@@ -158,7 +174,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, Self::Overloaded { .. }) {
             tracing::error!(error = %error_chain(&self), code = self.code(), "request failed");
         }
         let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
@@ -173,6 +189,10 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if let Self::TooManyRequests {
             retry_after_seconds,
+        }
+        | Self::Overloaded {
+            retry_after_seconds,
+            ..
         } = self
         {
             response.headers_mut().insert(
@@ -211,9 +231,35 @@ impl From<ProjectionError> for ApiError {
     }
 }
 
+impl From<crate::auth::passwords::PasswordError> for ApiError {
+    fn from(error: crate::auth::passwords::PasswordError) -> Self {
+        use crate::auth::passwords::PasswordError as E;
+        match error {
+            E::TooShort => Self::Unprocessable {
+                code: "weak_password",
+                message: error.to_string(),
+            },
+            E::TooLong => Self::Unprocessable {
+                code: "invalid_password",
+                message: error.to_string(),
+            },
+            E::Busy => Self::Overloaded {
+                message: "too many password checks in progress",
+                retry_after_seconds: 1,
+            },
+            E::Hashing(_) => Self::Internal(Box::new(error)),
+        }
+    }
+}
+
 /// The answer for routes that do not exist.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route")
+}
+
+/// The answer for a method a route does not have (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 impl From<switchboard_domain::conversation::ConversationError> for ApiError {
@@ -304,7 +350,7 @@ impl From<switchboard_domain::group::GroupError> for ApiError {
                 code: error.code(),
                 message: error.to_string(),
             },
-            E::EmptyName => Self::Unprocessable {
+            E::EmptyName | E::InvalidName => Self::Unprocessable {
                 code: error.code(),
                 message: error.to_string(),
             },
@@ -317,10 +363,7 @@ impl From<crate::auth::accounts::AccountError> for ApiError {
         use crate::auth::accounts::AccountError as E;
         match error {
             E::Agent(e) => e.into(),
-            E::Password(crate::auth::passwords::PasswordError::TooShort) => Self::Unprocessable {
-                code: "weak_password",
-                message: crate::auth::passwords::PasswordError::TooShort.to_string(),
-            },
+            E::Password(error) => error.into(),
             E::Store(e) => e.into(),
             other => Self::Internal(Box::new(other)),
         }

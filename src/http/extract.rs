@@ -63,25 +63,59 @@ pub struct PageParams {
 }
 
 /// A JSON body parsed into `T`; malformed JSON is a 400, a body of the wrong shape a 422, each
-/// with a message saying what is wrong.
+/// with a message saying what is wrong. A NUL (U+0000) anywhere in it is a 422 naming the field
+/// (see [`crate::http::input`]); bodies that carry a customer's message use [`ContentJson`].
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::rejection::JsonRejection;
-        axum::Json::<T>::from_request(request, state)
-            .await
-            .map(|axum::Json(value)| JsonBody(value))
-            .map_err(|rejection| match rejection {
-                JsonRejection::JsonDataError(e) => ApiError::Unprocessable {
-                    code: "invalid_input",
-                    message: e.body_text(),
-                },
-                other => ApiError::BadRequest(other.body_text()),
-            })
+        let raw = raw_json(request, state).await?;
+        crate::http::input::refuse_nul(raw.get())?;
+        parse_json(&raw).map(JsonBody)
     }
+}
+
+/// [`JsonBody`] for a message to a customer: its text is theirs to receive as written, NUL
+/// included (stored losslessly); identifiers in it are checked by the handler.
+pub struct ContentJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ContentJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = raw_json(request, state).await?;
+        parse_json(&raw).map(ContentJson)
+    }
+}
+
+fn json_rejection(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+    use axum::extract::rejection::JsonRejection;
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::Unprocessable {
+            code: "invalid_input",
+            message: e.body_text(),
+        },
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// The body as syntactically valid JSON, with a JSON content type.
+async fn raw_json<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+    axum::Json::<Box<serde_json::value::RawValue>>::from_request(request, state)
+        .await
+        .map(|axum::Json(raw)| raw)
+        .map_err(json_rejection)
+}
+
+fn parse_json<T: DeserializeOwned>(raw: &serde_json::value::RawValue) -> Result<T, ApiError> {
+    axum::Json::<T>::from_bytes(raw.get().as_bytes())
+        .map(|axum::Json(value)| value)
+        .map_err(json_rejection)
 }
 
 /// The authenticated agent of a request: a valid access token of a live session of an active
@@ -130,26 +164,33 @@ impl FromRequestParts<crate::http::AppState> for AuthAgent {
 
 impl AuthAgent {
     async fn from_headers(parts: &Parts, state: &crate::http::AppState) -> Result<Self, ApiError> {
-        let header =
-            parts
-                .headers
-                .get(axum::http::header::AUTHORIZATION)
-                .ok_or(ApiError::Unauthorized {
-                    code: "missing_token",
-                    message: "an Authorization: Bearer access token is required",
-                })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized {
-                code: "invalid_token",
-                message: "the Authorization header must be `Bearer <access token>`",
-            })?;
-        authenticate(state, token).await
+        authenticate(state, bearer_token(&parts.headers)?).await
     }
+}
+
+/// The access token of an `Authorization: Bearer <token>` header (the scheme in any case, as
+/// RFC 9110 has it).
+///
+/// # Errors
+/// 401 `missing_token` without the header, `invalid_token` for another scheme or no token.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized {
+            code: "missing_token",
+            message: "an Authorization: Bearer access token is required",
+        })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or(ApiError::Unauthorized {
+            code: "invalid_token",
+            message: "the Authorization header must be `Bearer <access token>`",
+        })
 }
 
 /// Checks an access token and loads its agent.
@@ -221,8 +262,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// An optional JSON body: an empty body is `T::default()`; otherwise as [`JsonBody`] (without
-/// requiring a content type, so that `curl -X POST` with no body works).
+/// An optional JSON body: an empty body is `T::default()`; otherwise as [`JsonBody`] (NUL
+/// refused too, but without requiring a content type, so that `curl -X POST` with no body
+/// works).
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -234,6 +276,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
+        }
+        if let Ok(text) = std::str::from_utf8(&body) {
+            crate::http::input::refuse_nul(text)?;
         }
         serde_json::from_slice(&body)
             .map(Self)

@@ -9,6 +9,7 @@ mod error;
 mod events;
 pub(crate) mod extract;
 mod health;
+pub(crate) mod input;
 mod locks;
 mod metrics;
 mod observe;
@@ -96,7 +97,9 @@ pub fn router(state: AppState) -> Router {
     openapi::publish(&spec);
     api.route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(input::refuse_control_characters))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

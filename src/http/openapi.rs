@@ -107,7 +107,10 @@ impl utoipa::IntoResponses for Errors {
             .response("409", error("Conflict: locked, changed, or already so"))
             .response("422", error("Well-formed but refused by the rules"))
             .response("429", error("Too many attempts; see Retry-After"))
-            .response("503", error("A dependency is unavailable; retry"))
+            .response(
+                "503",
+                error("Unavailable or at capacity; retry (after Retry-After when given)"),
+            )
             .build()
             .into()
     }

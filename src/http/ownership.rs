@@ -79,6 +79,7 @@ async fn assign(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<Assignment>,
 ) -> Result<Json<Value>, ApiError> {
+    check_reason(request.reason.as_ref())?;
     if let Some(agent) = request.agent_id {
         let (assignee, _) = state
             .log
@@ -145,6 +146,7 @@ async fn take_over(
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<Reasoned>,
 ) -> Result<Json<Value>, ApiError> {
+    check_reason(request.reason.as_ref())?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::TakeOver {
         write: write(auth, request.expected_version, state.clock.now()),
@@ -163,6 +165,7 @@ async fn hand_back(
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<Reasoned>,
 ) -> Result<Json<Value>, ApiError> {
+    check_reason(request.reason.as_ref())?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::HandBackToBot {
         write: write(auth, request.expected_version, state.clock.now()),
@@ -184,11 +187,69 @@ enum StatusName {
 #[serde(deny_unknown_fields)]
 struct StatusChange {
     status: StatusName,
-    /// RFC 3339; required with `snoozed`.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    snoozed_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339, in the future and within 10 years; required with `snoozed`.
+    #[schema(value_type = Option<String>, format = DateTime, max_length = 64)]
+    snoozed_until: Option<String>,
+    #[schema(max_length = 1000)]
     reason: Option<String>,
     expected_version: Option<u64>,
+}
+
+/// The furthest a conversation may be snoozed: 10 years (of 365.25 days).
+const MAX_SNOOZE_SECONDS: i64 = 10 * 36_525 * 864;
+
+/// The longest reason given for a change.
+const MAX_REASON_CHARS: usize = 1000;
+
+fn invalid_snooze(message: &str) -> ApiError {
+    ApiError::Unprocessable {
+        code: "invalid_snooze",
+        message: message.to_owned(),
+    }
+}
+
+/// Refuses a reason longer than [`MAX_REASON_CHARS`].
+fn check_reason(reason: Option<&String>) -> Result<(), ApiError> {
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_input",
+            message: format!("reason must be at most {MAX_REASON_CHARS} characters"),
+        });
+    }
+    Ok(())
+}
+
+impl StatusChange {
+    /// The status asked for, its snooze time parsed and bounded at `now` (a time in the past is
+    /// the conversation's to refuse).
+    fn status(&self, now: Timestamp) -> Result<ConversationStatus, ApiError> {
+        check_reason(self.reason.as_ref())?;
+        let until = match &self.snoozed_until {
+            Some(text) if text.len() <= 64 => chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| Timestamp::new(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| invalid_snooze("snoozed_until must be an RFC 3339 time"))
+                .map(Some)?,
+            Some(_) => return Err(invalid_snooze("snoozed_until must be an RFC 3339 time")),
+            None => None,
+        };
+        if until.is_some_and(|t| t > now.plus_seconds(MAX_SNOOZE_SECONDS)) {
+            return Err(invalid_snooze("snoozed_until must be within 10 years"));
+        }
+        match (&self.status, until) {
+            (StatusName::Snoozed, Some(until)) => Ok(ConversationStatus::Snoozed { until }),
+            (StatusName::Snoozed, None) => Err(ApiError::Unprocessable {
+                code: "invalid_input",
+                message: "snoozed needs snoozed_until (RFC 3339)".to_owned(),
+            }),
+            (_, Some(_)) => Err(ApiError::Unprocessable {
+                code: "invalid_input",
+                message: "snoozed_until goes only with status snoozed".to_owned(),
+            }),
+            (StatusName::Open, None) => Ok(ConversationStatus::Open),
+            (StatusName::Pending, None) => Ok(ConversationStatus::Pending),
+            (StatusName::Resolved, None) => Ok(ConversationStatus::Resolved),
+        }
+    }
 }
 
 /// Sets the status: open, pending (back to the bot), snoozed until a time, resolved.
@@ -200,29 +261,11 @@ async fn change_status(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<StatusChange>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = match (request.status, request.snoozed_until) {
-        (StatusName::Snoozed, Some(until)) => ConversationStatus::Snoozed {
-            until: Timestamp::new(until),
-        },
-        (StatusName::Snoozed, None) => {
-            return Err(ApiError::Unprocessable {
-                code: "invalid_input",
-                message: "snoozed needs snoozed_until (RFC 3339)".to_owned(),
-            })
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::Unprocessable {
-                code: "invalid_input",
-                message: "snoozed_until goes only with status snoozed".to_owned(),
-            })
-        }
-        (StatusName::Open, None) => ConversationStatus::Open,
-        (StatusName::Pending, None) => ConversationStatus::Pending,
-        (StatusName::Resolved, None) => ConversationStatus::Resolved,
-    };
+    let now = state.clock.now();
+    let status = request.status(now)?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::ChangeStatus {
-        write: write(auth, request.expected_version, state.clock.now()),
+        write: write(auth, request.expected_version, now),
         status,
         reason: request.reason,
     };

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::accounts::actor_metadata;
 use crate::cqrs::execute;
-use crate::http::extract::{AuthAgent, JsonBody};
+use crate::http::extract::{AuthAgent, ContentJson};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
 use crate::outbox;
@@ -120,15 +120,23 @@ async fn send(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(conversation_id): Path<String>,
-    JsonBody(request): JsonBody<SendRequest>,
+    ContentJson(request): ContentJson<SendRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let conversation_key =
         ConversationId::parse(&conversation_id).ok_or(ApiError::NotFound("conversation"))?;
     let client_id = request.client_id.trim().to_owned();
-    if client_id.is_empty() || client_id.len() > 128 || client_id.chars().any(char::is_control) {
+    if client_id.is_empty() || client_id.len() > 128 || client_id.contains(char::is_control) {
         return Err(ApiError::Unprocessable {
             code: "invalid_client_id",
-            message: "client_id must be 1 to 128 characters, without control characters".to_owned(),
+            message: "client_id must be 1 to 128 characters, none of them control characters"
+                .to_owned(),
+        });
+    }
+    if (request.reply_to.as_ref()).is_some_and(|r| r.len() > 512 || r.contains(char::is_control)) {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_message",
+            message: "reply_to: a message id of at most 512 bytes, without control characters"
+                .to_owned(),
         });
     }
     request

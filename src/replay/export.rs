@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard_store::{with_pool, Database, EventRepository, LogCursor};
+use switchboard_store::{nul, with_pool, Database, EventRepository, LogCursor};
 
 use crate::replay::ReplayError;
 
@@ -153,8 +153,8 @@ async fn insert(database: &Database, events: &[ExportedEvent]) -> Result<u64, Re
                     .push_bind(e.sequence)
                     .push_bind(&e.event_type)
                     .push_bind(&e.event_version)
-                    .push_bind(sqlx::types::Json(&e.payload))
-                    .push_bind(sqlx::types::Json(&e.metadata))
+                    .push_bind(sqlx::types::Json(nul::encode(&e.payload)))
+                    .push_bind(sqlx::types::Json(nul::encode(&e.metadata)))
                     .push("to_timestamp(")
                     .push_bind_unseparated(e.recorded_at_ms as f64 / 1000.0)
                     .push_unseparated(")");
@@ -172,8 +172,8 @@ async fn insert(database: &Database, events: &[ExportedEvent]) -> Result<u64, Re
                     .push_bind(e.sequence)
                     .push_bind(&e.event_type)
                     .push_bind(&e.event_version)
-                    .push_bind(sqlx::types::Json(&e.payload))
-                    .push_bind(sqlx::types::Json(&e.metadata))
+                    .push_bind(sqlx::types::Json(nul::encode(&e.payload)))
+                    .push_bind(sqlx::types::Json(nul::encode(&e.metadata)))
                     .push_bind(
                         switchboard_domain::Timestamp::from_unix_millis(e.recorded_at_ms)
                             .map(|t| t.as_datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())

@@ -191,7 +191,7 @@ pub fn parse(
         .ok_or_else(|| PayloadError::NotWhatsApp("no entry array".to_owned()))?;
     let mut parsed = ParsedWebhook::default();
     for entry in entries {
-        let waba_id = WabaId::new(text(entry.get("id")).unwrap_or_default());
+        let waba_id = WabaId::new(id(entry.get("id")).unwrap_or_default());
         let entry_time = seconds(entry.get("time")).unwrap_or(received_at);
         let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
             parsed
@@ -304,7 +304,7 @@ impl ChangeContext<'_> {
         message: &Value,
     ) -> Result<CustomerMessage, Problem> {
         let wamid =
-            text(message.get("id")).ok_or_else(|| Problem("message without id".to_owned()))?;
+            id(message.get("id")).ok_or_else(|| Problem("message without id".to_owned()))?;
         let from = text(message.get("from"));
         let from_user_id = text(message.get("from_user_id"));
         let contact = find_contact(contacts, from.as_deref(), from_user_id.as_deref());
@@ -338,8 +338,7 @@ impl ChangeContext<'_> {
         contacts: &[Value],
         status: &Value,
     ) -> Result<Status, Problem> {
-        let wamid =
-            text(status.get("id")).ok_or_else(|| Problem("status without id".to_owned()))?;
+        let wamid = id(status.get("id")).ok_or_else(|| Problem("status without id".to_owned()))?;
         let name = status
             .get("status")
             .and_then(Value::as_str)
@@ -383,7 +382,7 @@ impl ChangeContext<'_> {
             return;
         };
         for echo in array(value, "message_echoes") {
-            let wamid = text(echo.get("id"));
+            let wamid = id(echo.get("id"));
             let customer = Customer::new(text(echo.get("to")), text(echo.get("to_user_id")));
             match (wamid, customer) {
                 (Some(wamid), Some(customer)) => {
@@ -410,7 +409,7 @@ impl ChangeContext<'_> {
         value: &Value,
         out: &mut ParsedWebhook,
     ) {
-        let Some(template_id) = text(value.get("message_template_id")) else {
+        let Some(template_id) = id(value.get("message_template_id")) else {
             // A template report that names no template is still worth keeping.
             self.notification(field, value, out);
             return;
@@ -491,6 +490,13 @@ fn array<'v>(value: &'v Value, key: &str) -> &'v [Value] {
 }
 
 /// A string or number as text; `None` for null, empty or other shapes.
+/// An identifier Meta assigned (they become aggregate ids): [`text`] without control
+/// characters. None of Meta's holds one; one that does is unreadable here, the same on both
+/// backends, rather than failing in storage.
+fn id(value: Option<&Value>) -> Option<String> {
+    text(value).filter(|id| !id.contains(char::is_control))
+}
+
 fn text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),

@@ -23,6 +23,7 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
 use tokio::sync::watch;
 
+use crate::nul::{self, Escaping};
 use crate::sql::bind_all;
 use crate::upcast::upcast_serialized;
 use crate::{with_pool, Database, Statement, StoreError};
@@ -74,8 +75,8 @@ pub struct RecordedEvent {
 }
 
 enum Repository {
-    Postgres(PostgresEventRepository),
-    Sqlite(SqliteEventRepository),
+    Postgres(Escaping<PostgresEventRepository>),
+    Sqlite(Escaping<SqliteEventRepository>),
 }
 
 /// The cqrs-es event repository for either backend, plus the global reader.
@@ -95,9 +96,11 @@ impl EventRepository {
     pub fn new(database: Database) -> Self {
         let inner = match &database {
             Database::Postgres(pool) => {
-                Repository::Postgres(PostgresEventRepository::new(pool.clone()))
+                Repository::Postgres(Escaping(PostgresEventRepository::new(pool.clone())))
             }
-            Database::Sqlite(pool) => Repository::Sqlite(SqliteEventRepository::new(pool.clone())),
+            Database::Sqlite(pool) => {
+                Repository::Sqlite(Escaping(SqliteEventRepository::new(pool.clone())))
+            }
         };
         Self {
             inner: Arc::new(inner),
@@ -177,10 +180,12 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
     /// The cursor just after the event at `position` (0 is the start).
     ///
     /// # Errors
-    /// [`StoreError::UnknownPosition`] when no event has that position.
+    /// [`StoreError::UnknownPosition`] when no event has that position (negative ones neither).
     pub async fn cursor_after(&self, position: i64) -> Result<LogCursor, StoreError> {
         if position <= 0 {
-            return Ok(LogCursor::START);
+            return (position == 0)
+                .then_some(LogCursor::START)
+                .ok_or(StoreError::UnknownPosition(position));
         }
         match &self.database {
             Database::Sqlite(pool) => {
@@ -490,7 +495,7 @@ impl EventRepository {
                 query.build_query_as().fetch_all(pool).await?
             });
             for (id, sequence, sqlx::types::Json(payload)) in snapshots {
-                match serde_json::from_value::<A>(payload) {
+                match serde_json::from_value::<A>(nul::decoded(payload)) {
                     Ok(aggregate) => {
                         loaded.insert(
                             id,
@@ -618,8 +623,8 @@ where snapshots.last_sequence < excluded.last_sequence
                         .push_bind(event.sequence)
                         .push_bind(event.event_type.as_str())
                         .push_bind(event.event_version.as_str())
-                        .push_bind(sqlx::types::Json(&event.payload))
-                        .push_bind(sqlx::types::Json(&event.metadata));
+                        .push_bind(sqlx::types::Json(nul::encode(&event.payload)))
+                        .push_bind(sqlx::types::Json(nul::encode(&event.metadata)));
                 });
                 insert.build().execute(&mut *tx).await?;
             }
@@ -628,7 +633,7 @@ where snapshots.last_sequence < excluded.last_sequence
                     .bind(snapshot.aggregate_type)
                     .bind(snapshot.aggregate_id.as_str())
                     .bind(snapshot.last_sequence)
-                    .bind(sqlx::types::Json(&snapshot.payload))
+                    .bind(sqlx::types::Json(nul::encode(&snapshot.payload)))
                     .bind(crate::upcast::snapshot_schema(snapshot.aggregate_type))
                     .execute(&mut *tx)
                     .await?;
@@ -665,7 +670,8 @@ where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> sqlx::types::Json<Value>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let sqlx::types::Json(mut payload) = row.try_get("payload")?;
+    let sqlx::types::Json(payload) = row.try_get("payload")?;
+    let mut payload = nul::decoded(payload);
     let event_type: String = row.try_get("event_type")?;
     let mut event_version: String = row.try_get("event_version")?;
     crate::upcast::upcast(&event_type, &mut event_version, &mut payload);
@@ -688,8 +694,9 @@ where
 {
     let position: i64 = row.try_get("position")?;
     let transaction_id: i64 = row.try_get("transaction_id")?;
-    let sqlx::types::Json(mut payload) = row.try_get("payload")?;
+    let sqlx::types::Json(payload) = row.try_get("payload")?;
     let sqlx::types::Json(metadata) = row.try_get("metadata")?;
+    let (mut payload, metadata) = (nul::decoded(payload), nul::decoded(metadata));
     let event_type: String = row.try_get("event_type")?;
     let mut event_version: String = row.try_get("event_version")?;
     crate::upcast::upcast(&event_type, &mut event_version, &mut payload);

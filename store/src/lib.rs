@@ -6,6 +6,7 @@
 //! - [`event_log`] — the cqrs-es event repository over either backend, and the gapless global
 //!   reader that projections, realtime and replay tools tail.
 //! - [`snapshot_store`] — a cqrs-es event store that loads from snapshots, for long streams.
+//! - [`nul`] — U+0000 kept losslessly in stored JSON, and shown as ␀ in read-model text.
 //! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
 //! - [`upcast`] — older event shapes brought to the current one on every read.
 
@@ -14,6 +15,7 @@ pub mod database;
 pub mod error;
 pub mod event_log;
 mod high_water;
+pub mod nul;
 pub mod snapshot_store;
 pub mod sql;
 pub mod upcast;

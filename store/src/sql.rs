@@ -102,13 +102,14 @@ pub fn replace_word(text: &str, word: &str, with: &str) -> String {
     out
 }
 
-/// Binds a statement's arguments onto a sqlx query of either backend.
+/// Binds a statement's arguments onto a sqlx query of either backend (text with U+0000 shown
+/// as ␀: see [`crate::nul`]).
 macro_rules! bind_all {
     ($query:expr, $args:expr) => {{
         let mut query = $query;
         for arg in $args {
             query = match arg {
-                $crate::sql::SqlValue::Text(value) => query.bind(value),
+                $crate::sql::SqlValue::Text(value) => query.bind(value.map($crate::nul::visible)),
                 $crate::sql::SqlValue::Int(value) => query.bind(value),
             };
         }

@@ -29,13 +29,24 @@ async fn insert_event(database: &Database, event: &Value) {
 }
 
 pub(crate) async fn admin_id(app: &TestApp) -> String {
-    let agents = app.get_json("/api/agents").await;
-    agents
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["email"] == app.admin.0.as_str()))
-        .and_then(|a| a["id"].as_str())
-        .expect("the admin")
-        .to_owned()
+    // The first admin is registered at start; its read model row may lag a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let agents = app.get_json("/api/agents").await;
+        let found = agents
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["email"] == app.admin.0.as_str()))
+            .and_then(|a| a["id"].as_str())
+            .map(str::to_owned);
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the admin never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The v1 fixture, for this conversation and agent.

@@ -166,6 +166,15 @@ fn required(field: impl Into<String>, text: &str, max: usize) -> Result<(), Cont
     too_long(field, text, max)
 }
 
+/// [`required`], for identifiers: no control characters either (text may hold anything).
+fn identifier(field: impl Into<String>, text: &str, max: usize) -> Result<(), ContentError> {
+    let field = field.into();
+    if text.contains(char::is_control) {
+        return Err(error(field, "must not contain control characters"));
+    }
+    required(field, text, max)
+}
+
 fn optional(field: &str, text: Option<&String>, max: usize) -> Result<(), ContentError> {
     text.map_or(Ok(()), |t| too_long(field, t, max))
 }
@@ -253,7 +262,7 @@ impl OutboundContent {
                 Ok(())
             }
             Self::Reaction { message_id, emoji } => {
-                required("message_id", message_id, 512)?;
+                identifier("message_id", message_id, 512)?;
                 too_long("emoji", emoji, 16)
             }
             Self::Buttons {
@@ -273,7 +282,7 @@ impl OutboundContent {
                 }
                 for (i, button) in buttons.iter().enumerate() {
                     required(format!("buttons[{i}].title"), &button.title, 20)?;
-                    required(format!("buttons[{i}].id"), &button.id, 256)?;
+                    identifier(format!("buttons[{i}].id"), &button.id, 256)?;
                     if button.id.trim() != button.id {
                         return Err(error(
                             format!("buttons[{i}].id"),
@@ -329,7 +338,7 @@ impl OutboundContent {
                     }
                     for (j, row) in section.rows.iter().enumerate() {
                         required(format!("sections[{i}].rows[{j}].title"), &row.title, 24)?;
-                        required(format!("sections[{i}].rows[{j}].id"), &row.id, 200)?;
+                        identifier(format!("sections[{i}].rows[{j}].id"), &row.id, 200)?;
                         optional(
                             &format!("sections[{i}].rows[{j}].description"),
                             row.description.as_ref(),
@@ -339,7 +348,12 @@ impl OutboundContent {
                 }
                 Ok(())
             }
-            Self::Template { name, language, .. } => {
+            Self::Template {
+                name,
+                language,
+                components,
+            } => {
+                template_components(components)?;
                 required("name", name, 512)?;
                 if !name
                     .chars()
@@ -350,16 +364,67 @@ impl OutboundContent {
                         "lower-case letters, digits and underscores only",
                     ));
                 }
-                required("language", language, 15)
+                identifier("language", language, 15)
             }
         }
     }
 }
 
+/// Most components a template message carries: header, body, a limited-time offer and 10
+/// buttons (Meta's limits; a carousel is one component).
+pub const MAX_TEMPLATE_COMPONENTS: usize = 13;
+/// Most parameters one template component carries (Meta allows far fewer variables in one
+/// header or body).
+pub const MAX_TEMPLATE_PARAMETERS: usize = 100;
+/// Most cards of a carousel template.
+pub const MAX_CAROUSEL_CARDS: usize = 10;
+/// Most bytes of a template's components, as JSON.
+pub const MAX_TEMPLATE_COMPONENT_BYTES: usize = 64 * 1024;
+
+fn template_components(components: &[Value]) -> Result<(), ContentError> {
+    if components.len() > MAX_TEMPLATE_COMPONENTS {
+        return Err(error(
+            "components",
+            format!(
+                "at most {MAX_TEMPLATE_COMPONENTS} components ({} given)",
+                components.len()
+            ),
+        ));
+    }
+    for (i, component) in components.iter().enumerate() {
+        if !component.is_object() {
+            return Err(error(format!("components[{i}]"), "must be an object"));
+        }
+        for (key, max) in [
+            ("parameters", MAX_TEMPLATE_PARAMETERS),
+            ("cards", MAX_CAROUSEL_CARDS),
+        ] {
+            let count = component
+                .get(key)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            if count > max {
+                return Err(error(
+                    format!("components[{i}].{key}"),
+                    format!("at most {max} ({count} given)"),
+                ));
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(components).map_or(usize::MAX, |b| b.len());
+    if bytes > MAX_TEMPLATE_COMPONENT_BYTES {
+        return Err(error(
+            "components",
+            format!("at most {MAX_TEMPLATE_COMPONENT_BYTES} bytes of JSON ({bytes} given)"),
+        ));
+    }
+    Ok(())
+}
+
 fn media(media: &OutboundMedia) -> Result<(), ContentError> {
     match (&media.id, &media.link) {
-        (Some(id), None) => required("id", id, 256),
-        (None, Some(link)) if link.starts_with("https://") => too_long("link", link, 2048),
+        (Some(id), None) => identifier("id", id, 256),
+        (None, Some(link)) if link.starts_with("https://") => identifier("link", link, 2048),
         (None, Some(_)) => Err(error("link", "must be an https:// URL")),
         _ => Err(error(
             "id",
@@ -420,5 +485,34 @@ mod tests {
             audio.validate().map_err(|e| e.field),
             Err("caption".to_owned())
         );
+    }
+
+    fn template(components: Vec<Value>) -> OutboundContent {
+        OutboundContent::Template {
+            name: "order_update".into(),
+            language: "en_US".into(),
+            components,
+        }
+    }
+
+    #[test]
+    fn template_components_are_bounded_by_metas_limits() {
+        let body = |n: usize| serde_json::json!({"type": "body", "parameters": vec![serde_json::json!({"type": "text", "text": "x"}); n]});
+        assert!(template(vec![body(3)]).validate().is_ok());
+        let field = |c: OutboundContent| c.validate().map_err(|e| e.field);
+        assert_eq!(
+            field(template(vec![body(1); 10_000])),
+            Err("components".to_owned())
+        );
+        assert_eq!(
+            field(template(vec![body(101)])),
+            Err("components[0].parameters".to_owned())
+        );
+        assert_eq!(
+            field(template(vec![serde_json::json!("body")])),
+            Err("components[0]".to_owned())
+        );
+        let huge = serde_json::json!({"type": "body", "parameters": [{"type": "text", "text": "x".repeat(70_000)}]});
+        assert_eq!(field(template(vec![huge])), Err("components".to_owned()));
     }
 }
