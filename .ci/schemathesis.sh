@@ -45,11 +45,14 @@ token=$(curl -fs "$base/api/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"fuzzer@example.com\",\"password\":\"$password\"}" \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
+# One worker: with two, CPython 3.11's ast module (which schemathesis's coverage phase drives
+# from several threads) sometimes aborts the run with "AST constructor recursion depth mismatch"
+# (cpython#106905, fixed in later releases) — a crash of the tool, not a finding.
 run() {
   "$venv/bin/schemathesis" run "$base/api/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-    --seed 20261127 --max-examples 25 --request-timeout 10 --workers 2 \
+    --seed 20261127 --max-examples 25 --request-timeout 10 --workers 1 \
     --no-color --warnings off "$@"
 }
 
