@@ -36,6 +36,22 @@ pub struct LoadArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Seconds between two samples of the inbound backlog and the projection lag.
+    #[arg(long, default_value_t = 5)]
+    sample_seconds: u64,
+}
+
+/// The server's backlogs at one moment of the run.
+#[derive(Serialize, Clone, Copy)]
+struct Sample {
+    /// Seconds since the first webhook was sent.
+    at_seconds: f64,
+    /// Webhooks sent so far.
+    sent: u64,
+    /// Stored webhooks not yet processed.
+    inbound_backlog: i64,
+    /// Events not yet applied to the read models.
+    projection_lag: i64,
 }
 
 #[derive(Serialize)]
@@ -55,6 +71,8 @@ struct Report {
     processed_messages_per_second: f64,
     processed_vs_baseline: f64,
     rss_megabytes: f64,
+    /// Backlog and lag over time, sending and draining.
+    timeline: Vec<Sample>,
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -88,6 +106,28 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} s  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let timeline = Arc::new(Mutex::new(Vec::<Sample>::new()));
+    let sampler = {
+        let (database, sequence, timeline) = (
+            server.database.clone(),
+            Arc::clone(&sequence),
+            Arc::clone(&timeline),
+        );
+        let every = Duration::from_secs(args.sample_seconds.max(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Ok(counts) = switchboard::http::StoredCounts::read(&database).await {
+                    timeline.lock().await.push(Sample {
+                        at_seconds: started.elapsed().as_secs_f64(),
+                        sent: sequence.load(Ordering::Relaxed),
+                        inbound_backlog: counts.awaiting,
+                        projection_lag: counts.projection_lag,
+                    });
+                }
+            }
+        })
+    };
     let ticker = {
         let progress = progress.clone();
         let sequence = Arc::clone(&sequence);
@@ -173,6 +213,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     // From the first webhook sent until the read model holds the last one.
     let processed_at =
         started.elapsed() + wait_processed(&server.database, &run_id, acknowledged).await?;
+    sampler.abort();
     let rss = rss_megabytes();
     server.stop().await?;
     picked.clean_up().await?;
@@ -198,6 +239,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         processed_messages_per_second: processed_rate,
         processed_vs_baseline: processed_rate / baseline,
         rss_megabytes: rss,
+        timeline: std::mem::take(&mut *timeline.lock().await),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -244,6 +286,14 @@ fn print_table(r: &Report, summary: &crate::stats::Summary, p999: Duration) {
         "{:<42} {:>14.1}",
         "process RSS MB (server + load generator)", r.rss_megabytes
     );
+    println!();
+    println!("{:>8} {:>10} {:>16} {:>16}", "t s", "sent", "inbound backlog", "projection lag");
+    for sample in &r.timeline {
+        println!(
+            "{:>8.0} {:>10} {:>16} {:>16}",
+            sample.at_seconds, sample.sent, sample.inbound_backlog, sample.projection_lag
+        );
+    }
 }
 
 fn percentile(mut samples: Vec<Duration>, q: f64) -> Duration {

@@ -12,6 +12,7 @@ mod health;
 pub(crate) mod input;
 mod locks;
 mod metrics;
+pub use metrics::StoredCounts;
 mod observe;
 mod openapi;
 mod outbound_dead_letters;
