@@ -287,7 +287,10 @@ fn print_table(r: &Report, summary: &crate::stats::Summary, p999: Duration) {
         "process RSS MB (server + load generator)", r.rss_megabytes
     );
     println!();
-    println!("{:>8} {:>10} {:>16} {:>16}", "t s", "sent", "inbound backlog", "projection lag");
+    println!(
+        "{:>8} {:>10} {:>16} {:>16}",
+        "t s", "sent", "inbound backlog", "projection lag"
+    );
     for sample in &r.timeline {
         println!(
             "{:>8.0} {:>10} {:>16} {:>16}",

@@ -137,6 +137,7 @@ impl ProjectionRunner {
                 })
                 .collect()
         };
+        let mut retargeted = Retargeted::default();
         let mut total = 0;
         'reload: loop {
             let mut checkpoints = self.checkpoints().await?;
@@ -181,7 +182,10 @@ impl ProjectionRunner {
                 }
                 let mut statements = batch.statements;
                 if !retarget.is_empty() {
-                    statements = statements.iter().map(|s| s.retarget(&retarget)).collect();
+                    statements = statements
+                        .into_iter()
+                        .map(|s| retargeted.rewrite(s, &retarget))
+                        .collect();
                 }
                 let guards: Vec<Statement> = names
                     .iter()
@@ -347,5 +351,20 @@ impl Batch {
             Err(_) => self.passed[i] |= stopped_at == Some(event.position),
         }
         self.targets[i] = Some(event.cursor);
+    }
+}
+
+/// Statements rewritten for shadow tables, by their SQL text: each distinct statement is
+/// rewritten once per catch-up, not once per event.
+#[derive(Default)]
+struct Retargeted(HashMap<std::borrow::Cow<'static, str>, String>);
+
+impl Retargeted {
+    fn rewrite(&mut self, statement: Statement, tables: &[(&str, String)]) -> Statement {
+        let sql = self
+            .0
+            .entry(statement.sql.clone())
+            .or_insert_with(|| statement.retarget(tables).sql.into_owned());
+        Statement::owned(sql.clone(), statement.args)
     }
 }

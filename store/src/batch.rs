@@ -4,71 +4,75 @@
 //! projection batch of a few hundred events paid a few hundred round trips inside its
 //! transaction (and held PostgreSQL's oldest running transaction that long). PostgreSQL's
 //! simple-query protocol takes many statements in one message and runs them in order, with the
-//! same semantics as one by one; sqlx sends one through [`sqlx::raw_sql`]. Such statements
-//! carry no bind parameters, so arguments are written as literals here. No crate writes
-//! PostgreSQL literals for sqlx, and our arguments are only ever text and 64-bit integers:
-//! integers as numbers (negative ones in parentheses, so `x-$1` cannot become a comment), NULL
-//! as `NULL`, text as a standard-conforming string literal (quotes doubled; the batch sets
+//! same semantics as one by one; sqlx sends one through [`sqlx::raw_sql`].
+//!
+//! Planning each statement anew would then cost more than the round trips saved, so every
+//! distinct statement is prepared once per connection (`PREPARE sb_<hash> (text, bigint, …)`,
+//! with the types sqlx would have bound) and the batch is a list of `EXECUTE`s: the server
+//! reuses the plan. Such a message carries no bind parameters, so arguments are written as
+//! literals. No crate writes PostgreSQL literals for sqlx, and our arguments are only ever text
+//! and 64-bit integers: integers as numbers (negative ones in parentheses), NULL as `NULL`, text
+//! as a standard-conforming string literal (quotes doubled; the batch sets
 //! `standard_conforming_strings` for its transaction, so a backslash is just a backslash; U+0000,
 //! which PostgreSQL text cannot hold, shown as U+2400 like the bound path does).
 
+use std::collections::HashSet;
 use std::fmt::Write;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::sql::{SqlValue, Statement};
 
-/// The statements as one simple-query text, arguments inlined.
-pub(crate) fn simple_query(statements: &[Statement]) -> String {
-    let size: usize = statements
-        .iter()
-        .map(|s| s.sql.len() + 16 * s.args.len())
-        .sum();
+/// The prepared statements a connection already has, to pass to [`simple_query`].
+pub(crate) const PREPARED: &str =
+    "select name from pg_prepared_statements where name like 'sb\\_%'";
+
+/// The statements as one simple-query text: a `PREPARE` for each distinct statement the
+/// connection does not have yet (`prepared`), then one `EXECUTE` per statement.
+pub(crate) fn simple_query(statements: &[Statement], prepared: &HashSet<String>) -> String {
+    let size: usize = statements.iter().map(|s| 24 + 16 * s.args.len()).sum();
     let mut text = String::with_capacity(size + 64);
     text.push_str("set local standard_conforming_strings = on;\n");
+    let mut preparing: HashSet<String> = HashSet::new();
     for statement in statements {
-        inline(&statement.sql, &statement.args, &mut text);
+        let name = name(statement);
+        if !prepared.contains(&name) && preparing.insert(name.clone()) {
+            let _ = write!(text, "prepare {name} ({}) as ", types(&statement.args));
+            text.push_str(&statement.sql);
+            text.push_str(";\n");
+        }
+        text.push_str("execute ");
+        text.push_str(&name);
+        if !statement.args.is_empty() {
+            text.push('(');
+            for (i, arg) in statement.args.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                literal(Some(arg), &mut text);
+            }
+            text.push(')');
+        }
         text.push_str(";\n");
     }
     text
 }
 
-/// Writes `sql` with `$n` replaced by the literal of `args[n - 1]` (outside quoted literals).
-fn inline(sql: &str, args: &[SqlValue], out: &mut String) {
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    let mut copied = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' => {
-                // Skip a literal in the SQL text itself ('' is a quote inside it).
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'\'' {
-                        if bytes.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                let start = i + 1;
-                let mut end = start;
-                while end < bytes.len() && bytes[end].is_ascii_digit() {
-                    end += 1;
-                }
-                let index: usize = sql[start..end].parse().unwrap_or(0);
-                out.push_str(&sql[copied..i]);
-                literal(index.checked_sub(1).and_then(|n| args.get(n)), out);
-                i = end;
-                copied = end;
-            }
-            _ => i += 1,
-        }
-    }
-    out.push_str(&sql[copied..]);
+/// A statement's prepared name: its SQL text and argument types (as sqlx binds them).
+fn name(statement: &Statement) -> String {
+    let mut hasher = DefaultHasher::new();
+    statement.sql.hash(&mut hasher);
+    types(&statement.args).hash(&mut hasher);
+    format!("sb_{:016x}", hasher.finish())
+}
+
+fn types(args: &[SqlValue]) -> String {
+    args.iter()
+        .map(|a| match a {
+            SqlValue::Text(_) => "text",
+            SqlValue::Int(_) => "bigint",
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn literal(value: Option<&SqlValue>, out: &mut String) {
@@ -99,27 +103,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arguments_become_literals_outside_quoted_text() {
-        let statement = Statement::new(
-            "update t set a = $1, b = $2, c = 'x$1''y', d = $10 - $3 where e = $4",
-            vec![
-                "it's \\ $2".into(),
-                SqlValue::Int(Some(-5)),
-                SqlValue::Int(Some(7)),
-                SqlValue::Text(None),
-                SqlValue::Int(None),
-                SqlValue::Int(None),
-                SqlValue::Int(None),
-                SqlValue::Int(None),
-                SqlValue::Int(None),
-                "ten\0".into(),
-            ],
-        );
-        let text = simple_query(&[statement]);
+    fn each_statement_is_prepared_once_and_executed_with_literals() {
+        let insert = |text: &str, n: i64| {
+            Statement::new(
+                "insert into t (a, b) values ($1, $2)",
+                vec![text.into(), SqlValue::Int(Some(n))],
+            )
+        };
+        let statements = [insert("it's \\ $2", -5), insert("ten\0", 10)];
+        let name = name(&statements[0]);
+        let text = simple_query(&statements, &HashSet::new());
         assert_eq!(
             text,
-            "set local standard_conforming_strings = on;\n\
-             update t set a = 'it''s \\ $2', b = (-5), c = 'x$1''y', d = 'ten\u{2400}' - 7 where e = NULL;\n"
+            format!(
+                "set local standard_conforming_strings = on;\n\
+                 prepare {name} (text, bigint) as insert into t (a, b) values ($1, $2);\n\
+                 execute {name}('it''s \\ $2', (-5));\n\
+                 execute {name}('ten\u{2400}', 10);\n"
+            )
         );
+        let again = simple_query(&statements[..1], &HashSet::from([name.clone()]));
+        assert!(!again.contains("prepare"), "{again}");
+        let null = Statement::new("update t set a = $1", vec![SqlValue::Text(None)]);
+        assert!(simple_query(&[null], &HashSet::new()).contains("(NULL);"));
     }
 }

@@ -216,7 +216,11 @@ impl Database {
                 }
                 // One round trip for the whole batch (see `batch`).
                 if !statements.is_empty() {
-                    let text = crate::batch::simple_query(statements);
+                    let prepared: Vec<String> = sqlx::query_scalar(crate::batch::PREPARED)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let prepared = prepared.into_iter().collect();
+                    let text = crate::batch::simple_query(statements, &prepared);
                     let connection: &mut sqlx::PgConnection = &mut tx;
                     sqlx::Executor::execute(connection, sqlx::raw_sql(&text)).await?;
                 }
