@@ -21,6 +21,7 @@ pub struct Rebuild {
     log: EventRepository,
     projections: Vec<Box<dyn Projection>>,
     suffix: &'static str,
+    progress: Option<crate::runner::Progress>,
 }
 
 /// One table's differences between the live read model and a fresh replay.
@@ -47,7 +48,14 @@ impl Rebuild {
             log,
             projections,
             suffix,
+            progress: None,
         }
+    }
+
+    /// Tells `progress` after each batch how many events it replayed.
+    pub fn with_progress(mut self, progress: crate::runner::Progress) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     fn database(&self) -> &Database {
@@ -126,7 +134,8 @@ impl Rebuild {
         let runner =
             ProjectionRunner::new(self.log.clone(), crate::projection::by_names(&self.names()))
                 .into_shadow(self.suffix)
-                .with_batch_size(2_000)
+                .with_batch_size(5_000)
+                .with_progress(self.progress.clone())
                 .until(until);
         let mut replayed = 0;
         loop {

@@ -45,7 +45,12 @@ pub struct ProjectionRunner {
     stopped: StoppedProjections,
     /// When stopped projections are next tried again.
     retry_stopped_at: Mutex<Instant>,
+    /// Told after each batch how many events it read (progress bars).
+    progress: Option<Progress>,
 }
+
+/// A callback told after each batch how many events it read.
+pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 
 impl ProjectionRunner {
     /// A runner for `projections` over `log`.
@@ -59,7 +64,14 @@ impl ProjectionRunner {
             until: None,
             stopped: StoppedProjections::default(),
             retry_stopped_at: Mutex::new(Instant::now()),
+            progress: None,
         }
+    }
+
+    /// Tells `progress` after each batch how many events it read.
+    pub fn with_progress(mut self, progress: Option<Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Reports stopped projections to `stopped` (health checks read it).
@@ -228,6 +240,9 @@ impl ProjectionRunner {
                     metrics::counter!("messages_received_total").increment(received);
                 }
                 total += events.len() as u64;
+                if let Some(progress) = &self.progress {
+                    progress(events.len() as u64);
+                }
             }
         }
     }

@@ -112,7 +112,19 @@ async fn main() -> anyhow::Result<()> {
             if projections.is_empty() && !all {
                 bail!("name a projection with --projection, or use --all");
             }
-            let replayed = replay::rebuild(&log, &projections).await?;
+            let total = u64::try_from(log.count().await?).unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} events ({per_sec}, {eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let shown = bar.clone();
+            let progress = std::sync::Arc::new(move |events: u64| shown.inc(events));
+            let replayed =
+                replay::rebuild_with_progress(&log, &projections, Some(progress)).await?;
+            bar.finish_and_clear();
             let seconds = started.elapsed().as_secs_f64();
             eprintln!(
                 "rebuilt from {replayed} events in {seconds:.1} s ({:.0} events/s)",

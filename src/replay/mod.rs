@@ -17,6 +17,18 @@ use switchboard_store::EventRepository;
 /// # Errors
 /// Unknown projection names; database failures; undecodable events.
 pub async fn rebuild(log: &EventRepository, names: &[String]) -> Result<u64, ReplayError> {
+    rebuild_with_progress(log, names, None).await
+}
+
+/// [`rebuild`], telling `progress` after each batch how many events it replayed.
+///
+/// # Errors
+/// As [`rebuild`].
+pub async fn rebuild_with_progress(
+    log: &EventRepository,
+    names: &[String],
+    progress: Option<switchboard_projections::runner::Progress>,
+) -> Result<u64, ReplayError> {
     let projections = if names.is_empty() {
         all_projections()
     } else {
@@ -30,7 +42,10 @@ pub async fn rebuild(log: &EventRepository, names: &[String]) -> Result<u64, Rep
         }
         found
     };
-    let rebuild = Rebuild::new(log.clone(), projections, REBUILD_SUFFIX);
+    let mut rebuild = Rebuild::new(log.clone(), projections, REBUILD_SUFFIX);
+    if let Some(progress) = progress {
+        rebuild = rebuild.with_progress(progress);
+    }
     rebuild.prepare().await?;
     let replayed = rebuild.catch_up(None).await?;
     rebuild.swap().await?;
