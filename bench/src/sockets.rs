@@ -20,12 +20,13 @@ use switchboard::clock::{Clock, SystemClock};
 use switchboard::startup::connect_store;
 use switchboard::whatsapp::signature::sign;
 use switchboard_domain::agent::{ChatScope, Email, Permissions, Role};
+use switchboard_domain::Timestamp;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
 use crate::load::{rss_megabytes, webhook};
 use crate::server::{settings, BenchDatabase, RunningServer, SECRET};
-use crate::stats::{ms, summarize};
+use crate::stats::{ms, summarize, Summary};
 
 /// Options of `sockets`.
 #[derive(clap::Args)]
@@ -73,9 +74,13 @@ struct Report {
     latency_p50_ms: f64,
     latency_p99_ms: f64,
     latency_max_ms: f64,
+    log_to_socket_p50_ms: f64,
+    log_to_socket_p99_ms: f64,
     baseline_latency_p50_ms: Option<f64>,
     baseline_latency_p99_ms: Option<f64>,
     baseline_latency_max_ms: Option<f64>,
+    baseline_log_to_socket_p50_ms: Option<f64>,
+    baseline_log_to_socket_p99_ms: Option<f64>,
     events_to_idle_sockets: u64,
 }
 
@@ -198,7 +203,7 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
     // The baseline: the same server and database, before the idle sockets connect.
     let total = u64::from(rate) * args.duration;
     let baseline = if args.idle > 0 && !args.skip_baseline {
-        Some(summarize(webhooks.phase(&mut driver, rate, total).await?))
+        Some(Phase::of(webhooks.phase(&mut driver, rate, total).await?))
     } else {
         None
     };
@@ -217,7 +222,8 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_with_idle = rss_megabytes();
 
-    let summary = summarize(webhooks.phase(&mut driver, rate, total).await?);
+    let measured = Phase::of(webhooks.phase(&mut driver, rate, total).await?);
+    let summary = &measured.total;
     crowd.send(json!({"op": "count", "id": "idle"})).await?;
     let counted = crowd.expect("idle", "count").await?;
     let report = Report {
@@ -237,9 +243,13 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
         latency_p50_ms: millis(summary.p50),
         latency_p99_ms: millis(summary.p99),
         latency_max_ms: millis(summary.max),
-        baseline_latency_p50_ms: baseline.as_ref().map(|b| millis(b.p50)),
-        baseline_latency_p99_ms: baseline.as_ref().map(|b| millis(b.p99)),
-        baseline_latency_max_ms: baseline.as_ref().map(|b| millis(b.max)),
+        log_to_socket_p50_ms: millis(measured.from_log.p50),
+        log_to_socket_p99_ms: millis(measured.from_log.p99),
+        baseline_latency_p50_ms: baseline.as_ref().map(|b| millis(b.total.p50)),
+        baseline_latency_p99_ms: baseline.as_ref().map(|b| millis(b.total.p99)),
+        baseline_latency_max_ms: baseline.as_ref().map(|b| millis(b.total.max)),
+        baseline_log_to_socket_p50_ms: baseline.as_ref().map(|b| millis(b.from_log.p50)),
+        baseline_log_to_socket_p99_ms: baseline.as_ref().map(|b| millis(b.from_log.p99)),
         events_to_idle_sockets: counted["events"].as_u64().unwrap_or(0),
     };
     drop(driver);
@@ -255,25 +265,9 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
         report.backend, report.webhooks_sent, report.rate, report.idle_connected
     );
     if let Some(baseline) = &baseline {
-        println!(
-            "{:<46} {:>12}",
-            "baseline (no idle socket) p50 ms",
-            ms(baseline.p50)
-        );
-        println!(
-            "{:<46} {:>12}",
-            "baseline (no idle socket) p99 ms",
-            ms(baseline.p99)
-        );
-        println!(
-            "{:<46} {:>12}",
-            "baseline (no idle socket) max ms",
-            ms(baseline.max)
-        );
+        baseline.print("baseline (no idle socket)");
     }
-    println!("{:<46} {:>12}", "webhook-to-socket p50 ms", ms(summary.p50));
-    println!("{:<46} {:>12}", "webhook-to-socket p99 ms", ms(summary.p99));
-    println!("{:<46} {:>12}", "webhook-to-socket max ms", ms(summary.max));
+    measured.print("with the idle sockets");
     println!(
         "{:<46} {:>12}",
         "messages seen / sent",
@@ -321,10 +315,10 @@ impl Webhooks {
         driver: &mut Driver,
         rate: u32,
         count: u64,
-    ) -> anyhow::Result<Vec<Duration>> {
+    ) -> anyhow::Result<Vec<Sample>> {
         let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
         let mut sent_at: HashMap<String, f64> = HashMap::with_capacity(count as usize);
-        let mut latencies = Vec::with_capacity(count as usize);
+        let mut latencies: Vec<Sample> = Vec::with_capacity(count as usize);
         let mut ticker = tokio::time::interval(interval);
         let mut posts = tokio::task::JoinSet::new();
         for _ in 0..count {
@@ -379,8 +373,51 @@ async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Res
         .to_owned())
 }
 
+/// One message seen by the watching socket.
+struct Sample {
+    /// From just before its webhook was posted.
+    total: Duration,
+    /// From the moment its event was recorded in the log (the append transaction's start on
+    /// PostgreSQL): the fan-out's share, with the gapless reader's wait for older transactions.
+    from_log: Duration,
+}
+
+/// Percentiles of one phase.
+struct Phase {
+    total: Summary,
+    from_log: Summary,
+}
+
+impl Phase {
+    fn of(samples: Vec<Sample>) -> Self {
+        let (total, from_log) = samples.into_iter().map(|s| (s.total, s.from_log)).unzip();
+        Self {
+            total: summarize(total),
+            from_log: summarize(from_log),
+        }
+    }
+
+    fn print(&self, label: &str) {
+        let rows = [
+            ("webhook-to-socket p50 ms", self.total.p50),
+            ("webhook-to-socket p99 ms", self.total.p99),
+            ("webhook-to-socket max ms", self.total.max),
+            ("  of which log-to-socket p50 ms", self.from_log.p50),
+            ("  of which log-to-socket p99 ms", self.from_log.p99),
+        ];
+        println!("{label}:");
+        for (name, value) in rows {
+            println!("  {name:<44} {:>12}", ms(value));
+        }
+    }
+}
+
+fn since(from_ms: f64, to_ms: f64) -> Duration {
+    Duration::from_secs_f64(((to_ms - from_ms) / 1000.0).max(0.0))
+}
+
 /// Adds the latency of a message envelope seen by the watching socket.
-fn record(report: &Value, sent_at: &HashMap<String, f64>, latencies: &mut Vec<Duration>) {
+fn record(report: &Value, sent_at: &HashMap<String, f64>, latencies: &mut Vec<Sample>) {
     if report["id"] != "watch" || report["kind"] != "event" || report["name"] != "event" {
         return;
     }
@@ -392,7 +429,13 @@ fn record(report: &Value, sent_at: &HashMap<String, f64>, latencies: &mut Vec<Du
     else {
         return;
     };
+    let Ok(recorded) = serde_json::from_value::<Timestamp>(envelope["at"].clone()) else {
+        return;
+    };
     if let Some(sent) = sent_at.get(wamid) {
-        latencies.push(Duration::from_secs_f64(((seen - sent) / 1000.0).max(0.0)));
+        latencies.push(Sample {
+            total: since(*sent, seen),
+            from_log: since(recorded.unix_millis() as f64, seen),
+        });
     }
 }
