@@ -44,6 +44,10 @@ pub struct SocketArgs {
     /// The socket.io-client driver (run `npm ci` in its folder first).
     #[arg(long, default_value_os_t = default_driver())]
     driver: PathBuf,
+    /// The server's Socket.IO ping interval, in milliseconds (default: the server's, 5000):
+    /// every socket, idle or not, is pinged this often.
+    #[arg(long)]
+    ping_interval_ms: Option<u64>,
     /// Skip the baseline phase (the same webhooks before the idle sockets connect).
     #[arg(long)]
     skip_baseline: bool,
@@ -177,7 +181,11 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
     }
     db.close().await;
 
-    let server = RunningServer::start(settings(picked.config.clone())).await?;
+    let mut server_settings = settings(picked.config.clone());
+    if let Some(interval) = args.ping_interval_ms {
+        server_settings.realtime.ping_interval = Duration::from_millis(interval);
+    }
+    let server = RunningServer::start(server_settings).await?;
     let client = reqwest::Client::new();
     let token = login(&client, &server.base, &email).await?;
     let idle_token = login(&client, &server.base, &idle_email).await?;
