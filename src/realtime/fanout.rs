@@ -77,7 +77,9 @@ impl Fanout {
                     match stamper.stamp(&self.log, events).await {
                         Ok(batch) => {
                             cursor = last;
-                            self.index.dispatch(&batch.into(), cursor);
+                            let events = batch.len();
+                            let woken = self.index.dispatch(&batch.into(), cursor);
+                            tracing::trace!(events, woken, "realtime: batch handed out");
                             continue;
                         }
                         Err(error) => Some(error.to_string()),

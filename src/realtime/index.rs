@@ -63,9 +63,11 @@ struct Entry {
     agent: AgentId,
     /// What it is indexed under in `by_key` (its account's key at least).
     keys: Vec<Key>,
+    /// Indexed under its rights' keys; otherwise in `unsettled`, handed every batch.
     settled: bool,
     /// `None` once it fell too far behind: it catches up from the log and registers again.
     queue: Option<mpsc::UnboundedSender<Batch>>,
+    /// Batches handed to it and not yet passed (the socket's task counts them down).
     pending: Arc<AtomicUsize>,
     /// It has caught up from the log past the point where it registered.
     live: bool,
@@ -124,21 +126,23 @@ impl Index {
     ) -> (mpsc::UnboundedReceiver<Batch>, Arc<AtomicUsize>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let keys = vec![Key::Account(agent)];
         let mut inner = self.lock();
         inner.remove(sid);
+        inner.index(sid, &keys);
+        inner.unsettled.insert(sid);
         inner.sockets.insert(
             sid,
             Entry {
                 agent,
-                keys: Vec::new(),
-                settled: true,
+                keys,
+                settled: false,
                 queue: Some(sender),
                 pending: Arc::clone(&pending),
                 live: false,
                 own_event_handed: LogCursor::START,
             },
         );
-        inner.unsettle(sid);
         (receiver, pending)
     }
 
@@ -459,6 +463,18 @@ mod tests {
         subscription.renew(agent(1));
         index.dispatch(&batch(vec![in_group(300, 2)]), at(300));
         assert_eq!(received(&mut subscription), [300]);
+    }
+
+    #[tokio::test]
+    async fn a_socket_registered_before_the_fan_out_started_catches_up_again() {
+        let index = Arc::new(Index::default());
+        let mut early = live(&index, 1, &nobody(1), 0);
+        index.start_at(at(40));
+        assert_eq!(index.passed(early.sid, at(0)), at(0));
+        assert!(early.recv().await.is_none(), "its queue ends");
+        early.renew(agent(1));
+        index.dispatch(&batch(vec![in_group(41, 1)]), at(41));
+        assert_eq!(received(&mut early), [41], "unsettled until it catches up");
     }
 
     #[test]
