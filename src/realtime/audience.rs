@@ -39,6 +39,23 @@ impl Assignment {
     }
 }
 
+/// What the fan-out indexes sockets by, and looks events up by: a socket may receive an event
+/// exactly when the socket's agent, with their rights at that event ([`Reader::keys`]), and
+/// the event ([`Audience::keys`]) share a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// Every conversation (read scope `all`).
+    AllConversations,
+    /// The conversations assigned to this group.
+    Group(GroupId),
+    /// The conversations assigned to this agent.
+    AssignedTo(AgentId),
+    /// This agent's account events.
+    Account(AgentId),
+    /// Events for those who manage agents.
+    Managers,
+}
+
 /// Who may receive one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
@@ -67,6 +84,28 @@ impl Audience {
             }
             Self::Agent(agent) => *agent == reader.agent_id || reader.manages_agents,
             Self::Managers => reader.manages_agents,
+        }
+    }
+
+    /// The keys under which the readers it admits are indexed: a reader is admitted exactly
+    /// when one of [`Reader::keys`] is among these.
+    pub fn keys(&self) -> Vec<Key> {
+        match self {
+            Self::Conversation { after, before, .. } => {
+                let mut keys = vec![Key::AllConversations];
+                let sides = if before == after {
+                    &[*after][..]
+                } else {
+                    &[*after, *before][..]
+                };
+                for side in sides {
+                    keys.extend(side.agent.map(Key::AssignedTo));
+                    keys.extend(side.group.map(Key::Group));
+                }
+                keys
+            }
+            Self::Agent(agent) => vec![Key::Account(*agent), Key::Managers],
+            Self::Managers => vec![Key::Managers],
         }
     }
 }
@@ -99,6 +138,24 @@ impl Reader {
                 manages_agents: false,
             },
         }
+    }
+
+    /// The keys to index their sockets under (see [`Key`]); their account's key always.
+    pub fn keys(&self) -> Vec<Key> {
+        let mut keys = vec![Key::Account(self.agent_id)];
+        match self.read {
+            ChatScope::All => keys.push(Key::AllConversations),
+            ChatScope::Group => {
+                keys.push(Key::AssignedTo(self.agent_id));
+                keys.extend(self.groups.iter().copied().map(Key::Group));
+            }
+            ChatScope::Assigned => keys.push(Key::AssignedTo(self.agent_id)),
+            ChatScope::None => {}
+        }
+        if self.manages_agents {
+            keys.push(Key::Managers);
+        }
+        keys
     }
 
     /// Whether they may read a conversation with this assignment.
@@ -152,6 +209,54 @@ mod tests {
         // Afterwards, its events no longer reach them.
         assert!(!conversation(Assignment::default(), Assignment::default()).admits(&member));
         assert!(!conversation(to_group(2), to_group(2)).admits(&member));
+    }
+
+    /// The index is exact: a reader shares a key with an event if and only if the event
+    /// admits them, for every read scope, groups, role and assignment before and after.
+    #[test]
+    fn a_reader_shares_a_key_with_exactly_the_events_it_may_receive() {
+        let me = AgentId::parse("00000000-0000-4000-8000-000000000001").expect("id");
+        let other = AgentId::parse("00000000-0000-4000-8000-000000000002").expect("id");
+        let scopes = [
+            ChatScope::All,
+            ChatScope::Group,
+            ChatScope::Assigned,
+            ChatScope::None,
+        ];
+        let memberships: [&[GroupId]; 4] = [&[], &[group(1)], &[group(2)], &[group(1), group(2)]];
+        let mut assignments = Vec::new();
+        for agent in [None, Some(me), Some(other)] {
+            for group in [None, Some(group(1)), Some(group(2)), Some(group(3))] {
+                assignments.push(Assignment { agent, group });
+            }
+        }
+        let mut audiences = vec![
+            Audience::Agent(me),
+            Audience::Agent(other),
+            Audience::Managers,
+        ];
+        for before in &assignments {
+            for after in &assignments {
+                audiences.push(conversation(*before, *after));
+            }
+        }
+        for read in scopes {
+            for groups in memberships {
+                for manages_agents in [false, true] {
+                    let reader = reader(read, groups, manages_agents);
+                    let keys = reader.keys();
+                    for audience in &audiences {
+                        let shared = audience.keys().iter().any(|key| keys.contains(key));
+                        assert_eq!(
+                            shared,
+                            audience.admits(&reader),
+                            "{reader:?} and {audience:?}: keys {keys:?} and {:?}",
+                            audience.keys()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

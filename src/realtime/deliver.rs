@@ -1,20 +1,22 @@
 //! One socket's stream of log events: first what it missed (from the log, from its position),
-//! then live batches from the fan-out, each event once and in log order. A socket that falls
-//! too far behind the live stream catches up from the log again, so it never sees a gap.
+//! then the live batches the fan-out hands it, each event once and in log order. A socket
+//! that falls too far behind the live stream catches up from the log again, so it never sees
+//! a gap.
 //!
 //! Catch-up and live delivery decide alike: the catch-up stamps events with its own
 //! [`Stamper`] started at the socket's position, the fan-out with one started where it began
-//! tailing; both rebuild what they do not know from the log at their cursor. Every event,
-//! sent or not, moves the socket's [`Standing`]: the agent's own account events move their
-//! rights, and an event that takes a conversation out of their read scope takes the socket
-//! out of that conversation's room.
+//! tailing; both rebuild what they do not know from the log at their cursor. Every event
+//! passed moves the socket's [`Standing`]: the agent's own account events move their rights
+//! (and the keys the fan-out's index files the socket under), and an event that takes a
+//! conversation out of their read scope takes the socket out of that conversation's room.
+//! The live stream holds only the batches that concern the socket (module `index`); the
+//! events in between concern it not.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use socketioxide::extract::SocketRef;
 use switchboard_domain::agent::Agent;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::audience::Audience;
 use super::fanout::BATCH;
@@ -34,11 +36,12 @@ const CATCH_UP_KEPT: usize = 10_000;
 
 /// Streams the events after the session's standing to `socket` until it goes away.
 pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>) {
-    let mut live = hub.fanout.subscribe();
+    // Registered before catching up: what the catch-up does not read is queued.
+    let mut live = hub.fanout.subscribe(socket.id, session.agent_id());
     let mut closed = session.closed();
     let mut cursor = session.standing().await.cursor;
     let log = hub.fanout.log().clone();
-    'catch_up: loop {
+    loop {
         let mut stamper = Stamper::at(cursor, CATCH_UP_KEPT);
         loop {
             if *closed.borrow() {
@@ -68,10 +71,15 @@ pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>) {
                 }
             }
         }
+        {
+            let standing = session.standing().await;
+            let index = hub.fanout.index();
+            index.caught_up(socket.id, standing.rights.reader(), standing.cursor);
+        }
         loop {
             tokio::select! {
                 received = live.recv() => match received {
-                    Ok(batch) => {
+                    Some(batch) => {
                         for delivery in batch.iter() {
                             if delivery.cursor <= cursor {
                                 continue;
@@ -81,9 +89,13 @@ pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>) {
                             }
                             cursor = delivery.cursor;
                         }
+                        live.passed();
                     }
-                    Err(RecvError::Lagged(_)) => continue 'catch_up,
-                    Err(RecvError::Closed) => return,
+                    // Fell too far behind: catch up from the log again.
+                    None => {
+                        live.renew(session.agent_id());
+                        break;
+                    }
                 },
                 _ = closed.changed() => return,
             }
@@ -147,6 +159,8 @@ async fn advance(
             if standing.rights.apply(event.clone()) {
                 step.left = hub.leave_rooms_out_of_scope(socket, standing).await;
             }
+            let index = hub.fanout.index();
+            index.rights_passed(socket.id, standing.rights.reader(), standing.cursor);
             step.deactivated = was_active && !standing.rights.is_active();
         }
         (Audience::Conversation { id, after, before }, _) if after != before => {

@@ -1,29 +1,29 @@
 //! The fan-out: one tailer per instance reads the log in order (woken by local appends and by
 //! PostgreSQL notifications from other instances), works out once who may see each event
-//! ([`Stamper`]), serializes it once, and hands the batch to every socket of this instance.
-//! No broker: the log is the bus.
+//! ([`Stamper`]), serializes it once, and hands the batch to the sockets of this instance it
+//! concerns ([`Index`]: the others are not woken). No broker: the log is the bus.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use socketioxide::socket::Sid;
+use switchboard_domain::AgentId;
 use switchboard_store::{EventRepository, LogCursor};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-use super::stamp::{Batch, Stamper};
+use super::index::{Index, Subscription};
+use super::stamp::Stamper;
 
 /// Events read per query.
 pub const BATCH: u32 = 500;
-/// Batches kept for sockets that fall behind; one further behind catches up from the log.
-const LIVE_CAPACITY: usize = 256;
 /// Conversation assignments the live stamper remembers; past this it forgets them and
 /// rebuilds each from the log when it meets it again.
 const ASSIGNMENTS_KEPT: usize = 100_000;
 
-/// The tailer and the live stream of batches it feeds.
+/// The tailer and the index of sockets it feeds.
 pub struct Fanout {
     log: EventRepository,
-    live: broadcast::Sender<Batch>,
-    head: watch::Sender<LogCursor>,
+    index: Arc<Index>,
 }
 
 impl Fanout {
@@ -31,8 +31,7 @@ impl Fanout {
     pub fn new(log: EventRepository) -> Arc<Self> {
         Arc::new(Self {
             log,
-            live: broadcast::channel(LIVE_CAPACITY).0,
-            head: watch::Sender::new(LogCursor::START),
+            index: Arc::new(Index::default()),
         })
     }
 
@@ -41,14 +40,19 @@ impl Fanout {
         &self.log
     }
 
-    /// Every batch read from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Batch> {
-        self.live.subscribe()
+    /// The sockets by what they may see.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Registers a socket: the batches that concern it from now on are queued for it.
+    pub fn subscribe(&self, sid: Sid, agent: AgentId) -> Subscription {
+        self.index.subscribe(sid, agent)
     }
 
     /// How far the tailer has read: a socket connecting without a position starts here.
     pub fn head(&self) -> LogCursor {
-        *self.head.borrow()
+        self.index.head()
     }
 
     /// Tails the log until `shutdown` fires, starting at its current end.
@@ -64,7 +68,7 @@ impl Fanout {
                 _ = shutdown.changed() => return,
             }
         };
-        self.head.send_replace(cursor);
+        self.index.start_at(cursor);
         let mut stamper = Stamper::at(cursor, ASSIGNMENTS_KEPT);
         loop {
             let failed = match self.log.read_all(cursor, BATCH).await {
@@ -73,9 +77,9 @@ impl Fanout {
                     match stamper.stamp(&self.log, events).await {
                         Ok(batch) => {
                             cursor = last;
-                            self.head.send_replace(cursor);
-                            // No receiver (no socket) is fine.
-                            let _ = self.live.send(batch.into());
+                            let events = batch.len();
+                            let woken = self.index.dispatch(&batch.into(), cursor);
+                            tracing::trace!(events, woken, "realtime: batch handed out");
                             continue;
                         }
                         Err(error) => Some(error.to_string()),

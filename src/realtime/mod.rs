@@ -25,12 +25,16 @@
 //!   deactivated.
 //! - **Several instances**: each tails the log itself (module `fanout`); no broker. Presence
 //!   is per instance (it is not in the log).
+//! - **Scoped fan-out**: each event is serialized once per instance, and a batch wakes only
+//!   the sockets it concerns, found through an index of the sockets by what their agents may
+//!   see (module `index`).
 
 mod as_of;
 mod audience;
 mod deliver;
 mod envelope;
 mod fanout;
+mod index;
 mod presence;
 mod session;
 mod stamp;

@@ -24,7 +24,8 @@ fn room(conversation_id: &str) -> String {
 impl Hub {
     /// `conversation:join`: into the conversation's room, if the agent may read it at the point
     /// the socket's stream has reached (a conversation the stream has not reached yet is not
-    /// found).
+    /// found). That point is the fan-out's head once the socket has passed every batch handed
+    /// to it.
     pub(super) async fn join(&self, socket: &SocketRef, body: Option<ConversationBody>) -> Value {
         let Some(body) = body else {
             return invalid("expected {conversation_id}");
@@ -38,7 +39,10 @@ impl Hub {
             // is passed either before the check or after the join, when the socket is found
             // in the room and taken out.
             let standing = session.standing().await;
-            let found = as_of::assignments_at(self.fanout.log(), &[id], standing.cursor).await;
+            // The events between the last one the socket's task passed and the fan-out's head
+            // that were not handed to it concern it not: checked at the head.
+            let passed = self.fanout.index().passed(socket.id, standing.cursor);
+            let found = as_of::assignments_at(self.fanout.log(), &[id], passed).await;
             let assignment = match found.map(|found| found.get(id).copied()) {
                 Ok(Some(assignment)) => assignment,
                 Ok(None) => return error_reply("not_found", "no such conversation"),

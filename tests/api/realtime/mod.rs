@@ -1,9 +1,10 @@
 //! Socket.IO for agents, tested with the official socket.io-client: permission-filtered
 //! delivery, gap-free resume from the log, in-band token refresh and expiry, and two server
 //! processes sharing one PostgreSQL. Replay and presence across changes of assignment and
-//! rights: [`replay`].
+//! rights: [`replay`]; the scoped fan-out under traffic: [`scoped`].
 
 mod replay;
+mod scoped;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

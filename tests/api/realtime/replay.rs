@@ -13,7 +13,7 @@ use crate::socket_client::{Seen, SocketClient};
 const CUSTOMER: &str = "15550701";
 
 /// Creates a group as the first admin; returns its id.
-async fn group(app: &TestApp, name: &str) -> String {
+pub(super) async fn group(app: &TestApp, name: &str) -> String {
     let response = app
         .send_as(
             &app.admin_token,
@@ -29,7 +29,7 @@ async fn group(app: &TestApp, name: &str) -> String {
 
 /// Creates an agent with the role's default rights (read scope: group) in `groups`; returns
 /// (id, access token).
-async fn group_agent(app: &TestApp, name: &str, groups: &[&str]) -> (String, String) {
+pub(super) async fn group_agent(app: &TestApp, name: &str, groups: &[&str]) -> (String, String) {
     let email = format!("{name}@example.com");
     let id = app
         .create_agent(json!({"email": email, "name": name, "role": "agent",
@@ -39,7 +39,7 @@ async fn group_agent(app: &TestApp, name: &str, groups: &[&str]) -> (String, Str
 }
 
 /// As the first admin, `method` on `path` with `body`, expecting 200.
-async fn admin(app: &TestApp, method: Method, path: &str, body: Option<Value>) {
+pub(super) async fn admin(app: &TestApp, method: Method, path: &str, body: Option<Value>) {
     let response = app
         .send_as(&app.admin_token, method.clone(), path, body)
         .await;
@@ -48,7 +48,7 @@ async fn admin(app: &TestApp, method: Method, path: &str, body: Option<Value>) {
     assert_eq!(status, 200, "{method} {path}: {text}");
 }
 
-async fn assign(app: &TestApp, conversation: &str, to: Value) {
+pub(super) async fn assign(app: &TestApp, conversation: &str, to: Value) {
     let path = format!("/api/conversations/{conversation}/assignment");
     admin(app, Method::PUT, &path, Some(to)).await;
 }
@@ -58,7 +58,7 @@ async fn unassign(app: &TestApp, conversation: &str) {
     admin(app, Method::DELETE, &path, None).await;
 }
 
-async fn update_agent(app: &TestApp, agent: &str, change: Value) {
+pub(super) async fn update_agent(app: &TestApp, agent: &str, change: Value) {
     admin(
         app,
         Method::PATCH,
@@ -75,7 +75,7 @@ async fn hidden_message(app: &TestApp, wamid: &str) {
 }
 
 /// Appends the socket's envelopes to `record` until one matches `until`.
-async fn record_until(
+pub(super) async fn record_until(
     client: &mut SocketClient,
     record: &mut Vec<Value>,
     what: &str,
@@ -106,12 +106,12 @@ fn of_type(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |envelope| envelope["type"] == kind
 }
 
-fn message(wamid: &str) -> impl Fn(&Value) -> bool + '_ {
+pub(super) fn message(wamid: &str) -> impl Fn(&Value) -> bool + '_ {
     move |envelope| envelope["aggregate_id"] == wamid
 }
 
 /// What is compared: (position, type, aggregate id) of each envelope, in order of arrival.
-fn summary(envelopes: &[Value]) -> Vec<(i64, String, String)> {
+pub(super) fn summary(envelopes: &[Value]) -> Vec<(i64, String, String)> {
     envelopes
         .iter()
         .map(|e| {
