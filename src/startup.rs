@@ -202,8 +202,15 @@ impl Application {
         workers.spawn(realtime.clone().run_expiry(stopped.clone()));
         let database = self.state.database.clone();
         let app = http::router(self.state).layer(socket_layer);
+        // No Nagle delay: small frames (socket events, short answers) go out at once instead of
+        // waiting up to 40 ms for the client's delayed acknowledgement.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
