@@ -306,8 +306,11 @@ impl CommandBus for FrameworkBus<'_> {
         id: &str,
         command: ConversationCommand,
     ) -> Result<(), Refusal> {
-        execute(&self.frameworks.conversations, id, command, self.metadata)
+        self.frameworks
+            .conversations
+            .execute(id, command, self.metadata)
             .await
+            .map(drop)
             .map_err(refusal)
     }
 
