@@ -151,6 +151,28 @@ where
         Ok(answer)
     }
 
+    /// Takes note of aggregates another writer of this process has just appended to (their
+    /// state after the append that ended `sent` instants ago), so that the next command on them
+    /// needs no load. A slot in use by a command, or already holding a newer state, is left as
+    /// it is.
+    pub fn remember(&self, appended: impl IntoIterator<Item = (String, Loaded<A>)>, sent: Instant) {
+        for (id, loaded) in appended {
+            let slot = self.cache.slot(&id);
+            let Ok(mut held) = slot.try_lock() else {
+                continue;
+            };
+            if held
+                .as_ref()
+                .is_none_or(|known| known.loaded.sequence < loaded.sequence)
+            {
+                *held = Some(Known {
+                    loaded,
+                    confirmed: sent,
+                });
+            }
+        }
+    }
+
     /// Loads from the snapshot plus the events after it.
     async fn load_known(&self, id: &str) -> Result<Known<A>, StoreError> {
         let sent = Instant::now();
