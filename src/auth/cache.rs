@@ -22,6 +22,12 @@
 //!   authentication finishes with the rights it started with (as before). Commands that need
 //!   the acting agent's rights *now* (changes to agents) read them fresh.
 //!
+//! **Why a checker, not the log's tailers.** The realtime fan-out sees every agent event, but
+//! only once the gapless reader lets it pass (an event writer still running holds back what
+//! committed after it), and sessions are not in the log at all. Re-proving entries against the
+//! tables themselves costs two small queries per quarter-bound and gives a bound that holds
+//! whatever any tailer does.
+//!
 //! `max_staleness` zero turns the cache off. Both tables are bounded ([`KEPT`] entries, least
 //! recently used go first) and entries unused for [`IDLE`] are dropped by the checker.
 
@@ -274,7 +280,7 @@ impl AuthCache {
     /// One pass: drops what ended or moved on, marks the rest proven now, forgets idle entries.
     ///
     /// # Errors
-    /// Database failures (nothing is marked proven then).
+    /// Database failures (what was not re-proven is left to age past the bound).
     pub async fn check(&self, log: &EventRepository, now_ms: i64) -> Result<(), StoreError> {
         let sent = Instant::now();
         let families = Self::in_use(&self.sessions, sent);
