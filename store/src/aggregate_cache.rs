@@ -1,10 +1,12 @@
-//! Aggregates this process used recently, each behind its own gate.
+//! Aggregates this process used recently, one slot each.
 //!
-//! A slot holds what the process last knew of one aggregate — its state at a sequence, and the
-//! instant that state was last proven current — behind an async mutex, so that the commands of
-//! one instance on one aggregate take turns instead of racing each other to the database. The
-//! slots are bounded (least recently used go first); losing one only costs a reload. Nothing
-//! here is trusted for a decision on its own: see [`crate::SnapshotStore::execute`].
+//! A slot publishes what the process last knew of one aggregate — its state at a sequence, and
+//! the instant that state was last proven current — to every command waiting on it, and has a
+//! writer lock held by the one command that loads, catches up or appends, so that one
+//! instance's writes to one aggregate take turns instead of racing each other to the database
+//! while its refusals are answered side by side. The slots are bounded (least recently used go
+//! first); losing one only costs a reload. Nothing here is trusted for a decision on its own:
+//! see [`crate::SnapshotStore::execute`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -23,8 +25,13 @@ pub(crate) struct Known<A> {
     pub confirmed: Instant,
 }
 
-/// One aggregate's slot: empty until loaded; the lock is held for a whole command.
-pub(crate) type Slot<A> = tokio::sync::Mutex<Option<Known<A>>>;
+/// One aggregate's slot.
+pub(crate) struct Slot<A> {
+    /// What is known (nothing until loaded), published to the commands waiting on it.
+    pub known: tokio::sync::watch::Sender<Option<Known<A>>>,
+    /// Held while loading, catching up or appending: only its holder publishes.
+    pub writer: tokio::sync::Mutex<()>,
+}
 
 /// The slots of the aggregates used most recently, at most `capacity` of them.
 pub(crate) struct AggregateCache<A> {
@@ -47,7 +54,10 @@ impl<A> AggregateCache<A> {
         if let Some(slot) = slots.get(id) {
             return Arc::clone(slot);
         }
-        let slot = Arc::new(tokio::sync::Mutex::new(None));
+        let slot = Arc::new(Slot {
+            known: tokio::sync::watch::Sender::new(None),
+            writer: tokio::sync::Mutex::new(()),
+        });
         slots.insert(id.to_owned(), Arc::clone(&slot));
         slot
     }

@@ -7,9 +7,9 @@
 //! events), and ignored when they no longer deserialize.
 //!
 //! Recently used aggregates stay in memory (at most [`KEPT_AGGREGATES`]), each with its
-//! sequence and the instant it was last proven current, and one instance's commands on one
-//! aggregate take turns. A command is decided against the state held in memory without
-//! reading the log first:
+//! sequence and the instant it was last proven current; one instance's writes to one aggregate
+//! take turns (a writer lock per aggregate), its refusals do not wait for each other. A command
+//! is decided against the state held in memory without reading the log first:
 //!
 //! - **Events** are appended at the next sequence; the `(aggregate_type, aggregate_id,
 //!   sequence)` key makes the append fail if anyone (another instance, another writer of this
@@ -17,11 +17,11 @@
 //!   a state that was stale costs a retry, never a wrong write. A won command is one insert.
 //! - **A refusal or a no-op** writes nothing, so no append can vouch for it. It is answered
 //!   only from a state proven current *after the command began*: by this command's own read,
-//!   or by the append or read of the command just before it in the queue. Otherwise the events
-//!   after the held sequence are read (one query) and the command decided again. So a refusal
+//!   or by an append or read another command sent after it began. Otherwise the events after
+//!   the held sequence are read (one query) and the command decided again. So a refusal
 //!   describes a state that was the latest at some instant of the request, exactly as a fresh
-//!   load would; the losers of a race on one instance are answered from the winner's append,
-//!   with no round trip of their own.
+//!   load would; the losers of a race on one instance wait for the winner's append and are
+//!   answered from it, side by side, with no round trip of their own.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -29,6 +29,8 @@ use std::time::Instant;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError, DomainEvent};
+
+use tokio::sync::watch;
 
 use crate::aggregate_cache::{AggregateCache, Known};
 use crate::event_log::{stream_event, AppendError, Loaded, NewEvent, StreamEvent};
@@ -57,6 +59,19 @@ impl<A> SnapshotStore<A> {
             _aggregate: PhantomData,
         }
     }
+}
+
+/// Runs `command` on a copy of `aggregate`: the copy with the events applied, and the events
+/// (or the refusal).
+async fn decide<A: Aggregate<Services = ()> + Clone>(
+    aggregate: &A,
+    command: A::Command,
+) -> (A, Result<Vec<A::Event>, A::Error>) {
+    let mut after = aggregate.clone();
+    let sink = EventSink::default();
+    let decision = after.handle(command, &(), &sink).await;
+    let events = sink.collect().await;
+    (after, decision.map(|()| events))
 }
 
 fn storage_error<E: std::error::Error>(error: StoreError) -> AggregateError<E> {
@@ -88,49 +103,84 @@ where
     ) -> Result<A, AggregateError<A::Error>> {
         let began = Instant::now();
         let slot = self.cache.slot(id);
-        let mut held = slot.lock().await;
-        let mut current = match held.take() {
-            Some(known) => known,
-            None => self.load_known(id).await.map_err(storage_error)?,
+        let mut seen = slot.known.subscribe();
+        loop {
+            let known = seen.borrow_and_update().clone();
+            // A state proven current since this command began answers a refusal or a no-op
+            // without the writer lock: the losers of a race are answered side by side as soon
+            // as the winner publishes.
+            if let Some(known) = known.filter(|k| k.confirmed >= began) {
+                let (after, decision) = decide(&known.loaded.aggregate, command.clone()).await;
+                match decision {
+                    Err(refusal) => return Err(AggregateError::UserError(refusal)),
+                    Ok(events) if events.is_empty() => return Ok(after),
+                    Ok(_) => {}
+                }
+            }
+            tokio::select! {
+                _writer = slot.writer.lock() => {
+                    return self.execute_as_writer(id, &slot.known, command, metadata, began).await;
+                }
+                // Cannot fail: the sender lives in `slot`, which this command holds.
+                _ = seen.changed() => {}
+            }
+        }
+    }
+
+    /// [`Self::execute`] for the holder of the writer lock, who alone loads, catches up,
+    /// appends, and publishes what it learns to `known`.
+    async fn execute_as_writer(
+        &self,
+        id: &str,
+        known: &watch::Sender<Option<Known<A>>>,
+        command: A::Command,
+        metadata: &HashMap<String, String>,
+        began: Instant,
+    ) -> Result<A, AggregateError<A::Error>> {
+        let held = known.borrow().clone();
+        let mut current = match held {
+            Some(held) => held,
+            None => {
+                let loaded = self.load_known(id).await.map_err(storage_error)?;
+                known.send_replace(Some(loaded.clone()));
+                loaded
+            }
         };
         let mut conflicts = 0;
         loop {
-            let mut next = current.loaded.clone();
-            let sink = EventSink::default();
-            let decision = next.aggregate.handle(command.clone(), &(), &sink).await;
-            let events = sink.collect().await;
-            if decision.is_ok() && !events.is_empty() {
-                let sent = Instant::now();
-                match self.append(id, &mut next, &events, metadata).await {
-                    Ok(()) => {
-                        let aggregate = next.aggregate.clone();
-                        *held = Some(Known {
-                            loaded: next,
-                            confirmed: sent,
-                        });
-                        return Ok(aggregate);
-                    }
-                    Err(AppendError::Conflict) if conflicts < CONFLICT_RETRIES => {
-                        conflicts += 1;
-                        current = self.catch_up(id, current).await.map_err(storage_error)?;
-                    }
-                    Err(error) => {
-                        *held = Some(current);
-                        return Err(match error {
-                            AppendError::Conflict => AggregateError::AggregateConflict,
-                            AppendError::Store(error) => storage_error(error),
-                        });
+            let (after, decision) = decide(&current.loaded.aggregate, command.clone()).await;
+            match decision {
+                Ok(events) if !events.is_empty() => {
+                    let sent = Instant::now();
+                    let mut next = Loaded {
+                        aggregate: after,
+                        ..current.loaded.clone()
+                    };
+                    match self.append(id, &mut next, &events, metadata).await {
+                        Ok(()) => {
+                            let aggregate = next.aggregate.clone();
+                            known.send_replace(Some(Known {
+                                loaded: next,
+                                confirmed: sent,
+                            }));
+                            return Ok(aggregate);
+                        }
+                        Err(AppendError::Conflict) if conflicts < CONFLICT_RETRIES => {
+                            conflicts += 1;
+                        }
+                        Err(AppendError::Conflict) => {
+                            return Err(AggregateError::AggregateConflict)
+                        }
+                        Err(AppendError::Store(error)) => return Err(storage_error(error)),
                     }
                 }
-            } else if current.confirmed >= began {
-                let answer = decision
-                    .map(|()| current.loaded.aggregate.clone())
-                    .map_err(AggregateError::UserError);
-                *held = Some(current);
-                return answer;
-            } else {
-                current = self.catch_up(id, current).await.map_err(storage_error)?;
+                decision if current.confirmed >= began => {
+                    return decision.map(|_| after).map_err(AggregateError::UserError);
+                }
+                _ => {}
             }
+            current = self.catch_up(id, current).await.map_err(storage_error)?;
+            known.send_replace(Some(current.clone()));
         }
     }
 
@@ -141,35 +191,39 @@ where
     /// Storage failures and unreadable events.
     pub async fn current(&self, id: &str) -> Result<(A, i64), StoreError> {
         let slot = self.cache.slot(id);
-        let mut held = slot.lock().await;
-        let known = match held.take() {
+        let _writer = slot.writer.lock().await;
+        let held = slot.known.borrow().clone();
+        let known = match held {
             Some(known) => self.catch_up(id, known).await?,
             None => self.load_known(id).await?,
         };
         let answer = (known.loaded.aggregate.clone(), known.loaded.sequence);
-        *held = Some(known);
+        slot.known.send_replace(Some(known));
         Ok(answer)
     }
 
     /// Takes note of aggregates another writer of this process has just appended to (their
     /// state after the append that ended `sent` instants ago), so that the next command on them
-    /// needs no load. A slot in use by a command, or already holding a newer state, is left as
-    /// it is.
+    /// needs no load. A slot whose writer lock is taken, or already holding a newer state, is
+    /// left as it is.
     pub fn remember(&self, appended: impl IntoIterator<Item = (String, Loaded<A>)>, sent: Instant) {
         for (id, loaded) in appended {
             let slot = self.cache.slot(&id);
-            let Ok(mut held) = slot.try_lock() else {
+            let Ok(_writer) = slot.writer.try_lock() else {
                 continue;
             };
-            if held
-                .as_ref()
-                .is_none_or(|known| known.loaded.sequence < loaded.sequence)
-            {
-                *held = Some(Known {
-                    loaded,
-                    confirmed: sent,
-                });
-            }
+            slot.known.send_if_modified(|held| {
+                let newer = held
+                    .as_ref()
+                    .is_none_or(|known| known.loaded.sequence < loaded.sequence);
+                if newer {
+                    *held = Some(Known {
+                        loaded,
+                        confirmed: sent,
+                    });
+                }
+                newer
+            });
         }
     }
 
