@@ -26,7 +26,7 @@ pub type SnapshotFramework<A> = Arc<SnapshotStore<A>>;
 #[derive(Clone)]
 pub struct Frameworks {
     /// Conversations (a stream that grows with every customer message: snapshotted, and the
-    /// ones in use kept in memory; one instance's commands on one conversation take turns).
+    /// ones in use kept in memory; one instance's writes to one conversation take turns).
     pub conversations: SnapshotFramework<Conversation>,
     /// Messages.
     pub messages: Framework<Message>,
