@@ -136,6 +136,10 @@ pub struct AuthSettings {
     pub login_queue: usize,
     /// Email of the admin created on the first start of an empty install.
     pub first_admin_email: String,
+    /// How long a logout, revocation or rights change made on another instance may go on
+    /// being honoured here at most (the bound of `auth::cache`); zero: no cache, every request
+    /// reads its session and agent.
+    pub cache_staleness: Duration,
 }
 
 impl AuthSettings {
@@ -150,6 +154,7 @@ impl AuthSettings {
             login_attempts_per_account: 10,
             login_queue: 32,
             first_admin_email: "admin@switchboard.local".to_owned(),
+            cache_staleness: Duration::from_secs(1),
         }
     }
 }
@@ -368,6 +373,10 @@ pub struct ServeArgs {
     /// Login (refresh token) lifetime in seconds.
     #[arg(long, env = "SWITCHBOARD_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl: u64,
+    /// Longest time, in milliseconds, a logout, revocation or rights change made on another
+    /// instance may go on being honoured by this one (0: no cache; every request reads them).
+    #[arg(long, env = "SWITCHBOARD_AUTH_CACHE_MS", default_value_t = 1000)]
+    pub auth_cache_ms: u64,
     /// Email of the admin created on the first start of an empty install.
     #[arg(
         long,
@@ -476,6 +485,7 @@ impl ServeArgs {
                 access_token_ttl: Duration::from_secs(self.access_token_ttl.max(1)),
                 refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl.max(60)),
                 first_admin_email: self.admin_email.clone(),
+                cache_staleness: Duration::from_millis(self.auth_cache_ms),
                 ..AuthSettings::with_secret(self.jwt_secret()?)
             },
             outbound: OutboundSettings {

@@ -17,13 +17,16 @@ use switchboard_store::{EventRepository, SnapshotStore};
 /// The command side of one aggregate type whose stream stays short (loaded whole).
 pub type Framework<A> = Arc<CqrsFramework<A, PersistedEventStore<EventRepository, A>>>;
 
-/// The command side of an aggregate type whose stream grows long (loaded from snapshots).
-pub type SnapshotFramework<A> = Arc<CqrsFramework<A, SnapshotStore<A>>>;
+/// The command side of an aggregate type whose stream grows long: loaded from snapshots, kept
+/// in memory while used, each command decided against that state and made atomic by the
+/// append ([`SnapshotStore::execute`]; it retries lost races itself).
+pub type SnapshotFramework<A> = Arc<SnapshotStore<A>>;
 
 /// The command side of every aggregate.
 #[derive(Clone)]
 pub struct Frameworks {
-    /// Conversations (a stream that grows with every customer message: snapshotted).
+    /// Conversations (a stream that grows with every customer message: snapshotted, and the
+    /// ones in use kept in memory; one instance's writes to one conversation take turns).
     pub conversations: SnapshotFramework<Conversation>,
     /// Messages.
     pub messages: Framework<Message>,
@@ -41,11 +44,7 @@ pub struct Frameworks {
 /// log instead (see `switchboard-projections`), so a command's transaction is just its events.
 pub fn framework(log: &EventRepository) -> Frameworks {
     Frameworks {
-        conversations: Arc::new(CqrsFramework::new(
-            SnapshotStore::new(log.clone()),
-            vec![],
-            (),
-        )),
+        conversations: Arc::new(SnapshotStore::new(log.clone())),
         messages: wire(log),
         templates: wire(log),
         accounts: wire(log),

@@ -196,6 +196,11 @@ impl Application {
             health.expect(Worker::Projections);
             workers.spawn(runner.run(stopped.clone(), move || health.beat(Worker::Projections)));
         }
+        workers.spawn(Arc::clone(&self.state.auth.cache).keep_checked(
+            self.state.log.clone(),
+            Arc::clone(&self.state.clock),
+            stopped.clone(),
+        ));
         let (socket_layer, realtime) =
             crate::realtime::Realtime::new(self.state.clone(), self.settings.realtime.clone());
         workers.spawn(realtime.clone().run_fanout(stopped.clone()));

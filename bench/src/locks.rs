@@ -1,4 +1,6 @@
-//! `locks`: N agents race for the lock of one conversation, round after round.
+//! `locks`: N agents race for the lock of one conversation, round after round. After each
+//! round the same clients send `GET /api/health` at the same moment: the `floor` row, what
+//! HTTP alone costs on this machine at that concurrency.
 
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,7 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
 
     let mut winners = Vec::new();
     let mut losers = Vec::new();
+    let mut floor = Vec::new();
     for round in 0..args.rounds {
         let conversation = start_conversation(&client, &base, &tokens[0], run_id, round).await?;
         let url = format!("{base}/api/conversations/{conversation}/lock");
@@ -108,6 +111,22 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
         if won != 1 {
             bail!("round {round}: {won} winners");
         }
+        // The floor: as many requests at the same moment on the same connections, to a route
+        // with no authentication and no database.
+        let probes = tokens.iter().map(|_| {
+            let request = client.get(format!("{base}/api/health"));
+            async move {
+                let started = Instant::now();
+                let status = request.send().await.map(|r| r.status().as_u16());
+                (status, started.elapsed())
+            }
+        });
+        for (status, latency) in join_all(probes).await {
+            if status? != 200 {
+                bail!("round {round}: health check failed");
+            }
+            floor.push(latency);
+        }
     }
     server.stop().await?;
     picked.clean_up().await?;
@@ -121,7 +140,13 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
         "{:<10} {:>8} {:>10} {:>10} {:>10}",
         "outcome", "count", "p50 ms", "p99 ms", "max ms"
     );
-    for (name, samples) in [("200 won", winners), ("409 lost", losers), ("all", all)] {
+    let rows = [
+        ("200 won", winners),
+        ("409 lost", losers),
+        ("all", all),
+        ("floor", floor),
+    ];
+    for (name, samples) in rows {
         let s = summarize(samples);
         println!(
             "{:<10} {:>8} {:>10} {:>10} {:>10}",

@@ -9,6 +9,7 @@ use switchboard_domain::agent::{
 use switchboard_domain::{Actor, AgentId, GroupId, Timestamp};
 use switchboard_store::{with_pool, Database, EventRepository, Statement, StoreError};
 
+use crate::auth::cache::AuthCache;
 use crate::auth::passwords::{self, PasswordError};
 use crate::cqrs::{execute, Frameworks};
 use crate::transaction::{retrying, Attempt, Transaction};
@@ -195,9 +196,26 @@ pub struct Changed {
 /// one promoted a moment ago and not yet listed is not counted, which can only refuse a
 /// demotion, never allow the last one to go.
 ///
+/// `cache` forgets the agent once the change is committed, so it applies to this instance's
+/// next request.
+///
 /// # Errors
 /// The agent's refusal; storage failures.
 pub async fn change_agent(
+    log: &EventRepository,
+    cache: &AuthCache,
+    id: &str,
+    by: Option<AgentId>,
+    at: Timestamp,
+    command: impl Fn(Option<Actor>, usize) -> AgentCommand,
+) -> Result<Changed, cqrs_es::AggregateError<AgentError>> {
+    let changed = decide_agent_change(log, id, by, at, command).await;
+    // Also after a failure: a commit whose answer was lost may have happened all the same.
+    cache.agent_changed(id);
+    changed
+}
+
+async fn decide_agent_change(
     log: &EventRepository,
     id: &str,
     by: Option<AgentId>,

@@ -3,9 +3,11 @@
 //!
 //! Access tokens are short-lived JWTs (HS256 only). Refresh tokens are opaque random values,
 //! stored hashed, rotated on every use; presenting a rotated one again revokes its whole
-//! family (every token descended from that login).
+//! family (every token descended from that login). Whether a login is live and what its agent
+//! may do are kept in memory per instance ([`cache`]), with the guarantees written there.
 
 pub mod accounts;
+pub mod cache;
 pub mod passwords;
 pub mod rate_limit;
 pub mod sessions;
@@ -17,6 +19,7 @@ pub use rate_limit::LoginLimiter;
 pub use tokens::JwtKeys;
 
 use crate::config::AuthSettings;
+use cache::AuthCache;
 
 /// Everything handlers need to authenticate: keys, limits and lifetimes.
 #[derive(Clone)]
@@ -29,6 +32,8 @@ pub struct Auth {
     pub verifier: passwords::Verifier,
     /// Token lifetimes.
     pub settings: Arc<AuthSettings>,
+    /// Live logins and agents' rights, in memory.
+    pub cache: Arc<AuthCache>,
 }
 
 impl Auth {
@@ -42,6 +47,7 @@ impl Auth {
             )),
             verifier: passwords::Verifier::new(settings.login_queue),
             settings: Arc::new(settings.clone()),
+            cache: Arc::new(AuthCache::new(settings.cache_staleness)),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use switchboard_store::{with_pool, Database, Statement, StoreError};
 
+use crate::auth::cache::AuthCache;
 use crate::auth::tokens::refresh_token_hash;
 
 /// How a refresh attempt ended.
@@ -57,12 +58,14 @@ fn insert_token(token: &str, family_id: &str, now: i64, expires_at: i64) -> Stat
 ///
 /// The exchange is a compare-and-set on `used_at`, so of two concurrent refreshes with the same
 /// token exactly one rotates it. A token used again within `grace_ms` of its rotation (two tabs
-/// refreshing at once) gets a sibling in the same family; later reuse revokes the family.
+/// refreshing at once) gets a sibling in the same family; later reuse revokes the family (and
+/// `cache` forgets it).
 ///
 /// # Errors
 /// Database failures.
 pub async fn rotate(
     db: &Database,
+    cache: &AuthCache,
     presented: &str,
     replacement: &str,
     now: i64,
@@ -110,7 +113,7 @@ pub async fn rotate(
             family_id,
         });
     }
-    revoke(db, &family_id, now, "refresh_token_reused").await?;
+    revoke(db, cache, &family_id, now, "refresh_token_reused").await?;
     Ok(Rotation::Reused)
 }
 
@@ -124,31 +127,44 @@ pub async fn family_of(db: &Database, token: &str) -> Result<Option<String>, Sto
     Ok(with_pool!(db, pool => sqlx::query_scalar(sql).bind(&hash).fetch_optional(pool).await?))
 }
 
-/// Revokes a family: every token of that login stops working.
+/// Revokes a family: every token of that login stops working (on this instance from the
+/// next request, as `cache` forgets it once the revocation is committed; see
+/// [`crate::auth::cache`] for other instances).
 ///
 /// # Errors
 /// Database failures.
 pub async fn revoke(
     db: &Database,
+    cache: &AuthCache,
     family_id: &str,
     now: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
-    db.execute_atomically(&[Statement::new(
-        "update session_families set revoked_at = $1, revoke_reason = $2 where id = $3 and revoked_at is null",
-        vec![now.into(), reason.into(), family_id.into()],
-    )])
-    .await
+    let revoked = db
+        .execute_atomically(&[Statement::new(
+            "update session_families set revoked_at = $1, revoke_reason = $2 where id = $3 and revoked_at is null",
+            vec![now.into(), reason.into(), family_id.into()],
+        )])
+        .await;
+    // Also after a failure: the statement may have been committed all the same.
+    cache.session_ended(family_id);
+    revoked
 }
 
-/// Whether the family exists and is neither revoked nor expired.
+/// The agent and expiry (Unix ms) of the family, if it exists and is neither revoked nor
+/// expired at `now`.
 ///
 /// # Errors
 /// Database failures.
-pub async fn is_active(db: &Database, family_id: &str, now: i64) -> Result<bool, StoreError> {
-    let sql = "select count(*) from session_families where id = $1 and revoked_at is null and expires_at > $2";
-    let count: i64 = with_pool!(db, pool => sqlx::query_scalar(sql).bind(family_id).bind(now).fetch_one(pool).await?);
-    Ok(count > 0)
+pub async fn live(
+    db: &Database,
+    family_id: &str,
+    now: i64,
+) -> Result<Option<(String, i64)>, StoreError> {
+    let sql = "select agent_id, expires_at from session_families where id = $1 and revoked_at is null and expires_at > $2";
+    Ok(
+        with_pool!(db, pool => sqlx::query_as(sql).bind(family_id).bind(now).fetch_optional(pool).await?),
+    )
 }
 
 /// Those of `families` that are no longer active (revoked, expired or unknown), in one query
@@ -181,26 +197,31 @@ pub async fn ended(
 }
 
 /// Ends every login of an agent but `keep` (the caller's own, when they change their own
-/// password): after a password change, whoever held the old one is out.
+/// password): after a password change, whoever held the old one is out (`cache` forgets them
+/// once it is committed).
 ///
 /// # Errors
 /// Database failures.
 pub async fn revoke_all_of(
     db: &Database,
+    cache: &AuthCache,
     agent_id: &str,
     keep: Option<&str>,
     now: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
-    db.execute_atomically(&[Statement::new(
-        "update session_families set revoked_at = $1, revoke_reason = $2
-          where agent_id = $3 and revoked_at is null and id <> $4",
-        vec![
-            now.into(),
-            reason.into(),
-            agent_id.into(),
-            keep.unwrap_or_default().into(),
-        ],
-    )])
-    .await
+    let revoked = db
+        .execute_atomically(&[Statement::new(
+            "update session_families set revoked_at = $1, revoke_reason = $2
+              where agent_id = $3 and revoked_at is null and id <> $4",
+            vec![
+                now.into(),
+                reason.into(),
+                agent_id.into(),
+                keep.unwrap_or_default().into(),
+            ],
+        )])
+        .await;
+    cache.sessions_of_agent_ended(agent_id, keep);
+    revoked
 }

@@ -241,7 +241,15 @@ async fn update(
         by: actor,
         at: now,
     };
-    let changed = accounts::change_agent(&state.log, &id, Some(by.agent_id), now, command).await?;
+    let changed = accounts::change_agent(
+        &state.log,
+        &state.auth.cache,
+        &id,
+        Some(by.agent_id),
+        now,
+        command,
+    )
+    .await?;
     if let Some(password) = request.password {
         accounts::set_password(
             &state.frameworks,
@@ -257,6 +265,7 @@ async fn update(
         let revoked_at = now.unix_millis();
         crate::auth::sessions::revoke_all_of(
             &state.database,
+            &state.auth.cache,
             &id,
             keep,
             revoked_at,
@@ -289,7 +298,15 @@ async fn deactivate(
         other_admins,
         at: now,
     };
-    accounts::change_agent(&state.log, &id, Some(by.agent_id), now, command).await?;
+    accounts::change_agent(
+        &state.log,
+        &state.auth.cache,
+        &id,
+        Some(by.agent_id),
+        now,
+        command,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -306,7 +323,15 @@ async fn reactivate(
     let now = state.clock.now();
     let by = auth.actor;
     let command = |actor, _| AgentCommand::Reactivate { by: actor, at: now };
-    accounts::change_agent(&state.log, &id, Some(by.agent_id), now, command).await?;
+    accounts::change_agent(
+        &state.log,
+        &state.auth.cache,
+        &id,
+        Some(by.agent_id),
+        now,
+        command,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -190,7 +190,11 @@ async fn login(
     let (Some(id), true) = (id, matches) else {
         return Err(INVALID_CREDENTIALS);
     };
-    let (agent, _) = state.log.load_aggregate::<Agent>(&id.to_string()).await?;
+    let agent = state
+        .auth
+        .cache
+        .load_agent(&state.log, &id.to_string())
+        .await?;
     if !agent.is_active() {
         return Err(INVALID_CREDENTIALS);
     }
@@ -205,15 +209,20 @@ async fn start_login(state: &AppState, id: AgentId, agent: &Agent) -> Result<Tok
     let refresh_ttl = state.auth.settings.refresh_token_ttl.as_secs();
     let refresh_expires = now.plus_seconds(i64::try_from(refresh_ttl).unwrap_or(i64::MAX));
     let (agent_id, millis) = (id.to_string(), now.unix_millis());
-    sessions::start(
+    let expires = refresh_expires.unix_millis();
+    let start = sessions::start(
         &state.database,
         &family,
         &agent_id,
         &refresh_token,
         millis,
-        refresh_expires.unix_millis(),
-    )
-    .await?;
+        expires,
+    );
+    state
+        .auth
+        .cache
+        .session_started(&family, &agent_id, expires, start)
+        .await?;
     token_pair(state, id, agent, &family, refresh_token, refresh_expires)
 }
 
@@ -254,6 +263,7 @@ async fn change_password(
     let (agent_id, session) = (id.to_string(), auth.session_id.as_str());
     sessions::revoke_all_of(
         &state.database,
+        &state.auth.cache,
         &agent_id,
         Some(session),
         now.unix_millis(),
@@ -311,6 +321,7 @@ async fn refresh(
     let grace = i64::try_from(state.auth.settings.refresh_grace.as_millis()).unwrap_or(0);
     let rotation = sessions::rotate(
         &state.database,
+        &state.auth.cache,
         request.refresh_token.trim(),
         &replacement,
         now.unix_millis(),
@@ -345,10 +356,11 @@ async fn refresh(
         }
     };
     let id = AgentId::parse(&agent_id).ok_or(INVALID_REFRESH_TOKEN)?;
-    let (agent, _) = state.log.load_aggregate::<Agent>(&agent_id).await?;
+    let agent = state.auth.cache.load_agent(&state.log, &agent_id).await?;
     if !agent.is_active() {
         sessions::revoke(
             &state.database,
+            &state.auth.cache,
             &family_id,
             now.unix_millis(),
             "agent_deactivated",
@@ -394,10 +406,8 @@ async fn validate(
     let token = bearer_token(&headers).unwrap_or_default();
     match authenticate(&state, token).await {
         Ok(auth) => {
-            let (agent, _) = state
-                .log
-                .load_aggregate::<Agent>(&auth.actor.agent_id.to_string())
-                .await?;
+            let id = auth.actor.agent_id.to_string();
+            let agent = state.auth.cache.agent(&state.log, &id).await?;
             Ok(Json(Validation {
                 valid: true,
                 reason: None,
@@ -444,6 +454,6 @@ async fn logout(
         }
     };
     let now = state.clock.now().unix_millis();
-    sessions::revoke(&state.database, &family, now, "logout").await?;
+    sessions::revoke(&state.database, &state.auth.cache, &family, now, "logout").await?;
     Ok(StatusCode::NO_CONTENT)
 }

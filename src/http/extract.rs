@@ -119,8 +119,10 @@ fn parse_json<T: DeserializeOwned>(raw: &serde_json::value::RawValue) -> Result<
 }
 
 /// The authenticated agent of a request: a valid access token of a live session of an active
-/// agent, with that agent's rights as they stand now (loaded from the event log, so a
-/// deactivation or a permission change applies to the very next request).
+/// agent, with that agent's rights as they stand now. Session and rights come from the
+/// instance's [`AuthCache`](crate::auth::cache::AuthCache): a logout, revocation, deactivation
+/// or permission change made on this instance applies to its very next request; one made on
+/// another instance within `SWITCHBOARD_AUTH_CACHE_MS` (1 s) of its commit.
 pub struct AuthAgent {
     /// Who, with which rights.
     pub actor: switchboard_domain::Actor,
@@ -193,7 +195,8 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
         })
 }
 
-/// Checks an access token and loads its agent.
+/// Checks an access token and finds its session and agent (in the instance's cache, or in the
+/// database: both at once).
 ///
 /// # Errors
 /// 401 with the reason when the token, its session or its agent is not valid.
@@ -222,16 +225,17 @@ pub async fn authenticate(
         message: "the access token is not valid",
     };
     let agent_id = switchboard_domain::AgentId::parse(&claims.sub).ok_or(invalid)?;
-    if !crate::auth::sessions::is_active(&state.database, &claims.sid, now.unix_millis()).await? {
+    let cache = &state.auth.cache;
+    let (live, agent) = tokio::try_join!(
+        cache.session_is_live(&state.database, &claims.sid, now.unix_millis()),
+        cache.agent(&state.log, &claims.sub),
+    )?;
+    if !live {
         return Err(ApiError::Unauthorized {
             code: "session_revoked",
             message: "this session has ended; log in again",
         });
     }
-    let (agent, _) = state
-        .log
-        .load_aggregate::<switchboard_domain::agent::Agent>(&claims.sub)
-        .await?;
     let actor = agent.actor(agent_id, now).ok_or(ApiError::Unauthorized {
         code: "agent_deactivated",
         message: "this agent is deactivated",

@@ -5,10 +5,9 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchboard_domain::conversation::{Conversation, ConversationCommand, Lock};
+use switchboard_domain::conversation::{ConversationCommand, Lock};
 
 use crate::auth::accounts::actor_metadata;
-use crate::cqrs::execute;
 use crate::http::conversations::visible;
 use crate::http::extract::{AuthAgent, OptionalJson};
 use crate::http::openapi::Errors;
@@ -88,13 +87,11 @@ async fn acquire(
         ttl_seconds: i64::try_from(ttl).unwrap_or(i64::MAX),
         at: now,
     };
-    let result = execute(
-        &state.frameworks.conversations,
-        &id,
-        command,
-        &actor_metadata(Some(by), now),
-    )
-    .await;
+    let result = state
+        .frameworks
+        .conversations
+        .execute(&id, command, &actor_metadata(Some(by), now))
+        .await;
     if let Err(cqrs_es::AggregateError::UserError(
         switchboard_domain::conversation::ConversationError::LockedByAnotherAgent { .. },
     )) = &result
@@ -102,9 +99,7 @@ async fn acquire(
         tracing::debug!(conversation_id = %id, "lock conflict");
         metrics::counter!(crate::metrics::LOCK_CONFLICTS).increment(1);
     }
-    result?;
-    let (conversation, _) = state.log.load_aggregate::<Conversation>(&id).await?;
-    Ok(Json(conversation.lock_at(now).into()))
+    Ok(Json(result?.lock_at(now).into()))
 }
 
 /// Releases the lock: its holder may; a supervisor may force it with `{"force": true, "reason": …}`.
@@ -125,14 +120,11 @@ async fn release(
         reason: request.reason,
         at: now,
     };
-    execute(
-        &state.frameworks.conversations,
-        &id,
-        command,
-        &actor_metadata(Some(by), now),
-    )
-    .await?;
-    let (conversation, _) = state.log.load_aggregate::<Conversation>(&id).await?;
+    let conversation = state
+        .frameworks
+        .conversations
+        .execute(&id, command, &actor_metadata(Some(by), now))
+        .await?;
     Ok(Json(conversation.lock_at(now).into()))
 }
 
@@ -144,7 +136,7 @@ async fn status(
     auth: AuthAgent,
     Path(id): Path<String>,
 ) -> Result<Json<LockView>, ApiError> {
-    let (conversation, _) = state.log.load_aggregate::<Conversation>(&id).await?;
+    let (conversation, _) = state.frameworks.conversations.current(&id).await?;
     if !conversation.visible_to(&auth.actor) {
         visible(&state, &auth, &id).await?;
     }

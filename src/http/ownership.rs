@@ -8,14 +8,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_domain::agent::Agent;
-use switchboard_domain::conversation::{
-    Conversation, ConversationCommand, ConversationStatus, Tag, Write,
-};
+use switchboard_domain::conversation::{ConversationCommand, ConversationStatus, Tag, Write};
 use switchboard_domain::group::Group;
 use switchboard_domain::{AgentId, GroupId, Timestamp};
 
 use crate::auth::accounts::actor_metadata;
-use crate::cqrs::execute;
 use crate::http::extract::{AuthAgent, JsonBody, OptionalJson};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
@@ -40,14 +37,11 @@ pub(super) async fn dispatch(
     command: ConversationCommand,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
-    execute(
-        &state.frameworks.conversations,
-        id,
-        command,
-        &actor_metadata(Some(by), now),
-    )
-    .await?;
-    let (conversation, _) = state.log.load_aggregate::<Conversation>(id).await?;
+    let conversation = state
+        .frameworks
+        .conversations
+        .execute(id, command, &actor_metadata(Some(by), now))
+        .await?;
     Ok(Json(json!({ "id": id, "version": conversation.version() })))
 }
 

@@ -13,7 +13,6 @@ use switchboard_store::EventRepository;
 use uuid::Uuid;
 
 use crate::auth::accounts::actor_metadata;
-use crate::cqrs::execute;
 use crate::http::extract::{AuthAgent, ContentJson};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
@@ -309,13 +308,15 @@ async fn mark_read(
             SendOutcome::Unreachable(_) => return Err(ApiError::Unavailable("Graph API")),
         }
     }
-    execute(
-        &state.frameworks.conversations,
-        &conversation_id,
-        ConversationCommand::MarkRead { write },
-        &actor_metadata(Some(by), now),
-    )
-    .await?;
+    state
+        .frameworks
+        .conversations
+        .execute(
+            &conversation_id,
+            ConversationCommand::MarkRead { write },
+            &actor_metadata(Some(by), now),
+        )
+        .await?;
     Ok(Json(
         serde_json::json!({ "id": conversation_id, "read_up_to": up_to }),
     ))

@@ -170,9 +170,19 @@ impl WebhookProcessor {
                 .into_iter()
                 .map(|token| inbox::claim_processed_statement(token, now)),
         );
-        let (events, snapshots) = work.into_changes();
-        match self.log.append(&events, &snapshots, &bookkeeping).await {
-            Ok(()) => Ok(()),
+        let changes = work.into_changes();
+        let sent = std::time::Instant::now();
+        let appended = self
+            .log
+            .append(&changes.events, &changes.snapshots, &bookkeeping)
+            .await;
+        match appended {
+            Ok(()) => {
+                // Agents act on the conversations customers just wrote in: no load for that.
+                let conversations = &self.frameworks.conversations;
+                conversations.remember(changes.conversations, sent);
+                Ok(())
+            }
             Err(AppendError::Conflict) => Err(BatchError::Conflict),
             Err(AppendError::Store(error)) => Err(BatchError::Store(error)),
         }
@@ -306,8 +316,11 @@ impl CommandBus for FrameworkBus<'_> {
         id: &str,
         command: ConversationCommand,
     ) -> Result<(), Refusal> {
-        execute(&self.frameworks.conversations, id, command, self.metadata)
+        self.frameworks
+            .conversations
+            .execute(id, command, self.metadata)
             .await
+            .map(drop)
             .map_err(refusal)
     }
 

@@ -88,6 +88,16 @@ where
     }
 }
 
+/// What a unit of work appends, and what it leaves the conversations it touched.
+pub struct Changes {
+    /// Events in the order they were decided.
+    pub events: Vec<NewEvent>,
+    /// Snapshots now due.
+    pub snapshots: Vec<Snapshot>,
+    /// Each conversation that gained events, as they leave it.
+    pub conversations: Vec<(String, Loaded<Conversation>)>,
+}
+
 /// The aggregates of a batch and the events they gained, in the order they were decided.
 pub struct UnitOfWork {
     conversations: Streams<Conversation>,
@@ -132,14 +142,26 @@ impl UnitOfWork {
         self.metadata = metadata;
     }
 
-    /// The events decided so far, and the snapshots now due, to append.
-    pub fn into_changes(self) -> (Vec<NewEvent>, Vec<Snapshot>) {
+    /// The events decided so far, and the snapshots now due, to append; and the conversations
+    /// as those events leave them (for the conversations' store, once appended).
+    pub fn into_changes(mut self) -> Changes {
         let mut snapshots = Vec::new();
         self.conversations.snapshots(&mut snapshots);
         self.messages.snapshots(&mut snapshots);
         self.templates.snapshots(&mut snapshots);
         self.accounts.snapshots(&mut snapshots);
-        (self.events, snapshots)
+        let conversations = std::mem::take(&mut self.conversations.touched)
+            .into_iter()
+            .filter_map(|id| {
+                let loaded = self.conversations.loaded.remove(&id)?;
+                Some((id, loaded))
+            })
+            .collect();
+        Changes {
+            events: self.events,
+            snapshots,
+            conversations,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::auth::accounts::actor_metadata;
 use crate::clock::Clock;
-use crate::cqrs::{execute, Frameworks};
+use crate::cqrs::Frameworks;
 use crate::telemetry::error_chain;
 use crate::workers::health::{Worker, WorkerHealth};
 
@@ -56,9 +56,12 @@ impl LockExpiry {
                 ConversationCommand::ExpireLock { at: now },
                 ConversationCommand::WakeUp { at: now },
             ] {
-                if let Err(error) =
-                    execute(&self.frameworks.conversations, id, command, &metadata).await
-                {
+                let executed = self
+                    .frameworks
+                    .conversations
+                    .execute(id, command, &metadata)
+                    .await;
+                if let Err(error) = executed {
                     tracing::warn!(conversation_id = %id, %error, "expiry command failed");
                 }
             }

@@ -593,7 +593,9 @@ impl EventRepository {
     ///
     /// The `(aggregate_type, aggregate_id, sequence)` key makes this optimistic: if another
     /// writer took one of the sequences first, nothing is written and [`AppendError::Conflict`]
-    /// is returned.
+    /// is returned. Events alone that fit one statement are inserted without an explicit
+    /// transaction: a single statement is atomic on both backends, and it saves the `BEGIN` and
+    /// `COMMIT` round trips (a won lock is this one insert).
     ///
     /// # Errors
     /// [`AppendError::Conflict`] as above; database failures.
@@ -611,13 +613,12 @@ on conflict (aggregate_type, aggregate_id) do update set
     schema_version = excluded.schema_version
 where snapshots.last_sequence < excluded.last_sequence
    or snapshots.schema_version <> excluded.schema_version";
-        let result: Result<(), sqlx::Error> = with_pool!(&self.database, pool => async {
-            let mut tx = pool.begin().await?;
-            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        macro_rules! insert_events {
+            ($executor:expr, $events:expr) => {{
                 let mut insert = sqlx::QueryBuilder::new(
                     "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
                 );
-                insert.push_values(chunk, |mut row, event| {
+                insert.push_values($events, |mut row, event| {
                     row.push_bind(event.aggregate_type)
                         .push_bind(event.aggregate_id.as_str())
                         .push_bind(event.sequence)
@@ -626,7 +627,21 @@ where snapshots.last_sequence < excluded.last_sequence
                         .push_bind(sqlx::types::Json(nul::encode(&event.payload)))
                         .push_bind(sqlx::types::Json(nul::encode(&event.metadata)));
                 });
-                insert.build().execute(&mut *tx).await?;
+                insert.build().execute($executor).await?;
+            }};
+        }
+        let one_statement = !events.is_empty()
+            && events.len() <= ROWS_PER_STATEMENT
+            && snapshots.is_empty()
+            && also.is_empty();
+        let result: Result<(), sqlx::Error> = with_pool!(&self.database, pool => async {
+            if one_statement {
+                insert_events!(pool, events);
+                return Ok(());
+            }
+            let mut tx = pool.begin().await?;
+            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                insert_events!(&mut *tx, chunk);
             }
             for snapshot in snapshots {
                 sqlx::query(UPSERT_SNAPSHOT)
@@ -662,7 +677,7 @@ where snapshots.last_sequence < excluded.last_sequence
 }
 
 /// A row of `(aggregate_id, sequence, event_type, event_version, payload)`, upcast.
-fn stream_event<R>(row: &R) -> Result<StreamEvent, StoreError>
+pub(crate) fn stream_event<R>(row: &R) -> Result<StreamEvent, StoreError>
 where
     R: Row,
     for<'r> &'r str: sqlx::ColumnIndex<R>,

@@ -5,11 +5,13 @@
 //!   default), with the migrations of each.
 //! - [`event_log`] — the cqrs-es event repository over either backend, and the gapless global
 //!   reader that projections, realtime and replay tools tail.
-//! - [`snapshot_store`] — a cqrs-es event store that loads from snapshots, for long streams.
+//! - [`snapshot_store`] — commands on aggregates with long streams: loaded from snapshots, kept
+//!   in memory while used, decided against that state and made atomic by the append.
 //! - [`nul`] — U+0000 kept losslessly in stored JSON, and shown as ␀ in read-model text.
 //! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
 //! - [`upcast`] — older event shapes brought to the current one on every read.
 
+mod aggregate_cache;
 mod batch;
 pub mod database;
 pub mod error;
@@ -26,5 +28,5 @@ pub use event_log::{
     AppendError, EventRepository, Loaded, LogCursor, NewEvent, RecordedEvent, Snapshot,
     StreamEvent, SNAPSHOT_EVERY,
 };
-pub use snapshot_store::SnapshotStore;
+pub use snapshot_store::{SnapshotStore, CONFLICT_RETRIES, KEPT_AGGREGATES};
 pub use sql::{SqlValue, Statement};
