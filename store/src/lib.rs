@@ -5,6 +5,7 @@
 //!   default), with the migrations of each.
 //! - [`event_log`] — the cqrs-es event repository over either backend, and the gapless global
 //!   reader that projections, realtime and replay tools tail.
+//! - [`streams`] — aggregates' streams: batch loading from snapshots, multi-aggregate appends.
 //! - [`snapshot_store`] — commands on aggregates with long streams: loaded from snapshots, kept
 //!   in memory while used, decided against that state and made atomic by the append.
 //! - [`nul`] — U+0000 kept losslessly in stored JSON, and shown as ␀ in read-model text.
@@ -13,6 +14,7 @@
 
 mod aggregate_cache;
 mod batch;
+mod cqrs_repository;
 pub mod database;
 pub mod error;
 pub mod event_log;
@@ -20,13 +22,12 @@ mod high_water;
 pub mod nul;
 pub mod snapshot_store;
 pub mod sql;
+pub mod streams;
 pub mod upcast;
 
 pub use database::{Backend, Database, DatabaseConfig};
 pub use error::{error_chain, StoreError};
-pub use event_log::{
-    AppendError, EventRepository, Loaded, LogCursor, NewEvent, RecordedEvent, Snapshot,
-    StreamEvent, SNAPSHOT_EVERY,
-};
+pub use event_log::{EventRepository, LogCursor, RecordedEvent};
 pub use snapshot_store::{SnapshotStore, CONFLICT_RETRIES, KEPT_AGGREGATES};
 pub use sql::{SqlValue, Statement};
+pub use streams::{AppendError, Loaded, NewEvent, Snapshot, StreamEvent, SNAPSHOT_EVERY};

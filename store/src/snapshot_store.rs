@@ -33,7 +33,7 @@ use cqrs_es::{Aggregate, AggregateError, DomainEvent};
 use tokio::sync::watch;
 
 use crate::aggregate_cache::{AggregateCache, Known};
-use crate::event_log::{stream_event, AppendError, Loaded, NewEvent, StreamEvent};
+use crate::streams::{stream_event, AppendError, Loaded, NewEvent, StreamEvent};
 use crate::{with_pool, EventRepository, StoreError};
 
 /// Aggregates one instance keeps in memory (least recently used go first).
