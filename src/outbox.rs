@@ -54,11 +54,7 @@ pub async fn execute(
 }
 
 fn storage(error: StoreError) -> AggregateError<MessageError> {
-    if error.is_transient() {
-        AggregateError::DatabaseConnectionError(Box::new(error))
-    } else {
-        AggregateError::UnexpectedError(Box::new(error))
-    }
+    error.into_aggregate_error()
 }
 
 /// Queue order of a priority: high first.

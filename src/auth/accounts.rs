@@ -301,9 +301,5 @@ async fn other_active_admins(log: &EventRepository, id: &str) -> Result<usize, S
 }
 
 fn storage(error: StoreError) -> cqrs_es::AggregateError<AgentError> {
-    if error.is_transient() {
-        cqrs_es::AggregateError::DatabaseConnectionError(Box::new(error))
-    } else {
-        cqrs_es::AggregateError::UnexpectedError(Box::new(error))
-    }
+    error.into_aggregate_error()
 }

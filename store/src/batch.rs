@@ -89,7 +89,7 @@ fn literal(value: Option<&SqlValue>, out: &mut String) {
             for c in text.chars() {
                 match c {
                     '\'' => out.push_str("''"),
-                    '\0' => out.push('\u{2400}'),
+                    '\0' => out.push(crate::nul::VISIBLE_NUL),
                     c => out.push(c),
                 }
             }

@@ -37,6 +37,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The cqrs-es error a command answers with when storage failed: a connection error when
+    /// retrying may help, an unexpected one otherwise.
+    pub fn into_aggregate_error<E: std::error::Error>(self) -> cqrs_es::AggregateError<E> {
+        if self.is_transient() {
+            cqrs_es::AggregateError::DatabaseConnectionError(Box::new(self))
+        } else {
+            cqrs_es::AggregateError::UnexpectedError(Box::new(self))
+        }
+    }
+
     /// Whether the failure is the database being unreachable or overloaded (worth retrying).
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -75,11 +75,7 @@ async fn decide<A: Aggregate<Services = ()> + Clone>(
 }
 
 fn storage_error<E: std::error::Error>(error: StoreError) -> AggregateError<E> {
-    if error.is_transient() {
-        AggregateError::DatabaseConnectionError(Box::new(error))
-    } else {
-        AggregateError::UnexpectedError(Box::new(error))
-    }
+    error.into_aggregate_error()
 }
 
 impl<A> SnapshotStore<A>
