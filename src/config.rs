@@ -102,6 +102,10 @@ pub struct ConversationSettings {
     pub max_lock_ttl: Duration,
     /// How often the expiry worker records lapsed locks and wakes snoozed conversations.
     pub expiry_interval: Duration,
+    /// How often the auto-assigner looks for waiting conversations.
+    pub assign_interval: Duration,
+    /// How long an agent with no connected socket stays `online`/`busy` before going `offline`.
+    pub availability_grace: Duration,
 }
 
 impl Default for ConversationSettings {
@@ -110,6 +114,8 @@ impl Default for ConversationSettings {
             default_lock_ttl: Duration::from_secs(300),
             max_lock_ttl: Duration::from_secs(3600),
             expiry_interval: Duration::from_secs(1),
+            assign_interval: Duration::from_millis(300),
+            availability_grace: Duration::from_secs(120),
         }
     }
 }
@@ -244,6 +250,9 @@ pub struct WorkerSettings {
     pub run_projections: bool,
     /// Record lapsed locks and wake snoozed conversations.
     pub expire_locks: bool,
+    /// Assign waiting conversations by the pools' policies, and take agents without sockets
+    /// offline.
+    pub auto_assign: bool,
     /// How long a claimed webhook stays invisible to other workers.
     pub webhook_claim: Duration,
     /// How many stored webhooks one worker claims at a time.
@@ -293,6 +302,7 @@ impl Default for WorkerSettings {
             process_webhooks: true,
             run_projections: true,
             expire_locks: true,
+            auto_assign: true,
             webhook_claim: Duration::from_secs(60),
             webhook_batch: 256,
             webhook_retry: RetryPolicy::default(),
@@ -430,6 +440,16 @@ pub struct ServeArgs {
         default_value_t = 10000
     )]
     pub socket_ping_timeout_ms: u64,
+    /// Seconds an agent with no connected socket stays online or busy before going offline.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_AVAILABILITY_GRACE_SECONDS",
+        default_value_t = 120
+    )]
+    pub availability_grace_seconds: u64,
+    /// Milliseconds between auto-assignment passes.
+    #[arg(long, env = "SWITCHBOARD_ASSIGN_INTERVAL_MS", default_value_t = 300)]
+    pub assign_interval_ms: u64,
     /// Seconds one event-stream response lasts before the client reconnects (Last-Event-ID).
     #[arg(
         long,
@@ -509,6 +529,8 @@ impl ServeArgs {
                     self.lock_ttl.clamp(1, self.max_lock_ttl.max(1)),
                 ),
                 max_lock_ttl: Duration::from_secs(self.max_lock_ttl.max(1)),
+                assign_interval: Duration::from_millis(self.assign_interval_ms.max(10)),
+                availability_grace: Duration::from_secs(self.availability_grace_seconds.max(1)),
                 ..ConversationSettings::default()
             },
             realtime: RealtimeSettings {

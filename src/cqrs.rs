@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use switchboard_domain::agent::Agent;
+use switchboard_domain::assignment::AssignmentPolicy;
 use switchboard_domain::business_account::BusinessAccount;
 use switchboard_domain::conversation::Conversation;
 use switchboard_domain::group::Group;
@@ -38,6 +39,8 @@ pub struct Frameworks {
     pub agents: Framework<Agent>,
     /// Groups.
     pub groups: Framework<Group>,
+    /// Auto-assignment policies (one per pool).
+    pub policies: Framework<AssignmentPolicy>,
 }
 
 /// Wires every aggregate to `log`. Read models are not registered here: projections tail the
@@ -50,6 +53,7 @@ pub fn framework(log: &EventRepository) -> Frameworks {
         accounts: wire(log),
         agents: wire(log),
         groups: wire(log),
+        policies: wire(log),
     }
 }
 

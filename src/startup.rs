@@ -165,6 +165,15 @@ impl Application {
             self.state.workers.expect(Worker::LockExpiry);
             workers.spawn(expiry.run(stopped.clone(), Arc::clone(&self.state.workers)));
         }
+        if self.settings.workers.auto_assign {
+            let assigner = crate::workers::auto_assign::AutoAssigner::new(
+                self.state.log.clone(),
+                self.frameworks.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.conversations.assign_interval,
+            );
+            workers.spawn(assigner.run(stopped.clone()));
+        }
         if let switchboard_store::Database::Postgres(pool) = &self.state.database {
             workers.spawn(crate::workers::listen::run(
                 pool.clone(),
@@ -205,6 +214,16 @@ impl Application {
             crate::realtime::Realtime::new(self.state.clone(), self.settings.realtime.clone());
         workers.spawn(realtime.clone().run_fanout(stopped.clone()));
         workers.spawn(realtime.clone().run_expiry(stopped.clone()));
+        if self.settings.workers.auto_assign {
+            let presence = crate::workers::availability::Presence::new(
+                self.state.database.clone(),
+                self.frameworks.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.conversations.availability_grace,
+            );
+            let sockets = realtime.clone();
+            workers.spawn(presence.run(move || sockets.agents_connected(), stopped.clone()));
+        }
         let database = self.state.database.clone();
         let app = http::router(self.state).layer(socket_layer);
         // No Nagle delay: small frames (socket events, short answers) go out at once instead of

@@ -4,6 +4,7 @@
 //! PostgreSQL with `DATABASE_URL`) so that a figure always comes with the exact command that
 //! produced it. Build with `--release`.
 
+mod inbox;
 mod load;
 mod locks;
 mod logins;
@@ -31,6 +32,8 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// Webhook-to-socket latency at a given rate, and memory per idle connected socket.
     Sockets(sockets::SocketArgs),
+    /// Latency of filtered inbox views and of search over a large read model.
+    Inbox(inbox::InboxArgs),
     /// Floods of concurrent failed logins from many addresses: server memory and health latency.
     Logins(logins::LoginArgs),
     /// The server half of `logins` (started by it as a child process).
@@ -46,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Rebuild(args) => rebuild::run(args).await,
         Command::Sockets(args) => sockets::run(args).await,
         Command::Logins(args) => logins::run(args).await,
+        Command::Inbox(args) => inbox::run(args).await,
         Command::LoginServer => logins::serve().await,
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use switchboard_domain::business_account::BusinessAccountEvent;
 use switchboard_store::{with_pool, Database, RecordedEvent, SqlValue, Statement};
 
-use crate::conversations::paginate;
+use crate::page::paginate;
 use crate::page::{page_size, rfc3339, Cursor, Page};
 use crate::{DecodedEvent, Projection, ProjectionError};
 

@@ -23,6 +23,10 @@ const PERMISSIONS: &str =
 const HOURS: &str =
     "update agents set working_hours = $1, updated_at = $2, version = $3 where id = $4";
 const ACTIVE: &str = "update agents set active = $1, updated_at = $2, version = $3 where id = $4";
+const ACTIVE_OFFLINE: &str = "update agents set active = 0, availability = 'offline',
+    availability_since = $1, updated_at = $1, version = $2 where id = $3";
+const AVAILABILITY: &str = "update agents set availability = $1, availability_since = $2,
+    updated_at = $2, version = $3 where id = $4";
 const TOUCHED: &str = "update agents set updated_at = $1, version = $2 where id = $3";
 const CLEAR_GROUPS: &str = "delete from agent_groups where agent_id = $1";
 const ADD_GROUP: &str =
@@ -114,7 +118,13 @@ impl Projection for AgentsProjection {
                 working_hours.as_ref().map_or(SqlValue::Text(None), json),
                 at,
             )),
-            AgentEvent::Deactivated { at, .. } => out.push(update(ACTIVE, 0.into(), at)),
+            AgentEvent::Deactivated { at, .. } => out.push(Statement::new(
+                ACTIVE_OFFLINE,
+                vec![at.unix_millis().into(), version, id.into()],
+            )),
+            AgentEvent::AvailabilityChanged {
+                availability, at, ..
+            } => out.push(update(AVAILABILITY, availability.name().into(), at)),
             AgentEvent::Reactivated { at, .. } => out.push(update(ACTIVE, 1.into(), at)),
             AgentEvent::PasswordChanged { at, .. } => out.push(Statement::new(
                 TOUCHED,
@@ -143,6 +153,10 @@ pub struct AgentView {
     pub working_hours: Option<Value>,
     /// Whether the agent may work.
     pub active: bool,
+    /// `online`, `busy` or `offline`.
+    pub availability: String,
+    /// Since when.
+    pub availability_since: Option<String>,
     /// When registered.
     pub created_at: String,
     /// When last changed.
@@ -161,6 +175,8 @@ struct AgentRow {
     permissions: String,
     working_hours: Option<String>,
     active: i64,
+    availability: String,
+    availability_since: Option<i64>,
     created_at: i64,
     updated_at: i64,
     version: i64,
@@ -181,6 +197,8 @@ impl From<AgentRow> for AgentView {
             permissions: parse(&row.permissions),
             working_hours: row.working_hours.as_deref().map(parse),
             active: row.active != 0,
+            availability: row.availability,
+            availability_since: crate::page::rfc3339_opt(row.availability_since),
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
             version: row.version,
@@ -190,7 +208,8 @@ impl From<AgentRow> for AgentView {
 
 macro_rules! agent_columns {
     () => {
-        "id, email, name, role, group_ids, permissions, working_hours, active, created_at, updated_at, version"
+        "id, email, name, role, group_ids, permissions, working_hours, active, availability,
+         availability_since, created_at, updated_at, version"
     };
 }
 

@@ -1,6 +1,7 @@
 //! Turning log rows back into domain events, once per event for all projections.
 
 use switchboard_domain::agent::{Agent, AgentEvent};
+use switchboard_domain::assignment::{AssignmentPolicy, AssignmentPolicyEvent};
 use switchboard_domain::business_account::{BusinessAccount, BusinessAccountEvent};
 use switchboard_domain::conversation::{Conversation, ConversationEvent};
 use switchboard_domain::group::{Group, GroupEvent};
@@ -32,6 +33,8 @@ pub enum DecodedEvent {
     Agent(AgentEvent),
     /// An event of a group.
     Group(GroupEvent),
+    /// An event of an auto-assignment policy.
+    AssignmentPolicy(AssignmentPolicyEvent),
     /// An aggregate type no projection here reads.
     Other,
 }
@@ -66,6 +69,9 @@ impl DecodedEvent {
             }
             t if t == aggregate_type::<Group>() => {
                 Self::Group(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<AssignmentPolicy>() => {
+                Self::AssignmentPolicy(serde_json::from_value(payload).map_err(undecodable)?)
             }
             _ => Self::Other,
         })

@@ -6,14 +6,17 @@
 //! crash never applies an event twice or skips one, and the same code runs live and in a rebuild.
 //!
 //! - [`conversations`] — the inbox list and conversation detail.
+//! - [`search`] — full-text search over messages, customers and notes.
 //! - [`messages`] — the messages of a conversation, with content and delivery statuses.
 //! - [`templates`] — message templates as Meta last reported them.
 //! - [`agents`] — agents and their group memberships.
 //! - [`groups`] — the groups.
+//! - [`assignment`] — auto-assignment policies and who last got a conversation.
 //! - [`account_notifications`] — account-level notifications from Meta.
 
 pub mod account_notifications;
 pub mod agents;
+pub mod assignment;
 pub mod conversations;
 mod decode;
 pub mod error;
@@ -24,6 +27,7 @@ pub mod projection;
 pub mod rebuild;
 pub mod runner;
 pub mod scope;
+pub mod search;
 pub mod stopped;
 pub mod templates;
 

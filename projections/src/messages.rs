@@ -2,10 +2,11 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use switchboard_domain::conversation::ConversationEvent;
 use switchboard_domain::message::{DeliveryStatus, MessageEvent, StatusReport};
 use switchboard_store::{with_pool, Database, RecordedEvent, SqlValue, Statement};
 
-use crate::conversations::paginate;
+use crate::page::paginate;
 use crate::page::{page_size, rfc3339_opt, Cursor, Page};
 use crate::{DecodedEvent, Projection, ProjectionError};
 
@@ -38,6 +39,13 @@ values ($1, $2, 'outbound', $3, $4, $5, $6, $6, $7, 'queued', $8, $9, $10, $11)
 on conflict (id) do nothing";
 
 /// Accepted by Meta: the wamid is known; a status that already arrived is not overwritten.
+/// A private note in the conversation's timeline (direction and kind `note`; never sent).
+const NOTE: &str = "
+insert into messages (id, conversation_id, direction, kind, content, sent_at, sort_at, first_position,
+    requested_by, version)
+values ($1, $2, 'note', 'note', $3, $4, $4, $5, $6, $7)
+on conflict (id) do nothing";
+
 const ACCEPTED: &str = "update messages set wamid = $1,
     status = case when status = 'queued' then 'accepted' else status end, version = $2 where id = $3";
 const DEAD_LETTERED: &str = "update messages set status = 'dead_lettered', status_at = $1,
@@ -124,10 +132,33 @@ impl Projection for MessagesProjection {
     }
 
     fn reads(&self) -> &'static [&'static str] {
-        &["Message"]
+        &["Message", "Conversation"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
+        if let DecodedEvent::Conversation(ConversationEvent::NoteAdded {
+            note_id,
+            text,
+            mentions,
+            by,
+            at,
+        }) = decoded
+        {
+            let content = serde_json::json!({ "text": text, "mentions": mentions });
+            out.push(Statement::new(
+                NOTE,
+                vec![
+                    format!("note:{note_id}").into(),
+                    event.aggregate_id.as_str().into(),
+                    json_text(&content),
+                    at.unix_millis().into(),
+                    event.position.into(),
+                    by.to_string().into(),
+                    SqlValue::from(event.sequence),
+                ],
+            ));
+            return;
+        }
         let DecodedEvent::Message(message_event) = decoded else {
             return;
         };

@@ -60,3 +60,22 @@ pub fn rfc3339_opt(millis: Option<i64>) -> Option<String> {
 pub fn page_size(requested: Option<u32>, default: u32, max: u32) -> u32 {
     requested.unwrap_or(default).clamp(1, max)
 }
+
+/// Splits `limit + 1` fetched rows into a page and the next cursor.
+pub(crate) fn paginate<R, V: From<R>>(
+    mut rows: Vec<R>,
+    limit: u32,
+    cursor_of: impl Fn(&R) -> String,
+) -> Page<V> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page {
+        items: rows.into_iter().map(V::from).collect(),
+        next_cursor,
+    }
+}

@@ -32,6 +32,8 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::account_notifications::AccountNotificationsProjection),
         Box::new(crate::agents::AgentsProjection),
         Box::new(crate::groups::GroupsProjection),
+        Box::new(crate::search::SearchProjection),
+        Box::new(crate::assignment::AssignmentProjection),
     ]
 }
 

@@ -98,7 +98,9 @@ impl Rebuild {
                         let Some(body) = sql.find('(').map(|at| &sql[at..]) else {
                             continue;
                         };
-                        let statement = if kind == "table" {
+                        let statement = if let Some(using) = virtual_table_module(&sql) {
+                            format!("create virtual table if not exists {shadow} {using}")
+                        } else if kind == "table" {
                             format!("create table if not exists {shadow} {body}")
                         } else {
                             let unique = if sql[..sql.find('(').unwrap_or(0)]
@@ -285,6 +287,16 @@ impl Rebuild {
         }
         Ok(differences)
     }
+}
+
+/// `using …` of SQLite's `create virtual table … using module(…)` (FTS5 search indexes), whose
+/// column list is the module's arguments rather than a table body.
+fn virtual_table_module(sql: &str) -> Option<&str> {
+    let lower = sql.to_ascii_lowercase();
+    if !lower.starts_with("create virtual table") {
+        return None;
+    }
+    lower.find(" using ").map(|at| &sql[at + 1..])
 }
 
 /// `name` with `suffix` added, or removed when it already ends with it (so that shadow index

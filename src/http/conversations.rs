@@ -16,24 +16,9 @@ use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list))
         .routes(routes!(detail))
         .routes(routes!(list_messages))
         .routes(routes!(message))
-}
-
-/// The inbox as the caller's read scope allows, newest activity first.
-#[utoipa::path(get, path = "/api/conversations", tag = "conversations", params(PageParams),
-    security(("bearer" = [])), responses((status = 200, body = Page<ConversationView>), Errors))]
-async fn list(
-    State(state): State<AppState>,
-    auth: AuthAgent,
-    Query(page): Query<PageParams>,
-) -> Result<Json<Page<ConversationView>>, ApiError> {
-    let scope = ReadScope::of(&auth.actor);
-    let page =
-        conversations::list(&state.database, &scope, page.cursor.as_deref(), page.limit).await?;
-    Ok(Json(page))
 }
 
 /// A conversation the caller may see; 404 otherwise (out of scope looks like absent).

@@ -342,6 +342,22 @@ impl From<switchboard_domain::agent::AgentError> for ApiError {
     }
 }
 
+impl From<switchboard_domain::assignment::AssignmentPolicyError> for ApiError {
+    fn from(error: switchboard_domain::assignment::AssignmentPolicyError) -> Self {
+        use switchboard_domain::assignment::AssignmentPolicyError as E;
+        match error {
+            E::NotPermitted => Self::Forbidden {
+                code: "forbidden",
+                message: "only admins and supervisors set assignment policies",
+            },
+            E::InvalidCapacity => Self::Unprocessable {
+                code: error.code(),
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
 impl From<switchboard_domain::group::GroupError> for ApiError {
     fn from(error: switchboard_domain::group::GroupError) -> Self {
         use switchboard_domain::group::GroupError as E;

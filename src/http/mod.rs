@@ -2,6 +2,7 @@
 
 mod account;
 mod agents;
+mod assignment;
 mod auth;
 mod conversations;
 mod dead_letters;
@@ -9,9 +10,11 @@ mod error;
 mod events;
 pub(crate) mod extract;
 mod health;
+mod inbox;
 pub(crate) mod input;
 mod locks;
 mod metrics;
+mod notes;
 pub use metrics::StoredCounts;
 mod observe;
 mod openapi;
@@ -81,12 +84,15 @@ pub fn router(state: AppState) -> Router {
         <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
     )
     .merge(webhooks::router(state.whatsapp.max_body_bytes))
+    .merge(inbox::router())
     .merge(conversations::router())
     .merge(account::router())
     .merge(dead_letters::router())
     .merge(auth::router())
     .merge(agents::router())
     .merge(ownership::router())
+    .merge(notes::router())
+    .merge(assignment::router())
     .merge(sending::router())
     .merge(outbound_dead_letters::router())
     .merge(locks::router())

@@ -21,12 +21,33 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    /// The assignment a `ConversationAssigned` / `ConversationUnassigned` event sets, if the
-    /// event is one of those.
+    /// The agents a `ConversationNoteAdded` event mentions.
+    pub fn mentioned_by(event: &RecordedEvent) -> Vec<AgentId> {
+        if event.event_type != "ConversationNoteAdded" {
+            return vec![];
+        }
+        event
+            .payload
+            .pointer("/NoteAdded/mentions")
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str().and_then(AgentId::parse))
+                    .collect()
+            })
+    }
+
+    /// The assignment a `ConversationAssigned`, `ConversationAutoAssigned` (which names the
+    /// group it keeps) or `ConversationUnassigned` event sets, if the event is one of those.
     pub fn set_by(event: &RecordedEvent) -> Option<Self> {
+        let variant = match event.event_type.as_str() {
+            "ConversationAssigned" => "Assigned",
+            "ConversationAutoAssigned" => "AutoAssigned",
+            _ => "",
+        };
         match event.event_type.as_str() {
-            "ConversationAssigned" => {
-                let data = event.payload.get("Assigned");
+            "ConversationAssigned" | "ConversationAutoAssigned" => {
+                let data = event.payload.get(variant);
                 let field = |name| data.and_then(|d| d.get(name)).and_then(Value::as_str);
                 Some(Self {
                     agent: field("agent").and_then(AgentId::parse),
@@ -68,6 +89,8 @@ pub enum Audience {
         after: Assignment,
         /// The assignment before it.
         before: Assignment,
+        /// Agents a private note mentions: they receive it whatever their read scope.
+        mentioned: Vec<AgentId>,
     },
     /// An event of an agent account: that agent, and those who manage agents.
     Agent(AgentId),
@@ -79,8 +102,15 @@ impl Audience {
     /// Whether `reader` may receive the event.
     pub fn admits(&self, reader: &Reader) -> bool {
         match self {
-            Self::Conversation { after, before, .. } => {
-                reader.may_read(*after) || (before != after && reader.may_read(*before))
+            Self::Conversation {
+                after,
+                before,
+                mentioned,
+                ..
+            } => {
+                reader.may_read(*after)
+                    || (before != after && reader.may_read(*before))
+                    || mentioned.contains(&reader.agent_id)
             }
             Self::Agent(agent) => *agent == reader.agent_id || reader.manages_agents,
             Self::Managers => reader.manages_agents,
@@ -91,8 +121,14 @@ impl Audience {
     /// when one of [`Reader::keys`] is among these.
     pub fn keys(&self) -> Vec<Key> {
         match self {
-            Self::Conversation { after, before, .. } => {
+            Self::Conversation {
+                after,
+                before,
+                mentioned,
+                ..
+            } => {
                 let mut keys = vec![Key::AllConversations];
+                keys.extend(mentioned.iter().copied().map(Key::Account));
                 let sides = if before == after {
                     &[*after][..]
                 } else {
@@ -198,6 +234,7 @@ mod tests {
             id: "c".to_owned(),
             after,
             before,
+            mentioned: vec![],
         }
     }
 

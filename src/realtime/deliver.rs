@@ -163,7 +163,12 @@ async fn advance(
             index.rights_passed(socket.id, standing.rights.reader(), standing.cursor);
             step.deactivated = was_active && !standing.rights.is_active();
         }
-        (Audience::Conversation { id, after, before }, _) if after != before => {
+        (
+            Audience::Conversation {
+                id, after, before, ..
+            },
+            _,
+        ) if after != before => {
             let lost = !standing.rights.reader().may_read(*after);
             if lost && hub.leave_room(socket, id) {
                 step.left.push(id.clone());
@@ -187,6 +192,15 @@ async fn deactivated_now(hub: &Hub, session: &Session) -> bool {
     }
 }
 
+/// The socket event that tells an agent a note mentions them.
+const MENTION: &str = "mention";
+
+/// Whether `delivery` is a note mentioning the socket's agent.
+fn mentions(delivery: &Delivery, session: &Session) -> bool {
+    matches!(&delivery.audience, Audience::Conversation { mentioned, .. }
+        if mentioned.contains(&session.agent_id()))
+}
+
 /// Sends one delivery. `false` when the socket is gone.
 async fn send(hub: &Hub, socket: &SocketRef, session: &Session, delivery: &Delivery) -> bool {
     let started = tokio::time::Instant::now();
@@ -194,6 +208,11 @@ async fn send(hub: &Hub, socket: &SocketRef, session: &Session, delivery: &Deliv
         match socket.emit(EVENT, &*delivery.json) {
             Ok(()) => {
                 metrics::counter!(crate::metrics::SOCKET_EVENTS_SENT).increment(1);
+                if mentions(delivery, session) {
+                    // The same envelope again under its own name, for notifications; it is
+                    // part of the stream, so a resumed socket receives it too.
+                    let _ = socket.emit(MENTION, &*delivery.json);
+                }
                 return true;
             }
             Err(socketioxide::SendError::Socket(

@@ -369,6 +369,7 @@ mod tests {
                 id: format!("c{n}"),
                 after: assignment,
                 before: assignment,
+                mentioned: vec![],
             },
         )
     }

@@ -181,6 +181,20 @@ impl Realtime {
         }
     }
 
+    /// How many sockets each agent has open on this instance (by agent id).
+    pub fn agents_connected(&self) -> HashMap<String, usize> {
+        let sockets = self
+            .hub
+            .sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut agents = HashMap::new();
+        for (_, session) in sockets.values() {
+            *agents.entry(session.agent_id().to_string()).or_insert(0) += 1;
+        }
+        agents
+    }
+
     /// Disconnects every socket (at shutdown).
     pub async fn close(&self) {
         self.hub.io.close().await;

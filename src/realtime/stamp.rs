@@ -91,6 +91,7 @@ impl Stamper {
                         id: conversation.to_owned(),
                         after: set.unwrap_or(before),
                         before,
+                        mentioned: Assignment::mentioned_by(&event),
                     }
                 }
                 None if event.aggregate_type == "Agent" => {
@@ -253,7 +254,7 @@ mod tests {
         };
         // The unassignment of A carries what it took away.
         assert!(all.iter().any(|(_, audience)| matches!(audience,
-            Audience::Conversation { id, before, after } if id == a && *before == sales
+            Audience::Conversation { id, before, after, .. } if id == a && *before == sales
                 && *after == Assignment::default())));
         for (start, _) in &all {
             let from = log.cursor_after(*start).await.expect("cursor");

@@ -1,5 +1,7 @@
 //! Background workers that act on time passing, and the health of all workers.
 
+pub mod auto_assign;
+pub mod availability;
 pub mod health;
 pub mod listen;
 pub mod lock_expiry;

@@ -65,6 +65,21 @@ async fn busy_log(app: &TestApp) {
         .await
         .expect("JSON");
     let (_, token) = agent(app, "batcher", "supervisor").await;
+    // Availability, a policy, and (for the customers writing last) auto-assignments.
+    let online = json!({"availability": "online"});
+    let path = "/api/agents/me/availability";
+    assert!(app
+        .send_as(&token, Method::PUT, path, Some(online))
+        .await
+        .status()
+        .is_success());
+    let policy = json!({"mode": "least_busy", "capacity": 1000});
+    let path = "/api/assignment/policies/default";
+    assert!(app
+        .send_as(&token, Method::PUT, path, Some(policy))
+        .await
+        .status()
+        .is_success());
     let conversations: Vec<String> = app
         .conversations()
         .await
@@ -85,6 +100,11 @@ async fn busy_log(app: &TestApp) {
                 Some(json!({"tag": format!("t{}", i % 3)})),
             ),
             (Method::POST, path("/lock"), None),
+            (
+                Method::POST,
+                path("/notes"),
+                Some(json!({"text": format!("note {i} — ünïcode"), "mentions": []})),
+            ),
             (
                 Method::POST,
                 path("/messages"),
@@ -115,7 +135,23 @@ async fn busy_log(app: &TestApp) {
             200
         );
     }
-    app.settle().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        app.settle().await;
+        // Until the assigner has nothing left to assign.
+        let waiting: i64 = with_pool!(&app.database, pool => sqlx::query_scalar(
+            "select count(*) from conversations where status = 'open'
+             and assigned_agent_id is null and owner_agent_id is null")
+            .fetch_one(pool).await.expect("count"));
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} still waiting"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Every row of every read model, as text, in a stable order.

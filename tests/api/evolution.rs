@@ -195,7 +195,11 @@ async fn an_undecodable_event_stops_only_the_read_models_that_need_it(backend: B
         .iter()
         .filter_map(|s| s["projection"].as_str())
         .collect();
-    assert_eq!(stopped, ["conversations", "messages"], "{detailed}");
+    assert_eq!(
+        stopped,
+        ["conversations", "messages", "search"],
+        "{detailed}"
+    );
     assert_eq!(
         detailed["projections"]["stopped"][0]["event_type"],
         "MessageOutboundTeleported"

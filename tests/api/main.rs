@@ -22,6 +22,7 @@ mod event_log;
 mod events;
 mod evolution;
 mod hardening;
+mod inbox;
 mod instances;
 mod login_abuse;
 mod nul_bytes;

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::grants::{self, Grant};
 use crate::agent::{
-    AgentCommand, AgentError, AgentEvent, AgentUpdate, Email, Permissions, Role, WorkingHours,
+    AgentCommand, AgentError, AgentEvent, AgentUpdate, Availability, Email, Permissions, Role,
+    WorkingHours,
 };
 use crate::{Actor, AgentId, GroupId, Timestamp};
 
@@ -28,6 +29,8 @@ struct Registered {
     permissions: Permissions,
     working_hours: Option<WorkingHours>,
     active: bool,
+    #[serde(default)]
+    availability: Availability,
 }
 
 impl Agent {
@@ -86,6 +89,14 @@ impl Agent {
             permissions: r.permissions,
             on_duty: r.working_hours.as_ref().is_none_or(|h| h.contains(at)),
         })
+    }
+
+    /// Whether the agent takes new conversations (a deactivated agent is offline).
+    pub fn availability(&self) -> Availability {
+        self.registered
+            .as_ref()
+            .filter(|r| r.active)
+            .map_or(Availability::Offline, |r| r.availability)
     }
 
     /// The version: how many events the agent has (clients send it back as `expected_version`).
@@ -195,6 +206,40 @@ impl Agent {
                     return Err(AgentError::LastAdmin);
                 }
                 Ok(vec![AgentEvent::Deactivated {
+                    reason,
+                    by: by.map(|a| a.agent_id),
+                    at,
+                }])
+            }
+            AgentCommand::SetAvailability {
+                availability,
+                reason,
+                expected_version,
+                by,
+                at,
+            } => {
+                if let Some(by) = by.as_ref().filter(|a| a.agent_id != me) {
+                    if !by.permissions.can_manage_agents {
+                        return Err(AgentError::NotPermitted(
+                            "setting another agent's availability needs can_manage_agents".into(),
+                        ));
+                    }
+                    grants::manages(by, Some(current.role))?;
+                }
+                if let Some(expected) = expected_version.filter(|v| *v != self.version) {
+                    return Err(AgentError::Changed {
+                        expected,
+                        current: self.version,
+                    });
+                }
+                if !current.active {
+                    return Err(AgentError::AlreadyInState("deactivated"));
+                }
+                if current.availability == availability {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AgentEvent::AvailabilityChanged {
+                    availability,
                     reason,
                     by: by.map(|a| a.agent_id),
                     at,
@@ -334,6 +379,7 @@ impl Aggregate for Agent {
                 permissions,
                 working_hours,
                 active: true,
+                availability: Availability::Offline,
             });
             return;
         }
@@ -349,7 +395,11 @@ impl Aggregate for Agent {
             AgentEvent::WorkingHoursChanged { working_hours, .. } => {
                 r.working_hours = working_hours
             }
-            AgentEvent::Deactivated { .. } => r.active = false,
+            AgentEvent::Deactivated { .. } => {
+                r.active = false;
+                r.availability = Availability::Offline;
+            }
+            AgentEvent::AvailabilityChanged { availability, .. } => r.availability = availability,
             AgentEvent::Reactivated { .. } => r.active = true,
         }
     }

@@ -1,6 +1,6 @@
 //! What can be asked of an agent record.
 
-use crate::agent::{Email, Permissions, PermissionsPatch, Role, WorkingHours};
+use crate::agent::{Availability, Email, Permissions, PermissionsPatch, Role, WorkingHours};
 use crate::{Actor, GroupId, Timestamp};
 
 /// Changes to an agent; `None` leaves a field as it is.
@@ -76,6 +76,19 @@ pub enum AgentCommand {
     /// Let a deactivated agent work again.
     Reactivate {
         /// Who.
+        by: Option<Actor>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Set the agent's availability (themselves, a manager, or the server when they left).
+    SetAvailability {
+        /// The new availability.
+        availability: Availability,
+        /// Why.
+        reason: Option<String>,
+        /// Only if the agent is still at this version (the server's check that they left).
+        expected_version: Option<u64>,
+        /// Who (`None`: the server).
         by: Option<Actor>,
         /// When.
         at: Timestamp,

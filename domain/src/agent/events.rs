@@ -3,7 +3,7 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{Email, Permissions, Role, WorkingHours};
+use crate::agent::{Availability, Email, Permissions, Role, WorkingHours};
 use crate::{AgentId, GroupId, Timestamp};
 
 /// An event of an [`Agent`](super::Agent). Each says who did it and when.
@@ -108,6 +108,19 @@ pub enum AgentEvent {
         /// When.
         at: Timestamp,
     },
+    /// The agent's availability changed.
+    AvailabilityChanged {
+        /// Now.
+        availability: Availability,
+        /// Why (`disconnected`: no socket for the grace period).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Who (`None`: the server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<AgentId>,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for AgentEvent {
@@ -122,6 +135,7 @@ impl DomainEvent for AgentEvent {
             Self::PasswordChanged { .. } => "AgentPasswordChanged",
             Self::Deactivated { .. } => "AgentDeactivated",
             Self::Reactivated { .. } => "AgentReactivated",
+            Self::AvailabilityChanged { .. } => "AgentAvailabilityChanged",
         }
         .to_owned()
     }

@@ -6,6 +6,7 @@
 //! which is exported and read by analytics consumers.
 
 mod aggregate;
+mod availability;
 mod commands;
 mod email;
 mod errors;
@@ -16,6 +17,7 @@ mod roster;
 mod working_hours;
 
 pub use aggregate::Agent;
+pub use availability::Availability;
 pub use commands::{AgentCommand, AgentUpdate};
 pub use email::Email;
 pub use errors::AgentError;

@@ -389,6 +389,9 @@ impl Conversation {
                     at,
                 }])
             }
+            ConversationCommand::AddNote { .. } | ConversationCommand::AutoAssign { .. } => {
+                self.decide_teamwork(command)
+            }
             ConversationCommand::MarkRead { write } => {
                 self.authorize_write(&write)?;
                 let up_to = self
@@ -538,6 +541,8 @@ impl Aggregate for Conversation {
                     self.window_closes_at = window_closes_at;
                 }
             }
+            ConversationEvent::AutoAssigned { agent, .. } => self.assigned_agent = Some(agent),
+            ConversationEvent::NoteAdded { .. } => {}
             ConversationEvent::Assigned { agent, group, .. } => {
                 self.assigned_agent = agent;
                 self.assigned_group = group;
@@ -574,6 +579,9 @@ impl Aggregate for Conversation {
         }
     }
 }
+
+mod teamwork;
+pub use teamwork::{MAX_MENTIONS, MAX_NOTE_CHARS};
 
 #[cfg(test)]
 mod tests;

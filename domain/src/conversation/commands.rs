@@ -143,4 +143,29 @@ pub enum ConversationCommand {
         /// Who, when.
         write: Write,
     },
+    /// A private note for the team (needs write rights; another agent's lock does not stop it).
+    AddNote {
+        /// Who, when.
+        write: Write,
+        /// The note's id (chosen by the caller, unique).
+        note_id: String,
+        /// The text.
+        text: String,
+        /// Agents to notify.
+        mentions: Vec<AgentId>,
+    },
+    /// The auto-assignment's decision: give an open conversation that no agent has and no human
+    /// owns to `agent` (refused otherwise, so two deciders never both assign it).
+    AutoAssign {
+        /// The agent.
+        agent: AgentId,
+        /// The group whose policy decided.
+        group: Option<GroupId>,
+        /// The policy.
+        policy: String,
+        /// Why this agent.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
 }

@@ -18,6 +18,18 @@ pub enum ConversationError {
     /// There is no such conversation (or the agent may not see it).
     #[error("no such conversation")]
     NotFound,
+    /// A note must say something, within [`MAX_NOTE_CHARS`](super::MAX_NOTE_CHARS) characters
+    /// and [`MAX_MENTIONS`](super::MAX_MENTIONS) mentions.
+    #[error("a note needs 1 to {max_chars} characters and at most {max_mentions} mentions")]
+    InvalidNote {
+        /// The longest note.
+        max_chars: usize,
+        /// The most mentions.
+        max_mentions: usize,
+    },
+    /// Auto-assignment only takes open conversations no agent has and no human owns.
+    #[error("the conversation is not waiting for an assignment")]
+    NotWaitingForAssignment,
     /// The agent's write permission does not cover this conversation.
     #[error("you may not write to this conversation")]
     NotPermitted,
@@ -79,6 +91,8 @@ impl ConversationError {
         match self {
             Self::WrongPhoneNumber { .. } => "conversation_wrong_phone_number",
             Self::NotFound => "not_found",
+            Self::InvalidNote { .. } => "invalid_note",
+            Self::NotWaitingForAssignment => "not_waiting",
             Self::NotPermitted => "forbidden",
             Self::OffDuty => "outside_working_hours",
             Self::LockedByAnotherAgent { .. } => "conversation_locked",

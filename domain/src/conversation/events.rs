@@ -180,6 +180,34 @@ pub enum ConversationEvent {
         /// When it lapsed.
         expired_at: Timestamp,
     },
+    /// An agent wrote a private note: for the team, never sent to the customer.
+    NoteAdded {
+        /// The note's id.
+        note_id: String,
+        /// The text.
+        text: String,
+        /// Agents mentioned (notified).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<AgentId>,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
+    /// The auto-assignment gave the conversation to an agent.
+    AutoAssigned {
+        /// The agent.
+        agent: AgentId,
+        /// The group whose policy decided (`None`: the account's default policy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<GroupId>,
+        /// The policy: `round_robin` or `least_busy`.
+        policy: String,
+        /// Why this agent (e.g. their open conversations against their capacity).
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -198,6 +226,8 @@ impl DomainEvent for ConversationEvent {
             Self::TagRemoved { .. } => "ConversationTagRemoved",
             Self::ReadByAgent { .. } => "ConversationReadByAgent",
             Self::AgentReplied { .. } => "ConversationAgentReplied",
+            Self::NoteAdded { .. } => "ConversationNoteAdded",
+            Self::AutoAssigned { .. } => "ConversationAutoAssigned",
             Self::LockAcquired { .. } => "LockAcquired",
             Self::LockRenewed { .. } => "LockRenewed",
             Self::LockReleased { .. } => "LockReleased",

@@ -15,7 +15,7 @@ mod errors;
 mod events;
 mod status;
 
-pub use aggregate::{Conversation, SERVICE_WINDOW_SECONDS};
+pub use aggregate::{Conversation, MAX_MENTIONS, MAX_NOTE_CHARS, SERVICE_WINDOW_SECONDS};
 pub use commands::{ConversationCommand, Write};
 pub use errors::ConversationError;
 pub use events::ConversationEvent;

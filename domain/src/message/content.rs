@@ -237,6 +237,30 @@ impl MessageContent {
         !matches!(self, Self::Reaction { .. } | Self::System { .. })
     }
 
+    /// The words a search finds the message by (text, captions, file and place names, chosen
+    /// replies); `None` for kinds without any.
+    pub fn search_text(&self) -> Option<String> {
+        let join = |parts: &[Option<&String>]| {
+            let text: Vec<&str> = parts.iter().flatten().map(|s| s.as_str()).collect();
+            (!text.is_empty()).then(|| text.join(" "))
+        };
+        match self {
+            Self::Text { body } => Some(body.clone()),
+            Self::Image(m)
+            | Self::Video(m)
+            | Self::Document(m)
+            | Self::Audio(m)
+            | Self::Sticker(m) => join(&[m.filename.as_ref(), m.caption.as_ref()]),
+            Self::Location { name, address, .. } => join(&[name.as_ref(), address.as_ref()]),
+            Self::Interactive(Interactive::ButtonReply { title, .. })
+            | Self::Interactive(Interactive::ListReply { title, .. }) => Some(title.clone()),
+            Self::Interactive(Interactive::FlowReply { body, .. }) => body.clone(),
+            Self::Button { text, .. } => Some(text.clone()),
+            Self::System { body, .. } => body.clone(),
+            _ => None,
+        }
+    }
+
     /// A one-line preview for inbox lists, at most [`PREVIEW_CHARS`] characters.
     pub fn preview(&self) -> String {
         let text = match self {

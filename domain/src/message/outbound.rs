@@ -209,6 +209,27 @@ impl OutboundContent {
         }
     }
 
+    /// The words a search finds the message by; `None` for kinds without any.
+    pub fn search_text(&self) -> Option<String> {
+        match self {
+            Self::Text { body, .. } | Self::Buttons { body, .. } | Self::List { body, .. } => {
+                Some(body.clone())
+            }
+            Self::Location { name, .. } => name.clone(),
+            Self::Image(m) | Self::Video(m) | Self::Document(m) => {
+                let parts: Vec<&str> = [m.filename.as_ref(), m.caption.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(" "))
+            }
+            Self::Template { .. } | Self::Reaction { .. } | Self::Audio(_) | Self::Sticker(_) => {
+                None
+            }
+        }
+    }
+
     /// A one-line preview for the inbox.
     pub fn preview(&self) -> String {
         let text = match self {
