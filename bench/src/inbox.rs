@@ -231,7 +231,8 @@ pub async fn run(args: InboxArgs) -> anyhow::Result<()> {
     ];
     for (name, scope, filter, sort) in views {
         let samples = timed(args.runs, || async {
-            let page = conversations::list(db, &scope, &filter, sort, now, None, Some(50)).await?;
+            let page =
+                conversations::list(db, &scope, &agent, &filter, sort, now, None, Some(50)).await?;
             Ok(page.items.len())
         })
         .await?;
@@ -261,7 +262,7 @@ pub async fn run(args: InboxArgs) -> anyhow::Result<()> {
         report(name, samples);
     }
     let counted = timed(args.runs.min(50), || async {
-        let counts = conversations::counts(db, &all, &InboxFilter::default(), now).await?;
+        let counts = conversations::counts(db, &all, &agent, &InboxFilter::default(), now).await?;
         Ok(usize::try_from(counts.all).unwrap_or(0))
     })
     .await?;

@@ -98,19 +98,32 @@ pub async fn policies(db: &Database) -> Result<Vec<PolicyView>, ProjectionError>
         .collect())
 }
 
-/// A conversation waiting for an agent: `(id, group id)`, oldest wait first.
-pub type Waiting = (String, Option<String>);
+/// A conversation waiting for an agent: `(id, group id, waiting since)`.
+pub type Waiting = (String, Option<String>, i64);
 
-/// Open conversations that no agent has and no human owns, the customer waiting longest first
-/// (then the oldest conversation), at most `limit`.
+/// Open conversations that no agent has and no human owns, in pools whose policy is not
+/// manual, the customer waiting longest first (then the oldest conversation), at most `limit`
+/// after `after` (the last one of the previous page).
 ///
 /// # Errors
 /// Database failures.
-pub async fn waiting(db: &Database, limit: u32) -> Result<Vec<Waiting>, ProjectionError> {
-    let sql = "select id, assigned_group_id from conversations
+pub async fn waiting(
+    db: &Database,
+    after: Option<&Waiting>,
+    limit: u32,
+) -> Result<Vec<Waiting>, ProjectionError> {
+    let sql = "select id, assigned_group_id, coalesce(waiting_since, started_at) as queued
+        from conversations c
         where status = 'open' and assigned_agent_id is null and owner_agent_id is null
-        order by coalesce(waiting_since, started_at), id limit $1";
-    Ok(with_pool!(db, pool => sqlx::query_as(sql).bind(i64::from(limit)).fetch_all(pool).await?))
+          and coalesce((select mode from assignment_policies p where p.pool = c.assigned_group_id),
+                       (select mode from assignment_policies p where p.pool = 'default'),
+                       'manual') <> 'manual'
+          and (coalesce(waiting_since, started_at) > $1
+               or (coalesce(waiting_since, started_at) = $1 and id > $2))
+        order by coalesce(waiting_since, started_at), id limit $3";
+    let (key, id) = after.map_or((i64::MIN, ""), |(id, _, key)| (*key, id.as_str()));
+    Ok(with_pool!(db, pool => sqlx::query_as(sql)
+        .bind(key).bind(id).bind(i64::from(limit)).fetch_all(pool).await?))
 }
 
 /// An agent who may be given conversations now, as far as the read models tell.

@@ -40,6 +40,30 @@ impl ReadScope {
     }
 }
 
+impl ReadScope {
+    /// The scope condition on `conversations` for this scope alone, with the same `$1` and `$2`
+    /// as [`scope_filter`]: for queries whose text is built per request, where a condition the
+    /// planner sees (instead of one decided by `$1` at run time) lets it use the indexes.
+    pub(crate) fn condition(&self) -> &'static str {
+        match self {
+            Self::All => "($1 = 'all' and $2 = '')",
+            Self::Assigned(_) => "($1 = 'assigned' and assigned_agent_id = $2)",
+            Self::Group(_) => {
+                "($1 = 'group' and (assigned_agent_id = $2
+                  or assigned_group_id in (select group_id from agent_groups where agent_id = $2)))"
+            }
+            Self::Nothing => "($1 = 'none' and $2 = '' and 1 = 0)",
+        }
+    }
+
+    /// [`Self::condition`] with the mode as `$first` and the agent id as `$first + 1`.
+    pub(crate) fn condition_from(&self, first: usize) -> String {
+        self.condition()
+            .replace("$2", &format!("${}", first + 1))
+            .replace("$1", &format!("${first}"))
+    }
+}
+
 /// The scope condition on `conversations`, with `$1` the mode and `$2` the agent id.
 macro_rules! scope_filter {
     () => {

@@ -115,7 +115,10 @@ async fn set_policy(
     Path(pool): Path<String>,
     JsonBody(request): JsonBody<PolicyRequest>,
 ) -> Result<Json<PolicyView>, ApiError> {
-    if pool != DEFAULT_POOL {
+    // The aggregate id is the group id as the log writes it (whatever the path's spelling).
+    let pool = if pool == DEFAULT_POOL {
+        pool
+    } else {
         let group = GroupId::parse(&pool).ok_or(ApiError::NotFound("group"))?;
         let (found, _) = state
             .log
@@ -124,7 +127,8 @@ async fn set_policy(
         if !found.exists() {
             return Err(ApiError::NotFound("group"));
         }
-    }
+        group.to_string()
+    };
     let now = state.clock.now();
     let command = AssignmentPolicyCommand::Set {
         mode: request.mode,

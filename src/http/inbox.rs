@@ -202,9 +202,11 @@ async fn list(
     view.filter.text = view.q.take();
     let scope = ReadScope::of(&auth.actor);
     let now = state.clock.now().unix_millis();
+    let me = auth.actor.agent_id.to_string();
     let page = conversations::list(
         &state.database,
         &scope,
+        &me,
         &view.filter,
         view.sort,
         now,
@@ -228,7 +230,8 @@ async fn counts(
     view.filter.text = view.q.take();
     let scope = ReadScope::of(&auth.actor);
     let now = state.clock.now().unix_millis();
-    let counts = conversations::counts(&state.database, &scope, &view.filter, now).await?;
+    let me = auth.actor.agent_id.to_string();
+    let counts = conversations::counts(&state.database, &scope, &me, &view.filter, now).await?;
     Ok(Json(counts))
 }
 

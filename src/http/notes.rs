@@ -1,14 +1,15 @@
 //! Private notes: written by agents for agents, never sent to the customer; they appear in the
-//! conversation's timeline (`direction: note`) and on sockets, and mentioned agents receive a
-//! `mention` on their socket.
+//! conversation's timeline (`direction: note`) and on sockets, and mentioned agents (who must
+//! be able to read the conversation) receive a `mention` on their socket.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::agent::Agent;
+use switchboard_domain::conversation::MAX_MENTIONS;
 use switchboard_domain::conversation::{ConversationCommand, Write};
-use switchboard_domain::AgentId;
+use switchboard_domain::{AgentId, GroupId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -54,23 +55,41 @@ async fn add_note(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<NoteRequest>,
 ) -> Result<(StatusCode, Json<NoteAdded>), ApiError> {
-    for agent in request
-        .mentions
-        .iter()
-        .take(switchboard_domain::conversation::MAX_MENTIONS + 1)
-    {
-        let (mentioned, _) = state
+    let mut mentions = request.mentions;
+    mentions.sort();
+    mentions.dedup();
+    if mentions.len() > MAX_MENTIONS {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_note",
+            message: format!("a note mentions at most {MAX_MENTIONS} agents"),
+        });
+    }
+    let conversation = crate::http::conversations::visible(&state, &auth, &id).await?;
+    let (agent, group) = (
+        conversation
+            .assigned_agent_id
+            .as_deref()
+            .and_then(AgentId::parse),
+        conversation
+            .assigned_group_id
+            .as_deref()
+            .and_then(GroupId::parse),
+    );
+    let now = state.clock.now();
+    for mentioned in &mentions {
+        let (found, _) = state
             .log
-            .load_aggregate::<Agent>(&agent.to_string())
+            .load_aggregate::<Agent>(&mentioned.to_string())
             .await?;
-        if !mentioned.is_active() {
+        // A note is read where the conversation is: only its readers may be mentioned.
+        let reader = found.actor(*mentioned, now);
+        if !reader.is_some_and(|r| r.may_read(agent, group)) {
             return Err(ApiError::Unprocessable {
                 code: "unknown_agent",
-                message: format!("no active agent {agent}"),
+                message: format!("no active agent {mentioned} who may read this conversation"),
             });
         }
     }
-    let now = state.clock.now();
     let note_id = uuid::Uuid::new_v4().to_string();
     let by = auth.actor.agent_id;
     let command = ConversationCommand::AddNote {
@@ -81,7 +100,7 @@ async fn add_note(
         },
         note_id: note_id.clone(),
         text: request.text,
-        mentions: request.mentions,
+        mentions,
     };
     let conversation = state
         .frameworks

@@ -89,7 +89,7 @@ pub enum Audience {
         after: Assignment,
         /// The assignment before it.
         before: Assignment,
-        /// Agents a private note mentions: they receive it whatever their read scope.
+        /// Agents a private note mentions (among its readers, they also get a `mention`).
         mentioned: Vec<AgentId>,
     },
     /// An event of an agent account: that agent, and those who manage agents.
@@ -102,15 +102,8 @@ impl Audience {
     /// Whether `reader` may receive the event.
     pub fn admits(&self, reader: &Reader) -> bool {
         match self {
-            Self::Conversation {
-                after,
-                before,
-                mentioned,
-                ..
-            } => {
-                reader.may_read(*after)
-                    || (before != after && reader.may_read(*before))
-                    || mentioned.contains(&reader.agent_id)
+            Self::Conversation { after, before, .. } => {
+                reader.may_read(*after) || (before != after && reader.may_read(*before))
             }
             Self::Agent(agent) => *agent == reader.agent_id || reader.manages_agents,
             Self::Managers => reader.manages_agents,
@@ -121,14 +114,8 @@ impl Audience {
     /// when one of [`Reader::keys`] is among these.
     pub fn keys(&self) -> Vec<Key> {
         match self {
-            Self::Conversation {
-                after,
-                before,
-                mentioned,
-                ..
-            } => {
+            Self::Conversation { after, before, .. } => {
                 let mut keys = vec![Key::AllConversations];
-                keys.extend(mentioned.iter().copied().map(Key::Account));
                 let sides = if before == after {
                     &[*after][..]
                 } else {

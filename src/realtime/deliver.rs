@@ -202,19 +202,34 @@ fn mentions(delivery: &Delivery, session: &Session) -> bool {
 }
 
 /// Sends one delivery. `false` when the socket is gone.
+///
+/// A note mentioning the socket's agent goes out twice: first as `mention` (the same envelope,
+/// for notifications), then as `event`. In that order a socket that drops between the two
+/// resumes before the event and receives both again; positions reveal the duplicate.
 async fn send(hub: &Hub, socket: &SocketRef, session: &Session, delivery: &Delivery) -> bool {
+    if mentions(delivery, session) && !emit(hub, socket, session, MENTION, delivery).await {
+        return false;
+    }
+    if !emit(hub, socket, session, EVENT, delivery).await {
+        return false;
+    }
+    metrics::counter!(crate::metrics::SOCKET_EVENTS_SENT).increment(1);
+    true
+}
+
+/// Emits `delivery` as `name`, waiting out a full channel for a while; a socket that stays
+/// behind is closed. `false` when the socket is gone.
+async fn emit(
+    hub: &Hub,
+    socket: &SocketRef,
+    session: &Session,
+    name: &'static str,
+    delivery: &Delivery,
+) -> bool {
     let started = tokio::time::Instant::now();
     loop {
-        match socket.emit(EVENT, &*delivery.json) {
-            Ok(()) => {
-                metrics::counter!(crate::metrics::SOCKET_EVENTS_SENT).increment(1);
-                if mentions(delivery, session) {
-                    // The same envelope again under its own name, for notifications; it is
-                    // part of the stream, so a resumed socket receives it too.
-                    let _ = socket.emit(MENTION, &*delivery.json);
-                }
-                return true;
-            }
+        match socket.emit(name, &*delivery.json) {
+            Ok(()) => return true,
             Err(socketioxide::SendError::Socket(
                 socketioxide::SocketError::InternalChannelFull,
             )) if started.elapsed() < SLOW_CONSUMER_GRACE => {

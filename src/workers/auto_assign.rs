@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_domain::agent::{ChatScope, Permissions, WorkingHours};
+use switchboard_domain::agent::{Availability, ChatScope, Permissions, WorkingHours};
 use switchboard_domain::assignment::{AssignmentMode, DEFAULT_POOL};
 use switchboard_domain::conversation::{ConversationCommand, ConversationError};
 use switchboard_domain::{AgentId, GroupId, Timestamp};
@@ -112,19 +112,12 @@ impl AutoAssigner {
                 .into_iter()
                 .filter_map(|p| Some((p.pool, (mode(&p.mode)?, p.capacity))))
                 .collect();
+        let most = policies.values().map(|(_, capacity)| *capacity).max();
         if policies
             .values()
             .all(|(mode, _)| *mode == AssignmentMode::Manual)
+            || !self.read_models_caught_up().await?
         {
-            return Ok(0);
-        }
-        if !self.read_models_caught_up().await? {
-            return Ok(0);
-        }
-        let waiting = assignment::waiting(self.database(), 500)
-            .await
-            .map_err(store_error)?;
-        if waiting.is_empty() {
             return Ok(0);
         }
         let now = self.clock.now();
@@ -134,58 +127,100 @@ impl AutoAssigner {
             .into_iter()
             .filter_map(|c| available(c, now))
             .collect();
-        let mut next_turn = i64::MAX / 2;
+        let mut turns = i64::MAX / 2..;
         let mut assigned = 0;
-        for (conversation, group) in waiting {
-            let pool = group.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned());
-            let Some(&(mode, capacity)) =
-                policies.get(&pool).or_else(|| policies.get(DEFAULT_POOL))
-            else {
-                continue;
-            };
-            let group = group.as_deref().and_then(GroupId::parse);
-            let Some(chosen) = choose(&agents, mode, capacity, group) else {
-                continue;
-            };
-            let agent = &mut agents[chosen];
-            let reason = format!(
-                "{} of {capacity} open conversations; {}",
-                agent.load,
-                if mode == AssignmentMode::RoundRobin {
-                    "longest without a new one"
-                } else {
-                    "fewest open"
-                }
-            );
-            let command = ConversationCommand::AutoAssign {
-                agent: agent.id,
-                group,
-                policy: mode.name().to_owned(),
-                reason,
-                at: now,
-            };
-            let metadata = actor_metadata(None, now);
-            match self
-                .frameworks
-                .conversations
-                .execute(&conversation, command, &metadata)
+        let mut after = None;
+        // Page through the waiting conversations while some agent has room: those no agent can
+        // take now (a group without one available) do not hold back the others.
+        while agents.iter().any(|a| most.is_some_and(|m| a.load < m)) {
+            let page = assignment::waiting(self.database(), after.as_ref(), 200)
                 .await
-            {
-                Ok(_) => {
+                .map_err(store_error)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for (conversation, group, _) in page {
+                let pool = group.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned());
+                let Some(&(mode, capacity)) =
+                    policies.get(&pool).or_else(|| policies.get(DEFAULT_POOL))
+                else {
+                    continue;
+                };
+                let group = group.as_deref().and_then(GroupId::parse);
+                let Some(chosen) = choose(&agents, mode, capacity, group) else {
+                    continue;
+                };
+                if !self.still_available(agents[chosen].id).await? {
+                    agents.remove(chosen);
+                    continue;
+                }
+                if self
+                    .assign(&conversation, &agents[chosen], group, mode, capacity)
+                    .await
+                {
+                    let agent = &mut agents[chosen];
                     agent.load += 1;
-                    agent.turn = next_turn;
-                    next_turn += 1;
+                    agent.turn = turns.next().unwrap_or(i64::MAX);
                     assigned += 1;
                 }
-                Err(cqrs_es::AggregateError::UserError(
-                    ConversationError::NotWaitingForAssignment,
-                )) => {}
-                Err(error) => {
-                    tracing::warn!(%conversation, %error, "auto-assignment failed");
-                }
             }
+            after = Some(last);
         }
         Ok(assigned)
+    }
+
+    /// Whether the agent is still active and online in the log (the read model may lag behind
+    /// a deactivation or an agent going offline).
+    async fn still_available(&self, agent: AgentId) -> Result<bool, switchboard_store::StoreError> {
+        let (found, _) = self
+            .log
+            .load_aggregate::<switchboard_domain::agent::Agent>(&agent.to_string())
+            .await?;
+        Ok(found.is_active() && found.availability() == Availability::Online)
+    }
+
+    /// Appends the decision; `true` when the conversation was assigned.
+    async fn assign(
+        &self,
+        conversation: &str,
+        agent: &Agent,
+        group: Option<GroupId>,
+        mode: AssignmentMode,
+        capacity: i64,
+    ) -> bool {
+        let now = self.clock.now();
+        let reason = format!(
+            "{} of {capacity} open conversations; {}",
+            agent.load,
+            if mode == AssignmentMode::RoundRobin {
+                "longest without a new one"
+            } else {
+                "fewest open"
+            }
+        );
+        let command = ConversationCommand::AutoAssign {
+            agent: agent.id,
+            group,
+            policy: mode.name().to_owned(),
+            reason,
+            at: now,
+        };
+        let metadata = actor_metadata(None, now);
+        match self
+            .frameworks
+            .conversations
+            .execute(conversation, command, &metadata)
+            .await
+        {
+            Ok(_) => true,
+            Err(cqrs_es::AggregateError::UserError(ConversationError::NotWaitingForAssignment)) => {
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%conversation, %error, "auto-assignment failed");
+                false
+            }
+        }
     }
 
     /// Whether the read models have applied every event committed before now (waits up to

@@ -86,6 +86,17 @@ impl Presence {
         Ok(sockets.keys().cloned().collect())
     }
 
+    /// Forgets reports older than the grace period and a day (stopped instances' rows).
+    async fn forget_old(&self) -> Result<(), switchboard_store::StoreError> {
+        let day = Duration::from_secs(86_400) + self.grace;
+        let before = self.clock.now().unix_millis() - i64::try_from(day.as_millis()).unwrap_or(0);
+        with_pool!(&self.database, pool => {
+            sqlx::query("delete from agent_connections where seen_at < $1")
+                .bind(before).execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// Takes every absent agent offline; returns how many.
     async fn take_absent_offline(&self) -> Result<usize, switchboard_store::StoreError> {
         let now = self.clock.now();
@@ -123,6 +134,9 @@ impl Presence {
             match self.report(&sockets(), &reported).await {
                 Ok(now) => reported = now,
                 Err(error) => tracing::warn!(%error, "reporting connected agents failed"),
+            }
+            if let Err(error) = self.forget_old().await {
+                tracing::warn!(%error, "forgetting old connection reports failed");
             }
             if let Err(error) = self.take_absent_offline().await {
                 tracing::warn!(%error, "taking absent agents offline failed");

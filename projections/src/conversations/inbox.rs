@@ -11,7 +11,6 @@ use switchboard_store::{with_pool, Backend, Database, SqlValue};
 
 use super::view::{conversation_columns, ConversationRow, ConversationView};
 use crate::page::{page_size, paginate, Cursor, Page};
-use crate::scope::scope_filter;
 use crate::{ProjectionError, ReadScope};
 
 /// Whose conversations.
@@ -53,6 +52,15 @@ impl Sort {
             Self::LastActivity => ("last_activity_at", false),
             Self::Created => ("started_at", false),
             Self::WaitingLongest => ("coalesce(waiting_since, 9223372036854775807)", true),
+        }
+    }
+
+    /// Tags cursors, so that a cursor of one sort is not taken for another's.
+    fn code(self) -> &'static str {
+        match self {
+            Self::LastActivity => "a:",
+            Self::WaitingLongest => "w:",
+            Self::Created => "c:",
         }
     }
 
@@ -101,7 +109,7 @@ impl Sql {
     fn scoped(select: &str, scope: &ReadScope) -> Self {
         let (mode, me) = scope.args();
         Self {
-            text: format!("{select} where {}", scope_filter!()),
+            text: format!("{select} where {}", scope.condition()),
             args: vec![mode.into(), me.into()],
         }
     }
@@ -199,14 +207,22 @@ macro_rules! bind_args {
 }
 pub(crate) use bind_args;
 
-/// The conversations of a view as `scope` may see them, one page at a time; `now` (Unix
-/// milliseconds) decides which windows are open and which locks are held.
+/// The conversations of a view as `scope` may see them, one page at a time, for the agent `me`
+/// (`assignee=me`); `now` (Unix milliseconds) decides which windows are open and which locks
+/// are held.
+///
+/// A conversation whose sort key changes while a client pages (new activity, an answer ending
+/// the wait) moves in the order: it may then be passed over or come again. Conversations that
+/// arrive meanwhile do not shift the pages after the cursor.
 ///
 /// # Errors
-/// [`ProjectionError::InvalidCursor`] for a bad cursor; database failures.
+/// [`ProjectionError::InvalidCursor`] for a bad cursor (or one of another sort); database
+/// failures.
+#[allow(clippy::too_many_arguments)]
 pub async fn list(
     db: &Database,
     scope: &ReadScope,
+    me: &str,
     filter: &InboxFilter,
     sort: Sort,
     now: i64,
@@ -225,7 +241,7 @@ pub async fn list(
         concat!("select ", conversation_columns!(), " from conversations"),
         scope,
     );
-    sql.filter(filter, db.backend(), scope.args().1, now);
+    sql.filter(filter, db.backend(), me, now);
     let (key, ascending) = sort.key();
     let (order, beyond) = if ascending {
         ("asc", ">")
@@ -233,6 +249,10 @@ pub async fn list(
         ("desc", "<")
     };
     if let Some(Cursor { key: at, tie }) = after {
+        let tie = tie
+            .strip_prefix(sort.code())
+            .ok_or(ProjectionError::InvalidCursor)?
+            .to_owned();
         let (k, t) = (sql.arg(at), sql.arg(tie));
         sql.and(&format!(
             "({key} {beyond} {k} or ({key} = {k} and id {beyond} {t}))"
@@ -245,7 +265,7 @@ pub async fn list(
     let rows: Vec<ConversationRow> = with_pool!(db, pool =>
         bind_args!(sqlx::query_as(&sql.text), &sql.args).fetch_all(pool).await?);
     Ok(paginate(rows, limit, |row| {
-        Cursor::encode(sort.key_of(row), &row.id)
+        Cursor::encode(sort.key_of(row), &format!("{}{}", sort.code(), row.id))
     }))
 }
 
@@ -270,21 +290,23 @@ pub struct Counts {
 pub async fn counts(
     db: &Database,
     scope: &ReadScope,
+    me: &str,
     filter: &InboxFilter,
     now: i64,
 ) -> Result<Counts, ProjectionError> {
     if *scope == ReadScope::Nothing {
         return Ok(Counts::default());
     }
-    // The caller's id comes from a one-row table so that `$1` still appears before `$2`.
+    // The caller's id comes from a one-row table so that the arguments appear in order.
     let mut sql = Sql::scoped(
         "select status, count(*),
             sum(case when assigned_agent_id = caller.me then 1 else 0 end),
             sum(case when assigned_agent_id is null then 1 else 0 end)
-         from (select $1 as mode, $2 as me) caller, conversations",
+         from (select $1 as mode, $2 as scope_agent, $3 as me) caller, conversations",
         scope,
     );
-    sql.filter(filter, db.backend(), scope.args().1, now);
+    sql.args.push(me.into());
+    sql.filter(filter, db.backend(), me, now);
     sql.text.push_str(" group by status");
     let rows: Vec<(String, i64, i64, i64)> = with_pool!(db, pool =>
         bind_args!(sqlx::query_as(&sql.text), &sql.args).fetch_all(pool).await?);

@@ -9,6 +9,8 @@
 
 pub mod fold;
 mod query;
+mod rank;
+mod snippet;
 
 pub(crate) use query::conversations_matching;
 pub use query::{search, SearchHit};

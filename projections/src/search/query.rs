@@ -1,12 +1,12 @@
 //! Searching the index within a read scope: ranked hits with a highlighted snippet.
 
 use serde::Serialize;
-use switchboard_store::{with_pool, Backend, Database, SqlValue};
+use switchboard_store::{Backend, Database, SqlValue};
 
-use super::fold::{fold_word, query_terms, words};
-use crate::conversations::{bind_args, get_many, ConversationView};
+use super::fold::query_terms;
+use super::snippet::snippet;
+use crate::conversations::{get_many, ConversationView};
 use crate::page::{page_size, rfc3339, Cursor, Page};
-use crate::scope::scope_filter;
 use crate::{ProjectionError, ReadScope};
 
 /// One document found.
@@ -34,7 +34,11 @@ pub(crate) struct Matching {
 
 /// The backend's match condition on `search_index` with the query as argument `$index`, and
 /// that argument (`None`: the query has no words).
-fn match_condition(backend: Backend, index: usize, terms: &[String]) -> (String, SqlValue) {
+pub(super) fn match_condition(
+    backend: Backend,
+    index: usize,
+    terms: &[String],
+) -> (String, SqlValue) {
     match backend {
         Backend::Postgres => {
             let query: Vec<String> = terms.iter().map(|t| format!("{t}:*")).collect();
@@ -73,8 +77,9 @@ pub(crate) fn conversations_matching(backend: Backend, index: usize, text: &str)
     }
 }
 
+/// A document found, before its conversation and snippet are added.
 #[derive(sqlx::FromRow)]
-struct HitRow {
+pub(super) struct HitRow {
     id: String,
     conversation_id: String,
     kind: String,
@@ -108,33 +113,8 @@ pub async fn search(
             next_cursor: None,
         });
     }
-    let (mode, me) = scope.args();
-    let backend = db.backend();
-    let (condition, arg) = match_condition(backend, 3, &terms);
-    let rank = match backend {
-        Backend::Postgres => "ts_rank(search_index.tsv, to_tsquery('simple', $3)) desc",
-        Backend::Sqlite => "bm25(search_index)",
-    };
-    let sql = format!(
-        "select d.id, d.conversation_id, d.kind, d.body, d.at from search_index
-         join search_documents d on d.seq = search_index.rowid
-         join conversations on conversations.id = d.conversation_id
-         where {scope} and {condition}
-         order by case when (' ' || d.folded) like $4 then 0 else 1 end, {rank}, d.at desc, d.id
-         limit $5 offset $6",
-        scope = scope_filter!()
-    );
-    let phrase = format!("% {}%", terms.join(" "));
-    let args: Vec<SqlValue> = vec![
-        mode.into(),
-        me.into(),
-        arg,
-        phrase.into(),
-        (i64::from(limit) + 1).into(),
-        offset.into(),
-    ];
-    let mut rows: Vec<HitRow> = with_pool!(db, pool =>
-        bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await?);
+    let fetch = i64::from(limit) + 1;
+    let mut rows = super::rank::ranked(db, scope, &terms, fetch, offset).await?;
     let next_cursor = (rows.len() > limit as usize).then(|| {
         rows.truncate(limit as usize);
         Cursor::encode(offset + i64::from(limit), "search")
@@ -155,84 +135,4 @@ pub async fn search(
         })
         .collect();
     Ok(Page { items, next_cursor })
-}
-
-/// Words shown before the first match.
-const CONTEXT_BEFORE: usize = 8;
-/// Words a snippet shows at most.
-const SNIPPET_WORDS: usize = 32;
-
-/// The part of `body` around the first word matching a term (as a prefix, folded), HTML-escaped,
-/// with every matching word in `<mark>…</mark>` and `…` where it was cut.
-fn snippet(body: &str, terms: &[String]) -> String {
-    let found: Vec<(usize, &str, bool)> = words(body)
-        .map(|(at, word)| {
-            let folded = fold_word(word);
-            (
-                at,
-                word,
-                terms.iter().any(|t| folded.starts_with(t.as_str())),
-            )
-        })
-        .collect();
-    let first = found.iter().position(|(_, _, hit)| *hit).unwrap_or(0);
-    let from = first.saturating_sub(CONTEXT_BEFORE);
-    let to = (from + SNIPPET_WORDS).min(found.len());
-    let start = if from == 0 { 0 } else { found[from].0 };
-    let end = if to == found.len() {
-        body.len()
-    } else {
-        found[to - 1].0 + found[to - 1].1.len()
-    };
-    let mut out = String::new();
-    if start > 0 {
-        out.push('…');
-    }
-    let mut at = start;
-    for (word_at, word, hit) in &found[from..to] {
-        escape_into(&mut out, &body[at..*word_at]);
-        if *hit {
-            out.push_str("<mark>");
-            escape_into(&mut out, word);
-            out.push_str("</mark>");
-        } else {
-            escape_into(&mut out, word);
-        }
-        at = word_at + word.len();
-    }
-    escape_into(&mut out, &body[at..end]);
-    if end < body.len() {
-        out.push('…');
-    }
-    out
-}
-
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::snippet;
-
-    #[test]
-    fn snippets_mark_folded_matches_and_escape_the_rest() {
-        let terms = vec!["cancelacion".to_owned()];
-        assert_eq!(
-            snippet("Quiero la <b>cancelación</b> ya", &terms),
-            "Quiero la &lt;b&gt;<mark>cancelación</mark>&lt;/b&gt; ya"
-        );
-        let long = format!("{} pedido final", "palabra ".repeat(40));
-        let cut = snippet(&long, &["pedido".to_owned()]);
-        assert!(cut.starts_with('…') && cut.contains("<mark>pedido</mark> final"));
-    }
 }

@@ -13,12 +13,20 @@ use crate::socket_client::SocketClient;
 async fn a_note_stays_in_the_team_and_reaches_the_mentioned_agent(backend: Backend) {
     let (simulator, app, conversation) = crate::outbound::wired_sending(backend, true).await;
     let (ana, ana_token) = agent(&app, "ana", "agent").await;
-    // Bo may read nothing: the mention alone brings the note to him.
+    // Bo reads every conversation but writes none; Cy reads only his own, so he may not be
+    // mentioned here.
     let bo = app
         .create_agent(
             json!({"email": "bo@example.com", "name": "Bo", "role": "agent",
             "password": "a long enough password",
-            "permissions": {"can_read_chats": "none", "can_write_to_chats": "none"}}),
+            "permissions": {"can_read_chats": "all", "can_write_to_chats": "none"}}),
+        )
+        .await;
+    let cy = app
+        .create_agent(
+            json!({"email": "cy@example.com", "name": "Cy", "role": "agent",
+            "password": "a long enough password",
+            "permissions": {"can_read_chats": "assigned", "can_write_to_chats": "assigned"}}),
         )
         .await;
     let bo_token = app.login("bo@example.com", "a long enough password").await;
@@ -69,14 +77,16 @@ async fn a_note_stays_in_the_team_and_reaches_the_mentioned_agent(backend: Backe
     let received = simulator.received();
     assert_eq!(received.len(), 1, "{received:?}");
     assert!(!received[0].to_string().contains("VIP"), "{received:?}");
-    // Notes follow the write scope, and an empty or unknown mention is refused.
+    // Notes follow the write scope; an empty note, an unknown agent and one who may not read
+    // the conversation are refused.
     let response = app
         .send_as(&bo_token, Method::POST, &path, Some(json!({"text": "hi"})))
         .await;
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 403);
     for bad in [
         json!({"text": "  "}),
         json!({"text": "x", "mentions": ["00000000-0000-4000-8000-000000000009"]}),
+        json!({"text": "x", "mentions": [cy]}),
     ] {
         let response = app
             .send_as(&ana_token, Method::POST, &path, Some(bad.clone()))

@@ -424,3 +424,87 @@ fn a_snooze_ends_at_its_time() {
             at: t(100),
         }]);
 }
+
+#[test]
+fn a_note_needs_write_scope_but_not_the_lock() {
+    let locked = ConversationEvent::LockAcquired {
+        agent: agent(BOB),
+        acquired_at: t(1),
+        expires_at: t(300),
+    };
+    let note = |actor: Actor, text: &str| ConversationCommand::AddNote {
+        write: write(actor, 2),
+        note_id: "n1".into(),
+        text: text.into(),
+        mentions: vec![agent(BOB), agent(BOB)],
+    };
+    ConversationTest::with(())
+        .given(vec![started(), locked.clone()])
+        .when(note(alice(), "VIP"))
+        .then_expect_events(vec![ConversationEvent::NoteAdded {
+            note_id: "n1".into(),
+            text: "VIP".into(),
+            mentions: vec![agent(BOB)],
+            by: agent(ALICE),
+            at: t(2),
+        }]);
+    ConversationTest::with(())
+        .given(vec![started()])
+        .when(note(alice(), "   "))
+        .then_expect_error(ConversationError::InvalidNote {
+            max_chars: MAX_NOTE_CHARS,
+            max_mentions: MAX_MENTIONS,
+        });
+    ConversationTest::with(())
+        .given(vec![started()])
+        .when(note(alice().with_scope(ChatScope::Assigned), "hi"))
+        .then_expect_error(ConversationError::NotFound);
+}
+
+#[test]
+fn auto_assignment_only_takes_a_conversation_still_waiting() {
+    let assign = |n: u128| ConversationCommand::AutoAssign {
+        agent: agent(n),
+        group: None,
+        policy: "round_robin".into(),
+        reason: "0 of 2".into(),
+        at: t(5),
+    };
+    let assigned = ConversationEvent::AutoAssigned {
+        agent: agent(ALICE),
+        group: None,
+        policy: "round_robin".into(),
+        reason: "0 of 2".into(),
+        at: t(5),
+    };
+    ConversationTest::with(())
+        .given(vec![started()])
+        .when(assign(ALICE))
+        .then_expect_events(vec![assigned.clone()]);
+    // A second decider loses: it is no longer waiting.
+    ConversationTest::with(())
+        .given(vec![started(), assigned])
+        .when(assign(BOB))
+        .then_expect_error(ConversationError::NotWaitingForAssignment);
+    // Owned by a human, or resolved: not waiting either.
+    let taken = ConversationEvent::TakenOver {
+        agent: agent(BOB),
+        from: None,
+        reason: None,
+        at: t(1),
+    };
+    ConversationTest::with(())
+        .given(vec![started(), taken])
+        .when(assign(ALICE))
+        .then_expect_error(ConversationError::NotWaitingForAssignment);
+    let resolved = ConversationEvent::StatusChanged {
+        status: ConversationStatus::Resolved,
+        by: None,
+        reason: None,
+        at: t(1),
+    };
+    ConversationTest::with(())
+        .given(vec![started(), resolved])
+        .when(assign(ALICE))
+        .then_expect_error(ConversationError::NotWaitingForAssignment);
+}
