@@ -29,6 +29,9 @@ pub struct InboxArgs {
     /// Timed runs of each query.
     #[arg(long, default_value_t = 200)]
     runs: usize,
+    /// Keep the seeded schema (PostgreSQL) for `explain` afterwards.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Words of the synthetic messages (ASCII, so that their folded form is their lower case).
@@ -107,11 +110,12 @@ async fn seed(database: &Database, args: &InboxArgs) -> anyhow::Result<String> {
     let documents = format!(
         "{} insert into search_documents (id, seq, conversation_id, kind, body, folded, at)
          select 'm' || i, i, 'c' || (1 + i % {}), 'message', t, t, 1780000000000 + i
-         from (select i, {text} || ' nro ' || i as t from n) x",
+         from (select i, {text} || ' ref' || i as t from n) x",
         count(args.messages),
         args.conversations
     );
-    let index = "insert into search_index (rowid, folded) select seq, folded from search_documents";
+    let index = "insert into search_index (rowid, conversation_id, folded)
+        select seq, conversation_id, folded from search_documents";
     for (what, sql) in [
         ("conversations", conversations.as_str()),
         ("tags", tags.as_str()),
@@ -245,7 +249,7 @@ pub async fn run(args: InboxArgs) -> anyhow::Result<()> {
             all.clone(),
             "reembolso pedido",
         ),
-        ("search rare (nro 424242)", all.clone(), "nro 424242"),
+        ("search rare (ref424242)", all.clone(), "ref424242"),
         (
             "search scope assigned (cancelacion)",
             mine.clone(),
@@ -268,6 +272,8 @@ pub async fn run(args: InboxArgs) -> anyhow::Result<()> {
     .await?;
     report("counts (all tabs, one query)", counted);
     database.close().await;
-    picked.clean_up().await?;
+    if !args.keep {
+        picked.clean_up().await?;
+    }
     Ok(())
 }

@@ -279,7 +279,7 @@ pub struct Counts {
     pub unassigned: i64,
     /// All.
     pub all: i64,
-    /// Per status (`open`, `pending`, `snoozed`, `resolved`; absent: none).
+    /// Per status: `open`, `pending`, `snoozed`, `resolved` (each present, 0 when none).
     pub by_status: std::collections::BTreeMap<String, i64>,
 }
 
@@ -311,6 +311,9 @@ pub async fn counts(
     let rows: Vec<(String, i64, i64, i64)> = with_pool!(db, pool =>
         bind_args!(sqlx::query_as(&sql.text), &sql.args).fetch_all(pool).await?);
     let mut counts = Counts::default();
+    for status in ["open", "pending", "snoozed", "resolved"] {
+        counts.by_status.insert(status.to_owned(), 0);
+    }
     for (status, all, mine, unassigned) in rows {
         counts.all += all;
         counts.mine += mine;

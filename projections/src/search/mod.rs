@@ -31,7 +31,7 @@ insert into search_documents (id, seq, conversation_id, kind, body, folded, at)
 values ($1, $2, $3, $4, $5, $6, $7)
 on conflict (id) do update set seq = excluded.seq, body = excluded.body,
     folded = excluded.folded, at = excluded.at";
-const INDEX: &str = "insert into search_index (rowid, folded) values ($1, $2)";
+const INDEX: &str = "insert into search_index (rowid, conversation_id, folded) values ($1, $2, $3)";
 
 /// What kind of thing a document is.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +77,11 @@ fn document(
     ));
     out.push(Statement::new(
         INDEX,
-        vec![event.position.into(), SqlValue::from(folded)],
+        vec![
+            event.position.into(),
+            conversation_id.into(),
+            SqlValue::from(folded),
+        ],
     ));
 }
 

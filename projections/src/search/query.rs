@@ -20,6 +20,8 @@ pub struct SearchHit {
     pub snippet: String,
     /// When the document was written (a message: Meta's timestamp of it).
     pub at: String,
+    /// The conversation's id (also in `conversation`).
+    pub conversation_id: String,
     /// The conversation it belongs to, as the inbox shows it.
     pub conversation: ConversationView,
 }
@@ -69,10 +71,16 @@ pub(crate) fn conversations_matching(backend: Backend, index: usize, text: &str)
     }
     let (condition, arg) = match_condition(backend, index, &terms);
     Matching {
-        sql: format!(
-            "select d.conversation_id from search_index
-             join search_documents d on d.seq = search_index.rowid where {condition}"
-        ),
+        // SQLite's contentless index keeps no column values: the documents name the conversation.
+        sql: match backend {
+            Backend::Postgres => {
+                format!("select search_index.conversation_id from search_index where {condition}")
+            }
+            Backend::Sqlite => format!(
+                "select d.conversation_id from search_index
+                 join search_documents d on d.seq = search_index.rowid where {condition}"
+            ),
+        },
         args: vec![arg],
     }
 }
@@ -129,6 +137,7 @@ pub async fn search(
                 message_id: (row.kind == "message").then(|| row.id.clone()),
                 snippet: snippet(&row.body, &terms),
                 at: rfc3339(row.at),
+                conversation_id: row.conversation_id.clone(),
                 kind: row.kind,
                 conversation,
             })

@@ -7,7 +7,8 @@
 //! [`ENOUGH`] of them (a walk back along the primary key that stops early), else the newest
 //! [`CANDIDATES`] of all (the GIN index, cheap when matches are few); on SQLite FTS5 walks its
 //! doclists newest first itself. A search within an agent's or a group's conversations ranks
-//! all of their matches: the conversations bound it.
+//! all of their matches: on PostgreSQL it walks their documents (`search_index` by
+//! conversation), whose number bounds it, rather than every match of a common word.
 
 use switchboard_store::{with_pool, Backend, Database, SqlValue};
 
@@ -73,19 +74,31 @@ pub(super) async fn ranked(
             );
             (sql, vec![query, mode.into(), me.into(), phrase])
         }
-        _ => {
+        (Backend::Postgres, _) => {
+            let (_, query) = match_condition(backend, 3, terms);
+            // `|| ''`: the words are checked per document, so the planner walks the scope's
+            // documents instead of the GIN index's every match.
+            let sql = format!(
+                "select {COLUMNS} from search_index
+                 join conversations on conversations.id = search_index.conversation_id
+                 join search_documents d on d.seq = search_index.rowid
+                 where {scope} and (search_index.tsv || ''::tsvector) @@ to_tsquery('simple', $3)
+                 order by case when (' ' || d.folded) like $4 then 0 else 1 end,
+                     ts_rank(search_index.tsv, to_tsquery('simple', $3)) desc, d.at desc, d.id
+                 limit $5 offset $6",
+                scope = scope.condition()
+            );
+            (sql, vec![mode.into(), me.into(), query, phrase])
+        }
+        (Backend::Sqlite, _) => {
             let (condition, query) = match_condition(backend, 3, terms);
-            let rank = match backend {
-                Backend::Postgres => "ts_rank(search_index.tsv, to_tsquery('simple', $3)) desc",
-                Backend::Sqlite => "bm25(search_index)",
-            };
             let sql = format!(
                 "select {COLUMNS} from search_index
                  join search_documents d on d.seq = search_index.rowid
                  join conversations on conversations.id = d.conversation_id
                  where {scope} and {condition}
-                 order by case when (' ' || d.folded) like $4 then 0 else 1 end, {rank},
-                     d.at desc, d.id
+                 order by case when (' ' || d.folded) like $4 then 0 else 1 end,
+                     bm25(search_index), d.at desc, d.id
                  limit $5 offset $6",
                 scope = scope.condition()
             );
