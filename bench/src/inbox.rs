@@ -130,7 +130,7 @@ async fn seed(database: &Database, args: &InboxArgs) -> anyhow::Result<String> {
     if let Database::Postgres(pool) = database {
         sqlx::query("analyze").execute(pool).await?;
     }
-    Ok("agent7".to_owned())
+    Ok("agent8".to_owned())
 }
 
 /// Times `runs` calls of `query`.
