@@ -243,9 +243,39 @@ async fn an_agent_without_a_socket_goes_offline_after_the_grace_period(backend: 
     assert_eq!(response.status(), 403);
 }
 
+async fn a_connected_agent_stays_online_until_their_last_socket_leaves(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.conversations.availability_grace = Duration::from_secs(2);
+    })
+    .await;
+    let (id, token) = online_agent(&app, "fia").await;
+    let availability = async || {
+        let agent: Value = app.get_json(&format!("/api/agents/{id}")).await;
+        agent["availability"].as_str().map(str::to_owned)
+    };
+    let socket = crate::socket_client::SocketClient::connect(&app.address, json!({"token": token}))
+        .await
+        .expect("connects");
+    // Reported connected (every half second with a 2 s grace), then time passes: still online.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.clock.advance_seconds(10);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    app.settle().await;
+    assert_eq!(availability().await.as_deref(), Some("online"));
+    // The socket leaves; once the grace period has passed without one, offline.
+    socket.close().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.clock.advance_seconds(10);
+    until("offline", Duration::from_secs(10), async || {
+        (availability().await.as_deref() == Some("offline")).then_some(())
+    })
+    .await;
+}
+
 on_both_backends!(
     capacity_caps_assignment_and_freed_capacity_drains_the_oldest,
     an_agent_without_a_socket_goes_offline_after_the_grace_period,
+    a_connected_agent_stays_online_until_their_last_socket_leaves,
 );
 
 /// Two server processes on one PostgreSQL assign every conversation exactly once.
