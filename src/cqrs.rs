@@ -12,6 +12,7 @@ use switchboard_domain::business_account::BusinessAccount;
 use switchboard_domain::conversation::Conversation;
 use switchboard_domain::group::Group;
 use switchboard_domain::message::Message;
+use switchboard_domain::quick_reply::QuickReply;
 use switchboard_domain::template::Template;
 use switchboard_store::{EventRepository, SnapshotStore};
 
@@ -41,6 +42,8 @@ pub struct Frameworks {
     pub groups: Framework<Group>,
     /// Auto-assignment policies (one per pool).
     pub policies: Framework<AssignmentPolicy>,
+    /// Quick replies.
+    pub quick_replies: Framework<QuickReply>,
 }
 
 /// Wires every aggregate to `log`. Read models are not registered here: projections tail the
@@ -54,6 +57,7 @@ pub fn framework(log: &EventRepository) -> Frameworks {
         agents: wire(log),
         groups: wire(log),
         policies: wire(log),
+        quick_replies: wire(log),
     }
 }
 

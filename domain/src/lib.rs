@@ -25,6 +25,7 @@ pub mod group;
 pub mod ids;
 pub mod message;
 pub mod meta_error;
+pub mod quick_reply;
 pub mod recent;
 pub mod template;
 pub mod time;

@@ -6,6 +6,7 @@ use switchboard_domain::business_account::{BusinessAccount, BusinessAccountEvent
 use switchboard_domain::conversation::{Conversation, ConversationEvent};
 use switchboard_domain::group::{Group, GroupEvent};
 use switchboard_domain::message::{Message, MessageEvent};
+use switchboard_domain::quick_reply::{QuickReply, QuickReplyEvent};
 use switchboard_domain::template::{Template, TemplateEvent};
 use switchboard_store::RecordedEvent;
 
@@ -35,6 +36,8 @@ pub enum DecodedEvent {
     Group(GroupEvent),
     /// An event of an auto-assignment policy.
     AssignmentPolicy(AssignmentPolicyEvent),
+    /// An event of a quick reply.
+    QuickReply(QuickReplyEvent),
     /// An aggregate type no projection here reads.
     Other,
 }
@@ -72,6 +75,9 @@ impl DecodedEvent {
             }
             t if t == aggregate_type::<AssignmentPolicy>() => {
                 Self::AssignmentPolicy(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<QuickReply>() => {
+                Self::QuickReply(serde_json::from_value(payload).map_err(undecodable)?)
             }
             _ => Self::Other,
         })

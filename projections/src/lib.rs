@@ -12,6 +12,7 @@
 //! - [`agents`] — agents and their group memberships.
 //! - [`groups`] — the groups.
 //! - [`assignment`] — auto-assignment policies and who last got a conversation.
+//! - [`quick_replies`] — saved answers and who may use them.
 //! - [`account_notifications`] — account-level notifications from Meta.
 
 pub mod account_notifications;
@@ -24,6 +25,7 @@ pub mod groups;
 pub mod messages;
 pub mod page;
 pub mod projection;
+pub mod quick_replies;
 pub mod rebuild;
 pub mod runner;
 pub mod scope;

@@ -34,6 +34,7 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::groups::GroupsProjection),
         Box::new(crate::search::SearchProjection),
         Box::new(crate::assignment::AssignmentProjection),
+        Box::new(crate::quick_replies::QuickRepliesProjection),
     ]
 }
 

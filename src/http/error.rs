@@ -358,6 +358,19 @@ impl From<switchboard_domain::assignment::AssignmentPolicyError> for ApiError {
     }
 }
 
+impl From<switchboard_domain::quick_reply::QuickReplyError> for ApiError {
+    fn from(error: switchboard_domain::quick_reply::QuickReplyError) -> Self {
+        use switchboard_domain::quick_reply::QuickReplyError as E;
+        let (code, message) = (error.code(), error.to_string());
+        match error {
+            E::NotFound => Self::NotFound("quick reply"),
+            E::NotPermitted => Self::Refused { code, message },
+            E::ShortcodeTaken => Self::Conflict { code, message },
+            E::InvalidShortcode | E::InvalidContent => Self::Unprocessable { code, message },
+        }
+    }
+}
+
 impl From<switchboard_domain::group::GroupError> for ApiError {
     fn from(error: switchboard_domain::group::GroupError) -> Self {
         use switchboard_domain::group::GroupError as E;

@@ -112,6 +112,17 @@ async fn raw_json<S: Send + Sync>(
         .map_err(json_rejection)
 }
 
+/// Reads `value` as `T`, with the same answers as a body of the wrong shape.
+///
+/// # Errors
+/// 422 saying what is wrong.
+pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    axum::Json::<T>::from_bytes(&bytes)
+        .map(|axum::Json(value)| value)
+        .map_err(json_rejection)
+}
+
 fn parse_json<T: DeserializeOwned>(raw: &serde_json::value::RawValue) -> Result<T, ApiError> {
     axum::Json::<T>::from_bytes(raw.get().as_bytes())
         .map(|axum::Json(value)| value)

@@ -20,6 +20,7 @@ mod observe;
 mod openapi;
 mod outbound_dead_letters;
 mod ownership;
+mod quick_replies;
 mod sending;
 mod webhooks;
 
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     .merge(ownership::router())
     .merge(notes::router())
     .merge(assignment::router())
+    .merge(quick_replies::router())
     .merge(sending::router())
     .merge(outbound_dead_letters::router())
     .merge(locks::router())

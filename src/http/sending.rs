@@ -60,12 +60,100 @@ struct SendRequest {
     expected_version: Option<u64>,
 }
 
-/// The wire form of a send (documentation): `client_id`, `type`, and that type's fields.
+/// A reply written from a quick reply: its text with the variables filled.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuickReplySend {
+    client_id: String,
+    quick_reply_id: String,
+    /// Values for variables beyond `customer.name`, `agent.name`, `conversation.id` (or
+    /// replacing them).
+    #[serde(default)]
+    variables: std::collections::BTreeMap<String, String>,
+    reply_to: Option<String>,
+    #[serde(default)]
+    priority: Priority,
+    expected_version: Option<u64>,
+}
+
+/// The most variables a quick-reply send names.
+const MAX_VARIABLES: usize = 20;
+
+impl QuickReplySend {
+    /// The text reply this stands for: the quick reply (one the caller may use) rendered.
+    async fn render(
+        self,
+        state: &AppState,
+        auth: &AuthAgent,
+        conversation_id: &str,
+    ) -> Result<SendRequest, ApiError> {
+        use switchboard_domain::quick_reply::{render, QuickReply};
+        let too_long = self
+            .variables
+            .iter()
+            .any(|(k, v)| k.len() > 64 || v.len() > 1024);
+        if self.variables.len() > MAX_VARIABLES || too_long {
+            return Err(ApiError::Unprocessable {
+                code: "invalid_message",
+                message: format!(
+                    "variables: at most {MAX_VARIABLES}, names of 64 and values of 1024 bytes"
+                ),
+            });
+        }
+        let (quick_reply, _) = state
+            .log
+            .load_aggregate::<QuickReply>(&self.quick_reply_id)
+            .await?;
+        if !quick_reply
+            .visibility()
+            .is_some_and(|v| v.usable_by(&auth.actor))
+        {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_quick_reply",
+                message: format!("no quick reply {} you may use", self.quick_reply_id),
+            });
+        }
+        let conversation =
+            crate::http::conversations::visible(state, auth, conversation_id).await?;
+        let (agent, _) = state
+            .log
+            .load_aggregate::<switchboard_domain::agent::Agent>(&auth.actor.agent_id.to_string())
+            .await?;
+        let customer = conversation.customer.profile_name.unwrap_or_default();
+        let mut values: Vec<(&str, &str)> = vec![
+            ("customer.name", customer.as_str()),
+            ("agent.name", agent.name().unwrap_or_default()),
+            ("conversation.id", conversation_id),
+        ];
+        for (name, value) in &self.variables {
+            values.retain(|(n, _)| n != name);
+            values.push((name.as_str(), value.as_str()));
+        }
+        Ok(SendRequest {
+            client_id: self.client_id,
+            content: OutboundContent::Text {
+                body: render(quick_reply.text(), &values),
+                preview_url: false,
+            },
+            reply_to: self.reply_to,
+            priority: self.priority,
+            expected_version: self.expected_version,
+        })
+    }
+}
+
+/// The wire form of a send (documentation): `client_id`, `type`, and that type's fields; or
+/// `client_id` and `quick_reply_id` (with `variables`).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 struct SendRequestDoc {
     /// The client's idempotency key: the same one again sends nothing more.
     client_id: String,
+    /// Send a quick reply (its text, variables filled) instead of `type` and content.
+    quick_reply_id: Option<String>,
+    /// Values of the quick reply's variables beyond `customer.name`, `agent.name` and
+    /// `conversation.id`.
+    variables: Option<std::collections::BTreeMap<String, String>>,
     /// `text {body, preview_url?}`, `image|audio|video|document|sticker {link | id, caption?,
     /// filename?}`, `location {latitude, longitude, name?, address?}`, `reaction {message_id,
     /// emoji}`, `buttons {body, buttons: [{id, title}], header?, footer?}`, `list {body, button,
@@ -119,10 +207,21 @@ async fn send(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(conversation_id): Path<String>,
-    ContentJson(request): ContentJson<SendRequest>,
+    ContentJson(body): ContentJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let conversation_key =
         ConversationId::parse(&conversation_id).ok_or(ApiError::NotFound("conversation"))?;
+    let (request, quick_reply) = if body.get("quick_reply_id").is_some() {
+        let send = crate::http::extract::from_value::<QuickReplySend>(&body)?;
+        let quick_reply = send.quick_reply_id.clone();
+        let request = send.render(&state, &auth, &conversation_id).await?;
+        (request, Some(quick_reply))
+    } else {
+        (
+            crate::http::extract::from_value::<SendRequest>(&body)?,
+            None,
+        )
+    };
     let client_id = request.client_id.trim().to_owned();
     if client_id.is_empty() || client_id.len() > 128 || client_id.contains(char::is_control) {
         return Err(ApiError::Unprocessable {
@@ -161,6 +260,7 @@ async fn send(
         request: &request,
         auth: &auth,
         now: state.clock.now(),
+        quick_reply,
     };
     retrying(|| reply.attempt(&state.log)).await?;
     let accepted = Accepted {
@@ -180,6 +280,8 @@ struct Reply<'a> {
     request: &'a SendRequest,
     auth: &'a AuthAgent,
     now: Timestamp,
+    /// The quick reply it was written from, recorded in the events' metadata.
+    quick_reply: Option<String>,
 }
 
 impl Reply<'_> {
@@ -187,7 +289,11 @@ impl Reply<'_> {
     /// otherwise the conversation decides the reply and the message records the request.
     async fn attempt(&self, log: &EventRepository) -> Result<Attempt<()>, ApiError> {
         let by = self.auth.actor.agent_id;
-        let mut tx = Transaction::new(log, &actor_metadata(Some(by), self.now));
+        let mut metadata = actor_metadata(Some(by), self.now);
+        if let Some(quick_reply) = &self.quick_reply {
+            metadata.insert("quick_reply_id".to_owned(), quick_reply.clone());
+        }
+        let mut tx = Transaction::new(log, &metadata);
         let mut message = tx.load::<Message>(self.message_id).await?;
         if message.aggregate.exists() {
             return Ok(Attempt::Done(()));

@@ -73,6 +73,28 @@ async fn busy_log(app: &TestApp) {
         .await
         .status()
         .is_success());
+    let saved = json!({"shortcode": "/hi", "title": "Hi", "text": "Hi {{customer.name}}"});
+    let path = "/api/quick-replies";
+    assert!(app
+        .send_as(&token, Method::POST, path, Some(saved))
+        .await
+        .status()
+        .is_success());
+    let saved =
+        json!({"shortcode": "/bye", "title": "Bye", "text": "Bye", "visibility": "everyone"});
+    let created: Value = app
+        .send_as(&token, Method::POST, path, Some(saved))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let path = format!("/api/quick-replies/{}", created["id"].as_str().expect("id"));
+    let change = json!({"text": "Goodbye"});
+    assert!(app
+        .send_as(&token, Method::PATCH, &path, Some(change))
+        .await
+        .status()
+        .is_success());
     let policy = json!({"mode": "least_busy", "capacity": 1000});
     let path = "/api/assignment/policies/default";
     assert!(app

@@ -27,6 +27,7 @@ mod instances;
 mod login_abuse;
 mod nul_bytes;
 mod permissions;
+mod quick_replies;
 mod realtime;
 mod replay;
 mod sending;
