@@ -62,7 +62,11 @@ fn document(
 ) {
     let Some(body) = body else { return };
     let folded = fold::fold(&body);
-    out.push(Statement::new(UNINDEX, vec![id.as_str().into()]));
+    // A message's document is written once (one event per message id writes it); customer
+    // documents are rewritten, their old words taken out of the index first.
+    if !matches!(kind, Kind::Message) {
+        out.push(Statement::new(UNINDEX, vec![id.as_str().into()]));
+    }
     out.push(Statement::new(
         DOCUMENT,
         vec![
