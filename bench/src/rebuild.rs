@@ -23,6 +23,9 @@ pub struct RebuildArgs {
     /// Distinct customers.
     #[arg(long, default_value_t = 10_000)]
     customers: u64,
+    /// Rebuild only these read models (default: every one), to see what each costs.
+    #[arg(long, value_delimiter = ',')]
+    projections: Vec<String>,
 }
 
 pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
@@ -110,7 +113,7 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     );
 
     let rebuild_started = Instant::now();
-    let replayed = replay::rebuild(&log, &[]).await?;
+    let replayed = replay::rebuild(&log, &args.projections).await?;
     let seconds = rebuild_started.elapsed().as_secs_f64();
     println!(
         "rebuild of every read model, {backend}, {n} messages from {} customers",
