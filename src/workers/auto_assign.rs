@@ -10,6 +10,8 @@
 //!   assignments (it waits until they have caught up with the log as it stood when the pass
 //!   began), and passes never overlap: on PostgreSQL a pass holds a session advisory lock, so of
 //!   several instances one decides at a time; SQLite serves one instance.
+//!   A supervisor's manual assignment racing a pass is not counted by it: that agent may end
+//!   one over capacity (the loads are read models, not one aggregate holding them all).
 //! - **Round robin** is a function of the log: the agent whose last auto-assignment lies
 //!   furthest back (`agent_assignments`) is next, whichever instance decides.
 
