@@ -49,11 +49,7 @@ impl Projection for QuickRepliesProjection {
                 by,
                 at,
             } => {
-                let (kind, agent, group) = match visibility {
-                    Visibility::Personal { agent } => ("personal", Some(agent.to_string()), None),
-                    Visibility::Group { group } => ("group", None, Some(group.to_string())),
-                    Visibility::Everyone => ("everyone", None, None),
-                };
+                let (kind, agent, group) = visibility_columns(visibility);
                 out.push(Statement::new(
                     CREATED,
                     vec![
@@ -86,6 +82,17 @@ impl Projection for QuickRepliesProjection {
                 out.push(Statement::new(DELETED, vec![id.into()]));
             }
         }
+    }
+}
+
+/// How a visibility is stored and shown: its name, the author (personal) and the group.
+pub fn visibility_columns(
+    visibility: &Visibility,
+) -> (&'static str, Option<String>, Option<String>) {
+    match visibility {
+        Visibility::Personal { agent } => ("personal", Some(agent.to_string()), None),
+        Visibility::Group { group } => ("group", None, Some(group.to_string())),
+        Visibility::Everyone => ("everyone", None, None),
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use switchboard_domain::quick_reply::{
-    normalize_shortcode, quick_reply_id, QuickReply, QuickReplyCommand, Visibility,
+    normalize_shortcode, quick_reply_id, QuickReplyCommand, Visibility,
 };
 use switchboard_domain::GroupId;
 use switchboard_projections::quick_replies::{self, QuickReplyView};
@@ -53,30 +53,6 @@ struct NewQuickReply {
     /// The group, with `visibility: group`.
     #[schema(value_type = Option<String>)]
     group_id: Option<GroupId>,
-}
-
-async fn view_of(state: &AppState, id: &str) -> Result<QuickReply, ApiError> {
-    Ok(state.log.load_aggregate::<QuickReply>(id).await?.0)
-}
-
-/// Answers with the quick reply as it now stands in the log.
-fn answer(id: String, found: &QuickReply, shortcode: String, title: String) -> QuickReplyView {
-    let (visibility, agent_id, group_id) = match found.visibility() {
-        Some(Visibility::Personal { agent }) => ("personal", Some(agent.to_string()), None),
-        Some(Visibility::Group { group }) => ("group", None, Some(group.to_string())),
-        _ => ("everyone", None, None),
-    };
-    QuickReplyView {
-        id,
-        shortcode,
-        title,
-        text: found.text().to_owned(),
-        visibility: visibility.to_owned(),
-        agent_id,
-        group_id,
-        created_by: String::new(),
-        updated_at: String::new(),
-    }
 }
 
 /// The quick replies the caller may use; `q` matches a shortcode prefix or words of title or
@@ -143,9 +119,21 @@ async fn create(
     };
     let id = quick_reply_id(&visibility, &shortcode);
     let now = state.clock.now();
-    let command = QuickReplyCommand::Create {
+    let (kind, agent_id, group_id) = quick_replies::visibility_columns(&visibility);
+    let view = QuickReplyView {
+        id: id.clone(),
         shortcode: shortcode.clone(),
-        title: request.title.clone(),
+        title: request.title.trim().to_owned(),
+        text: request.text.clone(),
+        visibility: kind.to_owned(),
+        agent_id,
+        group_id,
+        created_by: auth.actor.agent_id.to_string(),
+        updated_at: now.to_string(),
+    };
+    let command = QuickReplyCommand::Create {
+        shortcode,
+        title: request.title,
         text: request.text,
         visibility,
         by: auth.actor.clone(),
@@ -153,10 +141,6 @@ async fn create(
     };
     let metadata = actor_metadata(Some(auth.actor.agent_id), now);
     crate::cqrs::execute(&state.frameworks.quick_replies, &id, command, &metadata).await?;
-    let found = view_of(&state, &id).await?;
-    let mut view = answer(id, &found, shortcode, request.title.trim().to_owned());
-    view.created_by = auth.actor.agent_id.to_string();
-    view.updated_at = now.to_string();
     Ok((StatusCode::CREATED, Json(view)))
 }
 

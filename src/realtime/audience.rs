@@ -21,43 +21,38 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    /// The agents a `ConversationNoteAdded` event mentions.
-    pub fn mentioned_by(event: &RecordedEvent) -> Vec<AgentId> {
-        if event.event_type != "ConversationNoteAdded" {
-            return vec![];
-        }
-        event
-            .payload
-            .pointer("/NoteAdded/mentions")
-            .and_then(Value::as_array)
-            .map_or_else(Vec::new, |ids| {
-                ids.iter()
-                    .filter_map(|id| id.as_str().and_then(AgentId::parse))
-                    .collect()
-            })
-    }
-
     /// The assignment a `ConversationAssigned`, `ConversationAutoAssigned` (which names the
     /// group it keeps) or `ConversationUnassigned` event sets, if the event is one of those.
     pub fn set_by(event: &RecordedEvent) -> Option<Self> {
         let variant = match event.event_type.as_str() {
             "ConversationAssigned" => "Assigned",
             "ConversationAutoAssigned" => "AutoAssigned",
-            _ => "",
+            "ConversationUnassigned" => return Some(Self::default()),
+            _ => return None,
         };
-        match event.event_type.as_str() {
-            "ConversationAssigned" | "ConversationAutoAssigned" => {
-                let data = event.payload.get(variant);
-                let field = |name| data.and_then(|d| d.get(name)).and_then(Value::as_str);
-                Some(Self {
-                    agent: field("agent").and_then(AgentId::parse),
-                    group: field("group").and_then(GroupId::parse),
-                })
-            }
-            "ConversationUnassigned" => Some(Self::default()),
-            _ => None,
-        }
+        let data = event.payload.get(variant);
+        let field = |name| data.and_then(|d| d.get(name)).and_then(Value::as_str);
+        Some(Self {
+            agent: field("agent").and_then(AgentId::parse),
+            group: field("group").and_then(GroupId::parse),
+        })
     }
+}
+
+/// The agents a `ConversationNoteAdded` event mentions.
+pub fn mentioned_by(event: &RecordedEvent) -> Vec<AgentId> {
+    if event.event_type != "ConversationNoteAdded" {
+        return vec![];
+    }
+    event
+        .payload
+        .pointer("/NoteAdded/mentions")
+        .and_then(Value::as_array)
+        .map_or_else(Vec::new, |ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().and_then(AgentId::parse))
+                .collect()
+        })
 }
 
 /// What the fan-out indexes sockets by, and looks events up by: a socket may receive an event

@@ -91,7 +91,7 @@ impl Stamper {
                         id: conversation.to_owned(),
                         after: set.unwrap_or(before),
                         before,
-                        mentioned: Assignment::mentioned_by(&event),
+                        mentioned: super::audience::mentioned_by(&event),
                     }
                 }
                 None if event.aggregate_type == "Agent" => {

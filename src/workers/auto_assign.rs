@@ -24,6 +24,7 @@ use switchboard_domain::assignment::{AssignmentMode, DEFAULT_POOL};
 use switchboard_domain::conversation::{ConversationCommand, ConversationError};
 use switchboard_domain::{AgentId, GroupId, Timestamp};
 use switchboard_projections::assignment::{self, Candidate};
+use switchboard_projections::ProjectionError;
 use switchboard_store::{with_pool, Database, EventRepository, LogCursor};
 use tokio::sync::watch;
 
@@ -80,7 +81,7 @@ impl AutoAssigner {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn run_once(&self) -> Result<usize, switchboard_store::StoreError> {
+    pub async fn run_once(&self) -> Result<usize, ProjectionError> {
         match self.database() {
             Database::Postgres(pool) => {
                 let mut connection = pool.acquire().await?;
@@ -106,11 +107,10 @@ impl AutoAssigner {
         }
     }
 
-    async fn pass(&self) -> Result<usize, switchboard_store::StoreError> {
+    async fn pass(&self) -> Result<usize, ProjectionError> {
         let policies: HashMap<String, (AssignmentMode, i64)> =
             assignment::policies(self.database())
-                .await
-                .map_err(store_error)?
+                .await?
                 .into_iter()
                 .filter_map(|p| Some((p.pool, (mode(&p.mode)?, p.capacity))))
                 .collect();
@@ -124,8 +124,7 @@ impl AutoAssigner {
         }
         let now = self.clock.now();
         let mut agents: Vec<Agent> = assignment::candidates(self.database())
-            .await
-            .map_err(store_error)?
+            .await?
             .into_iter()
             .filter_map(|c| available(c, now))
             .collect();
@@ -135,9 +134,7 @@ impl AutoAssigner {
         // Page through the waiting conversations while some agent has room: those no agent can
         // take now (a group without one available) do not hold back the others.
         while agents.iter().any(|a| most.is_some_and(|m| a.load < m)) {
-            let page = assignment::waiting(self.database(), after.as_ref(), 200)
-                .await
-                .map_err(store_error)?;
+            let page = assignment::waiting(self.database(), after.as_ref(), 200).await?;
             let Some(last) = page.last().cloned() else {
                 break;
             };
@@ -173,7 +170,7 @@ impl AutoAssigner {
 
     /// Whether the agent is still active and online in the log (the read model may lag behind
     /// a deactivation or an agent going offline).
-    async fn still_available(&self, agent: AgentId) -> Result<bool, switchboard_store::StoreError> {
+    async fn still_available(&self, agent: AgentId) -> Result<bool, ProjectionError> {
         let (found, _) = self
             .log
             .load_aggregate::<switchboard_domain::agent::Agent>(&agent.to_string())
@@ -227,7 +224,7 @@ impl AutoAssigner {
 
     /// Whether the read models have applied every event committed before now (waits up to
     /// [`CATCH_UP`]).
-    async fn read_models_caught_up(&self) -> Result<bool, switchboard_store::StoreError> {
+    async fn read_models_caught_up(&self) -> Result<bool, ProjectionError> {
         let head = self.log.head().await?;
         let deadline = tokio::time::Instant::now() + CATCH_UP;
         loop {
@@ -267,15 +264,6 @@ impl AutoAssigner {
                 _ = shutdown.changed() => return,
             }
         }
-    }
-}
-
-fn store_error(error: switchboard_projections::ProjectionError) -> switchboard_store::StoreError {
-    use switchboard_projections::ProjectionError as E;
-    match error {
-        E::Store(e) => e,
-        E::Query(e) => switchboard_store::StoreError::Database(e),
-        other => switchboard_store::StoreError::Database(sqlx::Error::Protocol(other.to_string())),
     }
 }
 

@@ -8,7 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-use crate::sql::{bind_all, Statement};
+use crate::bind_all;
+use crate::sql::Statement;
 use crate::StoreError;
 
 /// Runs `$body` with `$pool` bound to the concrete pool of either backend.

@@ -103,7 +103,9 @@ pub fn replace_word(text: &str, word: &str, with: &str) -> String {
 }
 
 /// Binds a statement's arguments onto a sqlx query of either backend (text with U+0000 shown
-/// as ␀: see [`crate::nul`]).
+/// as ␀: see [`crate::nul`]): `bind_all!(sqlx::query(sql), args)` with `args` yielding
+/// [`SqlValue`]s. Read models use it for queries whose text is built per request.
+#[macro_export]
 macro_rules! bind_all {
     ($query:expr, $args:expr) => {{
         let mut query = $query;
@@ -116,7 +118,6 @@ macro_rules! bind_all {
         query
     }};
 }
-pub(crate) use bind_all;
 
 #[cfg(test)]
 mod tests {

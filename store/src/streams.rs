@@ -8,9 +8,9 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::bind_all;
 use crate::event_log::EventRepository;
 use crate::nul;
-use crate::sql::bind_all;
 use crate::{with_pool, Statement, StoreError};
 
 /// An event to append, already serialized (see [`EventRepository::append`]).

@@ -7,7 +7,7 @@
 //! the pages after the cursor, and none is returned twice.
 
 use serde::Serialize;
-use switchboard_store::{with_pool, Backend, Database, SqlValue};
+use switchboard_store::{bind_all, with_pool, Backend, Database, SqlValue};
 
 use super::view::{conversation_columns, ConversationRow, ConversationView};
 use crate::page::{page_size, paginate, Cursor, Page};
@@ -192,21 +192,6 @@ impl Sql {
     }
 }
 
-/// Binds `$args` onto a query of either backend.
-macro_rules! bind_args {
-    ($query:expr, $args:expr) => {{
-        let mut query = $query;
-        for arg in $args {
-            query = match arg {
-                SqlValue::Text(value) => query.bind(value.clone()),
-                SqlValue::Int(value) => query.bind(*value),
-            };
-        }
-        query
-    }};
-}
-pub(crate) use bind_args;
-
 /// The conversations of a view as `scope` may see them, one page at a time, for the agent `me`
 /// (`assignee=me`); `now` (Unix milliseconds) decides which windows are open and which locks
 /// are held.
@@ -263,7 +248,7 @@ pub async fn list(
         " order by {key} {order}, id {order} limit {fetch}"
     ));
     let rows: Vec<ConversationRow> = with_pool!(db, pool =>
-        bind_args!(sqlx::query_as(&sql.text), &sql.args).fetch_all(pool).await?);
+        bind_all!(sqlx::query_as(&sql.text), sql.args.iter().cloned()).fetch_all(pool).await?);
     Ok(paginate(rows, limit, |row| {
         Cursor::encode(sort.key_of(row), &format!("{}{}", sort.code(), row.id))
     }))
@@ -309,7 +294,7 @@ pub async fn counts(
     sql.filter(filter, db.backend(), me, now);
     sql.text.push_str(" group by status");
     let rows: Vec<(String, i64, i64, i64)> = with_pool!(db, pool =>
-        bind_args!(sqlx::query_as(&sql.text), &sql.args).fetch_all(pool).await?);
+        bind_all!(sqlx::query_as(&sql.text), sql.args.iter().cloned()).fetch_all(pool).await?);
     let mut counts = Counts::default();
     for status in ["open", "pending", "snoozed", "resolved"] {
         counts.by_status.insert(status.to_owned(), 0);

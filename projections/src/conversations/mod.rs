@@ -4,7 +4,6 @@
 mod inbox;
 mod view;
 
-pub(crate) use inbox::bind_args;
 pub use inbox::{counts, list, Assignee, Counts, InboxFilter, Sort, WindowState};
 pub use view::{
     assignments, due, get, get_many, AssignmentRow, ConversationView, CustomerView,

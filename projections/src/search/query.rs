@@ -26,7 +26,7 @@ pub struct SearchHit {
     pub conversation: ConversationView,
 }
 
-/// The match condition on `search_index` for a query, with its argument numbered `$index`.
+/// A condition on conversations' ids: SQL selecting those matching, and its arguments.
 pub(crate) struct Matching {
     /// SQL selecting the ids of matching conversations.
     pub sql: String,
@@ -34,28 +34,25 @@ pub(crate) struct Matching {
     pub args: Vec<SqlValue>,
 }
 
-/// The backend's match condition on `search_index` with the query as argument `$index`, and
-/// that argument (`None`: the query has no words).
-pub(super) fn match_condition(
-    backend: Backend,
-    index: usize,
-    terms: &[String],
-) -> (String, SqlValue) {
+/// The query text the backend's engine takes for `terms`, every one a word prefix: a
+/// PostgreSQL `tsquery` or an FTS5 query (the terms hold only letters and digits).
+pub(super) fn engine_query(backend: Backend, terms: &[String]) -> String {
+    let words: Vec<String> = match backend {
+        Backend::Postgres => terms.iter().map(|t| format!("{t}:*")).collect(),
+        Backend::Sqlite => terms.iter().map(|t| format!("\"{t}\"*")).collect(),
+    };
+    words.join(if backend == Backend::Postgres {
+        " & "
+    } else {
+        " "
+    })
+}
+
+/// The backend's match condition on `search_index`, with the [`engine_query`] as `$index`.
+pub(super) fn match_condition(backend: Backend, index: usize) -> String {
     match backend {
-        Backend::Postgres => {
-            let query: Vec<String> = terms.iter().map(|t| format!("{t}:*")).collect();
-            (
-                format!("search_index.tsv @@ to_tsquery('simple', ${index})"),
-                query.join(" & ").into(),
-            )
-        }
-        Backend::Sqlite => {
-            let query: Vec<String> = terms.iter().map(|t| format!("\"{t}\"*")).collect();
-            (
-                format!("search_index match ${index}"),
-                query.join(" ").into(),
-            )
-        }
+        Backend::Postgres => format!("search_index.tsv @@ to_tsquery('simple', ${index})"),
+        Backend::Sqlite => format!("search_index match ${index}"),
     }
 }
 
@@ -69,7 +66,8 @@ pub(crate) fn conversations_matching(backend: Backend, index: usize, text: &str)
             args: vec![],
         };
     }
-    let (condition, arg) = match_condition(backend, index, &terms);
+    let condition = match_condition(backend, index);
+    let arg = SqlValue::from(engine_query(backend, &terms));
     Matching {
         // SQLite's contentless index keeps no column values: the documents name the conversation.
         sql: match backend {

@@ -9,10 +9,9 @@
 //! conversation, FTS5 walks its doclists newest first itself, and within an agent's or a
 //! group's conversations all their matches are ranked.
 
-use switchboard_store::{with_pool, Backend, Database, SqlValue};
+use switchboard_store::{bind_all, with_pool, Backend, Database, SqlValue};
 
-use super::query::{match_condition, HitRow};
-use crate::conversations::bind_args;
+use super::query::{engine_query, match_condition, HitRow};
 use crate::{ProjectionError, ReadScope};
 
 /// The newest documents searched first.
@@ -37,7 +36,7 @@ pub(super) async fn ranked(
     let backend = db.backend();
     let (sql, args) = match (backend, scope) {
         (Backend::Postgres, _) => {
-            let (_, query) = match_condition(backend, 3, terms);
+            let query = engine_query(backend, terms);
             let seqs = newest_matches(db, scope, &query).await?;
             if seqs.is_empty() {
                 return Ok(vec![]);
@@ -52,10 +51,10 @@ pub(super) async fn ranked(
                  limit $3 offset $4",
                 seqs = seqs.join(", ")
             );
-            (sql, vec![phrase, query])
+            (sql, vec![phrase, query.into()])
         }
         (Backend::Sqlite, ReadScope::All) => {
-            let (_, query) = match_condition(backend, 1, terms);
+            let query = SqlValue::from(engine_query(backend, terms));
             let sql = format!(
                 "with recent as (
                      select rowid as seq, bm25(search_index) as rank from search_index
@@ -72,7 +71,8 @@ pub(super) async fn ranked(
             (sql, vec![query, mode.into(), me.into(), phrase])
         }
         (Backend::Sqlite, _) => {
-            let (condition, query) = match_condition(backend, 3, terms);
+            let condition = match_condition(backend, 3);
+            let query = SqlValue::from(engine_query(backend, terms));
             let sql = format!(
                 "select {COLUMNS} from search_index
                  join search_documents d on d.seq = search_index.rowid
@@ -88,7 +88,7 @@ pub(super) async fn ranked(
     };
     let mut args = args;
     args.extend([fetch.into(), offset.into()]);
-    Ok(with_pool!(db, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await?))
+    Ok(with_pool!(db, pool => bind_all!(sqlx::query_as(&sql), args).fetch_all(pool).await?))
 }
 
 /// PostgreSQL: the newest matches of `query` (a `tsquery` text) that `scope` may see, as the
@@ -96,7 +96,7 @@ pub(super) async fn ranked(
 async fn newest_matches(
     db: &Database,
     scope: &ReadScope,
-    query: &SqlValue,
+    query: &str,
 ) -> Result<Vec<i64>, ProjectionError> {
     let Database::Postgres(pool) = db else {
         return Ok(vec![]);
@@ -109,8 +109,8 @@ async fn newest_matches(
          where {scope} and w.tsv @@ to_tsquery('simple', $3) limit {CANDIDATES}",
         scope = scope.condition()
     );
-    let args = [mode.into(), me.into(), query.clone()];
-    let found: Vec<i64> = bind_args!(sqlx::query_scalar(&recent), &args)
+    let args: [SqlValue; 3] = [mode.into(), me.into(), query.into()];
+    let found: Vec<i64> = bind_all!(sqlx::query_scalar(&recent), args.clone())
         .fetch_all(pool)
         .await?;
     if found.len() >= ENOUGH {
@@ -124,7 +124,7 @@ async fn newest_matches(
          order by search_index.rowid + 0 desc limit {CANDIDATES}",
         scope = scope.condition()
     );
-    Ok(bind_args!(sqlx::query_scalar(&all), &args)
+    Ok(bind_all!(sqlx::query_scalar(&all), args)
         .fetch_all(pool)
         .await?)
 }
