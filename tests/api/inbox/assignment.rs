@@ -137,7 +137,8 @@ async fn capacity_caps_assignment_and_freed_capacity_drains_the_oldest(backend: 
         6
     );
 
-    // Ana resolves one: the oldest waiting conversation goes to her within a second.
+    // Ana resolves one: the oldest waiting conversation goes to her within a second (passes
+    // run every 300 ms; measured about 0.2 s).
     let (ana, ana_token) = &agents[0];
     let hers = in_order
         .iter()
@@ -156,7 +157,7 @@ async fn capacity_caps_assignment_and_freed_capacity_drains_the_oldest(backend: 
     assert_eq!(response.status(), 200);
     until(
         "the oldest waiting assigned",
-        Duration::from_millis(1_500),
+        Duration::from_secs(1),
         async || {
             let now = assignments(&app).await;
             (now[&in_order[6]].as_deref() == Some(ana.as_str())).then_some(())
