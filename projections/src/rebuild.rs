@@ -69,8 +69,13 @@ impl Rebuild {
             .collect()
     }
 
-    /// Creates the shadow tables (with the live tables' columns, keys and indexes) unless a
-    /// previous, interrupted run left them.
+    /// Creates the shadow tables (with the live tables' columns, keys and unique indexes) unless
+    /// a previous, interrupted run left them.
+    ///
+    /// The other indexes serve only readers, and a replay rewrites most of them with nearly every
+    /// event (every message moves a conversation's activity time): they are built once, after the
+    /// load, by [`Rebuild::create_indexes`]. Unique indexes stay, as the projections' upserts
+    /// need them.
     ///
     /// # Errors
     /// Database failures.
@@ -84,6 +89,11 @@ impl Rebuild {
                     ))
                     .execute(pool)
                     .await?;
+                    for (name, _) in postgres_reader_indexes(pool, &shadow).await? {
+                        sqlx::query(&format!("drop index if exists {name}"))
+                            .execute(pool)
+                            .await?;
+                    }
                 }
                 Database::Sqlite(pool) => {
                     let ddl: Vec<(String, String, Option<String>)> = sqlx::query_as(
@@ -111,12 +121,66 @@ impl Rebuild {
                             } else {
                                 ""
                             };
+                            if unique.is_empty() {
+                                continue;
+                            }
                             let index = toggle_suffix(&name, self.suffix);
                             format!("create {unique}index if not exists {index} on {shadow} {body}")
                         };
                         sqlx::query(&statement).execute(pool).await?;
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the shadow tables' other indexes (those [`Rebuild::prepare`] leaves out), from the
+    /// live tables' definitions; a no-op for the ones a previous run built.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn create_indexes(&self) -> Result<(), ProjectionError> {
+        for table in self.tables() {
+            let shadow = format!("{table}{}", self.suffix);
+            let statements: Vec<String> = match self.database() {
+                Database::Postgres(pool) => postgres_reader_indexes(pool, table)
+                    .await?
+                    .into_iter()
+                    .filter_map(|(name, definition)| {
+                        let using = definition.find(" USING ")?;
+                        let index = toggle_suffix(&name, self.suffix);
+                        Some(format!(
+                            "create index if not exists {index} on {shadow}{}",
+                            &definition[using..]
+                        ))
+                    })
+                    .collect(),
+                Database::Sqlite(pool) => {
+                    let ddl: Vec<(String, String)> = sqlx::query_as(
+                        "select name, sql from sqlite_master \
+                         where type = 'index' and tbl_name = $1 and sql is not null",
+                    )
+                    .bind(table)
+                    .fetch_all(pool)
+                    .await?;
+                    ddl.into_iter()
+                        .filter_map(|(name, sql)| {
+                            let at = sql.find('(')?;
+                            if sql[..at].to_lowercase().contains("unique") {
+                                return None;
+                            }
+                            let index = toggle_suffix(&name, self.suffix);
+                            Some(format!(
+                                "create index if not exists {index} on {shadow} {}",
+                                &sql[at..]
+                            ))
+                        })
+                        .collect()
+                }
+            };
+            for statement in statements {
+                with_pool!(self.database(), pool => sqlx::query(&statement).execute(pool).await.map(drop)?);
             }
         }
         Ok(())
@@ -287,6 +351,22 @@ impl Rebuild {
         }
         Ok(differences)
     }
+}
+
+/// Names and definitions (`pg_get_indexdef`) of `table`'s indexes that are not unique: the
+/// ones only readers use.
+async fn postgres_reader_indexes(
+    pool: &sqlx::PgPool,
+    table: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select ix.relname::text, pg_get_indexdef(i.indexrelid) from pg_index i \
+         join pg_class ix on ix.oid = i.indexrelid \
+         where i.indrelid = $1::regclass and not i.indisunique",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
 }
 
 /// `using …` of SQLite's `create virtual table … using module(…)` (FTS5 search indexes), whose

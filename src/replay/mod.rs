@@ -48,6 +48,7 @@ pub async fn rebuild_with_progress(
     }
     rebuild.prepare().await?;
     let replayed = rebuild.catch_up(None).await?;
+    rebuild.create_indexes().await?;
     rebuild.swap().await?;
     Ok(replayed)
 }
@@ -56,7 +57,7 @@ pub async fn rebuild_with_progress(
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// No projection has this name.
-    #[error("no projection named {0:?} (known: conversations, messages, templates, account_notifications, agents, groups)")]
+    #[error("no projection named {0:?} (known: {known})", known = all_projections().iter().map(|p| p.name()).collect::<Vec<_>>().join(", "))]
     UnknownProjection(String),
     /// Building or reading read models failed.
     #[error(transparent)]

@@ -221,8 +221,11 @@ impl Database {
                         .fetch_all(&mut *tx)
                         .await?;
                     let prepared = prepared.into_iter().collect();
-                    let text = crate::batch::simple_query(statements, &prepared);
                     let connection: &mut sqlx::PgConnection = &mut tx;
+                    for prepare in crate::batch::preparations(statements, &prepared) {
+                        sqlx::Executor::execute(&mut *connection, sqlx::raw_sql(&prepare)).await?;
+                    }
+                    let text = crate::batch::simple_query(statements);
                     sqlx::Executor::execute(connection, sqlx::raw_sql(&text)).await?;
                 }
                 tx.commit().await?;

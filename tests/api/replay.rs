@@ -39,6 +39,7 @@ async fn verify_finds_a_corrupted_row_and_a_rebuild_repairs_it_while_the_server_
     let app = TestApp::spawn(backend).await;
     deliver_fixtures(&app).await;
     let log = EventRepository::new(app.database.clone());
+    let indexes = index_shapes(&app.database).await;
     let clean = verify::verify(&log).await.expect("verify");
     assert!(clean.ok(), "a fresh install verifies: {clean:?}");
     assert!(clean.events > 5);
@@ -79,6 +80,8 @@ async fn verify_finds_a_corrupted_row_and_a_rebuild_repairs_it_while_the_server_
     replay::rebuild(&log, &[]).await.expect("rebuild again");
     app.settle().await;
     assert!(verify::verify(&log).await.expect("verify").ok());
+    // A rebuild builds its readers' indexes after the load: the rebuilt tables have them all.
+    assert_eq!(index_shapes(&app.database).await, indexes);
     assert!(matches!(
         replay::rebuild(&log, &["nonsense".to_owned()]).await,
         Err(replay::ReplayError::UnknownProjection(_))
@@ -208,6 +211,24 @@ pub(crate) async fn export_all(log: &EventRepository) -> (u64, Vec<u8>) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Every index of the live tables, as (table, definition without the index's name).
+async fn index_shapes(database: &Database) -> Vec<(String, String)> {
+    let mut shapes: Vec<(String, String)> = with_pool!(database, pool => sqlx::query_as(
+        match database {
+            Database::Postgres(_) => "select tablename::text, \
+                case when indexdef like 'CREATE UNIQUE%' then 'unique ' else '' end \
+                || substr(indexdef, strpos(indexdef, ' USING ')) \
+                from pg_indexes where schemaname = current_schema()",
+            Database::Sqlite(_) => "select tbl_name, \
+                case when sql like 'create unique%' then 'unique ' else '' end \
+                || substr(sql, instr(sql, '(')) \
+                from sqlite_master where type = 'index' and sql is not null",
+        }).fetch_all(pool).await.expect("indexes"));
+    shapes.sort();
+    assert!(shapes.len() > 10, "{shapes:?}");
+    shapes
 }
 
 pub(crate) async fn rows(
