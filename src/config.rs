@@ -239,6 +239,9 @@ pub struct WhatsAppSettings {
     /// Webhook fields beyond those this version knows, to record as account notifications
     /// (a switch for new Meta fields without a release; dead-lettered ones can then be retried).
     pub extra_fields: Vec<String>,
+    /// The WhatsApp Business Accounts whose template catalogues are synced and managed (the
+    /// first is where new templates go unless a request names another).
+    pub business_accounts: Vec<String>,
 }
 
 /// Background work switches and pacing.
@@ -358,6 +361,9 @@ pub struct ServeArgs {
     /// Extra webhook fields to accept as account notifications, comma-separated.
     #[arg(long, env = "SWITCHBOARD_EXTRA_WEBHOOK_FIELDS", value_delimiter = ',')]
     pub extra_webhook_fields: Vec<String>,
+    /// WhatsApp Business Account ids whose templates are synced and managed, comma-separated.
+    #[arg(long, env = "WHATSAPP_BUSINESS_ACCOUNT_ID", value_delimiter = ',')]
+    pub business_account_id: Vec<String>,
     /// Attempts to process a stored webhook before it is dead-lettered.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_MAX_ATTEMPTS", default_value_t = 3)]
     pub webhook_max_attempts: u32,
@@ -488,6 +494,12 @@ impl ServeArgs {
                 max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
                 extra_fields: self
                     .extra_webhook_fields
+                    .iter()
+                    .map(|f| f.trim().to_owned())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+                business_accounts: self
+                    .business_account_id
                     .iter()
                     .map(|f| f.trim().to_owned())
                     .filter(|f| !f.is_empty())

@@ -198,6 +198,16 @@ impl Application {
                 }
             }
         }
+        if let Some(graph) = self.state.graph.clone() {
+            // Once at start, in the background: a slow or failing Meta delays nothing else.
+            tokio::spawn(crate::workers::template_sync::at_start(
+                graph,
+                self.frameworks.clone(),
+                self.state.log.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.whatsapp.business_accounts.clone(),
+            ));
+        }
         if self.settings.workers.run_projections {
             let runner = ProjectionRunner::new(self.state.log.clone(), all_projections())
                 .reporting_to(self.state.stopped_projections.clone());

@@ -93,6 +93,7 @@ pub fn settings(database: DatabaseConfig) -> Settings {
             verify_token: None,
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
             extra_fields: vec![],
+            business_accounts: vec![],
         },
         workers: WorkerSettings::default(),
         auth: AuthSettings {

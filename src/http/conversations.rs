@@ -32,6 +32,22 @@ pub(super) async fn visible(
         .ok_or(ApiError::NotFound("conversation"))
 }
 
+/// The most recent conversation the caller may see with the customer `wa_id` (a number in any
+/// spelling: digits only are compared).
+pub(super) async fn latest_with(
+    state: &AppState,
+    auth: &AuthAgent,
+    wa_id: &str,
+) -> Result<String, ApiError> {
+    let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
+    conversations::latest_with_customer(&state.database, &ReadScope::of(&auth.actor), &digits)
+        .await?
+        .ok_or(ApiError::Unprocessable {
+            code: "unknown_customer",
+            message: format!("no conversation with {wa_id} that you may see"),
+        })
+}
+
 /// One conversation.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
     params(("id" = String, Path, description = "Conversation id")),

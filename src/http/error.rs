@@ -104,6 +104,14 @@ pub enum ApiError {
         /// What it is now.
         current: u64,
     },
+    /// Meta refused the request (template management): its code and message, for the agent.
+    #[error("Meta refused: {}", user_message.as_deref().or(error.message.as_deref()).unwrap_or("no reason given"))]
+    MetaRejected {
+        /// Meta's error (boxed: it is large, and rare).
+        error: Box<switchboard_domain::MetaError>,
+        /// What Meta says to show the user (`error_user_msg`).
+        user_message: Option<String>,
+    },
     /// A dependency is down; try again.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
@@ -136,7 +144,9 @@ impl ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. } | Self::MetaRejected { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Conflict { .. } | Self::Locked { .. } | Self::Changed { .. } => {
                 StatusCode::CONFLICT
             }
@@ -167,6 +177,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Locked { .. } => "conversation_locked",
             Self::Changed { .. } => "conversation_changed",
+            Self::MetaRejected { .. } => "meta_rejected",
         }
     }
 }
@@ -184,6 +195,17 @@ impl IntoResponse for ApiError {
                 body["expires_at"] = json!(until);
             }
             Self::Changed { current, .. } => body["current_version"] = json!(current),
+            Self::MetaRejected {
+                error,
+                user_message,
+            } => {
+                body["error"]["meta"] = json!({
+                    "code": error.code,
+                    "message": error.message,
+                    "title": error.title,
+                    "user_message": user_message,
+                });
+            }
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();

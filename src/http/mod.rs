@@ -22,6 +22,7 @@ mod outbound_dead_letters;
 mod ownership;
 mod quick_replies;
 mod sending;
+mod templates;
 mod webhooks;
 
 use std::sync::Arc;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
     .merge(inbox::router())
     .merge(conversations::router())
     .merge(account::router())
+    .merge(templates::router())
     .merge(dead_letters::router())
     .merge(auth::router())
     .merge(agents::router())

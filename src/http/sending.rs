@@ -30,9 +30,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// Namespace of outbound message ids: one message per (conversation, client id), forever.
 const OUTBOUND_NAMESPACE: Uuid = Uuid::from_u128(0x4d2c_9a7e_51b8_4f06_a3d1_7c9e_2b64_f018);
 
+/// How soon a message goes out among those waiting for the same number.
 #[derive(Deserialize, Clone, Copy, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum Priority {
+pub(super) enum Priority {
     High,
     #[default]
     Normal,
@@ -49,15 +50,16 @@ impl Priority {
     }
 }
 
+/// A reply as the API takes it.
 #[derive(Deserialize)]
-struct SendRequest {
-    client_id: String,
+pub(super) struct SendRequest {
+    pub(super) client_id: String,
     #[serde(flatten)]
-    content: OutboundContent,
-    reply_to: Option<String>,
+    pub(super) content: OutboundContent,
+    pub(super) reply_to: Option<String>,
     #[serde(default)]
-    priority: Priority,
-    expected_version: Option<u64>,
+    pub(super) priority: Priority,
+    pub(super) expected_version: Option<u64>,
 }
 
 /// A reply written from a quick reply: its text with the variables filled.
@@ -186,8 +188,9 @@ enum MessageTypeDoc {
     Template,
 }
 
+/// A queued message.
 #[derive(Serialize, utoipa::ToSchema)]
-struct Accepted {
+pub(super) struct Accepted {
     id: String,
     client_id: String,
     /// `queued`.
@@ -209,8 +212,7 @@ async fn send(
     Path(conversation_id): Path<String>,
     ContentJson(body): ContentJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let conversation_key =
-        ConversationId::parse(&conversation_id).ok_or(ApiError::NotFound("conversation"))?;
+    ConversationId::parse(&conversation_id).ok_or(ApiError::NotFound("conversation"))?;
     let (request, quick_reply) = if body.get("quick_reply_id").is_some() {
         let send = crate::http::extract::from_value::<QuickReplySend>(&body)?;
         let quick_reply = send.quick_reply_id.clone();
@@ -222,6 +224,20 @@ async fn send(
             None,
         )
     };
+    queue(&state, &auth, &conversation_id, request, quick_reply).await
+}
+
+/// Validates a reply and queues it: a template's parameters against the catalogue, then the
+/// conversation's rules decided with the append.
+pub(super) async fn queue(
+    state: &AppState,
+    auth: &AuthAgent,
+    conversation_id: &str,
+    mut request: SendRequest,
+    quick_reply: Option<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let conversation_key =
+        ConversationId::parse(conversation_id).ok_or(ApiError::NotFound("conversation"))?;
     let client_id = request.client_id.trim().to_owned();
     if client_id.is_empty() || client_id.len() > 128 || client_id.contains(char::is_control) {
         return Err(ApiError::Unprocessable {
@@ -244,7 +260,8 @@ async fn send(
             code: "invalid_message",
             message: e.to_string(),
         })?;
-    check_references(&state, conversation_key, &request).await?;
+    crate::http::templates::check_template(state, &mut request.content).await?;
+    check_references(state, conversation_key, &request).await?;
     let message_id = format!(
         "out.{}",
         Uuid::new_v5(
@@ -253,12 +270,12 @@ async fn send(
         )
     );
     let reply = Reply {
-        conversation_id: &conversation_id,
+        conversation_id,
         conversation_key,
         message_id: &message_id,
         client_id: &client_id,
         request: &request,
-        auth: &auth,
+        auth,
         now: state.clock.now(),
         quick_reply,
     };

@@ -18,6 +18,10 @@ use tokio::net::TcpListener;
 
 use crate::whatsapp::signature::sign;
 
+mod templates;
+
+pub use templates::Review;
+
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
 pub struct SimulatorSettings {
@@ -53,6 +57,37 @@ struct Shared {
     read_receipts: Mutex<Vec<String>>,
     counter: AtomicU64,
     http: reqwest::Client,
+    templates: Mutex<templates::Catalogue>,
+    /// The `time` of the last template webhook (seconds).
+    template_webhook_time: AtomicU64,
+}
+
+/// Whether the request carries the configured access token.
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let expected = format!("Bearer {}", shared.settings.access_token);
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+fn has_webhook_url(shared: &Shared) -> bool {
+    shared.webhook_url.lock().is_ok_and(|u| u.is_some())
+}
+
+/// Signs `body` and posts it to the webhook URL; answers the HTTP status.
+async fn post_webhook(shared: &Shared, body: String) -> Result<u16, String> {
+    let Some(url) = shared.webhook_url.lock().ok().and_then(|u| u.clone()) else {
+        return Err("no webhook URL set".to_owned());
+    };
+    let signature = sign(&shared.settings.app_secret, body.as_bytes());
+    shared
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string())
 }
 
 /// A running simulator.
@@ -88,6 +123,8 @@ impl Simulator {
             read_receipts: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
             http: reqwest::Client::new(),
+            templates: Mutex::new(templates::Catalogue::default()),
+            template_webhook_time: AtomicU64::new(0),
         });
         let router = Router::new()
             .route("/{version}/{phone_number_id}/messages", post(receive))
@@ -95,6 +132,15 @@ impl Simulator {
             .route("/control/webhook-url", post(set_webhook_url))
             .route("/control/customer-message", post(customer_message))
             .route("/control/faults", post(add_faults))
+            .route(
+                "/{version}/{waba_id}/message_templates",
+                get(templates::list)
+                    .post(templates::create)
+                    .delete(templates::delete),
+            )
+            .route("/{version}/{template_id}", post(templates::edit))
+            .route("/control/templates", post(templates::seed))
+            .route("/control/template-review", post(templates::set_review))
             .with_state(Arc::clone(&shared));
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
@@ -121,6 +167,31 @@ impl Simulator {
         if let Ok(mut faults) = self.shared.faults.lock() {
             faults.extend(std::iter::repeat_n(fault, times));
         }
+    }
+
+    /// Adds templates (Meta's listing shape; `id` and `status` default to a fresh id and
+    /// `APPROVED`) to `waba_id`'s catalogue; returns their ids.
+    pub fn add_templates(&self, waba_id: &str, templates: Vec<Value>) -> Vec<String> {
+        let mut catalogue = self.shared.templates.lock().expect("catalogue");
+        templates
+            .into_iter()
+            .map(|t| catalogue.add(waba_id, t))
+            .collect()
+    }
+
+    /// How the following template reviews end.
+    pub fn set_template_review(&self, review: Review) {
+        self.shared.templates.lock().expect("catalogue").review = review;
+    }
+
+    /// The catalogue as the simulator holds it (each template with its `waba_id`).
+    pub fn templates(&self) -> Vec<Value> {
+        self.shared
+            .templates
+            .lock()
+            .expect("catalogue")
+            .templates
+            .clone()
     }
 
     /// The wamids marked read so far.
@@ -187,12 +258,12 @@ async fn customer_message(
     State(shared): State<Arc<Shared>>,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    let Some(url) = shared.webhook_url.lock().ok().and_then(|u| u.clone()) else {
+    if !has_webhook_url(&shared) {
         return (
             StatusCode::CONFLICT,
             Json(json!({"error": "no webhook URL set"})),
         );
-    };
+    }
     let text = |key: &str, default: &str| {
         body.get(key)
             .and_then(Value::as_str)
@@ -213,25 +284,12 @@ async fn customer_message(
                   "messages": [{"from": from, "id": wamid, "timestamp": timestamp.to_string(),
                                 "type": "text", "text": {"body": text("text", "Hello")}}]}}]}]})
     .to_string();
-    let signature = sign(&shared.settings.app_secret, webhook.as_bytes());
-    let delivered = shared
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature)
-        .body(webhook)
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
-    match delivered {
+    match post_webhook(&shared, webhook).await {
         Ok(status) => (
             StatusCode::OK,
             Json(json!({"wamid": wamid, "webhook_status": status})),
         ),
-        Err(error) => (
-            StatusCode::BAD_GATEWAY,
-            Json(json!({"error": error.to_string()})),
-        ),
+        Err(error) => (StatusCode::BAD_GATEWAY, Json(json!({"error": error}))),
     }
 }
 
@@ -242,8 +300,7 @@ async fn receive(
     body: Json<Value>,
 ) -> (StatusCode, Json<Value>) {
     let Json(body) = body;
-    let expected = format!("Bearer {}", shared.settings.access_token);
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    if !authorized(&shared, &headers) {
         return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
     }
     let fault = shared.faults.lock().ok().and_then(|mut f| f.pop_front());
@@ -309,9 +366,9 @@ async fn send_statuses(
 ) {
     for status in ["sent", "delivered", "read"] {
         tokio::time::sleep(shared.settings.status_delay).await;
-        let Some(url) = shared.webhook_url.lock().ok().and_then(|u| u.clone()) else {
+        if !has_webhook_url(&shared) {
             return;
-        };
+        }
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -325,16 +382,7 @@ async fn send_statuses(
                       "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_number_id},
                       "statuses": [report]}}]}]})
         .to_string();
-        let signature = sign(&shared.settings.app_secret, body.as_bytes());
-        let sent = shared
-            .http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await;
-        if let Err(error) = sent {
+        if let Err(error) = post_webhook(&shared, body).await {
             tracing::warn!(%error, "simulator could not deliver a status webhook");
         }
     }

@@ -105,27 +105,95 @@ impl GraphClient {
                 None => SendOutcome::Unreachable(format!("no message id in {answer}")),
             };
         }
-        let error = answer.get("error").unwrap_or(&Value::Null);
-        let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+        let error = meta_error(&answer);
         SendOutcome::Refused {
-            error: MetaError {
-                code,
-                title: error
-                    .get("error_user_title")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                details: error
-                    .pointer("/error_data/details")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                href: None,
-            },
-            retryable: status.is_server_error() || RETRYABLE_CODES.contains(&code),
+            retryable: status.is_server_error() || RETRYABLE_CODES.contains(&error.code),
+            error,
         }
+    }
+
+    /// A Graph call other than a send: `method` on `/{version}/{path}` with `query` and a JSON
+    /// `body`; Meta's answer, or its error.
+    ///
+    /// # Errors
+    /// [`GraphError::Refused`] with Meta's error; [`GraphError::Unreachable`] without an
+    /// answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, GraphError> {
+        let url = format!(
+            "{}/{}/{}",
+            self.settings.base_url.trim_end_matches('/'),
+            self.settings.api_version,
+            path
+        );
+        let mut request = self.http.request(method, url).query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(token) = &self.settings.access_token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| GraphError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| GraphError::Unreachable(format!("unreadable answer ({status}): {e}")))?;
+        if status.is_success() {
+            return Ok(answer);
+        }
+        Err(GraphError::Refused {
+            status: status.as_u16(),
+            error: meta_error(&answer),
+            user_message: answer
+                .pointer("/error/error_user_msg")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// A Graph call that did not succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GraphError {
+    /// Meta answered with an error.
+    #[error("Meta refused ({status}): {error:?}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Meta's error.
+        error: MetaError,
+        /// `error_user_msg`, what Meta says to show the user.
+        user_message: Option<String>,
+    },
+    /// No usable answer (network error, timeout, unreadable body).
+    #[error("Meta unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Meta's error object of an error answer.
+fn meta_error(answer: &Value) -> MetaError {
+    let error = answer.get("error").unwrap_or(&Value::Null);
+    let text = |pointer: &str| {
+        error
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    MetaError {
+        code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+        title: text("/error_user_title"),
+        message: text("/message"),
+        details: text("/error_data/details"),
+        href: None,
     }
 }
 
@@ -247,6 +315,7 @@ pub fn request_body(
             name,
             language,
             components,
+            ..
         } => (
             "template",
             json!({"name": name, "language": {"code": language}, "components": components}),

@@ -4,3 +4,4 @@
 pub mod graph;
 pub mod payload;
 pub mod signature;
+pub mod templates;

@@ -208,6 +208,7 @@ pub fn parse(
             let context = ChangeContext {
                 waba_id: &waba_id,
                 entry_time,
+                stated_time: seconds(entry.get("time")),
                 received_at,
                 extra_fields,
             };
@@ -220,6 +221,8 @@ pub fn parse(
 struct ChangeContext<'a> {
     waba_id: &'a WabaId,
     entry_time: Timestamp,
+    /// `entry[].time` as Meta stated it (absent: `entry_time` is the receipt time).
+    stated_time: Option<Timestamp>,
     received_at: Timestamp,
     extra_fields: &'a [String],
 }
@@ -422,7 +425,12 @@ impl ChangeContext<'_> {
         };
         out.instructions.push(Instruction::Template {
             template_id,
-            report_id: digest(field, value),
+            // The entry's time is part of the report: Meta's redelivery repeats it, while a
+            // later report with the same content (approved again after an edit) has its own.
+            report_id: match self.stated_time {
+                Some(time) => digest(&format!("{field}@{}", time.unix_millis()), value),
+                None => digest(field, value),
+            },
             change: TemplateChange {
                 kind,
                 waba_id: self.waba_id.clone(),

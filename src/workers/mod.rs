@@ -6,3 +6,4 @@ pub mod health;
 pub mod listen;
 pub mod lock_expiry;
 pub mod outbound;
+pub mod template_sync;

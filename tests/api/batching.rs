@@ -65,6 +65,7 @@ async fn busy_log(app: &TestApp) {
         .await
         .expect("JSON");
     let (_, token) = agent(app, "batcher", "supervisor").await;
+    app.approve_template("hello_world", "en_US").await;
     // Availability, a policy, and (for the customers writing last) auto-assignments.
     let online = json!({"availability": "online"});
     let path = "/api/agents/me/availability";
@@ -157,6 +158,7 @@ async fn busy_log(app: &TestApp) {
             200
         );
     }
+    template_lifecycles(app).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         app.settle().await;
@@ -173,6 +175,70 @@ async fn busy_log(app: &TestApp) {
             "{waiting} still waiting"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Templates synced, submitted, edited, reported on and deleted (through the command side:
+/// this app has no Graph API to call).
+async fn template_lifecycles(app: &TestApp) {
+    use switchboard_domain::agent::{Permissions, Role};
+    use switchboard_domain::ids::WabaId;
+    use switchboard_domain::template::{ParameterFormat, TemplateCommand, TemplateDefinition};
+    let frameworks = switchboard::cqrs::framework(&EventRepository::new(app.database.clone()));
+    let admin = switchboard_domain::Actor {
+        agent_id: switchboard_domain::AgentId::parse("00000000-0000-4000-8000-000000000077")
+            .expect("uuid"),
+        role: Role::Admin,
+        groups: vec![],
+        permissions: Permissions::for_role(Role::Admin),
+        on_duty: true,
+    };
+    let at = switchboard::clock::Clock::now(&app.clock);
+    let metadata = switchboard::auth::accounts::actor_metadata(Some(admin.agent_id), at);
+    for i in 0..30 {
+        let definition = TemplateDefinition {
+            waba_id: WabaId::new("110000000000001"),
+            name: format!("batch_{i}"),
+            language: if i % 2 == 0 { "es" } else { "en_US" }.to_owned(),
+            category: "UTILITY".to_owned(),
+            status: "APPROVED".to_owned(),
+            reason: None,
+            quality: Some("GREEN".to_owned()),
+            parameter_format: ParameterFormat::Positional,
+            components: vec![
+                json!({"type": "BODY", "text": format!("Hola {{{{1}}}} — {i} 'q' \\")}),
+            ],
+        };
+        let id = format!("77{i:05}");
+        let command = if i % 3 == 0 {
+            TemplateCommand::Submit {
+                definition,
+                by: admin.clone(),
+                at,
+            }
+        } else {
+            TemplateCommand::Sync { definition, at }
+        };
+        let mut commands = vec![command];
+        if i % 4 == 0 {
+            commands.push(TemplateCommand::Edit {
+                components: Some(vec![json!({"type": "BODY", "text": "Edited {{1}}"})]),
+                category: Some("MARKETING".to_owned()),
+                by: admin.clone(),
+                at,
+            });
+        }
+        if i % 5 == 0 {
+            commands.push(TemplateCommand::Delete {
+                by: Some(admin.clone()),
+                at,
+            });
+        }
+        for command in commands {
+            switchboard::cqrs::execute(&frameworks.templates, &id, command, &metadata)
+                .await
+                .expect("template command");
+        }
     }
 }
 

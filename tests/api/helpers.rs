@@ -161,6 +161,7 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             verify_token: Some(VERIFY_TOKEN.into()),
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BYTES,
             extra_fields: vec![],
+            business_accounts: vec![],
         },
         workers: WorkerSettings::default(),
         auth: AuthSettings {
@@ -290,6 +291,23 @@ impl TestApp {
     }
 
     /// Posts `body` signed with the test app secret.
+    /// Meta reports the template `name` in `language` approved (a status webhook only: the
+    /// catalogue knows no components, so sends are checked for approval only); waits until
+    /// the catalogue shows it.
+    pub async fn approve_template(&self, name: &str, language: &str) {
+        let id =
+            1_510_000_000_000_000u64 + u64::from(crc32(format!("{name}/{language}").as_bytes()));
+        let webhook = serde_json::json!({"object": "whatsapp_business_account", "entry": [{
+            "id": "110000000000001", "time": 1_780_004_000, "changes": [{
+                "field": "message_template_status_update",
+                "value": {"event": "APPROVED", "message_template_id": id,
+                          "message_template_name": name, "message_template_language": language,
+                          "reason": "NONE", "message_template_category": "UTILITY"}}]}]});
+        let response = self.post_webhook(webhook.to_string().as_bytes()).await;
+        assert_eq!(response.status(), 200);
+        self.settle().await;
+    }
+
     pub async fn post_webhook(&self, body: &[u8]) -> reqwest::Response {
         self.post_webhook_with_signature(body, Some(&sign(APP_SECRET, body)))
             .await
@@ -511,4 +529,16 @@ pub async fn login(client: &reqwest::Client, address: &str, email: &str, passwor
         .as_str()
         .expect("access token")
         .to_owned()
+}
+
+/// A small checksum for test ids (no crate needed for a test helper).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
 }

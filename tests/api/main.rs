@@ -32,5 +32,6 @@ mod realtime;
 mod replay;
 mod sending;
 mod socket_client;
+mod templates;
 mod third_party;
 mod webhooks;

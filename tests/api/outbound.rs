@@ -57,6 +57,9 @@ async fn a_reply_goes_queued_sent_delivered_read(backend: Backend) {
     assert_eq!(body["biz_opaque_callback_data"], id.as_str());
 }
 
+/// The business account of the fixtures (`entry[].id`).
+pub(crate) const WABA_ID: &str = "110000000000001";
+
 /// Server and simulator wired to each other, and a conversation with an open window.
 async fn wired(backend: Backend) -> (Simulator, TestApp, String) {
     wired_sending(backend, true).await
@@ -81,6 +84,7 @@ pub(crate) async fn wired_sending(backend: Backend, send: bool) -> (Simulator, T
         s.outbound.graph.timeout = Duration::from_secs(1);
         s.outbound.graph.base_url = graph_url;
         s.outbound.graph.access_token = Some("simulator-token".into());
+        s.whatsapp.business_accounts = vec![WABA_ID.to_owned()];
     })
     .await;
     simulator.set_webhook_url(app.url("/webhooks/whatsapp"));
@@ -319,6 +323,7 @@ async fn after_24_hours_only_a_template_goes_out(backend: Backend) {
         free_form.json::<Value>().await.expect("JSON")["error"]["code"],
         "window_closed"
     );
+    app.approve_template("order_shipped", "en_US").await;
     let template = post_message(&app, &conversation,
         json!({"client_id": "tpl", "type": "template", "name": "order_shipped", "language": "en_US",
                "components": [{"type": "body", "parameters": [{"type": "text", "text": "Sheena"}]}]}))

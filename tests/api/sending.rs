@@ -108,6 +108,7 @@ async fn outside_the_window_only_templates_are_accepted(backend: Backend) {
         free_form.json::<Value>().await.expect("JSON")["error"]["code"],
         "window_closed"
     );
+    app.approve_template("order_shipped", "en_US").await;
     let template = send(&app, &app.admin_token, &conversation,
         json!({"client_id": "tpl", "type": "template", "name": "order_shipped", "language": "en_US",
                "components": [{"type": "body", "parameters": [{"type": "text", "text": "Sheena"}]}]}))

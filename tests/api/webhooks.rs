@@ -418,6 +418,11 @@ async fn template_status_update_is_recorded(backend: Backend) {
             "category": "UTILITY",
             "quality": null,
             "reason": "NONE",
+            "parameter_format": null,
+            "components": null,
+            "variables": [],
+            "submitted_by": null,
+            "updated_by": null,
             "updated_at": "2026-05-28T21:33:20.000Z"
         }])
     );

@@ -131,6 +131,10 @@ pub enum OutboundContent {
         /// Header/body/button parameters, in Meta's `components` shape.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         components: Vec<Value>,
+        /// The text the customer reads (header, body, footer with the variables filled), set by
+        /// the server from the catalogue when it checks the parameters; never sent to Meta.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rendered: Option<String>,
     },
 }
 
@@ -224,9 +228,8 @@ impl OutboundContent {
                     .collect();
                 (!parts.is_empty()).then(|| parts.join(" "))
             }
-            Self::Template { .. } | Self::Reaction { .. } | Self::Audio(_) | Self::Sticker(_) => {
-                None
-            }
+            Self::Template { rendered, .. } => rendered.clone(),
+            Self::Reaction { .. } | Self::Audio(_) | Self::Sticker(_) => None,
         }
     }
 
@@ -236,6 +239,10 @@ impl OutboundContent {
             Self::Text { body, .. } | Self::Buttons { body, .. } | Self::List { body, .. } => {
                 body.clone()
             }
+            Self::Template {
+                rendered: Some(text),
+                ..
+            } => text.clone(),
             Self::Template { name, .. } => format!("Template: {name}"),
             Self::Reaction { emoji, .. } if emoji.is_empty() => "Removed a reaction".to_owned(),
             Self::Reaction { emoji, .. } => format!("Reacted {emoji}"),
@@ -373,6 +380,7 @@ impl OutboundContent {
                 name,
                 language,
                 components,
+                ..
             } => {
                 template_components(components)?;
                 required("name", name, 512)?;
@@ -513,6 +521,7 @@ mod tests {
             name: "order_update".into(),
             language: "en_US".into(),
             components,
+            rendered: None,
         }
     }
 

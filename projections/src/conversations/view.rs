@@ -195,6 +195,28 @@ pub async fn get(
     Ok(row.map(ConversationView::from))
 }
 
+/// The id of the most recently active conversation with the customer `wa_id` within `scope`.
+///
+/// # Errors
+/// Database failures.
+pub async fn latest_with_customer(
+    db: &Database,
+    scope: &ReadScope,
+    wa_id: &str,
+) -> Result<Option<String>, ProjectionError> {
+    const SQL: &str = concat!(
+        "select id from conversations where ",
+        scope_filter!(),
+        " and customer_wa_id = $3 order by last_activity_at desc, id desc limit 1"
+    );
+    if *scope == ReadScope::Nothing {
+        return Ok(None);
+    }
+    let (mode, me) = scope.args();
+    Ok(with_pool!(db, pool => sqlx::query_scalar(SQL)
+        .bind(mode).bind(me).bind(wa_id).fetch_optional(pool).await?))
+}
+
 /// The conversations with these ids (no scope: the caller found them within one), by id.
 ///
 /// # Errors
