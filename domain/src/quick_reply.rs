@@ -19,6 +19,63 @@ pub const MAX_TITLE_CHARS: usize = 100;
 
 const NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_03d2_8c45_4e7b_9b20_55e1_c3a4_7d19);
 
+/// The most characters of a quick reply's text when it goes with media (Meta's caption limit).
+pub const MAX_CAPTION_CHARS: usize = 1024;
+
+/// Which media a quick reply sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// A picture.
+    Image,
+    /// A video.
+    Video,
+    /// A file (PDF, …).
+    Document,
+}
+
+/// Media a quick reply sends, with its text as the caption: an uploaded media id or a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuickReplyMedia {
+    /// Image, video or document.
+    pub kind: MediaKind,
+    /// Meta's media id (uploaded before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A public `https` link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The file name a document shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+impl QuickReplyMedia {
+    /// Exactly one of id and link; an id of at most 128 letters and digits, an `http(s)` link
+    /// of at most 2,048 bytes without spaces, a file name (documents only) of at most 240
+    /// characters, nothing with control characters.
+    fn is_valid(&self) -> bool {
+        let clean = |t: &str| !t.contains(char::is_control) && !t.trim().is_empty();
+        let source = match (&self.id, &self.link) {
+            (Some(id), None) => id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            (None, Some(link)) => {
+                link.len() <= 2048
+                    && (link.starts_with("https://") || link.starts_with("http://"))
+                    && !link.contains(char::is_whitespace)
+                    && clean(link)
+            }
+            _ => false,
+        };
+        let filename = match &self.filename {
+            None => true,
+            Some(name) => {
+                self.kind == MediaKind::Document && name.chars().count() <= 240 && clean(name)
+            }
+        };
+        source && filename
+    }
+}
+
 /// Who may use a quick reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -106,6 +163,8 @@ pub enum QuickReplyCommand {
         title: String,
         /// Text, with `{{variables}}`.
         text: String,
+        /// Media sent with the text as caption.
+        media: Option<QuickReplyMedia>,
         /// Who may use it.
         visibility: Visibility,
         /// Who.
@@ -113,12 +172,14 @@ pub enum QuickReplyCommand {
         /// When.
         at: Timestamp,
     },
-    /// Change title and/or text.
+    /// Change title, text and/or media.
     Change {
         /// New title.
         title: Option<String>,
         /// New text.
         text: Option<String>,
+        /// New media (`Some(None)`: none any more).
+        media: Option<Option<QuickReplyMedia>>,
         /// Who.
         by: Actor,
         /// When.
@@ -144,6 +205,9 @@ pub enum QuickReplyEvent {
         title: String,
         /// Text.
         text: String,
+        /// Media, its caption the text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media: Option<QuickReplyMedia>,
         /// Who may use it.
         visibility: Visibility,
         /// Who.
@@ -151,12 +215,15 @@ pub enum QuickReplyEvent {
         /// When.
         at: Timestamp,
     },
-    /// Title or text changed.
+    /// Title, text or media changed.
     Changed {
         /// Title now.
         title: String,
         /// Text now.
         text: String,
+        /// Media now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media: Option<QuickReplyMedia>,
         /// Who.
         by: AgentId,
         /// When.
@@ -204,6 +271,9 @@ pub enum QuickReplyError {
     /// Bad title or text.
     #[error("title: 1 to {MAX_TITLE_CHARS} characters; text: 1 to {MAX_TEXT_CHARS}")]
     InvalidContent,
+    /// Bad media.
+    #[error("media: image, video or document, with an id or an http(s) link (a filename for documents only); its text, the caption, at most {MAX_CAPTION_CHARS} characters")]
+    InvalidMedia,
 }
 
 impl QuickReplyError {
@@ -214,7 +284,7 @@ impl QuickReplyError {
             Self::NotFound => "not_found",
             Self::NotPermitted => "forbidden",
             Self::InvalidShortcode => "invalid_shortcode",
-            Self::InvalidContent => "invalid_quick_reply",
+            Self::InvalidContent | Self::InvalidMedia => "invalid_quick_reply",
         }
     }
 }
@@ -225,6 +295,8 @@ pub struct QuickReply {
     visibility: Option<Visibility>,
     title: String,
     text: String,
+    #[serde(default)]
+    media: Option<QuickReplyMedia>,
     deleted: bool,
 }
 
@@ -244,6 +316,11 @@ impl QuickReply {
         &self.text
     }
 
+    /// The media it sends, if any.
+    pub fn media(&self) -> Option<&QuickReplyMedia> {
+        self.media.as_ref()
+    }
+
     fn decide(&self, command: QuickReplyCommand) -> Result<QuickReplyEvent, QuickReplyError> {
         let valid = |title: &str, text: &str| {
             let title_chars = title.trim().chars().count();
@@ -253,11 +330,15 @@ impl QuickReply {
                 && !text.trim().is_empty()
                 && text_chars <= MAX_TEXT_CHARS
         };
+        let media_fits = |media: Option<&QuickReplyMedia>, text: &str| {
+            media.is_none_or(|m| m.is_valid() && text.chars().count() <= MAX_CAPTION_CHARS)
+        };
         match command {
             QuickReplyCommand::Create {
                 shortcode,
                 title,
                 text,
+                media,
                 visibility,
                 by,
                 at,
@@ -271,10 +352,14 @@ impl QuickReply {
                 if !valid(&title, &text) {
                     return Err(QuickReplyError::InvalidContent);
                 }
+                if !media_fits(media.as_ref(), &text) {
+                    return Err(QuickReplyError::InvalidMedia);
+                }
                 Ok(QuickReplyEvent::Created {
                     shortcode,
                     title: title.trim().to_owned(),
                     text,
+                    media,
                     visibility,
                     by: by.agent_id,
                     at,
@@ -283,6 +368,7 @@ impl QuickReply {
             QuickReplyCommand::Change {
                 title,
                 text,
+                media,
                 by,
                 at,
             } => {
@@ -296,12 +382,17 @@ impl QuickReply {
                 }
                 let title = title.unwrap_or_else(|| self.title.clone());
                 let text = text.unwrap_or_else(|| self.text.clone());
+                let media = media.unwrap_or_else(|| self.media.clone());
                 if !valid(&title, &text) {
                     return Err(QuickReplyError::InvalidContent);
+                }
+                if !media_fits(media.as_ref(), &text) {
+                    return Err(QuickReplyError::InvalidMedia);
                 }
                 Ok(QuickReplyEvent::Changed {
                     title: title.trim().to_owned(),
                     text,
+                    media,
                     by: by.agent_id,
                     at,
                 })
@@ -347,17 +438,22 @@ impl Aggregate for QuickReply {
             QuickReplyEvent::Created {
                 title,
                 text,
+                media,
                 visibility,
                 ..
             } => {
                 self.visibility = Some(visibility);
                 self.title = title;
                 self.text = text;
+                self.media = media;
                 self.deleted = false;
             }
-            QuickReplyEvent::Changed { title, text, .. } => {
+            QuickReplyEvent::Changed {
+                title, text, media, ..
+            } => {
                 self.title = title;
                 self.text = text;
+                self.media = media;
             }
             QuickReplyEvent::Deleted { .. } => self.deleted = true,
         }

@@ -1,7 +1,7 @@
 //! Quick replies as agents pick them: shortcode, title, text and who may use them.
 
 use serde::Serialize;
-use switchboard_domain::quick_reply::{QuickReplyEvent, Visibility};
+use switchboard_domain::quick_reply::{QuickReplyEvent, QuickReplyMedia, Visibility};
 use switchboard_store::{with_pool, Database, RecordedEvent, SqlValue, Statement};
 
 use crate::page::rfc3339;
@@ -12,14 +12,15 @@ pub struct QuickRepliesProjection;
 
 const CREATED: &str = "
 insert into quick_replies (id, shortcode, title, text, visibility, agent_id, group_id, created_by,
-    created_at, updated_at, version)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
+    created_at, updated_at, version, media)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)
 on conflict (id) do update set shortcode = excluded.shortcode, title = excluded.title,
-    text = excluded.text, visibility = excluded.visibility, agent_id = excluded.agent_id,
+    text = excluded.text, media = excluded.media, visibility = excluded.visibility, agent_id = excluded.agent_id,
     group_id = excluded.group_id, created_by = excluded.created_by,
     created_at = excluded.created_at, updated_at = excluded.updated_at, version = excluded.version";
 const CHANGED: &str =
-    "update quick_replies set title = $1, text = $2, updated_at = $3, version = $4 where id = $5";
+    "update quick_replies set title = $1, text = $2, updated_at = $3, version = $4, media = $5
+    where id = $6";
 const DELETED: &str = "delete from quick_replies where id = $1";
 
 impl Projection for QuickRepliesProjection {
@@ -45,6 +46,7 @@ impl Projection for QuickRepliesProjection {
                 shortcode,
                 title,
                 text,
+                media,
                 visibility,
                 by,
                 at,
@@ -63,11 +65,16 @@ impl Projection for QuickRepliesProjection {
                         by.to_string().into(),
                         at.unix_millis().into(),
                         SqlValue::from(event.sequence),
+                        media_json(media.as_ref()),
                     ],
                 ));
             }
             QuickReplyEvent::Changed {
-                title, text, at, ..
+                title,
+                text,
+                media,
+                at,
+                ..
             } => out.push(Statement::new(
                 CHANGED,
                 vec![
@@ -75,6 +82,7 @@ impl Projection for QuickRepliesProjection {
                     text.as_str().into(),
                     at.unix_millis().into(),
                     SqlValue::from(event.sequence),
+                    media_json(media.as_ref()),
                     id.into(),
                 ],
             )),
@@ -83,6 +91,10 @@ impl Projection for QuickRepliesProjection {
             }
         }
     }
+}
+
+fn media_json(media: Option<&QuickReplyMedia>) -> SqlValue {
+    media.and_then(|m| serde_json::to_string(m).ok()).into()
 }
 
 /// How a visibility is stored and shown: its name, the author (personal) and the group.
@@ -108,6 +120,10 @@ pub struct QuickReplyView {
     /// Text with `{{customer.name}}`, `{{agent.name}}`, `{{conversation.id}}` and any other
     /// variables a send fills.
     pub text: String,
+    /// Media sent with the text as its caption: `{kind: image|video|document, id | link,
+    /// filename?}`.
+    #[schema(value_type = Option<Object>)]
+    pub media: Option<QuickReplyMedia>,
     /// `personal`, `group` or `everyone`.
     pub visibility: String,
     /// The author, for a personal one.
@@ -126,6 +142,7 @@ struct Row {
     shortcode: String,
     title: String,
     text: String,
+    media: Option<String>,
     visibility: String,
     agent_id: Option<String>,
     group_id: Option<String>,
@@ -140,6 +157,7 @@ impl From<Row> for QuickReplyView {
             shortcode: row.shortcode,
             title: row.title,
             text: row.text,
+            media: row.media.and_then(|m| serde_json::from_str(&m).ok()),
             visibility: row.visibility,
             agent_id: row.agent_id,
             group_id: row.group_id,
@@ -159,7 +177,8 @@ pub async fn usable(
     agent: &str,
     q: Option<&str>,
 ) -> Result<Vec<QuickReplyView>, ProjectionError> {
-    let sql = "select id, shortcode, title, text, visibility, agent_id, group_id, created_by,
+    let sql =
+        "select id, shortcode, title, text, media, visibility, agent_id, group_id, created_by,
             updated_at
         from quick_replies
         where (visibility = 'everyone' or (visibility = 'personal' and agent_id = $1)

@@ -388,7 +388,9 @@ impl From<switchboard_domain::quick_reply::QuickReplyError> for ApiError {
             E::NotFound => Self::NotFound("quick reply"),
             E::NotPermitted => Self::Refused { code, message },
             E::ShortcodeTaken => Self::Conflict { code, message },
-            E::InvalidShortcode | E::InvalidContent => Self::Unprocessable { code, message },
+            E::InvalidShortcode | E::InvalidContent | E::InvalidMedia => {
+                Self::Unprocessable { code, message }
+            }
         }
     }
 }

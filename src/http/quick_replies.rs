@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use switchboard_domain::quick_reply::{
-    normalize_shortcode, quick_reply_id, QuickReplyCommand, Visibility,
+    normalize_shortcode, quick_reply_id, QuickReplyCommand, QuickReplyMedia, Visibility,
 };
 use switchboard_domain::GroupId;
 use switchboard_projections::quick_replies::{self, QuickReplyView};
@@ -53,6 +53,10 @@ struct NewQuickReply {
     /// The group, with `visibility: group`.
     #[schema(value_type = Option<String>)]
     group_id: Option<GroupId>,
+    /// Media to send with the text as its caption (≤ 1,024 characters then):
+    /// `{kind: image|video|document, id | link, filename?}`.
+    #[schema(value_type = Option<Object>)]
+    media: Option<QuickReplyMedia>,
 }
 
 /// The quick replies the caller may use; `q` matches a shortcode prefix or words of title or
@@ -125,6 +129,7 @@ async fn create(
         shortcode: shortcode.clone(),
         title: request.title.trim().to_owned(),
         text: request.text.clone(),
+        media: request.media.clone(),
         visibility: kind.to_owned(),
         agent_id,
         group_id,
@@ -135,6 +140,7 @@ async fn create(
         shortcode,
         title: request.title,
         text: request.text,
+        media: request.media,
         visibility,
         by: auth.actor.clone(),
         at: now,
@@ -152,6 +158,19 @@ struct QuickReplyChange {
     title: Option<String>,
     /// New text.
     text: Option<String>,
+    /// New media; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    media: Option<Option<QuickReplyMedia>>,
+}
+
+/// A field that is present (even `null`) is `Some`; an absent one stays `None` (`default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Changes a quick reply's title or text (its author's, or a shared one with
@@ -169,6 +188,7 @@ async fn change(
     let command = QuickReplyCommand::Change {
         title: request.title,
         text: request.text,
+        media: request.media,
         by: auth.actor.clone(),
         at: now,
     };

@@ -131,12 +131,31 @@ impl QuickReplySend {
             values.retain(|(n, _)| n != name);
             values.push((name.as_str(), value.as_str()));
         }
-        Ok(SendRequest {
-            client_id: self.client_id,
-            content: OutboundContent::Text {
-                body: render(quick_reply.text(), &values),
+        let text = render(quick_reply.text(), &values);
+        let content = match quick_reply.media() {
+            None => OutboundContent::Text {
+                body: text,
                 preview_url: false,
             },
+            Some(media) => {
+                use switchboard_domain::message::OutboundMedia;
+                use switchboard_domain::quick_reply::MediaKind;
+                let attached = OutboundMedia {
+                    id: media.id.clone(),
+                    link: media.link.clone(),
+                    caption: Some(text),
+                    filename: media.filename.clone(),
+                };
+                match media.kind {
+                    MediaKind::Image => OutboundContent::Image(attached),
+                    MediaKind::Video => OutboundContent::Video(attached),
+                    MediaKind::Document => OutboundContent::Document(attached),
+                }
+            }
+        };
+        Ok(SendRequest {
+            client_id: self.client_id,
+            content,
             reply_to: self.reply_to,
             priority: self.priority,
             expected_version: self.expected_version,

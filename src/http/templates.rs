@@ -70,7 +70,9 @@ fn graph(state: &AppState) -> Result<&GraphClient, ApiError> {
 fn accounts(state: &AppState) -> Result<&[String], ApiError> {
     let accounts = state.whatsapp.business_accounts.as_slice();
     if accounts.is_empty() {
-        return Err(not_configured("a business account (set WHATSAPP_BUSINESS_ACCOUNT_ID)"));
+        return Err(not_configured(
+            "a business account (set WHATSAPP_BUSINESS_ACCOUNT_ID)",
+        ));
     }
     Ok(accounts)
 }

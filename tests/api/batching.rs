@@ -81,8 +81,8 @@ async fn busy_log(app: &TestApp) {
         .await
         .status()
         .is_success());
-    let saved =
-        json!({"shortcode": "/bye", "title": "Bye", "text": "Bye", "visibility": "everyone"});
+    let saved = json!({"shortcode": "/bye", "title": "Bye", "text": "Bye", "visibility": "everyone",
+            "media": {"kind": "image", "link": "https://example.com/bye.png"}});
     let created: Value = app
         .send_as(&token, Method::POST, path, Some(saved))
         .await

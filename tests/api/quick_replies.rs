@@ -190,6 +190,63 @@ async fn quick_replies_are_scoped_rendered_and_follow_the_window(backend: Backen
         "{sent:?}"
     );
 
+    // With media: the text is its caption; a bad link, or media with a caption too long, is
+    // refused; PATCH with `media: null` takes it off again.
+    let manual = json!({"shortcode": "/manual", "title": "Manual", "text": "El manual, {{customer.name}}",
+        "media": {"kind": "document", "link": "https://example.com/manual.pdf", "filename": "manual.pdf"}});
+    let (status, with_media) = create(&app, &ana_token, manual).await;
+    assert_eq!(status, 201, "{with_media}");
+    assert_eq!(with_media["media"]["kind"], "document");
+    for bad in [
+        json!({"shortcode": "/bad1", "title": "x", "text": "y", "media": {"kind": "image", "link": "ftp://x/y.png"}}),
+        json!({"shortcode": "/bad2", "title": "x", "text": "y", "media": {"kind": "image", "id": "1", "link": "https://x/y.png"}}),
+        json!({"shortcode": "/bad3", "title": "x", "text": "y".repeat(1025), "media": {"kind": "image", "id": "123"}}),
+        json!({"shortcode": "/bad4", "title": "x", "text": "y", "media": {"kind": "image", "id": "1", "filename": "a.png"}}),
+    ] {
+        let (status, body) = create(&app, &ana_token, bad).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("invalid_quick_reply")),
+            "{body}"
+        );
+    }
+    let manual_id = with_media["id"].as_str().expect("id").to_owned();
+    let send = json!({"client_id": "qr-media", "quick_reply_id": manual_id});
+    let response = app
+        .send_as(&ana_token, Method::POST, &path, Some(send))
+        .await;
+    assert_eq!(response.status(), 202);
+    // Meta's pair limit spaces two messages to one customer by 6 s (on the app's clock).
+    app.clock.advance_seconds(7);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while simulator.received().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "not sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        simulator.received()[1]["document"],
+        json!({"link": "https://example.com/manual.pdf", "filename": "manual.pdf",
+               "caption": format!("El manual, {customer}")})
+    );
+    let unmedia = json!({"media": null});
+    let response = app
+        .send_as(
+            &ana_token,
+            Method::PATCH,
+            &format!("/api/quick-replies/{manual_id}"),
+            Some(unmedia),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    app.settle().await;
+    let listed: Value = app
+        .get_as(&ana_token, "/api/quick-replies?q=manual")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(listed[0]["media"], Value::Null, "{listed}");
+
     // Three days after the customer's last message, a quick reply is free-form text: refused.
     app.clock.advance_seconds(3 * 86_400);
     let everyone: Value = app

@@ -156,6 +156,66 @@ async fn sync_pages_through_the_catalogue_and_webhooks_keep_it_current(backend: 
     assert_eq!(shown["reason"], "INCORRECT_CATEGORY");
     let (_, approved_now) = call(&app, &admin, Method::GET, path, None).await;
     assert_eq!(names(&approved_now).len(), expected.len() - 2);
+
+    // Quality, category and components reports change what the catalogue shows.
+    let target = &approved_es[2];
+    let id: u64 = target["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("numeric id");
+    let report = |field: &str, mut value: Value| {
+        value["message_template_id"] = json!(id);
+        value["message_template_name"] = target["name"].clone();
+        value["message_template_language"] = json!("es");
+        json!({"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "time": 1_780_005_000,
+            "changes": [{"field": field, "value": value}]}]})
+        .to_string()
+    };
+    for webhook in [
+        report(
+            "message_template_quality_update",
+            json!({"previous_quality_score": "GREEN", "new_quality_score": "YELLOW"}),
+        ),
+        report(
+            "template_category_update",
+            json!({"previous_category": "UTILITY", "new_category": "MARKETING"}),
+        ),
+        report(
+            "message_template_components_update",
+            json!({"message_template_title": "Pedido",
+            "message_template_element": "Hola {{1}}, su pedido {{2}}", "message_template_footer": "Gracias",
+            "message_template_buttons": [{"message_template_button_type": "URL", "message_template_button_text": "Ver",
+                                          "message_template_button_url": "https://example.com/p/{{1}}"}]}),
+        ),
+    ] {
+        assert_eq!(app.post_webhook(webhook.as_bytes()).await.status(), 200);
+    }
+    let shown = until(&app, &format!("/api/templates/{id}"), |t| {
+        t["quality"] == "YELLOW"
+            && t["category"] == "MARKETING"
+            && t["components"][1]["text"] == "Hola {{1}}, su pedido {{2}}"
+    })
+    .await;
+    let variables: Vec<(&str, &str)> = shown["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .map(|v| {
+            (
+                v["component"].as_str().expect("component"),
+                v["kind"].as_str().expect("kind"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        variables,
+        [
+            ("body", "text"),
+            ("body", "text"),
+            ("button[0]", "url_suffix")
+        ]
+    );
 }
 
 const ORDER_BODY: &str = "Hi {{1}}, order {{2}} has shipped.";

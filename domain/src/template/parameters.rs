@@ -198,21 +198,11 @@ fn fill(
 
 /// `text` with every `{{name}}` replaced by its value.
 fn render(text: &str, values: &[(String, String)]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else { break };
-        out.push_str(&rest[..open]);
-        let name = after[..close].trim();
-        match values.iter().find(|(n, _)| n == name) {
-            Some((_, value)) => out.push_str(value),
-            None => out.push_str(&rest[open..open + 2 + close + 2]),
-        }
-        rest = &after[close + 2..];
-    }
-    out.push_str(rest);
-    out
+    let values: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    crate::quick_reply::render(text, &values)
 }
 
 fn too_long(variable: &str, text: &str, max: usize) -> Result<(), ParameterError> {
