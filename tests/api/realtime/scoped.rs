@@ -70,6 +70,9 @@ async fn live_sockets_get_what_the_log_says_while_rights_change_under_traffic(ba
     burst(&app, &mut next).await;
     assign(&app, &conversation, json!({ "agent_id": hank })).await;
     burst(&app, &mut next).await;
+    // Processed before the conversation leaves Hank, so that he has messages to receive (the
+    // other changes still land among messages in flight).
+    app.settle().await;
     update_agent(&app, &gina, json!({ "groups": [sales] })).await;
     assign(&app, &conversation, json!({ "group_id": sales })).await;
     burst(&app, &mut next).await;
