@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
+VALIDATOR_VERSION=0.7.2
 venv=target/schemathesis-venv
-if [ ! -x "$venv/bin/schemathesis" ]; then
+if [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/openapi-spec-validator" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" \
+    "openapi-spec-validator==$VALIDATOR_VERSION"
 fi
 
 # The binary the end-to-end tests use (a no-op right after `cargo test`).
@@ -40,6 +42,10 @@ if [ "$ready" != yes ]; then
   cat "$data/server.log" >&2
   exit 1
 fi
+
+# An independent validator first: the description must be valid OpenAPI 3.1.
+curl -fs "$base/api/openapi.json" >"$data/openapi.json"
+"$venv/bin/openapi-spec-validator" "$data/openapi.json"
 
 token=$(curl -fs "$base/api/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"fuzzer@example.com\",\"password\":\"$password\"}" \

@@ -175,7 +175,7 @@ async fn password_matches(
 /// Logs in. Failures take the same time and give the same answer whether or not the email
 /// exists; attempts are throttled per client address and per account (never locking the
 /// owner out), and password checks are bounded (503 with `Retry-After` beyond).
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/api/auth/login", operation_id = "logIn", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), Errors))]
 async fn login(
     State(state): State<AppState>,
@@ -307,7 +307,7 @@ fn token_pair(
 
 /// Exchanges a refresh token for a new pair. A rotated token presented again revokes the whole
 /// login (every token descended from it): someone else may hold a copy.
-#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/auth/refresh", operation_id = "refreshSession", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), Errors))]
 async fn refresh(
     State(state): State<AppState>,
@@ -397,7 +397,7 @@ struct Validation {
 }
 
 /// Says whether the bearer token is valid, for whom, and until when.
-#[utoipa::path(post, path = "/api/auth/session/validate", tag = "auth", security((), ("bearer" = [])),
+#[utoipa::path(post, path = "/api/auth/session/validate", operation_id = "validateSession", tag = "auth", security((), ("bearer" = [])),
     responses((status = 200, body = Validation), Errors))]
 async fn validate(
     State(state): State<AppState>,
@@ -432,7 +432,7 @@ async fn validate(
 /// Ends the session: the refresh tokens of this login and its access tokens stop working. The
 /// login is named by `refresh_token` in the body (which works after the access token expired)
 /// or by the bearer access token.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security((), ("bearer" = [])),
+#[utoipa::path(post, path = "/api/auth/logout", operation_id = "logOut", tag = "auth", security((), ("bearer" = [])),
     request_body(content = Option<LogoutRequest>, description = "Optional"),
     responses((status = 204, description = "Logged out"), Errors))]
 async fn logout(

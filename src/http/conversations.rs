@@ -78,7 +78,7 @@ async fn list_messages(
 }
 
 /// One message (inbound messages by wamid).
-#[utoipa::path(get, path = "/api/messages/{id}", tag = "conversations",
+#[utoipa::path(get, path = "/api/messages/{id}", operation_id = "getMessage", tag = "conversations",
     params(("id" = String, Path, description = "Message id")),
     security(("bearer" = [])), responses((status = 200, body = MessageView), Errors))]
 async fn message(

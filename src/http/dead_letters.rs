@@ -38,7 +38,7 @@ struct ListParams {
 }
 
 /// Newest first; `next_cursor` pages on.
-#[utoipa::path(get, path = "/api/webhooks/dead-letters", tag = "dead letters", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/webhooks/dead-letters", operation_id = "listWebhookDeadLetters", tag = "dead letters", params(ListParams), security(("bearer" = [])),
     responses((status = 200, body = Page<DeadLetterSummary>), Errors))]
 async fn list(
     State(state): State<AppState>,
@@ -66,7 +66,7 @@ fn parse_id(text: &str) -> Result<i64, ApiError> {
 }
 
 /// One dead letter with its raw body and every failed attempt.
-#[utoipa::path(get, path = "/api/webhooks/dead-letters/{id}", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/webhooks/dead-letters/{id}", operation_id = "getWebhookDeadLetter", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
     responses((status = 200, body = DeadLetter), Errors))]
 async fn detail(
     State(state): State<AppState>,
@@ -81,7 +81,7 @@ async fn detail(
 }
 
 /// Queues one dead letter again.
-#[utoipa::path(post, path = "/api/webhooks/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/webhooks/dead-letters/{id}/retry", operation_id = "retryWebhookDeadLetter", tag = "dead letters", params(("id" = String, Path, description = "Dead letter id")), security(("bearer" = [])),
     responses((status = 202, body = crate::http::openapi::answers::RequeuedWebhook), Errors))]
 async fn retry(
     State(state): State<AppState>,
@@ -101,7 +101,7 @@ async fn retry(
 }
 
 /// Queues every dead letter again.
-#[utoipa::path(post, path = "/api/webhooks/dead-letters/retry-all", tag = "dead letters", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/webhooks/dead-letters/retry-all", operation_id = "retryAllWebhookDeadLetters", tag = "dead letters", security(("bearer" = [])),
     responses((status = 202, body = crate::http::openapi::answers::QueuedCount), Errors))]
 async fn retry_all(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ impl PurgeParams {
 }
 
 /// Deletes dead letters received before `older_than` (RFC 3339).
-#[utoipa::path(delete, path = "/api/webhooks/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/webhooks/dead-letters", operation_id = "purgeWebhookDeadLetters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Deleted), Errors))]
 async fn purge(
     State(state): State<AppState>,

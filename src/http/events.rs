@@ -81,7 +81,7 @@ struct PageParams {
 }
 
 /// A page of the log in order, after a position.
-#[utoipa::path(get, path = "/api/events", tag = "events", params(PageParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/events", operation_id = "listEvents", tag = "events", params(PageParams), security(("bearer" = [])),
     responses((status = 200, body = EventPage), Errors))]
 async fn page(
     State(state): State<AppState>,
@@ -107,7 +107,7 @@ struct StreamParams {
 
 /// Server-sent events, one per log event (`id` = position, `event` = type), live; resumes
 /// after `Last-Event-ID` (or `?after=`).
-#[utoipa::path(get, path = "/api/events/stream", tag = "events", params(StreamParams,
+#[utoipa::path(get, path = "/api/events/stream", operation_id = "streamEvents", tag = "events", params(StreamParams,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position")), security(("bearer" = [])),
     responses((status = 200, description = "Server-sent events, one per log event: `id` = position, `event` = type, `data` = the envelope", content_type = "text/event-stream", body = StreamEvent), Errors))]
 async fn stream(

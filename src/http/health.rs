@@ -25,7 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process answers.
-#[utoipa::path(get, path = "/api/health", tag = "health",
+#[utoipa::path(get, path = "/api/health", operation_id = "getLiveness", tag = "health",
     responses((status = 200, body = crate::http::openapi::answers::Health)))]
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -45,7 +45,7 @@ async fn database_check(state: &AppState) -> (Result<(), &'static str>, Duration
 
 /// Ready to serve: database reachable, migrations applied, workers running, no read model
 /// stopped by an event it cannot apply; 503 otherwise.
-#[utoipa::path(get, path = "/api/health/ready", tag = "health",
+#[utoipa::path(get, path = "/api/health/ready", operation_id = "getReadiness", tag = "health",
     responses((status = 200, description = "Ready", body = crate::http::openapi::answers::Health), (status = 503, description = "Not ready, with the reason", body = crate::http::openapi::answers::Health)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (database, _) = database_check(&state).await;
@@ -67,7 +67,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 /// Every component with its status and latency, the backlogs, the version and uptime (admins).
-#[utoipa::path(get, path = "/api/health/detailed", tag = "health", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/health/detailed", operation_id = "getHealthDetails", tag = "health", security(("bearer" = [])),
     responses((status = 200, description = "Healthy", body = serde_json::Value), Errors))]
 async fn detailed(
     State(state): State<AppState>,

@@ -219,7 +219,7 @@ async fn list(
 
 /// Tab badges: conversations of the caller, of nobody, in all and per status, in the caller's
 /// scope and matching the same filters as the list (except `sort`, `cursor`, `limit`).
-#[utoipa::path(get, path = "/api/conversations/counts", tag = "conversations", params(ViewParams),
+#[utoipa::path(get, path = "/api/conversations/counts", operation_id = "countConversations", tag = "conversations", params(ViewParams),
     security(("bearer" = [])), responses((status = 200, body = Counts), Errors))]
 async fn counts(
     State(state): State<AppState>,
@@ -251,7 +251,7 @@ struct SearchParams {
 /// Message text and captions, customer names and numbers, and notes, in the caller's scope:
 /// the exact phrase first, then by relevance, each hit with a highlighted snippet and its
 /// conversation.
-#[utoipa::path(get, path = "/api/search", tag = "conversations", params(SearchParams),
+#[utoipa::path(get, path = "/api/search", operation_id = "searchConversations", tag = "conversations", params(SearchParams),
     security(("bearer" = [])), responses((status = 200, body = Page<SearchHit>), Errors))]
 async fn search_text(
     State(state): State<AppState>,

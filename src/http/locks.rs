@@ -40,14 +40,14 @@ struct ReleaseRequest {
 
 /// A lock as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-struct LockView {
+struct LockState {
     locked: bool,
     agent_id: Option<String>,
     acquired_at: Option<String>,
     expires_at: Option<String>,
 }
 
-impl From<Option<Lock>> for LockView {
+impl From<Option<Lock>> for LockState {
     fn from(lock: Option<Lock>) -> Self {
         Self {
             locked: lock.is_some(),
@@ -61,13 +61,13 @@ impl From<Option<Lock>> for LockView {
 /// Takes the lock (or renews it, for its holder).
 #[utoipa::path(post, path = "/api/conversations/{id}/lock", tag = "locks", params(("id" = String, Path, description = "Conversation id")),
     request_body(content = Option<AcquireRequest>, description = "Optional"), security(("bearer" = [])),
-    responses((status = 200, body = LockView), Errors))]
+    responses((status = 200, body = LockState), Errors))]
 async fn acquire(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<AcquireRequest>,
-) -> Result<Json<LockView>, ApiError> {
+) -> Result<Json<LockState>, ApiError> {
     let settings = &state.conversations;
     let max = settings.max_lock_ttl.as_secs();
     let ttl = request
@@ -105,13 +105,13 @@ async fn acquire(
 /// Releases the lock: its holder may; a supervisor may force it with `{"force": true, "reason": …}`.
 #[utoipa::path(delete, path = "/api/conversations/{id}/lock", tag = "locks", params(("id" = String, Path, description = "Conversation id")),
     request_body(content = Option<ReleaseRequest>, description = "Optional; `force` for supervisors"), security(("bearer" = [])),
-    responses((status = 200, body = LockView), Errors))]
+    responses((status = 200, body = LockState), Errors))]
 async fn release(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<ReleaseRequest>,
-) -> Result<Json<LockView>, ApiError> {
+) -> Result<Json<LockState>, ApiError> {
     let now = state.clock.now();
     let by = auth.actor.agent_id;
     let command = ConversationCommand::ReleaseLock {
@@ -129,13 +129,13 @@ async fn release(
 }
 
 /// The lock in force now, from the conversation's events (a lapsed lock is free).
-#[utoipa::path(get, path = "/api/conversations/{id}/lock-status", tag = "locks", params(("id" = String, Path, description = "Conversation id")), security(("bearer" = [])),
-    responses((status = 200, body = LockView), Errors))]
+#[utoipa::path(get, path = "/api/conversations/{id}/lock-status", operation_id = "getLockStatus", tag = "locks", params(("id" = String, Path, description = "Conversation id")), security(("bearer" = [])),
+    responses((status = 200, body = LockState), Errors))]
 async fn status(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-) -> Result<Json<LockView>, ApiError> {
+) -> Result<Json<LockState>, ApiError> {
     let (conversation, _) = state.frameworks.conversations.current(&id).await?;
     if !conversation.visible_to(&auth.actor) {
         visible(&state, &auth, &id).await?;

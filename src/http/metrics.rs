@@ -22,14 +22,14 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// For Prometheus on the internal network (no token: keep `/metrics` off the public side).
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), Errors))]
 async fn open_scrape(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     render(&state).await
 }
 
 /// The same, for agents allowed to see analytics.
-#[utoipa::path(get, path = "/api/metrics/prometheus", tag = "health", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/metrics/prometheus", operation_id = "getPrometheusMetrics", tag = "health", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), Errors))]
 async fn api_scrape(
     State(state): State<AppState>,

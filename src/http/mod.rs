@@ -4,6 +4,7 @@ mod account;
 mod agents;
 mod assignment;
 mod auth;
+mod contract;
 mod conversations;
 mod dead_letters;
 mod error;
@@ -79,33 +80,66 @@ pub struct AppState {
     pub stopped_projections: switchboard_projections::StoppedProjections,
 }
 
+/// Each module's routes, documented.
+fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<AppState>> {
+    vec![
+        webhooks::router(max_webhook_bytes),
+        inbox::router(),
+        conversations::router(),
+        account::router(),
+        templates::router(),
+        dead_letters::router(),
+        auth::router(),
+        agents::router(),
+        ownership::router(),
+        notes::router(),
+        assignment::router(),
+        quick_replies::router(),
+        sending::router(),
+        outbound_dead_letters::router(),
+        locks::router(),
+        health::router(),
+        metrics::router(),
+        events::router(),
+        openapi::router(),
+    ]
+}
+
+/// Schema names that two modules define differently. utoipa keys schemas by type name, so two
+/// types of one name (say two `LockView`s) would silently share one schema and a generated
+/// client would drop the fields of the other; a test keeps this empty.
+pub fn schema_name_clashes() -> Vec<String> {
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    let mut clashes = Vec::new();
+    for module in modules(0) {
+        let (_, spec) = module.split_for_parts();
+        for (name, schema) in spec.components.map(|c| c.schemas).unwrap_or_default() {
+            let text = serde_json::to_string(&schema).unwrap_or_default();
+            match seen.get(&name) {
+                Some(earlier) if *earlier != text => clashes.push(name),
+                Some(_) => {}
+                None => {
+                    seen.insert(name, text);
+                }
+            }
+        }
+    }
+    clashes
+}
+
 /// The whole HTTP surface, with request ids and request tracing.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    let (api, spec) = utoipa_axum::router::OpenApiRouter::with_openapi(
-        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
-    )
-    .merge(webhooks::router(state.whatsapp.max_body_bytes))
-    .merge(inbox::router())
-    .merge(conversations::router())
-    .merge(account::router())
-    .merge(templates::router())
-    .merge(dead_letters::router())
-    .merge(auth::router())
-    .merge(agents::router())
-    .merge(ownership::router())
-    .merge(notes::router())
-    .merge(assignment::router())
-    .merge(quick_replies::router())
-    .merge(sending::router())
-    .merge(outbound_dead_letters::router())
-    .merge(locks::router())
-    .merge(health::router())
-    .merge(metrics::router())
-    .merge(events::router())
-    .merge(openapi::router())
-    .split_for_parts();
-    openapi::publish(&spec);
+    let (api, spec) = modules(state.whatsapp.max_body_bytes)
+        .into_iter()
+        .fold(
+            utoipa_axum::router::OpenApiRouter::with_openapi(
+                <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+            ),
+            utoipa_axum::router::OpenApiRouter::merge,
+        )
+        .split_for_parts();
+    openapi::publish(spec);
     api.route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -125,13 +125,14 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(docs))
 }
 
-/// Keeps the finished description for `/api/openapi.json`.
-pub(super) fn publish(spec: &utoipa::openapi::OpenApi) {
+/// Finishes the description and keeps it for `/api/openapi.json`.
+pub(super) fn publish(mut spec: utoipa::openapi::OpenApi) {
+    super::contract::finish(&mut spec);
     SPEC.get_or_init(|| spec.to_json().unwrap_or_else(|_| "{}".to_owned()));
 }
 
 /// This description, as JSON.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "docs",
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "getOpenApi", tag = "docs",
     responses((status = 200, description = "The OpenAPI 3.1 description", content_type = "application/json", body = serde_json::Value)))]
 async fn openapi_json() -> impl IntoResponse {
     (
@@ -141,7 +142,7 @@ async fn openapi_json() -> impl IntoResponse {
 }
 
 /// A readable page of this description; self-contained (no CDN), so it works offline.
-#[utoipa::path(get, path = "/api/docs", tag = "docs",
+#[utoipa::path(get, path = "/api/docs", operation_id = "getDocs", tag = "docs",
     responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
 async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
@@ -232,6 +233,8 @@ pub mod answers {
         pub id: String,
         /// The agent's version before the change.
         pub previous_version: u64,
+        /// The agent's version now (pass as `expected_version` next time).
+        pub version: u64,
     }
 
     /// A group created.

@@ -34,7 +34,7 @@ struct DeadSend {
 }
 
 /// Dead-lettered sends, newest first.
-#[utoipa::path(get, path = "/api/dead-letters", tag = "dead letters", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/dead-letters", operation_id = "listOutboundDeadLetters", tag = "dead letters", security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::DeadSends), Errors))]
 async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Value>, ApiError> {
     auth.require_admin()?;
@@ -60,7 +60,7 @@ async fn list(State(state): State<AppState>, auth: AuthAgent) -> Result<Json<Val
 }
 
 /// Queues a dead-lettered send again.
-#[utoipa::path(post, path = "/api/dead-letters/{id}/retry", tag = "dead letters", params(("id" = String, Path, description = "Message id")), security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/dead-letters/{id}/retry", operation_id = "retryOutboundDeadLetter", tag = "dead letters", params(("id" = String, Path, description = "Message id")), security(("bearer" = [])),
     responses((status = 202, body = crate::http::openapi::answers::Requeued), Errors))]
 async fn retry(
     State(state): State<AppState>,
@@ -80,7 +80,7 @@ async fn retry(
 
 /// Drops dead-lettered sends older than `older_than` (RFC 3339): each becomes `failed` for
 /// good, recorded as an event on its message with the outbox change.
-#[utoipa::path(delete, path = "/api/dead-letters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/dead-letters", operation_id = "purgeOutboundDeadLetters", tag = "dead letters", params(PurgeParams), security(("bearer" = [])),
     responses((status = 200, body = crate::http::openapi::answers::Deleted), Errors))]
 async fn purge(
     State(state): State<AppState>,

@@ -159,7 +159,7 @@ async fn detail(
 
 /// Reads every configured business account's catalogue from Meta, page by page, and records
 /// what changed (`can_manage_templates`).
-#[utoipa::path(post, path = "/api/templates/sync", tag = "templates",
+#[utoipa::path(post, path = "/api/templates/sync", operation_id = "syncTemplates", tag = "templates",
     security(("bearer" = [])), responses((status = 200, body = SyncReport), Errors))]
 async fn sync(
     State(state): State<AppState>,
