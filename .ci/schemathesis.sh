@@ -51,6 +51,33 @@ token=$(curl -fs "$base/api/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"fuzzer@example.com\",\"password\":\"$password\"}" \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
+# A typed client: TypeScript types generated from the served description (openapi-typescript),
+# a program using them type-checked (tsc) and run against this server. Then the check proves
+# it can fail: with one field taken out of the description, the same program must not
+# type-check.
+(
+  cd tests/client
+  npm ci --no-audit --no-fund >/dev/null
+  npx --no-install openapi-typescript "$data/openapi.json" -o generated/api.d.ts >/dev/null
+  npx --no-install tsc -p .
+  node dist/client.js "$base" "$token"
+  python3 - "$data/openapi.json" "$data/broken.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+lock = spec["components"]["schemas"]["LockState"]
+del lock["properties"]["locked"]
+lock["required"] = [r for r in lock.get("required", []) if r != "locked"]
+json.dump(spec, open(sys.argv[2], "w"))
+PY
+  npx --no-install openapi-typescript "$data/broken.json" -o generated/api.d.ts >/dev/null
+  if npx --no-install tsc -p . --noEmit >/dev/null; then
+    echo "the client type-checks without LockState.locked: the check cannot fail" >&2
+    exit 1
+  fi
+  npx --no-install openapi-typescript "$data/openapi.json" -o generated/api.d.ts >/dev/null
+  echo "typed client: generated, type-checked, run; fails without a field it uses"
+)
+
 # One worker: with two, CPython 3.11's ast module (which schemathesis's coverage phase drives
 # from several threads) sometimes aborts the run with "AST constructor recursion depth mismatch"
 # (cpython#106905, fixed in later releases) — a crash of the tool, not a finding.

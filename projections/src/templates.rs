@@ -201,7 +201,7 @@ pub struct TemplateView {
     pub components: Option<Vec<Value>>,
     /// The variables the components declare, with Meta's examples.
     #[sqlx(skip)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<VariableDoc>)]
     pub variables: Vec<Variable>,
     /// The agent who submitted it from here.
     pub submitted_by: Option<String>,
@@ -274,6 +274,23 @@ impl TemplateView {
             components: self.components.clone().unwrap_or_default(),
         })
     }
+}
+
+/// A template variable (documentation of [`Variable`]'s wire form).
+#[allow(dead_code)] // documentation only: never built, described
+#[derive(utoipa::ToSchema)]
+#[schema(as = TemplateVariable)]
+pub struct VariableDoc {
+    /// Where: `header`, `body`, or `button[<index>]`.
+    pub component: String,
+    /// `1`, `2`, … or the variable's name.
+    pub name: String,
+    /// What it takes: `text`, `image`, `video`, `document`, `location`, `url_suffix`,
+    /// `coupon_code`.
+    pub kind: String,
+    /// Meta's example value, when the template gives one.
+    #[schema(nullable = false)]
+    pub example: Option<String>,
 }
 
 /// Filters of the catalogue list.

@@ -172,3 +172,29 @@ fn every_schema_name_belongs_to_one_type() {
         Vec::<String>::new()
     );
 }
+
+/// The served description equals the committed snapshot (`tests/api/openapi.snapshot.json`),
+/// so that every change to the contract is a reviewed diff; after an intended change, rerun
+/// with `UPDATE_OPENAPI_SNAPSHOT=1` and commit the new snapshot, naming breaking changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_description_matches_its_committed_snapshot() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let served: Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let pretty = serde_json::to_string_pretty(&served).expect("JSON") + "\n";
+    let snapshot =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/openapi.snapshot.json");
+    if std::env::var_os("UPDATE_OPENAPI_SNAPSHOT").is_some() {
+        std::fs::write(&snapshot, &pretty).expect("snapshot written");
+    }
+    let committed = std::fs::read_to_string(&snapshot).unwrap_or_default();
+    assert!(
+        committed == pretty,
+        "the API description changed: review the difference, then run with \
+         UPDATE_OPENAPI_SNAPSHOT=1 and commit tests/api/openapi.snapshot.json"
+    );
+}
