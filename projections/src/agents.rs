@@ -154,6 +154,7 @@ pub struct AgentView {
     /// Whether the agent may work.
     pub active: bool,
     /// `online`, `busy` or `offline`.
+    #[schema(value_type = crate::wire::AvailabilityDoc)]
     pub availability: String,
     /// Since when.
     pub availability_since: Option<String>,

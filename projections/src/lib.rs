@@ -32,6 +32,7 @@ pub mod scope;
 pub mod search;
 pub mod stopped;
 pub mod templates;
+pub mod wire;
 
 pub use decode::DecodedEvent;
 pub use error::ProjectionError;

@@ -346,7 +346,8 @@ pub struct MessageView {
     pub wamid: Option<String>,
     /// Its conversation.
     pub conversation_id: String,
-    /// `inbound` or `outbound`.
+    /// `inbound`, `outbound`, or `note` (internal).
+    #[schema(value_type = crate::wire::DirectionDoc)]
     pub direction: String,
     /// Content type (`text`, `image`, …); absent when only a status is known.
     #[serde(rename = "type")]

@@ -125,6 +125,7 @@ pub struct QuickReplyView {
     #[schema(value_type = Option<Object>)]
     pub media: Option<QuickReplyMedia>,
     /// `personal`, `group` or `everyone`.
+    #[schema(value_type = crate::wire::VisibilityDoc)]
     pub visibility: String,
     /// The author, for a personal one.
     pub agent_id: Option<String>,

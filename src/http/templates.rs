@@ -231,6 +231,17 @@ async fn create(
 ) -> Result<(StatusCode, Json<TemplateView>), ApiError> {
     manager(&auth)?;
     bounded(&request.components)?;
+    let sizes = [
+        ("name", &request.name, 512),
+        ("language", &request.language, 15),
+        ("category", &request.category, 32),
+    ];
+    if let Some((field, _, max)) = sizes.iter().find(|(_, v, max)| v.len() > *max) {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_template",
+            message: format!("{field}: at most {max} bytes"),
+        });
+    }
     let graph = graph(&state)?;
     let accounts = accounts(&state)?;
     let waba_id = match request.waba_id {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_domain::agent::{AgentCommand, Availability};
+use switchboard_domain::Timestamp;
 use switchboard_store::{with_pool, Database};
 use tokio::sync::watch;
 
@@ -67,10 +68,11 @@ impl Presence {
     /// absent now get a last `0`. Returns the agents now connected.
     async fn report(
         &self,
+        now: Timestamp,
         sockets: &HashMap<String, usize>,
         before: &HashSet<String>,
     ) -> Result<HashSet<String>, switchboard_store::StoreError> {
-        let now = self.clock.now().unix_millis();
+        let now = now.unix_millis();
         let gone = before.iter().filter(|a| !sockets.contains_key(*a));
         let rows = sockets
             .iter()
@@ -87,9 +89,9 @@ impl Presence {
     }
 
     /// Forgets reports older than the grace period and a day (stopped instances' rows).
-    async fn forget_old(&self) -> Result<(), switchboard_store::StoreError> {
+    async fn forget_old(&self, now: Timestamp) -> Result<(), switchboard_store::StoreError> {
         let day = Duration::from_secs(86_400) + self.grace;
-        let before = self.clock.now().unix_millis() - i64::try_from(day.as_millis()).unwrap_or(0);
+        let before = now.unix_millis() - i64::try_from(day.as_millis()).unwrap_or(0);
         with_pool!(&self.database, pool => {
             sqlx::query("delete from agent_connections where seen_at < $1")
                 .bind(before).execute(pool).await?;
@@ -98,8 +100,10 @@ impl Presence {
     }
 
     /// Takes every absent agent offline; returns how many.
-    async fn take_absent_offline(&self) -> Result<usize, switchboard_store::StoreError> {
-        let now = self.clock.now();
+    async fn take_absent_offline(
+        &self,
+        now: Timestamp,
+    ) -> Result<usize, switchboard_store::StoreError> {
         let grace = i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
         let fresh = i64::try_from(self.interval().as_millis() * 3).unwrap_or(i64::MAX);
         let absent: Vec<(String, i64)> = with_pool!(&self.database, pool => sqlx::query_as(ABSENT)
@@ -131,14 +135,17 @@ impl Presence {
     ) {
         let mut reported = HashSet::new();
         loop {
-            match self.report(&sockets(), &reported).await {
+            // One instant per pass: the sweep judges the reports by the time they were made
+            // at, so a clock that moves mid-pass cannot make a connected agent look absent.
+            let now = self.clock.now();
+            match self.report(now, &sockets(), &reported).await {
                 Ok(now) => reported = now,
                 Err(error) => tracing::warn!(%error, "reporting connected agents failed"),
             }
-            if let Err(error) = self.forget_old().await {
+            if let Err(error) = self.forget_old(now).await {
                 tracing::warn!(%error, "forgetting old connection reports failed");
             }
-            if let Err(error) = self.take_absent_offline().await {
+            if let Err(error) = self.take_absent_offline(now).await {
                 tracing::warn!(%error, "taking absent agents offline failed");
             }
             tokio::select! {

@@ -26,6 +26,7 @@ pub struct LastMessageView {
     /// One-line preview.
     pub preview: String,
     /// `inbound` or `outbound`.
+    #[schema(value_type = crate::wire::DirectionDoc)]
     pub direction: String,
     /// Meta's timestamp of it.
     pub at: String,
@@ -51,7 +52,8 @@ pub struct ConversationView {
     pub customer: CustomerView,
     /// The business number.
     pub phone_number_id: String,
-    /// `open`, …
+    /// `open`, `pending`, `snoozed` or `resolved`.
+    #[schema(value_type = crate::wire::ConversationStatusDoc)]
     pub status: String,
     /// The newest message.
     pub last_message: Option<LastMessageView>,

@@ -7,6 +7,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{customers_write, ids_by_customer, NUMBERS};
+use switchboard_store::with_pool;
+
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
@@ -257,15 +259,25 @@ async fn a_connected_agent_stays_online_until_their_last_socket_leaves(backend: 
     let socket = crate::socket_client::SocketClient::connect(&app.address, json!({"token": token}))
         .await
         .expect("connects");
-    // Reported connected (every half second with a 2 s grace), then time passes: still online.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The presence worker's report of this agent's sockets (every half second, 2 s grace).
+    let reported = async |sockets: i64| {
+        until("the presence report", Duration::from_secs(10), async || {
+            let now: Option<i64> = with_pool!(&app.database, pool => sqlx::query_scalar(
+                "select max(sockets) from agent_connections where agent_id = $1")
+                .bind(&id).fetch_one(pool).await.expect("report"));
+            (now == Some(sockets)).then_some(())
+        })
+        .await;
+    };
+    // Reported connected, then time passes: still online (reports keep coming).
+    reported(1).await;
     app.clock.advance_seconds(10);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     app.settle().await;
     assert_eq!(availability().await.as_deref(), Some("online"));
     // The socket leaves; once the grace period has passed without one, offline.
     socket.close().await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    reported(0).await;
     app.clock.advance_seconds(10);
     until("offline", Duration::from_secs(10), async || {
         (availability().await.as_deref() == Some("offline")).then_some(())
