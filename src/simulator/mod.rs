@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -62,10 +62,31 @@ struct Shared {
     template_webhook_time: AtomicU64,
 }
 
-/// Whether the request carries the configured access token.
-fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let expected = format!("Bearer {}", shared.settings.access_token);
-    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+/// A request carrying the configured access token; Meta answers 190 to any other.
+struct Authorized;
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for Authorized {
+    type Rejection = (StatusCode, Json<Value>);
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let expected = format!("Bearer {}", shared.settings.access_token);
+        let given = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if given == Some(expected.as_str()) {
+            Ok(Self)
+        } else {
+            Err(meta_error(
+                StatusCode::UNAUTHORIZED,
+                190,
+                "Invalid OAuth access token",
+            ))
+        }
+    }
 }
 
 fn has_webhook_url(shared: &Shared) -> bool {
@@ -296,13 +317,10 @@ async fn customer_message(
 async fn receive(
     State(shared): State<Arc<Shared>>,
     Path((_version, phone_number_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    _: Authorized,
     body: Json<Value>,
 ) -> (StatusCode, Json<Value>) {
     let Json(body) = body;
-    if !authorized(&shared, &headers) {
-        return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
-    }
     let fault = shared.faults.lock().ok().and_then(|mut f| f.pop_front());
     if let Some(fault) = fault {
         // A client that gives up first drops this future: nothing is recorded, as at Meta.

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authorized, meta_error, post_webhook, Shared};
+use super::{meta_error, post_webhook, Authorized, Shared};
 
 /// The most templates one page lists (Meta's `limit` cap).
 const MAX_PAGE: usize = 100;
@@ -95,11 +95,8 @@ pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
     Path((version, waba_id)): Path<(String, String)>,
     Query(query): Query<ListQuery>,
-    headers: HeaderMap,
+    _: Authorized,
 ) -> (StatusCode, Json<Value>) {
-    if !authorized(&shared, &headers) {
-        return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
-    }
     let catalogue = shared.templates.lock().expect("catalogue");
     let matching: Vec<&Value> = catalogue
         .templates
@@ -217,12 +214,9 @@ fn check_new(
 pub(super) async fn create(
     State(shared): State<Arc<Shared>>,
     Path((_version, waba_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    _: Authorized,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    if !authorized(&shared, &headers) {
-        return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
-    }
     let (id, category) = {
         let mut catalogue = shared.templates.lock().expect("catalogue");
         if let Err(refusal) = check_new(&catalogue, &waba_id, &body) {
@@ -245,12 +239,9 @@ pub(super) async fn create(
 pub(super) async fn edit(
     State(shared): State<Arc<Shared>>,
     Path((_version, template_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    _: Authorized,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    if !authorized(&shared, &headers) {
-        return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
-    }
     {
         let mut catalogue = shared.templates.lock().expect("catalogue");
         let Some(template) = catalogue
@@ -289,11 +280,8 @@ pub(super) async fn delete(
     State(shared): State<Arc<Shared>>,
     Path((_version, waba_id)): Path<(String, String)>,
     Query(query): Query<DeleteQuery>,
-    headers: HeaderMap,
+    _: Authorized,
 ) -> (StatusCode, Json<Value>) {
-    if !authorized(&shared, &headers) {
-        return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
-    }
     let Some(name) = query.name else {
         return meta_error(
             StatusCode::BAD_REQUEST,
