@@ -23,6 +23,7 @@ mod outbound_dead_letters;
 mod ownership;
 mod quick_replies;
 mod sending;
+mod template_check;
 mod templates;
 mod webhooks;
 

@@ -279,7 +279,7 @@ pub(super) async fn queue(
             code: "invalid_message",
             message: e.to_string(),
         })?;
-    crate::http::templates::check_template(state, &mut request.content).await?;
+    crate::http::template_check::check_template(state, &mut request.content).await?;
     check_references(state, conversation_key, &request).await?;
     let message_id = format!(
         "out.{}",
