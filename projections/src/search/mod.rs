@@ -7,12 +7,13 @@
 //! in the `simple` configuration with a GIN index, on SQLite a contentless FTS5 table
 //! (`unicode61 remove_diacritics 2`). The same statements write both backends.
 
+mod engine;
 pub mod fold;
 mod query;
 mod rank;
 mod snippet;
 
-pub(crate) use query::conversations_matching;
+pub(crate) use engine::conversations_matching;
 pub use query::{search, SearchHit};
 
 use switchboard_domain::conversation::ConversationEvent;

@@ -11,7 +11,7 @@
 
 use switchboard_store::{bind_all, with_pool, Backend, Database, SqlValue};
 
-use super::query::{engine_query, match_condition, HitRow};
+use super::engine::{engine_query, match_condition, HitRow};
 use crate::{ProjectionError, ReadScope};
 
 /// The newest documents searched first.
