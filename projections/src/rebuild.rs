@@ -113,19 +113,11 @@ impl Rebuild {
                         } else if kind == "table" {
                             format!("create table if not exists {shadow} {body}")
                         } else {
-                            let unique = if sql[..sql.find('(').unwrap_or(0)]
-                                .to_lowercase()
-                                .contains("unique")
-                            {
-                                "unique "
-                            } else {
-                                ""
-                            };
-                            if unique.is_empty() {
+                            if !declares_unique(&sql) {
                                 continue;
                             }
                             let index = toggle_suffix(&name, self.suffix);
-                            format!("create {unique}index if not exists {index} on {shadow} {body}")
+                            format!("create unique index if not exists {index} on {shadow} {body}")
                         };
                         sqlx::query(&statement).execute(pool).await?;
                     }
@@ -167,7 +159,7 @@ impl Rebuild {
                     ddl.into_iter()
                         .filter_map(|(name, sql)| {
                             let at = sql.find('(')?;
-                            if sql[..at].to_lowercase().contains("unique") {
+                            if declares_unique(&sql) {
                                 return None;
                             }
                             let index = toggle_suffix(&name, self.suffix);
@@ -367,6 +359,13 @@ async fn postgres_reader_indexes(
     .bind(table)
     .fetch_all(pool)
     .await
+}
+
+/// Whether SQLite index DDL (`create [unique] index … (`) declares a unique index.
+fn declares_unique(sql: &str) -> bool {
+    sql[..sql.find('(').unwrap_or(0)]
+        .to_lowercase()
+        .contains("unique")
 }
 
 /// `using …` of SQLite's `create virtual table … using module(…)` (FTS5 search indexes), whose

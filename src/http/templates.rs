@@ -319,34 +319,31 @@ async fn edit(
     if let Some(components) = &request.components {
         bounded(components)?;
     }
+    if request.category.as_ref().is_some_and(|c| c.len() > 32) {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_template",
+            message: "category: at most 32 bytes".to_owned(),
+        });
+    }
     let category = request.category.map(|c| c.to_ascii_uppercase());
-    let mut definition = current(&state, &id).await?;
-    if !["APPROVED", "REJECTED", "PAUSED"]
-        .contains(&definition.status.to_ascii_uppercase().as_str())
-    {
-        return Err(
-            switchboard_domain::template::TemplateError::NotEditable(definition.status).into(),
-        );
+    // Checked before calling Meta (which refuses too); the aggregate decides again.
+    let before = current(&state, &id).await?;
+    if !before.is_editable() {
+        let status = before.status.to_ascii_uppercase();
+        return Err(switchboard_domain::template::TemplateError::NotEditable(status).into());
     }
     let components = request.components.as_deref();
     crate::whatsapp::templates::edit(graph(&state)?, &id, components, category.as_deref()).await?;
     let now = state.clock.now();
     let command = TemplateCommand::Edit {
-        components: request.components.clone(),
-        category: category.clone(),
+        components: request.components,
+        category,
         by: auth.actor.clone(),
         at: now,
     };
     let metadata = actor_metadata(Some(auth.actor.agent_id), now);
     crate::cqrs::execute(&state.frameworks.templates, &id, command, &metadata).await?;
-    if let Some(components) = request.components {
-        definition.components = components;
-    }
-    if let Some(category) = category {
-        definition.category = category;
-    }
-    "PENDING".clone_into(&mut definition.status);
-    definition.reason = None;
+    let definition = current(&state, &id).await?;
     let by = auth.actor.agent_id.to_string();
     Ok(Json(TemplateView::of(
         &id,
@@ -418,6 +415,16 @@ async fn send(
     let definition = template
         .definition()
         .ok_or(ApiError::NotFound("template"))?;
+    let oversized = request
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.len() > 100 || p.keys().any(|k| k.len() > 64));
+    if oversized {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_message",
+            message: "parameters: at most 100, named in at most 64 bytes".to_owned(),
+        });
+    }
     let components = match (request.components, request.parameters) {
         (Some(components), None) => components,
         (None, parameters) => definition

@@ -107,6 +107,11 @@ fn text_of<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 impl TemplateDefinition {
+    /// Whether Meta allows editing it (approved, rejected and paused templates).
+    pub fn is_editable(&self) -> bool {
+        ["APPROVED", "REJECTED", "PAUSED"].contains(&self.status.to_ascii_uppercase().as_str())
+    }
+
     /// Whether it may be sent (Meta sends only approved templates).
     pub fn is_approved(&self) -> bool {
         self.status.eq_ignore_ascii_case("APPROVED")

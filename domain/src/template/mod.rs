@@ -316,9 +316,10 @@ impl Aggregate for Template {
             } => {
                 Self::managed(&by)?;
                 let current = self.definition().ok_or(TemplateError::NotFound)?;
-                let status = current.status.to_ascii_uppercase();
-                if !["APPROVED", "REJECTED", "PAUSED"].contains(&status.as_str()) {
-                    return Err(TemplateError::NotEditable(status));
+                if !current.is_editable() {
+                    return Err(TemplateError::NotEditable(
+                        current.status.to_ascii_uppercase(),
+                    ));
                 }
                 TemplateEvent::Edited {
                     components,
