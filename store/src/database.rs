@@ -236,10 +236,9 @@ impl Database {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                for statement in statements {
-                    bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
-                        .execute(&mut *tx)
-                        .await?;
+                // A few hand-offs to the connection's thread for the whole batch (see `batch`).
+                for text in crate::batch::inline(statements) {
+                    sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(&text)).await?;
                 }
                 tx.commit().await?;
             }
