@@ -133,6 +133,7 @@ async fn create_agent(args: CreateAgentArgs) -> anyhow::Result<()> {
         permissions: None,
         working_hours: None,
         password,
+        one_time_password: false,
     };
     let id = accounts::register(&frameworks, &database, agent, None, SystemClock.now())
         .await
@@ -162,9 +163,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         use secrecy::ExposeSecret;
         // Printed once, to the terminal only (never to the log): the only copy of it.
         println!(
-            "\nFirst start: created the admin {}\n  one-time password: {}\n  log in with POST /api/auth/login and change it with PATCH /api/agents/{{id}}.\n",
+            "\nFirst start: created the admin {}\n  one-time password: {}\n  sign in at http://127.0.0.1:{}/ (or POST /api/auth/login) and change it.\n",
             admin.email,
-            admin.password.expose_secret()
+            admin.password.expose_secret(),
+            app.port()
         );
     }
     tracing::info!(port = app.port(), "listening");

@@ -299,6 +299,7 @@ async fn create_first_admin(
         permissions: None,
         working_hours: None,
         password: password.clone(),
+        one_time_password: true,
     };
     match accounts::register(frameworks, log.database(), admin, None, now).await {
         Ok(_) => Ok(Some(FirstAdmin {

@@ -176,6 +176,7 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
             permissions,
             working_hours: None,
             password: PASSWORD.into(),
+            one_time_password: false,
         };
         accounts::register(&frameworks, &db, agent, None, SystemClock.now()).await?;
     }

@@ -31,6 +31,8 @@ pub struct NewAgent {
     pub working_hours: Option<WorkingHours>,
     /// Initial password.
     pub password: SecretString,
+    /// Whether it was chosen for them (they must change it after signing in).
+    pub one_time_password: bool,
 }
 
 /// Why an account operation failed.
@@ -79,6 +81,7 @@ pub async fn register(
         groups: agent.groups,
         permissions: agent.permissions,
         working_hours: agent.working_hours,
+        one_time_password: agent.one_time_password,
         by: by.clone(),
         at,
     };

@@ -193,6 +193,7 @@ async fn create(
         permissions,
         working_hours: request.working_hours,
         password: request.password,
+        one_time_password: true,
     };
     let now = state.clock.now();
     let id = accounts::register(

@@ -97,6 +97,9 @@ struct AgentSummary {
     #[schema(value_type = Option<Object>)]
     permissions: Option<Permissions>,
     on_duty: bool,
+    /// The password was chosen for them (the first admin's one-time password, or one an admin
+    /// set): clients ask them to change it (`PUT /api/auth/password`) before anything else.
+    password_change_required: bool,
 }
 
 impl AgentSummary {
@@ -109,6 +112,7 @@ impl AgentSummary {
             groups: agent.groups().to_vec(),
             permissions: agent.permissions(),
             on_duty: agent.actor(id, now).is_some_and(|a| a.on_duty),
+            password_change_required: agent.password_change_required(),
         }
     }
 }

@@ -284,6 +284,8 @@ async fn a_password_change_ends_the_other_sessions(backend: Backend) {
         .await;
     let phone = login_pair(&app, "frank@example.com", PASSWORD).await;
     let laptop = login_pair(&app, "frank@example.com", PASSWORD).await;
+    // A password an admin chose is one to change.
+    assert_eq!(phone["agent"]["password_change_required"], true);
     let changed = app
         .send_as(
             &app.admin_token,
@@ -304,11 +306,25 @@ async fn a_password_change_ends_the_other_sessions(backend: Backend) {
         assert_eq!(error_code(response).await, "session_revoked");
         assert_eq!(refresh(&app, &session["refresh_token"]).await.status(), 401);
     }
-    login_pair(&app, "frank@example.com", "a brand new password").await;
+    let frank_again = login_pair(&app, "frank@example.com", "a brand new password").await;
+    assert_eq!(frank_again["agent"]["password_change_required"], true);
+    let own = app
+        .send_as(
+            frank_again["access_token"].as_str().expect("token"),
+            Method::PUT,
+            "/api/auth/password",
+            Some(json!({"current_password": "a brand new password", "new_password": "frank's own password"})),
+        )
+        .await;
+    assert_eq!(own.status(), 204);
+    let frank_own = login_pair(&app, "frank@example.com", "frank's own password").await;
+    assert_eq!(frank_own["agent"]["password_change_required"], false);
 
     // Changing one's own password keeps the session it is changed from, and only that one.
+    // The first admin's generated password is one-time until then.
     let (email, password) = app.admin.clone();
     let here = login_pair(&app, &email, &password).await;
+    assert_eq!(here["agent"]["password_change_required"], true, "{here}");
     let elsewhere = login_pair(&app, &email, &password).await;
     let me = here["agent"]["id"].as_str().expect("id").to_owned();
     let token = here["access_token"].as_str().expect("token");
@@ -329,6 +345,11 @@ async fn a_password_change_ends_the_other_sessions(backend: Backend) {
         )
         .await;
     assert_eq!(response.status(), 401);
+    assert_eq!(
+        login_pair(&app, &email, "the admin's new password").await["agent"]
+            ["password_change_required"],
+        false
+    );
 }
 
 on_both_backends!(

@@ -31,6 +31,9 @@ struct Registered {
     active: bool,
     #[serde(default)]
     availability: Availability,
+    /// The password was chosen by someone else and its owner has not changed it since.
+    #[serde(default)]
+    password_change_required: bool,
 }
 
 impl Agent {
@@ -78,6 +81,14 @@ impl Agent {
         self.registered.as_ref().map(|r| r.role)
     }
 
+    /// Whether the agent's password was chosen by someone else (a generated first password,
+    /// one set or reset by an admin) and they must change it.
+    pub fn password_change_required(&self) -> bool {
+        self.registered
+            .as_ref()
+            .is_some_and(|r| r.password_change_required)
+    }
+
     /// The agent acting at `at`: rights as they stand now, and whether they are on duty.
     /// `None` unless registered and active.
     pub fn actor(&self, id: AgentId, at: Timestamp) -> Option<Actor> {
@@ -119,6 +130,7 @@ impl Agent {
             groups,
             permissions,
             working_hours,
+            one_time_password,
             by,
             at,
         } = command
@@ -150,6 +162,7 @@ impl Agent {
                 groups,
                 permissions,
                 working_hours,
+                one_time_password,
                 by: by.map(|a| a.agent_id),
                 at,
             }]);
@@ -368,6 +381,7 @@ impl Aggregate for Agent {
             groups,
             permissions,
             working_hours,
+            one_time_password,
             ..
         } = event
         {
@@ -380,6 +394,7 @@ impl Aggregate for Agent {
                 working_hours,
                 active: true,
                 availability: Availability::Offline,
+                password_change_required: one_time_password,
             });
             return;
         }
@@ -387,7 +402,13 @@ impl Aggregate for Agent {
             return;
         };
         match event {
-            AgentEvent::Registered { .. } | AgentEvent::PasswordChanged { .. } => {}
+            AgentEvent::Registered { .. } => {}
+            // Set by its owner: theirs; by someone else: to be changed; by no one (the
+            // registration's own first password, the command line): as it was.
+            AgentEvent::PasswordChanged { by: Some(by), .. } => {
+                r.password_change_required = by != AgentId::for_email(&r.email);
+            }
+            AgentEvent::PasswordChanged { by: None, .. } => {}
             AgentEvent::Renamed { name, .. } => r.name = name,
             AgentEvent::RoleChanged { role, .. } => r.role = role,
             AgentEvent::GroupsChanged { groups, .. } => r.groups = groups,
@@ -441,6 +462,7 @@ mod tests {
                 groups: vec![],
                 permissions: None,
                 working_hours: None,
+                one_time_password: false,
                 by: None,
                 at: t(),
             })

@@ -37,6 +37,9 @@ pub enum AgentCommand {
         permissions: Option<Permissions>,
         /// Working hours; always on duty when `None`.
         working_hours: Option<WorkingHours>,
+        /// Whether the password was chosen for them (the first admin's generated one, one set
+        /// by an admin): they must change it after signing in.
+        one_time_password: bool,
         /// Who registers them.
         by: Option<Actor>,
         /// When.

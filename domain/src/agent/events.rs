@@ -24,6 +24,9 @@ pub enum AgentEvent {
         /// Working hours.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         working_hours: Option<WorkingHours>,
+        /// Whether the password was chosen for them and must be changed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        one_time_password: bool,
         /// Who.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<AgentId>,
