@@ -51,6 +51,7 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
             permissions: Some(permissions),
             working_hours: None,
             password: PASSWORD.into(),
+            one_time_password: false,
         };
         accounts::register(&frameworks, &db, agent, None, SystemClock.now()).await?;
         emails.push(email);

@@ -26,6 +26,7 @@ use utoipa_axum::routes;
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
+        .routes(routes!(directory))
         .routes(routes!(detail, update))
         .routes(routes!(deactivate))
         .routes(routes!(reactivate))
@@ -149,6 +150,40 @@ async fn list(
 ) -> Result<Json<Vec<AgentView>>, ApiError> {
     require_manager(&auth)?;
     Ok(Json(agents::list(&state.database).await?))
+}
+
+/// A colleague as every agent may see them: who holds a lock, who is viewing, whom to assign.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Colleague {
+    /// Agent id.
+    id: String,
+    /// Display name.
+    name: String,
+    /// Whether the agent may work.
+    active: bool,
+    /// `online`, `busy` or `offline`.
+    #[schema(value_type = switchboard_projections::wire::AvailabilityDoc)]
+    availability: String,
+}
+
+/// Every agent's id, name and availability, for any signed-in agent (no emails, no rights).
+#[utoipa::path(get, path = "/api/agents/directory", operation_id = "listColleagues", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, description = "Every agent, by name", body = Vec<Colleague>), Errors))]
+async fn directory(
+    State(state): State<AppState>,
+    _auth: AuthAgent,
+) -> Result<Json<Vec<Colleague>>, ApiError> {
+    let colleagues = agents::list(&state.database).await?.into_iter();
+    Ok(Json(
+        colleagues
+            .map(|a| Colleague {
+                id: a.id,
+                name: a.name,
+                active: a.active,
+                availability: a.availability,
+            })
+            .collect(),
+    ))
 }
 
 /// One agent.

@@ -4,6 +4,7 @@ mod account;
 mod agents;
 mod assignment;
 mod auth;
+mod console;
 mod contract;
 mod conversations;
 mod dead_letters;
@@ -142,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     openapi::publish(spec);
     api.route_layer(axum::middleware::from_fn(observe::observe))
+        .merge(console::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

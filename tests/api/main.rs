@@ -17,6 +17,7 @@ mod auth;
 mod batching;
 mod cli;
 mod collisions;
+mod console;
 mod dead_letters;
 mod event_log;
 mod events;

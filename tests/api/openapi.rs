@@ -39,8 +39,10 @@ fn declared_in_source() -> (BTreeSet<(String, String)>, Vec<String>) {
                 let route = rest[path_at..].split('"').next().expect("path").to_owned();
                 declared.insert((method, route));
             }
-            // The simulator is a separate server with its own routes.
-            if !path.to_string_lossy().contains("simulator") {
+            // The simulator is a separate server with its own routes; the console's routes
+            // serve its files (the page and its modules), which are not API operations.
+            let name = path.to_string_lossy();
+            if !name.contains("simulator") && !name.ends_with("http/console.rs") {
                 for (line_number, line) in text.lines().enumerate() {
                     if line.contains(".route(") && !line.trim_start().starts_with("//") {
                         raw_routes.push(format!("{}:{}", path.display(), line_number + 1));

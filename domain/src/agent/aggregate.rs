@@ -446,9 +446,32 @@ mod tests {
             groups: vec![],
             permissions: Permissions::for_role(Role::Agent),
             working_hours: None,
+            one_time_password: false,
             by: None,
             at: t(),
         }
+    }
+
+    #[test]
+    fn a_password_chosen_by_someone_else_must_be_changed_by_its_owner() {
+        let ada = AgentId::for_email(&Email::parse("ada@example.com").expect("email"));
+        let admin = AgentId::for_email(&Email::parse("root@example.com").expect("email"));
+        let changed = |by| AgentEvent::PasswordChanged { by, at: t() };
+        let mut agent = Agent::default();
+        let mut first = registered();
+        if let AgentEvent::Registered {
+            one_time_password, ..
+        } = &mut first
+        {
+            *one_time_password = true;
+        }
+        agent.apply(first);
+        agent.apply(changed(None)); // the registration's own first password
+        assert!(agent.password_change_required());
+        agent.apply(changed(Some(ada)));
+        assert!(!agent.password_change_required());
+        agent.apply(changed(Some(admin)));
+        assert!(agent.password_change_required());
     }
 
     #[test]
@@ -553,6 +576,7 @@ mod tests {
             groups: vec![],
             permissions: Permissions::for_role(Role::Admin),
             working_hours: None,
+            one_time_password: false,
             by,
             at,
         }

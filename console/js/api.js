@@ -1,0 +1,119 @@
+// The session (access/refresh pair, kept across reloads) and calls to `/api`.
+//
+// The access token is refreshed ahead of its expiry (a quarter of its lifetime before, at most a
+// minute), and once more on a 401 `token_expired`; refreshes are single-flight, so a burst of
+// calls or a socket's `session:expiring` never spends the refresh token twice.
+
+const STORAGE_KEY = 'switchboard.session';
+
+/** An error answer from the API (`{error: {code, message}}`), or a network failure. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code || (status === 0 ? 'network' : 'unknown');
+    this.body = body || {};
+  }
+}
+
+let session = JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
+let refreshing = null;
+let timer = null;
+const listeners = new Set();
+
+/** Calls `listener(session, reason)` whenever the session changes (null: signed out). */
+export function onSession(listener) {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+export const currentSession = () => session;
+export const token = () => session?.access_token;
+
+function store(next, reason) {
+  session = next;
+  clearTimeout(timer);
+  if (next) {
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(next));
+    const lifetime = next.expires_in * 1000;
+    const ahead = Math.min(60_000, lifetime / 4);
+    const due = new Date(next.expires_at).getTime() - ahead - Date.now();
+    timer = setTimeout(() => refresh().catch(() => {}), Math.max(1_000, due));
+  } else {
+    localStorage.removeItem(STORAGE_KEY);
+  }
+  listeners.forEach((listener) => listener(next, reason));
+}
+
+async function call(method, path, body, bearer) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, null);
+  }
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(response.status, json);
+  return json;
+}
+
+export async function signIn(email, password) {
+  store(await call('POST', '/api/auth/login', { email, password }), 'signed-in');
+  return session;
+}
+
+/** Swaps the refresh token for a new pair (single-flight). */
+export function refresh() {
+  if (!session) return Promise.reject(new ApiError(401, null));
+  refreshing ??= call('POST', '/api/auth/refresh', { refresh_token: session.refresh_token })
+    .then((next) => {
+      store(next, 'refreshed');
+      return next;
+    })
+    .catch((error) => {
+      if (error.status === 401) store(null, 'expired');
+      throw error;
+    })
+    .finally(() => {
+      refreshing = null;
+    });
+  return refreshing;
+}
+
+/** Ends the session: `reason` says why ('signed-out', 'expired'). */
+export async function signOut(reason = 'signed-out') {
+  const ending = session;
+  store(null, reason);
+  if (ending && reason === 'signed-out') {
+    await call('POST', '/api/auth/logout', { refresh_token: ending.refresh_token }, ending.access_token).catch(() => {});
+  }
+}
+
+/** Marks the session's password as changed (after `PUT /api/auth/password`). */
+export function passwordChanged() {
+  if (session) store({ ...session, agent: { ...session.agent, password_change_required: false } }, 'refreshed');
+}
+
+/** An authenticated API call; retried once after a refresh when the token had expired. */
+export async function api(method, path, body) {
+  try {
+    return await call(method, path, body, token());
+  } catch (error) {
+    if (error.status !== 401 || !session) throw error;
+    if (error.code === 'token_expired') {
+      await refresh();
+      return call(method, path, body, token());
+    }
+    store(null, 'expired');
+    throw error;
+  }
+}
+
+/** Re-arms the refresh timer of a session loaded from storage (or drops an expired one). */
+export function resume() {
+  if (session) store(session, 'resumed');
+}

@@ -1,0 +1,89 @@
+// The inbox: tabs (mine / unassigned / all, with counts), status filter, search, live.
+import { html, useState, useEffect, useRef } from './ui.js';
+import { api } from './api.js';
+import * as live from './live.js';
+import { t } from './i18n.js';
+import { when, windowText } from './format.js';
+
+const TABS = { mine: 'assignee=me', unassigned: 'assignee=none', all: '' };
+const STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
+
+/** Calls `load` now, and again (debounced) whenever the log says something changed. */
+export function useLive(load, deps) {
+  const timer = useRef(null);
+  useEffect(() => {
+    load();
+    const again = () => {
+      clearTimeout(timer.current);
+      timer.current = setTimeout(load, 100);
+    };
+    const offEvent = live.on('event', again);
+    const offStatus = live.on('status', (up) => up && again());
+    return () => {
+      offEvent();
+      offStatus();
+      clearTimeout(timer.current);
+    };
+  }, deps);
+}
+
+export function Inbox({ selected, onSelect, agents }) {
+  const [tab, setTab] = useState('all');
+  const [status, setStatus] = useState('');
+  const [query, setQuery] = useState('');
+  const [page, setPage] = useState({ items: [] });
+  const [counts, setCounts] = useState(null);
+  const [error, setError] = useState('');
+
+  const params = [TABS[tab], status && `status=${status}`, query && `q=${encodeURIComponent(query)}`].filter(Boolean).join('&');
+  useLive(async () => {
+    try {
+      const [list, tabCounts] = await Promise.all([
+        api('GET', `/api/conversations?limit=100${params ? `&${params}` : ''}`),
+        api('GET', `/api/conversations/counts${status ? `?status=${status}` : ''}`),
+      ]);
+      setPage(list);
+      setCounts(tabCounts);
+      setError('');
+    } catch (e) {
+      setError(e.message);
+    }
+  }, [params]);
+
+  return html`<nav class="inbox" aria-label=${t('inbox.title')}>
+    <div class="tabs" role="tablist">
+      ${Object.keys(TABS).map((name) => html`<button role="tab" aria-selected=${tab === name} data-testid=${`tab-${name}`}
+          onClick=${() => setTab(name)}>${t(`inbox.${name}`)} <span class="count">${counts ? counts[name] : ''}</span></button>`)}
+    </div>
+    <div class="filters">
+      <input type="search" aria-label=${t('inbox.search')} placeholder=${t('inbox.search')} value=${query}
+        onInput=${(e) => setQuery(e.target.value)} data-testid="inbox-search" />
+      <select aria-label=${t('inbox.status')} value=${status} onChange=${(e) => setStatus(e.target.value)}>
+        <option value="">${t('inbox.any_status')}</option>
+        ${STATUSES.map((s) => html`<option value=${s}>${t(`status.${s}`)}</option>`)}
+      </select>
+    </div>
+    ${error && html`<p class="error" role="alert">${error}</p>`}
+    <ul class="conversations" data-testid="conversation-list">
+      ${page.items.length === 0 && html`<li class="empty">${t('inbox.empty')}</li>`}
+      ${page.items.map((c) => html`<${Row} key=${c.id} conversation=${c} active=${c.id === selected} onSelect=${onSelect} agents=${agents} />`)}
+    </ul>
+  </nav>`;
+}
+
+function Row({ conversation: c, active, onSelect, agents }) {
+  const name = c.customer.profile_name || c.customer.wa_id || c.id;
+  return html`<li>
+    <button class=${`row ${active ? 'active' : ''}`} data-testid="conversation-row" data-id=${c.id} onClick=${() => onSelect(c.id)}>
+      <span class="who">${name}</span>
+      <span class="at">${when(c.last_activity_at)}</span>
+      <span class="preview">${c.last_message?.preview || ''}</span>
+      <span class="meta">
+        ${c.unread_count > 0 && html`<span class="badge" data-testid="unread" title=${t('inbox.unread', { count: c.unread_count })}>${c.unread_count}</span>`}
+        ${c.owned_by_bot && html`<span class="pill">${t('inbox.bot')}</span>`}
+        ${c.lock && html`<span class="pill lock" title=${t('lock.other', { name: agents.name(c.lock.agent_id), time: '' })}>🔒</span>`}
+        <span class="window">${windowText(c.service_window_closes_at)}</span>
+      </span>
+    </button>
+  </li>`;
+}

@@ -1,0 +1,85 @@
+// Live updates over Socket.IO (the official client, vendored): every log event the agent may
+// see, resumed from the last position after any reconnect (a dropped network, a laptop
+// sleep), so nothing is missed and nothing needs a reload.
+import { io } from '../vendor/socket.io-client-4.8.1.esm.min.js';
+import { refresh, signOut, token, onSession } from './api.js';
+
+const listeners = { event: new Set(), presence: new Set(), status: new Set() };
+let socket = null;
+let lastPosition = null;
+let connected = false;
+
+export function on(kind, listener) {
+  listeners[kind].add(listener);
+  return () => listeners[kind].delete(listener);
+}
+
+const emit = (kind, value) => listeners[kind].forEach((listener) => listener(value));
+export const isConnected = () => connected;
+
+/** Connects (once per session); resumes from the last event seen on every reconnect. */
+export function connect() {
+  if (socket) return;
+  socket = io({
+    path: '/socket.io/',
+    transports: ['websocket'],
+    auth: (cb) => cb(lastPosition === null ? { token: token() } : { token: token(), last_position: lastPosition }),
+  });
+  socket.on('connect', () => setConnected(true));
+  socket.on('disconnect', () => setConnected(false));
+  socket.on('connect_error', async (error) => {
+    setConnected(false);
+    // "<code>: <message>": an expired token is refreshed and the next attempt uses the new one.
+    if (String(error.message).startsWith('token_expired')) await refresh().catch(() => {});
+  });
+  socket.on('event', (envelope) => {
+    if (typeof envelope.position === 'number') {
+      if (lastPosition !== null && envelope.position <= lastPosition) return;
+      lastPosition = envelope.position;
+    }
+    emit('event', envelope);
+  });
+  socket.on('presence', (presence) => emit('presence', presence));
+  socket.on('session:expiring', () => refresh().catch(() => {}));
+  socket.on('session:expired', () => signOut('expired'));
+  // The browser knows first when the network goes: drop the socket and come back on `online`.
+  window.addEventListener('offline', dropped);
+  window.addEventListener('online', restored);
+}
+
+function dropped() {
+  socket?.disconnect();
+}
+
+function restored() {
+  socket?.connect();
+}
+
+function setConnected(value) {
+  connected = value;
+  emit('status', value);
+}
+
+export function disconnect() {
+  window.removeEventListener('offline', dropped);
+  window.removeEventListener('online', restored);
+  socket?.disconnect();
+  socket = null;
+  lastPosition = null;
+  setConnected(false);
+}
+
+/** Asks the server to watch a conversation (presence); answers who is viewing it. */
+export function join(conversationId) {
+  return socket?.connected ? socket.timeout(5000).emitWithAck('conversation:join', { conversation_id: conversationId }).catch(() => null) : Promise.resolve(null);
+}
+
+export function leave(conversationId) {
+  socket?.emit('conversation:leave', { conversation_id: conversationId });
+}
+
+// A refreshed token is handed to the open socket in place (`auth:refresh`).
+onSession((session, reason) => {
+  if (reason === 'refreshed' && socket?.connected) socket.emit('auth:refresh', { token: session.access_token }, () => {});
+  if (!session) disconnect();
+});

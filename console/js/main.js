@@ -1,0 +1,75 @@
+// The console's root: sign-in, the first-start password change, then inbox and conversation.
+import { html, render, useState, useEffect, useMemo } from './ui.js';
+import { api, onSession, currentSession, resume, signOut } from './api.js';
+import * as live from './live.js';
+import { LANGUAGES, language, preferredLanguage, t, useLanguage } from './i18n.js';
+import { SignIn, ChangePassword } from './signin.js';
+import { Inbox } from './inbox.js';
+import { Conversation } from './conversation.js';
+
+/** Colleagues by name (lock holders, viewers, assignment), from the agent directory. */
+function useAgents(session) {
+  const [list, setList] = useState([]);
+  useEffect(() => {
+    if (!session || session.agent.password_change_required) return;
+    api('GET', '/api/agents/directory').then(setList).catch(() => setList([session.agent]));
+  }, [session?.agent.id, session?.agent.password_change_required]);
+  return useMemo(() => ({
+    list: () => list,
+    name: (id) => list.find((a) => a.id === id)?.name || (id ? `#${String(id).slice(0, 8)}` : ''),
+  }), [list]);
+}
+
+function App() {
+  const [session, setSession] = useState(currentSession());
+  const [notice, setNotice] = useState('');
+  const [, setLang] = useState(language());
+  const [selected, setSelected] = useState(() => location.hash.slice(1) || null);
+  const [online, setOnline] = useState(false);
+  const agents = useAgents(session);
+
+  useEffect(() => onSession((next, reason) => {
+    setSession(next);
+    if (reason === 'expired') setNotice(t('signin.expired'));
+    if (reason === 'password-changed') setNotice(t('password.done'));
+    if (reason === 'signed-in') setNotice('');
+  }), []);
+  useEffect(() => live.on('status', setOnline), []);
+  useEffect(() => {
+    if (session && !session.agent.password_change_required) live.connect();
+  }, [session?.agent.id, session?.agent.password_change_required]);
+  useEffect(() => {
+    history.replaceState(null, '', selected ? `#${selected}` : location.pathname);
+  }, [selected]);
+
+  async function switchLanguage(lang) {
+    await useLanguage(lang, true);
+    setLang(lang);
+  }
+
+  const header = html`<header class="top">
+    <strong>${t('app.title')}</strong>
+    ${session && html`<span class=${`live ${online ? 'up' : 'down'}`} data-testid="live" data-online=${String(online)}>${online ? t('live.online') : t('live.offline')}</span>`}
+    <span class="spacer"></span>
+    <label>${t('nav.language')}
+      <select value=${language()} onChange=${(e) => switchLanguage(e.target.value)} data-testid="language">
+        ${LANGUAGES.map((l) => html`<option value=${l}>${l === 'es' ? 'Español' : 'English'}</option>`)}
+      </select>
+    </label>
+    ${session && html`<span class="me">${session.agent.name}</span>
+      <button class="link" onClick=${() => signOut()} data-testid="signout">${t('nav.signout')}</button>`}
+  </header>`;
+
+  if (!session) return html`${header}<main class="center"><${SignIn} notice=${notice} /></main>`;
+  if (session.agent.password_change_required) return html`${header}<main class="center"><${ChangePassword} /></main>`;
+  return html`${header}<main class=${`workspace ${selected ? 'has-selection' : ''}`}>
+    <${Inbox} selected=${selected} onSelect=${setSelected} agents=${agents} />
+    ${selected
+      ? html`<${Conversation} key=${selected} id=${selected} me=${session.agent} agents=${agents} onBack=${() => setSelected(null)} />`
+      : html`<section class="conversation placeholder"><p>${t('inbox.pick')}</p></section>`}
+  </main>`;
+}
+
+await useLanguage(preferredLanguage());
+resume();
+render(html`<${App} />`, document.getElementById('app'));
