@@ -2,7 +2,8 @@
 // quick replies by typing `/`. The conversation's lock is held while typing and released after.
 import { html, useState, useEffect, useRef } from './ui.js';
 import { api } from './api.js';
-import { t } from './i18n.js';
+import { t, language } from './i18n.js';
+import { TemplateForm } from './templates.js';
 
 /** How long the lock is asked for while typing; released earlier on send or when idle. */
 const LOCK_SECONDS = 60;
@@ -44,15 +45,20 @@ export function Composer({ conversation, replyTo, onCancelReply, onError, onSent
     }
   }
 
-  async function send(event) {
+  /** Sends the text to the customer, or (`asNote`) keeps it as a private note. */
+  async function send(event, asNote = false) {
     event?.preventDefault();
     const body = text.trim();
     if (!body || sending.current) return;
     sending.current = true;
     try {
-      const request = { client_id: clientId.current, type: 'text', body };
-      if (replyTo?.wamid) request.reply_to = replyTo.wamid;
-      await api('POST', `/api/conversations/${id}/messages`, request);
+      if (asNote) {
+        await api('POST', `/api/conversations/${id}/notes`, { text: body });
+      } else {
+        const request = { client_id: clientId.current, type: 'text', body };
+        if (replyTo?.wamid) request.reply_to = replyTo.wamid;
+        await api('POST', `/api/conversations/${id}/messages`, request);
+      }
       clientId.current = crypto.randomUUID();
       setText('');
       onCancelReply();
@@ -65,7 +71,9 @@ export function Composer({ conversation, replyTo, onCancelReply, onError, onSent
     }
   }
 
-  return html`<form class="composer" onSubmit=${send} data-testid="composer">
+  const windowClosed = !conversation.service_window_closes_at || new Date(conversation.service_window_closes_at) < new Date();
+  return html`${windowClosed && html`<${TemplateForm} conversation=${conversation} language=${language()} onSent=${onSent} onError=${onError} />`}
+  <form class="composer" onSubmit=${send} data-testid="composer">
     ${replyTo && html`<p class="replying">${t('message.reply_to')}: ${replyTo.content?.body || replyTo.id}
       <button type="button" class="link" onClick=${onCancelReply}>${t('composer.cancel_reply')}</button></p>`}
     ${quickReplies !== null && html`<${QuickReplies} filter=${quickReplies} onPick=${(body) => typing(body)} />`}
@@ -73,6 +81,7 @@ export function Composer({ conversation, replyTo, onCancelReply, onError, onSent
       data-testid="composer-text" onInput=${(e) => typing(e.target.value)}
       onKeyDown=${(e) => e.key === 'Enter' && !e.shiftKey && send(e)}></textarea>
     <button type="submit" data-testid="send">${t('composer.send')}</button>
+    <button type="button" onClick=${(e) => send(e, true)} data-testid="send-note">${t('composer.note')}</button>
   </form>`;
 }
 
@@ -80,7 +89,7 @@ export function Composer({ conversation, replyTo, onCancelReply, onError, onSent
 function QuickReplies({ filter, onPick }) {
   const [items, setItems] = useState([]);
   useEffect(() => {
-    api('GET', '/api/quick-replies').then((page) => setItems(page.items || [])).catch(() => setItems([]));
+    api('GET', '/api/quick-replies').then((list) => setItems(Array.isArray(list) ? list : [])).catch(() => setItems([]));
   }, []);
   const shown = items.filter((q) => q.shortcode.toLowerCase().startsWith(filter)).slice(0, 8);
   if (shown.length === 0) return null;

@@ -72,6 +72,11 @@ export function Conversation({ id, me, agents, onBack }) {
   if (!conversation) return html`<section class="conversation" aria-busy="true"></section>`;
   const c = conversation;
   const act = (method, path, body) => api(method, `/api/conversations/${id}${path}`, body).then(() => setProblem('')).catch((e) => setProblem(explain(e, agents)));
+  const assign = (value) => {
+    const [kind, target] = value.split(':');
+    if (!kind) return act('DELETE', '/assignment');
+    return act('PUT', '/assignment', kind === 'group' ? { group_id: target } : { agent_id: target });
+  };
   const others = viewers.filter((v) => v !== me.id);
   const lockedByOther = c.lock && c.lock.agent_id !== me.id;
 
@@ -92,11 +97,11 @@ export function Conversation({ id, me, agents, onBack }) {
           </select>
         </label>
         <label>${t('conversation.assign')}
-          <select value=${c.assigned_agent_id || ''} onChange=${(e) => (e.target.value
-            ? act('PUT', '/assignment', { agent_id: e.target.value })
-            : act('DELETE', '/assignment'))}>
+          <select value=${c.assigned_agent_id ? `agent:${c.assigned_agent_id}` : c.assigned_group_id ? `group:${c.assigned_group_id}` : ''}
+            onChange=${(e) => assign(e.target.value)} data-testid="assign">
             <option value="">${t('conversation.unassign')}</option>
-            ${agents.list().map((a) => html`<option value=${a.id}>${a.id === me.id ? t('conversation.assign_me') : a.name}</option>`)}
+            ${agents.list().filter((a) => a.active !== false).map((a) => html`<option value=${`agent:${a.id}`}>${a.id === me.id ? t('conversation.assign_me') : a.name}</option>`)}
+            ${agents.groups().map((g) => html`<option value=${`group:${g.id}`}>${t('conversation.group', { name: g.name })}</option>`)}
           </select>
         </label>
       </div>

@@ -6,18 +6,22 @@ import { LANGUAGES, language, preferredLanguage, t, useLanguage } from './i18n.j
 import { SignIn, ChangePassword } from './signin.js';
 import { Inbox } from './inbox.js';
 import { Conversation } from './conversation.js';
+import { Admin } from './admin.js';
 
-/** Colleagues by name (lock holders, viewers, assignment), from the agent directory. */
+/** Colleagues by name (lock holders, viewers, assignment) and groups, from the directory. */
 function useAgents(session) {
   const [list, setList] = useState([]);
+  const [groups, setGroups] = useState([]);
   useEffect(() => {
     if (!session || session.agent.password_change_required) return;
     api('GET', '/api/agents/directory').then(setList).catch(() => setList([session.agent]));
+    api('GET', '/api/groups').then(setGroups).catch(() => setGroups([]));
   }, [session?.agent.id, session?.agent.password_change_required]);
   return useMemo(() => ({
     list: () => list,
+    groups: () => groups,
     name: (id) => list.find((a) => a.id === id)?.name || (id ? `#${String(id).slice(0, 8)}` : ''),
-  }), [list]);
+  }), [list, groups]);
 }
 
 function App() {
@@ -26,6 +30,7 @@ function App() {
   const [, setLang] = useState(language());
   const [selected, setSelected] = useState(() => location.hash.slice(1) || null);
   const [online, setOnline] = useState(false);
+  const [view, setView] = useState('inbox');
   const agents = useAgents(session);
 
   useEffect(() => onSession((next, reason) => {
@@ -47,9 +52,15 @@ function App() {
     setLang(lang);
   }
 
+  const mayAdminister = session && !session.agent.password_change_required
+    && (session.agent.role === 'admin' || session.agent.permissions?.can_manage_agents);
   const header = html`<header class="top">
     <strong>${t('app.title')}</strong>
     ${session && html`<span class=${`live ${online ? 'up' : 'down'}`} data-testid="live" data-online=${String(online)}>${online ? t('live.online') : t('live.offline')}</span>`}
+    ${mayAdminister && html`<nav>
+      <button aria-current=${view === 'inbox' ? 'page' : null} onClick=${() => setView('inbox')}>${t('inbox.title')}</button>
+      <button aria-current=${view === 'admin' ? 'page' : null} onClick=${() => setView('admin')} data-testid="nav-admin">${t('admin.title')}</button>
+    </nav>`}
     <span class="spacer"></span>
     <label>${t('nav.language')}
       <select value=${language()} onChange=${(e) => switchLanguage(e.target.value)} data-testid="language">
@@ -62,6 +73,7 @@ function App() {
 
   if (!session) return html`${header}<main class="center"><${SignIn} notice=${notice} /></main>`;
   if (session.agent.password_change_required) return html`${header}<main class="center"><${ChangePassword} /></main>`;
+  if (view === 'admin' && mayAdminister) return html`${header}<${Admin} me=${session.agent} />`;
   return html`${header}<main class=${`workspace ${selected ? 'has-selection' : ''}`}>
     <${Inbox} selected=${selected} onSelect=${setSelected} agents=${agents} />
     ${selected

@@ -133,6 +133,12 @@ async function main() {
     await pageB.getByTestId('send').click();
     await until("the simulator received B's message", () => receivedText('I can help too'));
     step("after A released the lock, B's send went through");
+    if (await pageB.getByTestId('nav-admin').count()) throw new Error('a supervisor without can_manage_agents sees the admin pages');
+    await pageA.getByTestId('nav-admin').click();
+    await pageA.locator('[data-testid=admin] td', { hasText: 'bruno@example.com' }).waitFor();
+    await pageA.getByRole('button', { name: 'Inbox' }).click();
+    await row(pageA, 'Ana Pérez').click();
+    step('the admin pages list the agents, for managers only');
     await pageA.getByTestId('composer-text').fill('');
     await b.close();
 
@@ -179,6 +185,18 @@ async function main() {
     step('the inbox and the conversation in Spanish, remembered after a reload');
     await pageA.getByTestId('language').selectOption('en');
     await pageA.getByRole('button', { name: 'Send' }).waitFor();
+
+    // --- Phone width: the inbox, then the conversation alone, and back.
+    const phone = await browser.newContext({ locale: 'en-US', viewport: { width: 390, height: 800 }, isMobile: true });
+    const pagePhone = await phone.newPage();
+    await signIn(pagePhone, ADMIN.email, NEW_ADMIN_PASSWORD);
+    await row(pagePhone, 'Ana Pérez').click();
+    await pagePhone.getByTestId('composer-text').waitFor();
+    if (await pagePhone.getByTestId('conversation-list').isVisible()) throw new Error('at phone width the inbox hides the conversation');
+    await pagePhone.getByRole('button', { name: /Back/ }).click();
+    await pagePhone.getByTestId('conversation-list').waitFor();
+    await phone.close();
+    step('at phone width the inbox and the conversation take the screen in turn');
 
     if (SCREENSHOTS) {
       await customerSays('15550001002', 'Do you ship to Valencia?', 'Jordi Puig');
