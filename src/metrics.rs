@@ -7,42 +7,50 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// HTTP requests, by method, route and status.
-pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 /// HTTP request duration, by method, route and status.
-pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+pub const HTTP_DURATION: &str = "switchboard_http_request_duration_seconds";
 /// Webhooks stored and acknowledged.
-pub const WEBHOOKS_RECEIVED: &str = "webhooks_received_total";
+pub const WEBHOOKS_RECEIVED: &str = "switchboard_webhooks_received_total";
 /// Webhooks refused, by reason.
-pub const WEBHOOKS_REJECTED: &str = "webhooks_rejected_total";
+pub const WEBHOOKS_REJECTED: &str = "switchboard_webhooks_rejected_total";
 /// Time to process a claimed batch of webhooks, by mode (batch or single).
-pub const WEBHOOK_PROCESSING: &str = "webhook_processing_duration_seconds";
+pub const WEBHOOK_PROCESSING: &str = "switchboard_webhook_processing_duration_seconds";
 /// Processing attempts of stored webhooks.
-pub const WEBHOOK_ATTEMPTS: &str = "webhook_processing_attempts_total";
+pub const WEBHOOK_ATTEMPTS: &str = "switchboard_webhook_processing_attempts_total";
 /// Failed processing attempts, by reason (retryable, permanent).
-pub const WEBHOOK_FAILURES: &str = "webhook_processing_failures_total";
+pub const WEBHOOK_FAILURES: &str = "switchboard_webhook_processing_failures_total";
 /// Stored webhooks not yet processed.
-pub const WEBHOOKS_AWAITING: &str = "webhooks_awaiting_processing";
+pub const WEBHOOKS_AWAITING: &str = "switchboard_webhooks_awaiting_processing";
 /// Dead-lettered webhooks.
-pub const WEBHOOKS_DEAD_LETTERED: &str = "webhooks_dead_lettered";
+pub const WEBHOOKS_DEAD_LETTERED: &str = "switchboard_webhooks_dead_lettered";
 /// Customer messages received (new ones, duplicates excluded).
-pub const MESSAGES_RECEIVED: &str = "messages_received_total";
+pub const MESSAGES_RECEIVED: &str = "switchboard_messages_received_total";
 /// Conversations not resolved.
-pub const ACTIVE_CONVERSATIONS: &str = "active_conversations";
+pub const ACTIVE_CONVERSATIONS: &str = "switchboard_active_conversations";
 /// Lock attempts refused because another agent holds the lock.
-pub const LOCK_CONFLICTS: &str = "lock_conflicts_total";
+pub const LOCK_CONFLICTS: &str = "switchboard_lock_conflicts_total";
 /// Authentication failures, by reason.
-pub const AUTH_FAILURES: &str = "authentication_failures_total";
+pub const AUTH_FAILURES: &str = "switchboard_authentication_failures_total";
 /// Events in the log not yet applied to the read models.
-pub const PROJECTION_LAG: &str = "projection_lag_events";
+pub const PROJECTION_LAG: &str = "switchboard_projection_lag_events";
 /// The position a read model stopped at (an event it cannot apply), by projection; 0 running.
 pub const PROJECTION_STOPPED: &str = switchboard_projections::stopped::PROJECTION_STOPPED;
 
+/// Send attempts to Meta, by outcome (`accepted`, `refused`, `retried`, `unreachable`,
+/// `dead_lettered`) and Meta's error code (`none` when accepted, `local` for our own errors).
+pub const SENDS: &str = "switchboard_sends_total";
+/// Outbound messages queued and not yet sent.
+pub const SENDS_QUEUED: &str = "switchboard_sends_queued";
+/// Outbound messages in the dead-letter queue.
+pub const SENDS_DEAD_LETTERED: &str = "switchboard_sends_dead_lettered";
+
 /// Agents' sockets connected to this instance.
-pub const SOCKETS_CONNECTED: &str = "sockets_connected";
+pub const SOCKETS_CONNECTED: &str = "switchboard_sockets_connected";
 /// Log events pushed to sockets.
-pub const SOCKET_EVENTS_SENT: &str = "socket_events_sent_total";
+pub const SOCKET_EVENTS_SENT: &str = "switchboard_socket_events_sent_total";
 /// Sockets the server closed, by reason (token_expired, agent_deactivated, slow_consumer).
-pub const SOCKETS_CLOSED: &str = "sockets_closed_by_server_total";
+pub const SOCKETS_CLOSED: &str = "switchboard_sockets_closed_by_server_total";
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn handle() -> PrometheusHandle {
@@ -102,4 +110,13 @@ fn describe() {
     );
     describe_counter!(AUTH_FAILURES, "Authentication failures, by reason");
     describe_gauge!(PROJECTION_LAG, "Events not yet applied to the read models");
+    describe_counter!(
+        SENDS,
+        "Send attempts to Meta, by outcome and Meta's error code"
+    );
+    describe_gauge!(SENDS_QUEUED, "Outbound messages queued and not yet sent");
+    describe_gauge!(
+        SENDS_DEAD_LETTERED,
+        "Outbound messages in the dead-letter queue"
+    );
 }

@@ -103,6 +103,7 @@ impl Application {
                 None
             },
             stopped_projections: switchboard_projections::StoppedProjections::default(),
+            sockets_connected: Arc::default(),
         };
         Ok(Self {
             first_admin,

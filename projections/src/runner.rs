@@ -237,7 +237,7 @@ impl ProjectionRunner {
                         .iter()
                         .filter(|e| e.event_type == "MessageInboundReceived")
                         .count() as u64;
-                    metrics::counter!("messages_received_total").increment(received);
+                    metrics::counter!("switchboard_messages_received_total").increment(received);
                 }
                 total += events.len() as u64;
                 if let Some(progress) = &self.progress {

@@ -24,7 +24,7 @@ pub struct Stopped {
 pub struct StoppedProjections(Arc<Mutex<BTreeMap<String, Stopped>>>);
 
 /// Gauge: the position a projection stopped at (0 while it runs), by projection.
-pub const PROJECTION_STOPPED: &str = "projection_stopped_at_position";
+pub const PROJECTION_STOPPED: &str = "switchboard_projection_stopped_at_position";
 
 impl StoppedProjections {
     /// Every stopped projection, by name.

@@ -104,7 +104,9 @@ async fn detailed(
             "stopped": stopped,
         },
         "conversations": { "active": counts.map(|c| c.active_conversations) },
-        "sockets": { "connected": 0 },
+        "sockets": {
+            "connected": state.sockets_connected.load(std::sync::atomic::Ordering::Relaxed),
+        },
     });
     let status = if healthy {
         StatusCode::OK

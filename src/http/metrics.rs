@@ -50,6 +50,8 @@ async fn render(state: &AppState) -> Result<impl IntoResponse, ApiError> {
     metrics::gauge!(WEBHOOKS_DEAD_LETTERED).set(counts.dead_lettered as f64);
     metrics::gauge!(ACTIVE_CONVERSATIONS).set(counts.active_conversations as f64);
     metrics::gauge!(PROJECTION_LAG).set(counts.projection_lag as f64);
+    metrics::gauge!(crate::metrics::SENDS_QUEUED).set(counts.sends_queued as f64);
+    metrics::gauge!(crate::metrics::SENDS_DEAD_LETTERED).set(counts.sends_dead_lettered as f64);
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -67,6 +69,10 @@ pub struct StoredCounts {
     pub active_conversations: i64,
     /// Events not yet applied to the read models.
     pub projection_lag: i64,
+    /// Outbound messages queued, not yet sent (worker state: `outbound_queue`).
+    pub sends_queued: i64,
+    /// Outbound messages dead-lettered.
+    pub sends_dead_lettered: i64,
 }
 
 impl StoredCounts {
@@ -87,6 +93,12 @@ impl StoredCounts {
                      ('0'::xid8, 0::bigint))";
         let (awaiting, dead_lettered): (i64, i64) =
             with_pool!(database, pool => sqlx::query_as(WEBHOOKS).fetch_one(pool).await?);
+        const SENDS: &str = "select
+            coalesce(sum(case when dead = 0 then 1 else 0 end), 0),
+            coalesce(sum(case when dead = 1 then 1 else 0 end), 0)
+            from outbound_queue";
+        let (sends_queued, sends_dead_lettered): (i64, i64) =
+            with_pool!(database, pool => sqlx::query_as(SENDS).fetch_one(pool).await?);
         let active_conversations: i64 =
             with_pool!(database, pool => sqlx::query_scalar(ACTIVE).fetch_one(pool).await?);
         let projection_lag: i64 = match database {
@@ -98,6 +110,8 @@ impl StoredCounts {
             dead_lettered,
             active_conversations,
             projection_lag,
+            sends_queued,
+            sends_dead_lettered,
         })
     }
 }

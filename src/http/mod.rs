@@ -80,6 +80,8 @@ pub struct AppState {
     pub graph: Option<crate::whatsapp::graph::GraphClient>,
     /// Read models stopped by an event they cannot apply (health and readiness report them).
     pub stopped_projections: switchboard_projections::StoppedProjections,
+    /// Agents' sockets connected to this instance (kept by the realtime side; health reads it).
+    pub sockets_connected: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Each module's routes, documented.

@@ -40,6 +40,7 @@ mod session;
 mod stamp;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
@@ -274,6 +275,7 @@ impl Hub {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(socket.id, (socket.clone(), Arc::clone(&session)));
+        self.app.sockets_connected.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(crate::metrics::SOCKETS_CONNECTED).increment(1.0);
 
         let hub = Arc::downgrade(&self);
@@ -324,6 +326,7 @@ impl Hub {
             .remove(&socket.id);
         if let Some((_, session)) = removed {
             session.close();
+            self.app.sockets_connected.fetch_sub(1, Ordering::Relaxed);
             metrics::gauge!(crate::metrics::SOCKETS_CONNECTED).decrement(1.0);
         }
         for room in socket.rooms() {

@@ -224,21 +224,29 @@ returning next_at";
         };
         let now = self.clock.now();
         let (wamid, error) = match outcome {
-            SendOutcome::Accepted(wamid) => (Some(wamid), None),
+            SendOutcome::Accepted(wamid) => {
+                count_send("accepted", None);
+                (Some(wamid), None)
+            }
             SendOutcome::Refused {
                 error,
                 retryable: false,
-            } => (None, Some(error)),
+            } => {
+                count_send("refused", Some(&error));
+                (None, Some(error))
+            }
             SendOutcome::Refused {
                 error,
                 retryable: true,
             } if attempt < self.retry.max_attempts => {
                 tracing::warn!(message_id = %queued.message_id, code = error.code, attempt, "send refused; will retry");
+                count_send("retried", Some(&error));
                 return self.retry_later(queued, attempt, error).await;
             }
             SendOutcome::Unreachable(reason) if attempt < self.retry.max_attempts => {
                 tracing::warn!(message_id = %queued.message_id, %reason, attempt, "Meta unreachable; will retry");
                 let error = local_error("unreachable", Some(reason));
+                count_send("unreachable", Some(&error));
                 return self.retry_later(queued, attempt, error).await;
             }
             // Retrying could help but the attempts are spent: the dead-letter queue.
@@ -264,6 +272,7 @@ returning next_at";
 
     /// Gives up after the last attempt: the message waits in the dead-letter queue.
     async fn dead_letter(&self, queued: &Queued, attempts: u32, error: MetaError) {
+        count_send("dead_lettered", Some(&error));
         let now = self.clock.now();
         tracing::warn!(message_id = %queued.message_id, code = error.code, attempts, "send dead-lettered");
         let command = MessageCommand::DeadLetter {
@@ -335,4 +344,14 @@ fn local_error(title: &str, message: Option<String>) -> MetaError {
         details: None,
         href: None,
     }
+}
+
+/// Counts one send attempt's outcome with Meta's error code (`local`: one of ours).
+fn count_send(outcome: &'static str, error: Option<&MetaError>) {
+    let code = match error {
+        None => "none".to_owned(),
+        Some(error) if error.code == 0 => "local".to_owned(),
+        Some(error) => error.code.to_string(),
+    };
+    metrics::counter!(crate::metrics::SENDS, "outcome" => outcome, "code" => code).increment(1);
 }

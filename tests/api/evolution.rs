@@ -206,7 +206,7 @@ async fn an_undecodable_event_stops_only_the_read_models_that_need_it(backend: B
     );
     assert!(metrics_text(&app)
         .await
-        .contains("projection_stopped_at_position{projection=\"messages\"}"));
+        .contains("switchboard_projection_stopped_at_position{projection=\"messages\"}"));
 
     // The others keep up: a new group shows at once; the new message waits.
     let group = app

@@ -50,12 +50,12 @@ async fn counters_move_after_a_webhook_and_a_rejected_one(backend: Backend) {
     app.settle().await;
     let after = scrape(&app).await;
     for series in [
-        "webhooks_received_total",
-        r#"webhooks_rejected_total{reason="invalid_signature"}"#,
-        r#"http_requests_total{method="POST",route="/webhooks/whatsapp",status="200"}"#,
-        r#"http_requests_total{method="POST",route="/webhooks/whatsapp",status="401"}"#,
-        "messages_received_total",
-        "webhook_processing_attempts_total",
+        "switchboard_webhooks_received_total",
+        r#"switchboard_webhooks_rejected_total{reason="invalid_signature"}"#,
+        r#"switchboard_http_requests_total{method="POST",route="/webhooks/whatsapp",status="200"}"#,
+        r#"switchboard_http_requests_total{method="POST",route="/webhooks/whatsapp",status="401"}"#,
+        "switchboard_messages_received_total",
+        "switchboard_webhook_processing_attempts_total",
     ] {
         assert!(
             sample(&after, series) >= sample(&before, series) + 1.0,
@@ -63,17 +63,27 @@ async fn counters_move_after_a_webhook_and_a_rejected_one(backend: Backend) {
         );
     }
     for gauge in [
-        "webhooks_awaiting_processing",
-        "webhooks_dead_lettered",
-        "projection_lag_events",
-        "active_conversations",
+        "switchboard_webhooks_awaiting_processing",
+        "switchboard_webhooks_dead_lettered",
+        "switchboard_projection_lag_events",
+        "switchboard_active_conversations",
     ] {
         assert!(
             after.lines().any(|l| l.starts_with(gauge)),
             "{gauge} exported"
         );
     }
-    assert!(after.contains("http_request_duration_seconds_bucket"));
+    assert!(after.contains("switchboard_http_request_duration_seconds_bucket"));
+    // One prefix for every series, so none collides with another exporter's.
+    let unprefixed: Vec<&str> = after
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter(|l| !l.starts_with("switchboard_"))
+        .collect();
+    assert!(
+        unprefixed.is_empty(),
+        "series without the prefix: {unprefixed:?}"
+    );
     // The same under /api, for agents who may see analytics.
     assert_eq!(app.get("/api/metrics/prometheus").await.status(), 200);
     assert_eq!(

@@ -232,6 +232,17 @@ async fn persistent_failures_dead_letter_the_message_and_a_retry_delivers_it(bac
     let dead = app.get_json("/api/dead-letters").await;
     assert_eq!(dead["items"][0]["id"], id.as_str());
     assert_eq!(dead["items"][0]["attempts"], 3);
+    // Send outcomes by Meta's code, and the dead letters, are in the metrics (the recorder is
+    // shared by every test of this process: only presence is certain).
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    for series in [
+        r#"switchboard_sends_total{outcome="retried",code="2"}"#,
+        r#"switchboard_sends_total{outcome="dead_lettered",code="2"}"#,
+        "switchboard_sends_dead_lettered ",
+        "switchboard_sends_queued ",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 
     assert_eq!(retry_dead_letter(&app, &id).await.status(), 202);
     wait_for_status(&app, &id, "read").await;

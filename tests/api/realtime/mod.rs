@@ -405,7 +405,31 @@ async fn rights_changed_while_connected_apply_to_the_open_socket(backend: Backen
     );
 }
 
+/// `/api/health/detailed` counts the sockets connected to the instance.
+async fn health_counts_the_connected_sockets(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    async fn connected(app: &TestApp) -> Value {
+        app.get_json("/api/health/detailed").await["sockets"]["connected"].clone()
+    }
+    assert_eq!(connected(&app).await, 0);
+    let (_, token) = agent(&app, "sockets", "all").await;
+    let first = socket(&app, json!({"token": token})).await;
+    let second = socket(&app, json!({"token": token})).await;
+    assert_eq!(connected(&app).await, 2);
+    first.close().await;
+    let deadline = std::time::Instant::now() + WITHIN;
+    while connected(&app).await != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed socket is no longer counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    second.close().await;
+}
+
 on_both_backends!(
+    health_counts_the_connected_sockets,
     rights_changed_while_connected_apply_to_the_open_socket,
     a_socket_is_closed_when_its_login_ends,
     a_webhook_reaches_the_sockets_allowed_to_see_it_and_no_other,
