@@ -34,6 +34,9 @@ pub const LOCK_CONFLICTS: &str = "switchboard_lock_conflicts_total";
 pub const AUTH_FAILURES: &str = "switchboard_authentication_failures_total";
 /// Events in the log not yet applied to the read models.
 pub const PROJECTION_LAG: &str = "switchboard_projection_lag_events";
+/// Events of the log after a read model's checkpoint, by projection (positions apart: an
+/// upper bound on PostgreSQL, where a few may be in flight).
+pub const PROJECTION_BEHIND: &str = "switchboard_projection_behind_events";
 /// The position a read model stopped at (an event it cannot apply), by projection; 0 running.
 pub const PROJECTION_STOPPED: &str = switchboard_projections::stopped::PROJECTION_STOPPED;
 
@@ -110,6 +113,10 @@ fn describe() {
     );
     describe_counter!(AUTH_FAILURES, "Authentication failures, by reason");
     describe_gauge!(PROJECTION_LAG, "Events not yet applied to the read models");
+    describe_gauge!(
+        PROJECTION_BEHIND,
+        "Log positions after each read model's checkpoint"
+    );
     describe_counter!(
         SENDS,
         "Send attempts to Meta, by outcome and Meta's error code"

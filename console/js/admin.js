@@ -51,7 +51,7 @@ function Agents() {
   </section>`;
 }
 
-const SCOPES = ['all', 'group', 'assigned'];
+const SCOPES = ['all', 'group', 'assigned', 'none'];
 const FLAGS = ['can_use_tags', 'can_manage_templates', 'can_view_analytics', 'can_export_data', 'can_manage_agents'];
 
 /** An agent's permissions as controls; the server refuses what the editor may not grant. */
@@ -91,7 +91,7 @@ function DeadLetters({ title, base, retryAll }) {
   const [{ data, error }, reload] = useLoad(base);
   const [problem, setProblem] = useState('');
   const act = (promise) => promise.then(() => { setProblem(''); reload(); }, (e) => setProblem(e.message));
-  const purge = () => act(api('DELETE', `${base}?older_than=${encodeURIComponent(new Date().toISOString())}`));
+  const purge = () => confirm(t('admin.confirm_purge')) && act(api('DELETE', `${base}?older_than=${encodeURIComponent(new Date().toISOString())}`));
   const items = data?.items || [];
   return html`<section>
     <h2>${title} (${items.length})</h2>
@@ -117,7 +117,6 @@ function Health() {
     <h2>${t('admin.health')}</h2>
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${data && html`<pre>${JSON.stringify(data, null, 2)}</pre>`}
-    <p><a href="/metrics" target="_blank" rel="noopener">${t('admin.metrics')}</a></p>
   </section>`;
 }
 
@@ -127,6 +126,6 @@ export function Admin({ me }) {
     ${me.permissions?.can_manage_agents && html`<${Agents} /><${Groups} />`}
     ${admin && html`<${DeadLetters} title=${t('admin.dead_sends')} base="/api/dead-letters" />
       <${DeadLetters} title=${t('admin.dead_webhooks')} base="/api/webhooks/dead-letters" retryAll="/api/webhooks/dead-letters/retry-all" />`}
-    <${Health} />
+    ${admin && html`<${Health} />`}
   </main>`;
 }

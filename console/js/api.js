@@ -19,6 +19,9 @@ export class ApiError extends Error {
 let session = JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
 let refreshing = null;
 let timer = null;
+/** Bumped on every sign-in and sign-out: a refresh started before is dropped. */
+let generation = 0;
+let failures = 0;
 const listeners = new Set();
 
 /** Calls `listener(session, reason)` whenever the session changes (null: signed out). */
@@ -31,14 +34,18 @@ export const currentSession = () => session;
 export const token = () => session?.access_token;
 
 function store(next, reason) {
+  if (reason === 'signed-in' || !next) generation += 1;
   session = next;
   clearTimeout(timer);
   if (next) {
+    // Expiry by the local clock: `expires_in` from when the pair arrived (the server's clock
+    // and ours may differ).
+    next.received_at ??= Date.now();
     localStorage.setItem(STORAGE_KEY, JSON.stringify(next));
     const lifetime = next.expires_in * 1000;
     const ahead = Math.min(60_000, lifetime / 4);
-    const due = new Date(next.expires_at).getTime() - ahead - Date.now();
-    timer = setTimeout(() => refresh().catch(() => {}), Math.max(1_000, due));
+    const due = next.received_at + lifetime - ahead - Date.now();
+    timer = setTimeout(refreshOnTime, Math.max(1_000, due));
   } else {
     localStorage.removeItem(STORAGE_KEY);
   }
@@ -66,16 +73,33 @@ export async function signIn(email, password) {
   return session;
 }
 
+/** The timed refresh; a failure that is not a refusal (the network) is tried again soon. */
+function refreshOnTime() {
+  refresh().then(
+    () => {
+      failures = 0;
+    },
+    (error) => {
+      if (error.status === 401 || !session) return;
+      failures += 1;
+      timer = setTimeout(refreshOnTime, Math.min(30_000, 1_000 * 2 ** failures));
+    },
+  );
+}
+window.addEventListener('online', () => session && failures > 0 && refreshOnTime());
+
 /** Swaps the refresh token for a new pair (single-flight). */
 export function refresh() {
   if (!session) return Promise.reject(new ApiError(401, null));
+  const started = generation;
   refreshing ??= call('POST', '/api/auth/refresh', { refresh_token: session.refresh_token })
     .then((next) => {
+      if (started !== generation) throw new ApiError(401, null);
       store(next, 'refreshed');
       return next;
     })
     .catch((error) => {
-      if (error.status === 401) store(null, 'expired');
+      if (error.status === 401 && started === generation) store(null, 'expired');
       throw error;
     })
     .finally(() => {

@@ -1,66 +1,96 @@
 // The composer: text with a `client_id` idempotency key (a double click sends once), reply-to,
-// quick replies by typing `/`. The conversation's lock is held while typing and released after.
+// quick replies by typing `/`, private notes, and the template form once the window has closed.
+// The conversation's lock is held while typing (renewed while it lasts) and released after
+// sending or when idle; lock requests go out one after another, never overtaking.
 import { html, useState, useEffect, useRef } from './ui.js';
 import { api } from './api.js';
 import { t, language } from './i18n.js';
 import { TemplateForm } from './templates.js';
 
-/** How long the lock is asked for while typing; released earlier on send or when idle. */
+/** How long the lock is asked for while typing, and when it is renewed. */
 const LOCK_SECONDS = 60;
+const RENEW_BEFORE_MS = 20_000;
 const IDLE_RELEASE_MS = 15_000;
 
-export function Composer({ conversation, replyTo, onCancelReply, onError, onSent }) {
+export function Composer({ conversation, lock, me, replyTo, onCancelReply, onError, onSent }) {
   const [text, setText] = useState('');
-  const [quickReplies, setQuickReplies] = useState(null);
+  const [quickReply, setQuickReply] = useState(null);
   const clientId = useRef(crypto.randomUUID());
   const sending = useRef(false);
-  const holding = useRef(false);
+  const queue = useRef(Promise.resolve());
+  const blockedUntil = useRef(0);
   const idle = useRef(null);
-  const id = conversation.id;
+  const path = `/api/conversations/${encodeURIComponent(conversation.id)}`;
+  const mine = lock && lock.agent_id === me.id;
+  // Until when this agent holds the lock: as asked for, or as the conversation shows it; a
+  // lock the conversation stops showing as ours (released elsewhere, taken over) is gone.
+  const heldUntil = useRef(0);
+  const shownMine = useRef(false);
+  if (mine) heldUntil.current = Math.max(heldUntil.current, new Date(lock.expires_at).getTime());
+  else if (shownMine.current) heldUntil.current = 0;
+  shownMine.current = !!mine;
 
-  async function release() {
+  /** Runs lock requests in order. */
+  const enqueue = (request) => {
+    queue.current = queue.current.then(request, request);
+    return queue.current;
+  };
+
+  const release = () => {
     clearTimeout(idle.current);
-    if (!holding.current) return;
-    holding.current = false;
-    await api('DELETE', `/api/conversations/${id}/lock`).catch(() => {});
-  }
+    return enqueue(async () => {
+      if (heldUntil.current > Date.now()) await api('DELETE', `${path}/lock`).catch(() => {});
+      heldUntil.current = 0;
+    });
+  };
 
   // Leaving the conversation lets go of its lock.
   useEffect(() => () => {
     release();
-  }, [id]);
+  }, [conversation.id]);
 
-  async function typing(value) {
-    setText(value);
-    setQuickReplies(value.startsWith('/') ? value.slice(1).toLowerCase() : null);
+  function keepLock() {
     clearTimeout(idle.current);
     idle.current = setTimeout(release, IDLE_RELEASE_MS);
-    if (holding.current || !value) return;
-    holding.current = true;
-    try {
-      await api('POST', `/api/conversations/${id}/lock`, { ttl_seconds: LOCK_SECONDS });
-    } catch (e) {
-      holding.current = false;
-      onError(e);
-    }
+    const now = Date.now();
+    if (heldUntil.current - now > RENEW_BEFORE_MS || blockedUntil.current > now) return;
+    heldUntil.current = now + LOCK_SECONDS * 1000; // asked for: no second request meanwhile
+    enqueue(async () => {
+      try {
+        const state = await api('POST', `${path}/lock`, { ttl_seconds: LOCK_SECONDS });
+        heldUntil.current = new Date(state.expires_at).getTime();
+      } catch (e) {
+        heldUntil.current = 0;
+        if (e.code === 'conversation_locked') blockedUntil.current = new Date(e.body.expires_at).getTime();
+        onError(e);
+      }
+    });
   }
 
-  /** Sends the text to the customer, or (`asNote`) keeps it as a private note. */
+  function typing(value) {
+    setText(value);
+    if (value) keepLock();
+  }
+
+  /** Sends to the customer (the quick reply if one is picked), or keeps a private note. */
   async function send(event, asNote = false) {
     event?.preventDefault();
     const body = text.trim();
-    if (!body || sending.current) return;
+    if ((!body && !quickReply) || sending.current) return;
     sending.current = true;
     try {
       if (asNote) {
-        await api('POST', `/api/conversations/${id}/notes`, { text: body });
+        await api('POST', `${path}/notes`, { text: body });
       } else {
-        const request = { client_id: clientId.current, type: 'text', body };
+        const request = quickReply
+          ? { client_id: clientId.current, quick_reply_id: quickReply.id }
+          : { client_id: clientId.current, type: 'text', body };
         if (replyTo?.wamid) request.reply_to = replyTo.wamid;
-        await api('POST', `/api/conversations/${id}/messages`, request);
+        await api('POST', `${path}/messages`, request);
       }
       clientId.current = crypto.randomUUID();
       setText('');
+      setQuickReply(null);
       onCancelReply();
       onSent();
       await release();
@@ -72,16 +102,19 @@ export function Composer({ conversation, replyTo, onCancelReply, onError, onSent
   }
 
   const windowClosed = !conversation.service_window_closes_at || new Date(conversation.service_window_closes_at) < new Date();
+  const filter = !quickReply && text.startsWith('/') ? text.slice(1).toLowerCase() : null;
   return html`${windowClosed && html`<${TemplateForm} conversation=${conversation} language=${language()} onSent=${onSent} onError=${onError} />`}
   <form class="composer" onSubmit=${send} data-testid="composer">
     ${replyTo && html`<p class="replying">${t('message.reply_to')}: ${replyTo.content?.body || replyTo.id}
       <button type="button" class="link" onClick=${onCancelReply}>${t('composer.cancel_reply')}</button></p>`}
-    ${quickReplies !== null && html`<${QuickReplies} filter=${quickReplies} onPick=${(body) => typing(body)} />`}
+    ${filter !== null && html`<${QuickReplies} filter=${filter} onPick=${(q) => { setQuickReply(q); setText(q.text || ''); keepLock(); }} />`}
+    ${quickReply && html`<p class="replying">/${quickReply.shortcode}
+      <button type="button" class="link" onClick=${() => { setQuickReply(null); setText(''); }}>✕</button></p>`}
     <textarea aria-label=${t('composer.placeholder')} placeholder=${t('composer.placeholder')} rows="2" value=${text}
-      data-testid="composer-text" onInput=${(e) => typing(e.target.value)}
-      onKeyDown=${(e) => e.key === 'Enter' && !e.shiftKey && send(e)}></textarea>
+      readOnly=${!!quickReply} data-testid="composer-text" onInput=${(e) => typing(e.target.value)}
+      onKeyDown=${(e) => e.key === 'Enter' && !e.shiftKey && !e.isComposing && send(e)}></textarea>
     <button type="submit" data-testid="send">${t('composer.send')}</button>
-    <button type="button" onClick=${(e) => send(e, true)} data-testid="send-note">${t('composer.note')}</button>
+    <button type="button" onClick=${(e) => send(e, true)} disabled=${!!quickReply} data-testid="send-note">${t('composer.note')}</button>
   </form>`;
 }
 
@@ -91,9 +124,9 @@ function QuickReplies({ filter, onPick }) {
   useEffect(() => {
     api('GET', '/api/quick-replies').then((list) => setItems(Array.isArray(list) ? list : [])).catch(() => setItems([]));
   }, []);
-  const shown = items.filter((q) => q.shortcode.toLowerCase().startsWith(filter)).slice(0, 8);
+  const shown = items.filter((q) => q.shortcode.replace(/^\//, '').toLowerCase().startsWith(filter)).slice(0, 8);
   if (shown.length === 0) return null;
   return html`<ul class="quick-replies" aria-label=${t('composer.quick_replies')}>
-    ${shown.map((q) => html`<li><button type="button" onClick=${() => onPick(q.text || '')}>/${q.shortcode} <span>${q.text}</span></button></li>`)}
+    ${shown.map((q) => html`<li><button type="button" onClick=${() => onPick(q)}>/${q.shortcode.replace(/^\//, '')} <span>${q.title || q.text}</span></button></li>`)}
   </ul>`;
 }

@@ -4,7 +4,7 @@ import { html, useState, useEffect } from './ui.js';
 import { api } from './api.js';
 import * as live from './live.js';
 import { t } from './i18n.js';
-import { time, windowText } from './format.js';
+import { currentLock, time, windowText } from './format.js';
 import { useLive } from './inbox.js';
 import { Timeline } from './timeline.js';
 import { Composer } from './composer.js';
@@ -14,7 +14,7 @@ async function allMessages(id) {
   let items = [];
   let cursor = null;
   for (let page = 0; page < 20; page += 1) {
-    const answer = await api('GET', `/api/conversations/${id}/messages?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const answer = await api('GET', `/api/conversations/${encodeURIComponent(id)}/messages?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     items = items.concat(answer.items);
     cursor = answer.next_cursor;
     if (!cursor) break;
@@ -35,6 +35,7 @@ export function explain(error, agents) {
 }
 
 export function Conversation({ id, me, agents, onBack }) {
+  const path = encodeURIComponent(id);
   const [conversation, setConversation] = useState(null);
   const [messages, setMessages] = useState([]);
   const [viewers, setViewers] = useState([]);
@@ -42,12 +43,13 @@ export function Conversation({ id, me, agents, onBack }) {
   const [replyTo, setReplyTo] = useState(null);
   const [, tick] = useState(0);
 
-  useLive(async () => {
+  useLive(async (isCurrent) => {
     try {
-      const [view, items] = await Promise.all([api('GET', `/api/conversations/${id}`), allMessages(id)]);
+      const [view, items] = await Promise.all([api('GET', `/api/conversations/${path}`), allMessages(id)]);
+      if (!isCurrent()) return;
       setConversation(view);
       setMessages(items);
-      if (view.unread_count > 0) api('POST', `/api/conversations/${id}/read`).catch(() => {});
+      if (view.unread_count > 0 && document.visibilityState === 'visible') api('POST', `/api/conversations/${path}/read`).catch(() => {});
     } catch (e) {
       setProblem(explain(e, agents));
     }
@@ -71,14 +73,15 @@ export function Conversation({ id, me, agents, onBack }) {
 
   if (!conversation) return html`<section class="conversation" aria-busy="true"></section>`;
   const c = conversation;
-  const act = (method, path, body) => api(method, `/api/conversations/${id}${path}`, body).then(() => setProblem('')).catch((e) => setProblem(explain(e, agents)));
+  const act = (method, action, body) => api(method, `/api/conversations/${path}${action}`, body).then(() => setProblem('')).catch((e) => setProblem(explain(e, agents)));
   const assign = (value) => {
     const [kind, target] = value.split(':');
     if (!kind) return act('DELETE', '/assignment');
     return act('PUT', '/assignment', kind === 'group' ? { group_id: target } : { agent_id: target });
   };
   const others = viewers.filter((v) => v !== me.id);
-  const lockedByOther = c.lock && c.lock.agent_id !== me.id;
+  const lock = currentLock(c.lock);
+  const lockedByOther = lock && lock.agent_id !== me.id;
 
   return html`<section class="conversation" data-testid="conversation" aria-label=${c.customer.profile_name || c.customer.wa_id}>
     <header>
@@ -106,22 +109,22 @@ export function Conversation({ id, me, agents, onBack }) {
         </label>
       </div>
       <div class="tags" aria-label=${t('conversation.tags')}>
-        ${c.tags.map((tag) => html`<span class="pill">${tag} <button class="link" aria-label="×" onClick=${() => act('DELETE', `/tags/${encodeURIComponent(tag)}`)}>×</button></span>`)}
+        ${c.tags.map((tag) => html`<span class="pill">${tag} <button class="link" aria-label=${t('conversation.remove_tag', { tag })} onClick=${() => act('DELETE', `/tags/${encodeURIComponent(tag)}`)}>×</button></span>`)}
         <form onSubmit=${(e) => { e.preventDefault(); const tag = e.target.tag.value.trim(); if (tag) act('POST', '/tags', { tag }); e.target.reset(); }}>
           <input name="tag" aria-label=${t('conversation.add_tag')} placeholder=${t('conversation.add_tag')} size="10" />
         </form>
       </div>
     </header>
     <div class="presence">
-      ${c.lock && !lockedByOther && html`<span class="lock mine" data-testid="lock-mine">🔒 ${t('lock.mine')}
+      ${lock && !lockedByOther && html`<span class="lock mine" data-testid="lock-mine">🔒 ${t('lock.mine')}
         <button class="link" onClick=${() => act('DELETE', '/lock')}>${t('lock.release')}</button></span>`}
-      ${lockedByOther && html`<span class="lock other" role="status" data-testid="lock-other">🔒 ${t('lock.other', { name: agents.name(c.lock.agent_id), time: time(c.lock.expires_at) })}</span>`}
+      ${lockedByOther && html`<span class="lock other" role="status" data-testid="lock-other">🔒 ${t('lock.other', { name: agents.name(lock.agent_id), time: time(lock.expires_at) })}</span>`}
       ${others.length > 0 && html`<span class="viewers" data-testid="viewers">👁 ${t('viewers.others', { names: others.map(agents.name).join(', ') })}</span>`}
     </div>
     ${problem && html`<p class="error" role="alert" data-testid="problem">${problem}</p>`}
     <${Timeline} messages=${messages} onReply=${setReplyTo}
-      onRetry=${(m) => api('POST', `/api/conversations/${id}/messages`, { client_id: crypto.randomUUID(), type: 'text', body: m.content?.body || '' }).catch((e) => setProblem(explain(e, agents)))} />
-    <${Composer} key=${id} conversation=${c} replyTo=${replyTo} onCancelReply=${() => setReplyTo(null)}
+      onRetry=${(m) => api('POST', `/api/dead-letters/${encodeURIComponent(m.id)}/retry`, {}).catch((e) => setProblem(explain(e, agents)))} />
+    <${Composer} key=${id} conversation=${c} lock=${lock} me=${me} replyTo=${replyTo} onCancelReply=${() => setReplyTo(null)}
       onError=${(e) => setProblem(explain(e, agents))} onSent=${() => setProblem('')} />
   </section>`;
 }

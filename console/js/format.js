@@ -27,6 +27,11 @@ export function duration(ms) {
   return `${units.format(Math.floor(minutes / 60))} h ${units.format(minutes % 60)} min`;
 }
 
+/** The lock as it stands now: a recorded lock lapses at `expires_at`. */
+export function currentLock(lock, now = Date.now()) {
+  return lock && new Date(lock.expires_at).getTime() > now ? lock : null;
+}
+
 /** The 24-hour window's state for a conversation. */
 export function windowText(closesAt, now = Date.now()) {
   if (!closesAt) return t('window.none');

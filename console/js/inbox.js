@@ -3,19 +3,28 @@ import { html, useState, useEffect, useRef } from './ui.js';
 import { api } from './api.js';
 import * as live from './live.js';
 import { t } from './i18n.js';
-import { when, windowText } from './format.js';
+import { currentLock, time, when, windowText } from './format.js';
 
 const TABS = { mine: 'assignee=me', unassigned: 'assignee=none', all: '' };
 const STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
 
-/** Calls `load` now, and again (debounced) whenever the log says something changed. */
+/**
+ * Calls `load` now, and again whenever the log says something changed: at most every 150 ms
+ * (a burst of events is one reload, and a steady stream still reloads), and only the answer of
+ * the newest load is kept (`load(isCurrent)`: apply the result only while `isCurrent()`).
+ */
 export function useLive(load, deps) {
   const timer = useRef(null);
+  const sequence = useRef(0);
   useEffect(() => {
-    load();
+    const run = () => {
+      timer.current = null;
+      const mine = ++sequence.current;
+      load(() => mine === sequence.current);
+    };
+    run();
     const again = () => {
-      clearTimeout(timer.current);
-      timer.current = setTimeout(load, 100);
+      timer.current ??= setTimeout(run, 150);
     };
     const offEvent = live.on('event', again);
     const offStatus = live.on('status', (up) => up && again());
@@ -23,6 +32,7 @@ export function useLive(load, deps) {
       offEvent();
       offStatus();
       clearTimeout(timer.current);
+      timer.current = null;
     };
   }, deps);
 }
@@ -36,12 +46,14 @@ export function Inbox({ selected, onSelect, agents }) {
   const [error, setError] = useState('');
 
   const params = [TABS[tab], status && `status=${status}`, query && `q=${encodeURIComponent(query)}`].filter(Boolean).join('&');
-  useLive(async () => {
+  useLive(async (isCurrent) => {
     try {
+      const filters = [status && `status=${status}`, query && `q=${encodeURIComponent(query)}`].filter(Boolean).join('&');
       const [list, tabCounts] = await Promise.all([
         api('GET', `/api/conversations?limit=100${params ? `&${params}` : ''}`),
-        api('GET', `/api/conversations/counts${status ? `?status=${status}` : ''}`),
+        api('GET', `/api/conversations/counts${filters ? `?${filters}` : ''}`),
       ]);
+      if (!isCurrent()) return;
       setPage(list);
       setCounts(tabCounts);
       setError('');
@@ -81,7 +93,7 @@ function Row({ conversation: c, active, onSelect, agents }) {
       <span class="meta">
         ${c.unread_count > 0 && html`<span class="badge" data-testid="unread" title=${t('inbox.unread', { count: c.unread_count })}>${c.unread_count}</span>`}
         ${c.owned_by_bot && html`<span class="pill">${t('inbox.bot')}</span>`}
-        ${c.lock && html`<span class="pill lock" title=${t('lock.other', { name: agents.name(c.lock.agent_id), time: '' })}>🔒</span>`}
+        ${currentLock(c.lock) && html`<span class="pill lock" title=${t('lock.other', { name: agents.name(c.lock.agent_id), time: time(c.lock.expires_at) })}>🔒</span>`}
         <span class="window">${windowText(c.service_window_closes_at)}</span>
       </span>
     </button>

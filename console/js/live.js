@@ -25,12 +25,21 @@ export function connect() {
     transports: ['websocket'],
     auth: (cb) => cb(lastPosition === null ? { token: token() } : { token: token(), last_position: lastPosition }),
   });
-  socket.on('connect', () => setConnected(true));
+  socket.on('connect', () => {
+    retries = 0;
+    setConnected(true);
+  });
   socket.on('disconnect', () => setConnected(false));
   socket.on('connect_error', async (error) => {
     setConnected(false);
-    // "<code>: <message>": an expired token is refreshed and the next attempt uses the new one.
-    if (String(error.message).startsWith('token_expired')) await refresh().catch(() => {});
+    // "<code>: <message>". A refused handshake is not retried by the client: we do, after
+    // refreshing an expired token, or from the start of the live stream when the position
+    // we had is unknown to the server (a restored database).
+    const code = String(error.message).split(':')[0];
+    if (code === 'token_expired') await refresh().catch(() => {});
+    if (code === 'unknown_position' || code === 'invalid_position') lastPosition = null;
+    if (code === 'session_revoked' || code === 'agent_deactivated') return signOut('expired');
+    if (!socket?.active) reconnectLater();
   });
   socket.on('event', (envelope) => {
     if (typeof envelope.position === 'number') {
@@ -41,10 +50,27 @@ export function connect() {
   });
   socket.on('presence', (presence) => emit('presence', presence));
   socket.on('session:expiring', () => refresh().catch(() => {}));
-  socket.on('session:expired', () => signOut('expired'));
+  // The server closed the socket: a login that ended signs out; anything else (an expired
+  // token, a slow consumer) reconnects, resuming from the last position.
+  socket.on('session:expired', async (why) => {
+    if (why?.code === 'session_revoked' || why?.code === 'agent_deactivated') return signOut('expired');
+    if (why?.code === 'token_expired') await refresh().catch(() => {});
+    reconnectLater();
+  });
   // The browser knows first when the network goes: drop the socket and come back on `online`.
   window.addEventListener('offline', dropped);
   window.addEventListener('online', restored);
+}
+
+let retries = 0;
+let retryTimer = null;
+
+/** Connects again after a growing pause (0.5 s doubling up to 15 s). */
+function reconnectLater() {
+  clearTimeout(retryTimer);
+  const pause = Math.min(15_000, 500 * 2 ** retries);
+  retries += 1;
+  retryTimer = setTimeout(() => socket && !socket.connected && socket.connect(), pause);
 }
 
 function dropped() {
@@ -61,6 +87,7 @@ function setConnected(value) {
 }
 
 export function disconnect() {
+  clearTimeout(retryTimer);
   window.removeEventListener('offline', dropped);
   window.removeEventListener('online', restored);
   socket?.disconnect();

@@ -38,6 +38,7 @@ export function ChangePassword({ onDone }) {
     try {
       await api('PUT', '/api/auth/password', { current_password: form.get('current_password'), new_password: form.get('new_password') });
       passwordChanged();
+      await api('POST', '/api/auth/logout', {}).catch(() => {});
       await signOut('password-changed');
       onDone?.();
     } catch (e) {

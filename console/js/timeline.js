@@ -21,7 +21,7 @@ function Body({ message }) {
     case 'audio':
     case 'document':
     case 'sticker':
-      return html`<p class="media">📎 ${t('message.media', { kind: message.type })}
+      return html`<p class="media">📎 ${t(`media.${message.type}`)}
         ${content.filename ? ` · ${content.filename}` : ''}${content.caption ? html`<br /><${Linked} text=${content.caption} />` : ''}</p>`;
     case 'location':
       return html`<p class="location">📍 ${t('message.location')}: ${content.name || ''} ${content.address || ''}
@@ -49,8 +49,8 @@ function Ticks({ message, onRetry }) {
   const reason = (message.status_errors || []).map?.((e) => e.error_data?.details || e.message || e.title).filter(Boolean).join('; ');
   return html`<span class=${`ticks ${status}`} data-testid="ticks" data-status=${status} title=${t(`ticks.${status}`)} aria-label=${t(`ticks.${status}`)}>
     ${marks[status] || ''}
-    ${(status === 'failed' || status === 'dead_lettered') && html` <span class="reason">${reason}</span>
-      <button class="link" onClick=${() => onRetry(message)}>${t('ticks.retry')}</button>`}
+    ${(status === 'failed' || status === 'dead_lettered') && html` <span class="reason">${reason}</span>`}
+    ${status === 'dead_lettered' && html` <button class="link" onClick=${() => onRetry(message)}>${t('ticks.retry')}</button>`}
   </span>`;
 }
 
@@ -78,7 +78,7 @@ export function Timeline({ messages, onReply, onRetry }) {
       <footer>
         <time datetime=${m.sent_at}>${when(m.sent_at)}</time>
         ${m.direction === 'outbound' && html`<${Ticks} message=${m} onRetry=${onRetry} />`}
-        ${m.direction === 'inbound' && html`<button class="link" onClick=${() => onReply(m)}>↩</button>`}
+        ${m.direction === 'inbound' && html`<button class="link" aria-label=${t('message.reply')} title=${t('message.reply')} onClick=${() => onReply(m)}>↩</button>`}
       </footer>
     </li>`)}
   </ol>`;

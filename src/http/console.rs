@@ -21,7 +21,7 @@ struct Assets;
 /// What a console page may load and connect to: only this origin (no CDN, nothing inline).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
-    connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+    connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
     form-action 'self'";
 
 /// `/` (the page) and `/console/{path}` (its files).

@@ -51,11 +51,23 @@ async fn render(state: &AppState) -> Result<impl IntoResponse, ApiError> {
     metrics::gauge!(ACTIVE_CONVERSATIONS).set(counts.active_conversations as f64);
     metrics::gauge!(PROJECTION_LAG).set(counts.projection_lag as f64);
     metrics::gauge!(crate::metrics::SENDS_QUEUED).set(counts.sends_queued as f64);
+    for (projection, behind) in behind_by_projection(&state.database).await? {
+        metrics::gauge!(crate::metrics::PROJECTION_BEHIND, "projection" => projection)
+            .set(behind as f64);
+    }
     metrics::gauge!(crate::metrics::SENDS_DEAD_LETTERED).set(counts.sends_dead_lettered as f64);
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     ))
+}
+
+/// How many log positions each read model's checkpoint is behind the newest event.
+async fn behind_by_projection(database: &Database) -> Result<Vec<(String, i64)>, StoreError> {
+    const BEHIND: &str =
+        "select c.name, greatest_position - c.position from projection_checkpoints c,
+        (select coalesce(max(position), 0) as greatest_position from events) e";
+    Ok(with_pool!(database, pool => sqlx::query_as(BEHIND).fetch_all(pool).await?))
 }
 
 /// Counts of stored things, for gauges and the detailed health.

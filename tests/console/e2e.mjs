@@ -13,6 +13,15 @@ const NEW_ADMIN_PASSWORD = 'the admin chose this one';
 
 const step = (text) => console.log(`ok - ${text}`);
 
+/** A page whose script errors or Content-Security-Policy refusals fail the run. */
+const problems = [];
+function watch(page, who) {
+  page.on('pageerror', (error) => problems.push(`${who}: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Refused to|Content Security Policy/.test(message.text())) problems.push(`${who}: ${message.text()}`);
+  });
+}
+
 async function until(what, check, timeoutMs = 5000) {
   const deadline = Date.now() + timeoutMs;
   let last;
@@ -57,7 +66,7 @@ async function main() {
     // --- First start: the printed one-time password, changed, then used no more.
     const a = await browser.newContext({ locale: 'en-US', timezoneId: 'America/Mexico_City', viewport: { width: 1280, height: 800 } });
     const pageA = await a.newPage();
-    pageA.on('pageerror', (error) => console.log(`# page error (A): ${error.message}`));
+    watch(pageA, 'A');
     await signIn(pageA, ADMIN.email, ADMIN.password);
     await pageA.locator('[data-testid=change-password]').waitFor();
     await pageA.getByLabel('Current password').fill(ADMIN.password);
@@ -115,7 +124,7 @@ async function main() {
     await http('PUT', `${BASE}/api/auth/password`, { current_password: bruno.password, new_password: 'bruno chose his own' }, brunoToken);
     const b = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
     const pageB = await b.newPage();
-    pageB.on('pageerror', (error) => console.log(`# page error (B): ${error.message}`));
+    watch(pageB, 'B');
     await signIn(pageB, bruno.email, 'bruno chose his own');
     await row(pageB, 'Ana Pérez').click();
     await pageB.locator('[data-testid=viewers]', { hasText: 'Administrator' }).waitFor();
@@ -124,7 +133,10 @@ async function main() {
     await pageB.locator('[data-testid=lock-other]', { hasText: 'Administrator' }).waitFor();
     step('B sees that A is viewing and holds the lock');
     await pageB.getByTestId('composer-text').fill('I can help too');
+    const refused = pageB.waitForResponse((r) => r.url().endsWith('/messages') && r.request().method() === 'POST');
     await pageB.getByTestId('send').click();
+    const refusal = await refused;
+    if (refusal.status() !== 409) throw new Error(`B's send answered ${refusal.status()}, not 409`);
     await pageB.locator('[data-testid=problem]', { hasText: 'Your message was not sent' }).waitFor();
     if (await receivedText('I can help too')) throw new Error("B's message reached the customer while A held the lock");
     step(`B's send was refused: "${await pageB.getByTestId('problem').textContent()}"`);
@@ -206,6 +218,7 @@ async function main() {
       await pageA.screenshot({ path: `${SCREENSHOTS}/inbox.png` });
       step(`screenshots written to ${SCREENSHOTS}`);
     }
+    if (problems.length) throw new Error(`errors in the pages: ${problems.join('; ')}`);
   } finally {
     await browser.close();
   }
