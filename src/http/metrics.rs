@@ -52,6 +52,10 @@ async fn render(state: &AppState) -> Result<impl IntoResponse, ApiError> {
     metrics::gauge!(PROJECTION_LAG).set(counts.projection_lag as f64);
     metrics::gauge!(crate::metrics::SENDS_QUEUED).set(counts.sends_queued as f64);
     for (projection, behind) in behind_by_projection(&state.database).await? {
+        // Every read model has both series, so alerts and dashboards see 0, not nothing.
+        let stopped_at = state.stopped_projections.position(&projection).unwrap_or(0);
+        metrics::gauge!(crate::metrics::PROJECTION_STOPPED, "projection" => projection.clone())
+            .set(stopped_at as f64);
         metrics::gauge!(crate::metrics::PROJECTION_BEHIND, "projection" => projection)
             .set(behind as f64);
     }

@@ -26,6 +26,7 @@ mod hardening;
 mod inbox;
 mod instances;
 mod login_abuse;
+mod monitoring;
 mod nul_bytes;
 mod permissions;
 mod quick_replies;
