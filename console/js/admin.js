@@ -21,9 +21,16 @@ function Agents() {
   const act = (promise) => promise.then(() => { setProblem(''); reload(); }, (e) => setProblem(e.message));
   async function create(event) {
     event.preventDefault();
-    const form = new FormData(event.target);
-    await act(api('POST', '/api/agents', Object.fromEntries(form.entries())));
-    event.target.reset();
+    const formElement = event.target;
+    const form = new FormData(formElement);
+    try {
+      await api('POST', '/api/agents', Object.fromEntries(form.entries()));
+      formElement.reset();
+      setProblem('');
+      reload();
+    } catch (e) {
+      setProblem(e.message);
+    }
   }
   return html`<section aria-labelledby="agents-title">
     <h2 id="agents-title">${t('admin.agents')}</h2>

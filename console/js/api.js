@@ -88,9 +88,24 @@ function refreshOnTime() {
 }
 window.addEventListener('online', () => session && failures > 0 && refreshOnTime());
 
+// Several tabs share one login: a pair another tab received (or its sign-out) is adopted here,
+// so tabs never spend the same refresh token twice.
+window.addEventListener('storage', (event) => {
+  if (event.key !== STORAGE_KEY) return;
+  const next = JSON.parse(event.newValue || 'null');
+  if (!next) return store(null, 'signed-out-elsewhere');
+  if (next.refresh_token !== session?.refresh_token) store(next, session ? 'refreshed' : 'signed-in');
+});
+
 /** Swaps the refresh token for a new pair (single-flight). */
 export function refresh() {
   if (!session) return Promise.reject(new ApiError(401, null));
+  // Another tab may have refreshed already: take its pair if it is still fresh.
+  const stored = JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
+  if (stored && stored.refresh_token !== session.refresh_token && stored.received_at + stored.expires_in * 500 > Date.now()) {
+    store(stored, 'refreshed');
+    return Promise.resolve(stored);
+  }
   const started = generation;
   refreshing ??= call('POST', '/api/auth/refresh', { refresh_token: session.refresh_token })
     .then((next) => {

@@ -54,13 +54,19 @@ export function Inbox({ selected, onSelect, agents }) {
         api('GET', `/api/conversations/counts${filters ? `?${filters}` : ''}`),
       ]);
       if (!isCurrent()) return;
-      setPage(list);
+      setPage((shown) => (shown.params === params && shown.items.length > list.items.length
+        ? { ...shown, items: mergeNewest(list.items, shown.items) } : { ...list, params }));
       setCounts(tabCounts);
       setError('');
     } catch (e) {
       setError(e.message);
     }
   }, [params]);
+
+  async function more() {
+    const next = await api('GET', `/api/conversations?limit=100&cursor=${encodeURIComponent(page.next_cursor)}${params ? `&${params}` : ''}`).catch((e) => setError(e.message));
+    if (next) setPage((shown) => ({ ...shown, items: shown.items.concat(next.items), next_cursor: next.next_cursor }));
+  }
 
   return html`<nav class="inbox" aria-label=${t('inbox.title')}>
     <div class="tabs" role="tablist">
@@ -80,7 +86,14 @@ export function Inbox({ selected, onSelect, agents }) {
       ${page.items.length === 0 && html`<li class="empty">${t('inbox.empty')}</li>`}
       ${page.items.map((c) => html`<${Row} key=${c.id} conversation=${c} active=${c.id === selected} onSelect=${onSelect} agents=${agents} />`)}
     </ul>
+    ${page.next_cursor && html`<button class="link more" onClick=${more}>${t('inbox.more')}</button>`}
   </nav>`;
+}
+
+/** The first page as it is now, then the older rows already shown beyond it. */
+function mergeNewest(first, shown) {
+  const ids = new Set(first.map((c) => c.id));
+  return first.concat(shown.slice(first.length).filter((c) => !ids.has(c.id)));
 }
 
 function Row({ conversation: c, active, onSelect, agents }) {

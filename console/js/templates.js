@@ -38,7 +38,9 @@ export function TemplateForm({ conversation, language, onSent, onError }) {
     }
   }
 
-  const sorted = [...templates].sort((a, b) => (a.language === language) - (b.language === language) || 0).reverse();
+  // The agent's language first (`es` matches `es`, `es_MX`, …), then by name.
+  const own = (x) => (String(x.language || '').toLowerCase().startsWith(language) ? 0 : 1);
+  const sorted = [...templates].sort((a, b) => own(a) - own(b) || String(a.name).localeCompare(String(b.name)));
   return html`<form class="template-form" onSubmit=${send} data-testid="template-form">
     <label>${t('composer.template_pick')}
       <select onChange=${(e) => { setChosen(templates.find((x) => x.id === e.target.value) || null); setValues({}); }}>
