@@ -48,6 +48,11 @@ pub const SENDS_QUEUED: &str = "switchboard_sends_queued";
 /// Outbound messages in the dead-letter queue.
 pub const SENDS_DEAD_LETTERED: &str = "switchboard_sends_dead_lettered";
 
+/// Duration of a send request to Meta's Graph API, by outcome.
+pub const GRAPH_SEND_DURATION: &str = "switchboard_graph_send_duration_seconds";
+/// From Meta's timestamp of a customer message to its event in the log.
+pub const INBOUND_DELAY: &str = switchboard_projections::runner::INBOUND_DELAY;
+
 /// Agents' sockets connected to this instance.
 pub const SOCKETS_CONNECTED: &str = "switchboard_sockets_connected";
 /// Log events pushed to sockets.
@@ -62,12 +67,18 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Suffix("_seconds".to_owned()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0, 10.0,
-                    ],
+                    Matcher::Full(INBOUND_DELAY.to_owned()),
+                    &[0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0],
                 )
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Suffix("_seconds".to_owned()),
+                        &[
+                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                            2.5, 5.0, 10.0,
+                        ],
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(handle) => {
@@ -122,6 +133,16 @@ fn describe() {
         "Send attempts to Meta, by outcome and Meta's error code"
     );
     describe_gauge!(SENDS_QUEUED, "Outbound messages queued and not yet sent");
+    describe_histogram!(
+        GRAPH_SEND_DURATION,
+        Unit::Seconds,
+        "Send requests to Meta's Graph API, by outcome"
+    );
+    describe_histogram!(
+        INBOUND_DELAY,
+        Unit::Seconds,
+        "From Meta's timestamp of a customer message to its event in the log"
+    );
     describe_gauge!(
         SENDS_DEAD_LETTERED,
         "Outbound messages in the dead-letter queue"

@@ -4,12 +4,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use switchboard_domain::message::MessageEvent;
 use switchboard_store::{
     error_chain, with_pool, EventRepository, LogCursor, RecordedEvent, SqlValue, Statement,
 };
 use tokio::sync::watch;
 
 use crate::{DecodedEvent, Projection, ProjectionError, Stopped, StoppedProjections};
+
+/// Histogram: from Meta's timestamp of a customer message to its event in the log (seconds;
+/// Meta's timestamps have whole seconds).
+pub const INBOUND_DELAY: &str = "switchboard_inbound_delay_seconds";
 
 /// How often projections stopped by an event they cannot decode are tried again.
 const RETRY_STOPPED: Duration = Duration::from_secs(2);
@@ -180,12 +185,21 @@ impl ProjectionRunner {
                     return Ok(total);
                 }
                 let mut batch = Batch::new(&names, &checkpoints);
+                let mut inbound_delays = Vec::new();
                 for event in &events {
                     let decoded = match DecodedEvent::decode(event) {
                         Ok(decoded) => Ok(decoded),
                         Err(error) if isolate => Err(error),
                         Err(error) => return Err(error),
                     };
+                    if let Ok(DecodedEvent::Message(MessageEvent::InboundReceived {
+                        sent_at,
+                        ..
+                    })) = &decoded
+                    {
+                        let delay_ms = event.recorded_at_ms - sent_at.unix_millis();
+                        inbound_delays.push(delay_ms.max(0) as f64 / 1000.0);
+                    }
                     for (i, projection) in self.projections.iter().enumerate() {
                         if active[i] {
                             batch.apply(i, projection.as_ref(), event, &decoded, stopped_at[i]);
@@ -238,6 +252,8 @@ impl ProjectionRunner {
                         .filter(|e| e.event_type == "MessageInboundReceived")
                         .count() as u64;
                     metrics::counter!("switchboard_messages_received_total").increment(received);
+                    let delay = metrics::histogram!(INBOUND_DELAY);
+                    inbound_delays.iter().for_each(|d| delay.record(*d));
                 }
                 total += events.len() as u64;
                 if let Some(progress) = &self.progress {

@@ -215,7 +215,16 @@ returning next_at";
                     queued.reply_to.as_deref(),
                     &queued.message_id,
                 );
-                self.graph.send(&queued.phone_number_id, &body).await
+                let started = std::time::Instant::now();
+                let outcome = self.graph.send(&queued.phone_number_id, &body).await;
+                let kind = match &outcome {
+                    SendOutcome::Accepted(_) => "accepted",
+                    SendOutcome::Refused { .. } => "refused",
+                    SendOutcome::Unreachable(_) => "unreachable",
+                };
+                metrics::histogram!(crate::metrics::GRAPH_SEND_DURATION, "outcome" => kind)
+                    .record(started.elapsed().as_secs_f64());
+                outcome
             }
             _ => SendOutcome::Refused {
                 error: local_error("unreadable queued message", None),

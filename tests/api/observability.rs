@@ -74,6 +74,8 @@ async fn counters_move_after_a_webhook_and_a_rejected_one(backend: Backend) {
         );
     }
     assert!(after.contains("switchboard_http_request_duration_seconds_bucket"));
+    // Meta's timestamps have whole seconds: the inbound delay has buckets of seconds to an hour.
+    assert!(after.contains(r#"switchboard_inbound_delay_seconds_bucket{le="3600"}"#));
     // One prefix for every series, so none collides with another exporter's.
     let unprefixed: Vec<&str> = after
         .lines()
