@@ -53,7 +53,7 @@ export function Conversation({ id, me, agents, onBack }) {
     } catch (e) {
       setProblem(explain(e, agents));
     }
-  }, [id]);
+  }, [id], (envelope) => !envelope.conversation_id || envelope.conversation_id === id);
 
   // Presence: who else is viewing (joined again after every reconnect).
   useEffect(() => {

@@ -13,7 +13,7 @@ const STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
  * (a burst of events is one reload, and a steady stream still reloads), and only the answer of
  * the newest load is kept (`load(isCurrent)`: apply the result only while `isCurrent()`).
  */
-export function useLive(load, deps) {
+export function useLive(load, deps, concerns = () => true) {
   const timer = useRef(null);
   const sequence = useRef(0);
   useEffect(() => {
@@ -26,7 +26,7 @@ export function useLive(load, deps) {
     const again = () => {
       timer.current ??= setTimeout(run, 150);
     };
-    const offEvent = live.on('event', again);
+    const offEvent = live.on('event', (envelope) => concerns(envelope) && again());
     const offStatus = live.on('status', (up) => up && again());
     return () => {
       offEvent();

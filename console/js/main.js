@@ -46,6 +46,14 @@ function App() {
   useEffect(() => {
     history.replaceState(null, '', selected ? `#${selected}` : location.pathname);
   }, [selected]);
+  // Escape goes back to the inbox (outside text fields, where it belongs to them).
+  useEffect(() => {
+    const onKey = (event) => {
+      if (event.key === 'Escape' && !/^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName)) setSelected(null);
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
 
   async function switchLanguage(lang) {
     await useLanguage(lang, true);
