@@ -9,7 +9,7 @@ const TABS = { mine: 'assignee=me', unassigned: 'assignee=none', all: '' };
 const STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
 
 /**
- * Calls `load` now, and again whenever the log says something changed: at most every 150 ms
+ * Calls `load` now, and again whenever the log says something changed: at most every 100 ms
  * (a burst of events is one reload, and a steady stream still reloads), and only the answer of
  * the newest load is kept (`load(isCurrent)`: apply the result only while `isCurrent()`).
  */
@@ -24,7 +24,7 @@ export function useLive(load, deps, concerns = () => true) {
     };
     run();
     const again = () => {
-      timer.current ??= setTimeout(run, 150);
+      timer.current ??= setTimeout(run, 100);
     };
     const offEvent = live.on('event', (envelope) => concerns(envelope) && again());
     const offStatus = live.on('status', (up) => up && again());

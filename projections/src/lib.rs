@@ -14,6 +14,7 @@
 //! - [`assignment`] — auto-assignment policies and who last got a conversation.
 //! - [`quick_replies`] — saved answers and who may use them.
 //! - [`account_notifications`] — account-level notifications from Meta.
+//! - [`response_times`] — how long customers wait for answers and conversations take to resolve.
 
 pub mod account_notifications;
 pub mod agents;
@@ -27,6 +28,7 @@ pub mod page;
 pub mod projection;
 pub mod quick_replies;
 pub mod rebuild;
+pub mod response_times;
 pub mod runner;
 pub mod scope;
 pub mod search;

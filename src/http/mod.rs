@@ -2,6 +2,7 @@
 
 mod account;
 mod agents;
+mod analytics;
 mod assignment;
 mod auth;
 mod console;
@@ -95,6 +96,7 @@ fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<A
         dead_letters::router(),
         auth::router(),
         agents::router(),
+        analytics::router(),
         ownership::router(),
         notes::router(),
         assignment::router(),

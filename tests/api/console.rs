@@ -84,7 +84,12 @@ fn serve(fresh: &FreshDatabase, token_ttl: u64) -> Served {
     }
 }
 
+/// One browser run at a time: two Chromiums beside the rest of the suite on two cores would
+/// measure the machine, not the console.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn the_console_works_end_to_end_in_a_browser(backend: Backend) {
+    let _browser = ONE_BROWSER.lock().await;
     let fresh = FreshDatabase::new(backend).await;
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console");
     install_node_packages(&tests, "playwright-core");

@@ -13,6 +13,7 @@ mod outbound;
 mod outbox;
 
 mod agent_rights;
+mod analytics;
 mod auth;
 mod batching;
 mod cli;

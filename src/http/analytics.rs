@@ -1,0 +1,89 @@
+//! Analytics for supervisors (needs `can_view_analytics`): response times of a period.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use switchboard_projections::response_times::{self, ResponseOverview};
+
+use crate::http::extract::{AuthAgent, Query};
+use crate::http::openapi::Errors;
+use crate::http::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(overview))
+}
+
+/// The longest period one request may cover (a year and a day).
+const MAX_PERIOD_MS: i64 = 366 * 24 * 3_600_000;
+/// The period when none is given: the last seven days.
+const DEFAULT_PERIOD_MS: i64 = 7 * 24 * 3_600_000;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct Period {
+    /// Start (RFC 3339, included); default: seven days before `to`.
+    from: Option<String>,
+    /// End (RFC 3339, excluded); default: now.
+    to: Option<String>,
+}
+
+fn millis(name: &str, text: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp_millis())
+        .map_err(|_| ApiError::BadRequest(format!("{name} {text:?} is not RFC 3339")))
+}
+
+/// Response times over a period, with the period it covers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Overview {
+    /// Start of the period (included).
+    from: String,
+    /// End of the period (excluded).
+    to: String,
+    /// The response times.
+    times: ResponseOverview,
+}
+
+/// First response, next response and resolution times of a period (median, p90, average, in
+/// seconds), conversations started and reopened. Needs `can_view_analytics`.
+#[utoipa::path(get, path = "/api/analytics/overview", operation_id = "getAnalyticsOverview", tag = "analytics", params(Period), security(("bearer" = [])),
+    responses((status = 200, description = "Response times of the period", body = Overview), Errors))]
+async fn overview(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Query(period): Query<Period>,
+) -> Result<Json<Overview>, ApiError> {
+    if !auth.actor.permissions.can_view_analytics {
+        return Err(ApiError::Forbidden {
+            code: "forbidden",
+            message: "analytics need the can_view_analytics permission",
+        });
+    }
+    let to = match &period.to {
+        Some(text) => millis("to", text)?,
+        None => state.clock.now().unix_millis(),
+    };
+    let from = match &period.from {
+        Some(text) => millis("from", text)?,
+        None => to - DEFAULT_PERIOD_MS,
+    };
+    if from >= to || to - from > MAX_PERIOD_MS {
+        return Err(ApiError::BadRequest(
+            "the period must run forward and last at most 366 days".to_owned(),
+        ));
+    }
+    let times = response_times::overview(&state.database, from, to).await?;
+    let stamp = |ms: i64| {
+        switchboard_domain::Timestamp::from_unix_millis(ms)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
+    Ok(Json(Overview {
+        from: stamp(from),
+        to: stamp(to),
+        times,
+    }))
+}
