@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_projections::response_times::{self, ResponseOverview};
 
 use crate::http::extract::{AuthAgent, Query};
+use crate::http::input::rfc3339_millis as millis;
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,12 +29,6 @@ struct Period {
     from: Option<String>,
     /// End (RFC 3339, excluded); default: now.
     to: Option<String>,
-}
-
-fn millis(name: &str, text: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|at| at.timestamp_millis())
-        .map_err(|_| ApiError::BadRequest(format!("{name} {text:?} is not RFC 3339")))
 }
 
 /// Response times over a period, with the period it covers.

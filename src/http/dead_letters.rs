@@ -127,9 +127,7 @@ impl PurgeParams {
         let text = self
             .older_than
             .ok_or_else(|| ApiError::BadRequest("older_than (RFC 3339) is required".to_owned()))?;
-        chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|at| at.timestamp_millis())
-            .map_err(|_| ApiError::BadRequest(format!("older_than {text:?} is not RFC 3339")))
+        crate::http::input::rfc3339_millis("older_than", &text)
     }
 }
 

@@ -106,6 +106,13 @@ pub async fn refuse_control_characters(request: Request, next: Next) -> Response
     next.run(request).await
 }
 
+/// The query parameter `name`'s RFC 3339 time in Unix milliseconds; a clear 400 otherwise.
+pub(crate) fn rfc3339_millis(name: &str, text: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp_millis())
+        .map_err(|_| ApiError::BadRequest(format!("{name} {text:?} is not RFC 3339")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
