@@ -542,3 +542,21 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// `npm ci` in `dir` unless `node_modules/<package>` is there already (once per test run).
+pub fn install_node_packages(dir: &std::path::Path, package: &str) {
+    static INSTALLED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if installed.iter().any(|d| d == dir) || dir.join("node_modules").join(package).exists() {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .expect("npm runs (install Node.js and npm for the realtime tests)");
+    assert!(status.success(), "npm ci in {} failed", dir.display());
+    installed.push(dir.to_owned());
+}

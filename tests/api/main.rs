@@ -18,7 +18,6 @@ mod auth;
 mod batching;
 mod cli;
 mod collisions;
-mod console;
 mod dead_letters;
 mod event_log;
 mod events;

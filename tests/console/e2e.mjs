@@ -1,5 +1,5 @@
 // End-to-end checks of the agent console in Debian's Chromium (playwright-core), against a
-// running `switchboard serve --sandbox` (started by tests/api/console.rs, which passes
+// running `switchboard serve --sandbox` (started by tests/browser/console.rs, which passes
 // BASE_URL, SIMULATOR_URL, ADMIN_EMAIL, ADMIN_PASSWORD, SCREENSHOTS and TOKEN_TTL).
 // Each step prints what it checked; the first failure exits 1 with the reason.
 import { chromium } from 'playwright-core';

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Backend, FreshDatabase};
+use crate::helpers::{install_node_packages, Backend, FreshDatabase};
 use crate::on_both_backends;
-use crate::socket_client::install_node_packages;
 
 fn console_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("console")
@@ -84,8 +83,8 @@ fn serve(fresh: &FreshDatabase, token_ttl: u64) -> Served {
     }
 }
 
-/// One browser run at a time: two Chromiums beside the rest of the suite on two cores would
-/// measure the machine, not the console.
+/// One browser run at a time, and nothing else of this binary beside it: two Chromiums on two
+/// cores would measure the machine, not the console.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn the_console_works_end_to_end_in_a_browser(backend: Backend) {
@@ -186,6 +185,7 @@ fn both_languages_have_every_key_the_console_uses() {
 }
 
 async fn the_console_is_served_from_the_binary_with_a_strict_policy(backend: Backend) {
+    let _browser = ONE_BROWSER.lock().await;
     let app = crate::helpers::TestApp::spawn(backend).await;
     let page = app
         .client
