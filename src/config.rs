@@ -104,6 +104,8 @@ pub struct ConversationSettings {
     pub expiry_interval: Duration,
     /// How often the auto-assigner looks for waiting conversations.
     pub assign_interval: Duration,
+    /// How often the SLA worker records met and breached thresholds.
+    pub sla_interval: Duration,
     /// How long an agent with no connected socket stays `online`/`busy` before going `offline`.
     pub availability_grace: Duration,
 }
@@ -115,6 +117,7 @@ impl Default for ConversationSettings {
             max_lock_ttl: Duration::from_secs(3600),
             expiry_interval: Duration::from_secs(1),
             assign_interval: Duration::from_millis(300),
+            sla_interval: Duration::from_secs(5),
             availability_grace: Duration::from_secs(120),
         }
     }
@@ -251,7 +254,7 @@ pub struct WorkerSettings {
     pub process_webhooks: bool,
     /// Keep read models up to date.
     pub run_projections: bool,
-    /// Record lapsed locks and wake snoozed conversations.
+    /// Record lapsed locks, wake snoozed conversations, and record SLA outcomes.
     pub expire_locks: bool,
     /// Assign waiting conversations by the pools' policies, and take agents without sockets
     /// offline.
@@ -456,6 +459,9 @@ pub struct ServeArgs {
     /// Milliseconds between auto-assignment passes.
     #[arg(long, env = "SWITCHBOARD_ASSIGN_INTERVAL_MS", default_value_t = 300)]
     pub assign_interval_ms: u64,
+    /// Milliseconds between SLA passes (met and breached thresholds are recorded then).
+    #[arg(long, env = "SWITCHBOARD_SLA_INTERVAL_MS", default_value_t = 5000)]
+    pub sla_interval_ms: u64,
     /// Seconds one event-stream response lasts before the client reconnects (Last-Event-ID).
     #[arg(
         long,
@@ -542,6 +548,7 @@ impl ServeArgs {
                 ),
                 max_lock_ttl: Duration::from_secs(self.max_lock_ttl.max(1)),
                 assign_interval: Duration::from_millis(self.assign_interval_ms.max(10)),
+                sla_interval: Duration::from_millis(self.sla_interval_ms.max(10)),
                 availability_grace: Duration::from_secs(self.availability_grace_seconds.max(1)),
                 ..ConversationSettings::default()
             },

@@ -13,6 +13,7 @@ use switchboard_domain::conversation::Conversation;
 use switchboard_domain::group::Group;
 use switchboard_domain::message::Message;
 use switchboard_domain::quick_reply::QuickReply;
+use switchboard_domain::sla::SlaPolicy;
 use switchboard_domain::template::Template;
 use switchboard_store::{EventRepository, SnapshotStore};
 
@@ -44,6 +45,8 @@ pub struct Frameworks {
     pub policies: Framework<AssignmentPolicy>,
     /// Quick replies.
     pub quick_replies: Framework<QuickReply>,
+    /// SLA policies.
+    pub sla_policies: Framework<SlaPolicy>,
 }
 
 /// Wires every aggregate to `log`. Read models are not registered here: projections tail the
@@ -58,6 +61,7 @@ pub fn framework(log: &EventRepository) -> Frameworks {
         groups: wire(log),
         policies: wire(log),
         quick_replies: wire(log),
+        sla_policies: wire(log),
     }
 }
 

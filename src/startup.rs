@@ -166,6 +166,15 @@ impl Application {
             self.state.workers.expect(Worker::LockExpiry);
             workers.spawn(expiry.run(stopped.clone(), Arc::clone(&self.state.workers)));
         }
+        if self.settings.workers.expire_locks {
+            let watch = crate::workers::sla::SlaWatch::new(
+                self.state.database.clone(),
+                self.frameworks.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.conversations.sla_interval,
+            );
+            workers.spawn(watch.run(stopped.clone()));
+        }
         if self.settings.workers.auto_assign {
             let assigner = crate::workers::auto_assign::AutoAssigner::new(
                 self.state.log.clone(),

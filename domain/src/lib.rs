@@ -27,6 +27,7 @@ pub mod message;
 pub mod meta_error;
 pub mod quick_reply;
 pub mod recent;
+pub mod sla;
 pub mod template;
 pub mod time;
 pub mod upcasting;

@@ -42,6 +42,8 @@ pub fn snapshot_schema(aggregate_type: &str) -> i64 {
     match aggregate_type {
         // 2: they remember only their recent report ids (older snapshots hold them all).
         "Template" | "BusinessAccount" => 2,
+        // 2: they keep the clocks SLAs are measured on (older snapshots lack them).
+        "Conversation" => 2,
         _ => 1,
     }
 }

@@ -7,6 +7,7 @@ use switchboard_domain::conversation::{Conversation, ConversationEvent};
 use switchboard_domain::group::{Group, GroupEvent};
 use switchboard_domain::message::{Message, MessageEvent};
 use switchboard_domain::quick_reply::{QuickReply, QuickReplyEvent};
+use switchboard_domain::sla::{SlaPolicy, SlaPolicyEvent};
 use switchboard_domain::template::{Template, TemplateEvent};
 use switchboard_store::RecordedEvent;
 
@@ -38,6 +39,8 @@ pub enum DecodedEvent {
     AssignmentPolicy(AssignmentPolicyEvent),
     /// An event of a quick reply.
     QuickReply(QuickReplyEvent),
+    /// An event of an SLA policy.
+    SlaPolicy(SlaPolicyEvent),
     /// An aggregate type no projection here reads.
     Other,
 }
@@ -78,6 +81,9 @@ impl DecodedEvent {
             }
             t if t == aggregate_type::<QuickReply>() => {
                 Self::QuickReply(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<SlaPolicy>() => {
+                Self::SlaPolicy(serde_json::from_value(payload).map_err(undecodable)?)
             }
             _ => Self::Other,
         })

@@ -15,6 +15,7 @@
 //! - [`quick_replies`] — saved answers and who may use them.
 //! - [`account_notifications`] — account-level notifications from Meta.
 //! - [`response_times`] — how long customers wait for answers and conversations take to resolve.
+//! - [`sla`] — SLA policies in force and the outcomes recorded against them.
 
 pub mod account_notifications;
 pub mod agents;
@@ -32,6 +33,7 @@ pub mod response_times;
 pub mod runner;
 pub mod scope;
 pub mod search;
+pub mod sla;
 pub mod stopped;
 pub mod templates;
 pub mod wire;

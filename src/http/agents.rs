@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_domain::agent::{
     AgentCommand, AgentUpdate, ChatScope, Email, Permissions, PermissionsPatch, Role, WorkingHours,
@@ -102,20 +102,13 @@ struct UpdateAgent {
     groups: Option<Vec<GroupId>>,
     permissions: Option<PermissionsInput>,
     /// `null` removes the working hours.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::input::present")]
     #[schema(value_type = Option<WorkingHoursDoc>)]
     working_hours: Option<Option<WorkingHours>>,
     #[schema(value_type = Option<String>, min_length = 12)]
     password: Option<SecretString>,
     /// The agent version the caller last saw (409 `agent_changed` if it moved on).
     expected_version: Option<u64>,
-}
-
-/// Distinguishes a field set to `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

@@ -395,6 +395,28 @@ impl From<switchboard_domain::quick_reply::QuickReplyError> for ApiError {
     }
 }
 
+impl From<switchboard_domain::sla::SlaPolicyError> for ApiError {
+    fn from(error: switchboard_domain::sla::SlaPolicyError) -> Self {
+        use switchboard_domain::sla::SlaPolicyError as E;
+        let message = error.to_string();
+        match error {
+            E::NotFound => Self::NotFound("SLA policy"),
+            E::NotPermitted => Self::Refused {
+                code: "forbidden",
+                message,
+            },
+            E::AlreadyExists => Self::Conflict {
+                code: "sla_policy_exists",
+                message,
+            },
+            E::Invalid(_) => Self::Unprocessable {
+                code: "invalid_sla_policy",
+                message,
+            },
+        }
+    }
+}
+
 impl From<switchboard_domain::group::GroupError> for ApiError {
     fn from(error: switchboard_domain::group::GroupError) -> Self {
         use switchboard_domain::group::GroupError as E;

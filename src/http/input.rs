@@ -113,6 +113,16 @@ pub(crate) fn rfc3339_millis(name: &str, text: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("{name} {text:?} is not RFC 3339")))
 }
 
+/// Distinguishes a JSON field set to `null` (`Some(None)`) from one left out (`None`, with
+/// `#[serde(default)]`), for partial updates.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ mod outbound_dead_letters;
 mod ownership;
 mod quick_replies;
 mod sending;
+mod sla_policies;
 mod template_check;
 mod templates;
 mod webhooks;
@@ -101,6 +102,7 @@ fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<A
         notes::router(),
         assignment::router(),
         quick_replies::router(),
+        sla_policies::router(),
         sending::router(),
         outbound_dead_letters::router(),
         locks::router(),

@@ -159,18 +159,9 @@ struct QuickReplyChange {
     /// New text.
     text: Option<String>,
     /// New media; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::input::present")]
     #[schema(value_type = Option<Object>)]
     media: Option<Option<QuickReplyMedia>>,
-}
-
-/// A field that is present (even `null`) is `Some`; an absent one stays `None` (`default`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Changes a quick reply's title or text (its author's, or a shared one with

@@ -6,4 +6,5 @@ pub mod health;
 pub mod listen;
 pub mod lock_expiry;
 pub mod outbound;
+pub mod sla;
 pub mod template_sync;

@@ -8,7 +8,7 @@ use crate::helpers::{fixture_epoch, Backend, TestApp};
 use crate::on_both_backends;
 
 /// A customer's text with Meta's timestamp `at` (Unix seconds).
-fn customer_text(wa_id: &str, wamid: &str, at: i64) -> Vec<u8> {
+pub fn customer_text(wa_id: &str, wamid: &str, at: i64) -> Vec<u8> {
     json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": "120000000000001"},
@@ -20,19 +20,19 @@ fn customer_text(wa_id: &str, wamid: &str, at: i64) -> Vec<u8> {
 }
 
 /// The script's clock: seconds after the test epoch.
-struct Script<'a> {
-    app: &'a TestApp,
-    now: i64,
+pub struct Script<'a> {
+    pub app: &'a TestApp,
+    pub now: i64,
 }
 
 impl Script<'_> {
-    fn at(&mut self, second: i64) -> i64 {
+    pub fn at(&mut self, second: i64) -> i64 {
         self.app.clock.advance_seconds(second - self.now);
         self.now = second;
         fixture_epoch().unix_millis() / 1000 + second
     }
 
-    async fn customer_writes(&mut self, second: i64, wa_id: &str, wamid: &str) -> String {
+    pub async fn customer_writes(&mut self, second: i64, wa_id: &str, wamid: &str) -> String {
         let at = self.at(second);
         let posted = self
             .app
@@ -46,7 +46,7 @@ impl Script<'_> {
             .to_owned()
     }
 
-    async fn agent_replies(&mut self, second: i64, conversation: &str) {
+    pub async fn agent_replies(&mut self, second: i64, conversation: &str) {
         self.at(second);
         let sent = self
             .app
@@ -61,7 +61,7 @@ impl Script<'_> {
         self.app.settle().await;
     }
 
-    async fn resolve(&mut self, second: i64, conversation: &str) {
+    pub async fn resolve(&mut self, second: i64, conversation: &str) {
         self.at(second);
         let resolved = self
             .app

@@ -179,6 +179,7 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
         },
         conversations: switchboard::config::ConversationSettings {
             expiry_interval: std::time::Duration::from_millis(50),
+            sla_interval: std::time::Duration::from_millis(50),
             ..Default::default()
         },
     }

@@ -33,6 +33,7 @@ mod quick_replies;
 mod realtime;
 mod replay;
 mod sending;
+mod sla;
 mod socket_client;
 mod templates;
 mod third_party;

@@ -27,4 +27,4 @@ pub use permissions::{ChatScope, Permissions, PermissionsPatch, Role};
 pub use roster::{
     AdminRoster, AdminRosterCommand, AdminRosterError, AdminRosterEvent, ADMIN_ROSTER_ID,
 };
-pub use working_hours::{WorkingHours, WorkingHoursError};
+pub use working_hours::{WorkingHours, WorkingHoursError, WorkingHoursSpec};

@@ -76,6 +76,22 @@ impl From<WorkingHours> for WorkingHoursSpec {
 }
 
 impl WorkingHours {
+    pub(crate) fn days(&self) -> &[Weekday] {
+        &self.days
+    }
+
+    pub(crate) fn start(&self) -> NaiveTime {
+        self.start
+    }
+
+    pub(crate) fn end(&self) -> NaiveTime {
+        self.end
+    }
+
+    pub(crate) fn timezone(&self) -> Tz {
+        self.timezone
+    }
+
     /// Whether `at` falls within these hours (in their time zone). A shift that crosses midnight
     /// belongs to the day it starts on.
     pub fn contains(&self, at: Timestamp) -> bool {

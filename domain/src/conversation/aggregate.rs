@@ -35,6 +35,7 @@ pub struct Conversation {
     status: ConversationStatus,
     tags: Vec<Tag>,
     lock: Option<Lock>,
+    sla: sla::SlaClock,
 }
 
 impl Conversation {
@@ -413,6 +414,7 @@ impl Conversation {
                 })
                 .into_iter()
                 .collect()),
+            ConversationCommand::EvaluateSla { policies, at } => Ok(self.decide_sla(&policies, at)),
             ConversationCommand::WakeUp { at } => match self.status {
                 ConversationStatus::Snoozed { until } if until <= at => {
                     Ok(vec![ConversationEvent::StatusChanged {
@@ -519,6 +521,7 @@ impl Aggregate for Conversation {
 
     fn apply(&mut self, event: Self::Event) {
         self.version += 1;
+        self.sla.apply(&event);
         match event {
             ConversationEvent::Started {
                 phone_number_id,
@@ -552,7 +555,10 @@ impl Aggregate for Conversation {
                 self.assigned_group = None;
             }
             ConversationEvent::TakenOver { agent, .. } => self.owner = Some(agent),
-            ConversationEvent::ReadByAgent { .. } | ConversationEvent::AgentReplied { .. } => {}
+            ConversationEvent::ReadByAgent { .. }
+            | ConversationEvent::AgentReplied { .. }
+            | ConversationEvent::SlaMet { .. }
+            | ConversationEvent::SlaBreached { .. } => {}
             ConversationEvent::HandedBackToBot { .. } => self.owner = None,
             ConversationEvent::StatusChanged { status, .. } => self.status = status,
             ConversationEvent::TagAdded { tags, .. }
@@ -580,6 +586,7 @@ impl Aggregate for Conversation {
     }
 }
 
+mod sla;
 mod teamwork;
 pub use teamwork::{MAX_MENTIONS, MAX_NOTE_CHARS};
 

@@ -1,6 +1,7 @@
 //! What can be asked of a conversation.
 
 use crate::conversation::{ConversationStatus, Tag};
+use crate::sla::SlaPolicyRef;
 use crate::{Actor, AgentId, Customer, GroupId, PhoneNumberId, Timestamp, WaMessageId};
 
 /// Who writes, when, and (optionally) which version of the conversation they last saw.
@@ -130,6 +131,15 @@ pub enum ConversationCommand {
     },
     /// Record that the lock lapsed (the expiry worker); a no-op unless it has.
     ExpireLock {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Record which SLA thresholds of the policy covering the conversation were met or
+    /// breached by `at` (the SLA worker). The conversation chooses the policy from its own
+    /// group, tags and number, and records each outcome once.
+    EvaluateSla {
+        /// Every policy in force, oldest first.
+        policies: Vec<SlaPolicyRef>,
         /// Now.
         at: Timestamp,
     },

@@ -5,6 +5,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::{ConversationStatus, Tag};
+use crate::sla::SlaTarget;
 use crate::{AgentId, Customer, GroupId, PhoneNumberId, Timestamp, WaMessageId};
 
 /// An event of a [`Conversation`](super::Conversation).
@@ -208,6 +209,32 @@ pub enum ConversationEvent {
         /// When.
         at: Timestamp,
     },
+    /// An SLA threshold was kept: answered (or resolved) by its due time.
+    SlaMet {
+        /// The policy.
+        policy_id: String,
+        /// What was measured.
+        target: SlaTarget,
+        /// When the measured stretch began.
+        since: Timestamp,
+        /// When it was due.
+        due_at: Timestamp,
+        /// When it was answered (resolved).
+        at: Timestamp,
+    },
+    /// An SLA threshold was not kept.
+    SlaBreached {
+        /// The policy.
+        policy_id: String,
+        /// What was measured.
+        target: SlaTarget,
+        /// When the measured stretch began.
+        since: Timestamp,
+        /// When it was due.
+        due_at: Timestamp,
+        /// When the breach was recorded (after `due_at`).
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -228,6 +255,8 @@ impl DomainEvent for ConversationEvent {
             Self::AgentReplied { .. } => "ConversationAgentReplied",
             Self::NoteAdded { .. } => "ConversationNoteAdded",
             Self::AutoAssigned { .. } => "ConversationAutoAssigned",
+            Self::SlaMet { .. } => "ConversationSlaMet",
+            Self::SlaBreached { .. } => "ConversationSlaBreached",
             Self::LockAcquired { .. } => "LockAcquired",
             Self::LockRenewed { .. } => "LockRenewed",
             Self::LockReleased { .. } => "LockReleased",
