@@ -174,7 +174,7 @@ mod tests {
     fn history() -> Vec<ConversationEvent> {
         let agent = AgentId::parse("00000000-0000-4000-8000-000000000001").expect("id");
         let received = |n: i64| ConversationEvent::CustomerMessageReceived {
-            wamid: WaMessageId::new(&format!("w{n}")),
+            wamid: WaMessageId::new(format!("w{n}")),
             sent_at: t(n),
             window_closes_at: None,
         };
