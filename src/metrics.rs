@@ -53,6 +53,12 @@ pub const GRAPH_SEND_DURATION: &str = "switchboard_graph_send_duration_seconds";
 /// From Meta's timestamp of a customer message to its event in the log.
 pub const INBOUND_DELAY: &str = switchboard_projections::runner::INBOUND_DELAY;
 
+/// From a customer's first message to the first agent reply, observed as the reply is accepted.
+pub const FIRST_RESPONSE: &str = "switchboard_first_response_seconds";
+/// SLA outcomes recorded in the log, by target and outcome (`met`, `breached`): a count read
+/// from the `sla` read model at each scrape (the same on every instance).
+pub const SLA_OUTCOMES: &str = "switchboard_sla_outcomes";
+
 /// Agents' sockets connected to this instance.
 pub const SOCKETS_CONNECTED: &str = "switchboard_sockets_connected";
 /// Log events pushed to sockets.
@@ -70,6 +76,14 @@ pub fn handle() -> PrometheusHandle {
                     Matcher::Full(INBOUND_DELAY.to_owned()),
                     &[0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0],
                 )
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full(FIRST_RESPONSE.to_owned()),
+                        &[
+                            10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0,
+                        ],
+                    )
+                })
                 .and_then(|builder| {
                     builder.set_buckets_for_metric(
                         Matcher::Suffix("_seconds".to_owned()),
@@ -143,6 +157,12 @@ fn describe() {
         Unit::Seconds,
         "From Meta's timestamp of a customer message to its event in the log"
     );
+    describe_histogram!(
+        FIRST_RESPONSE,
+        Unit::Seconds,
+        "From a customer's first message to the first agent reply"
+    );
+    describe_gauge!(SLA_OUTCOMES, "SLA outcomes recorded, by target and outcome");
     describe_gauge!(
         SENDS_DEAD_LETTERED,
         "Outbound messages in the dead-letter queue"

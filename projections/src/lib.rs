@@ -14,11 +14,13 @@
 //! - [`assignment`] — auto-assignment policies and who last got a conversation.
 //! - [`quick_replies`] — saved answers and who may use them.
 //! - [`account_notifications`] — account-level notifications from Meta.
+//! - [`analytics`] — queries over those read models: per agent and day, volumes, templates.
 //! - [`response_times`] — how long customers wait for answers and conversations take to resolve.
 //! - [`sla`] — SLA policies in force and the outcomes recorded against them.
 
 pub mod account_notifications;
 pub mod agents;
+pub mod analytics;
 pub mod assignment;
 pub mod conversations;
 mod decode;

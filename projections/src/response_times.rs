@@ -9,9 +9,11 @@
 //! are not an agent's (none yet: bots come with issue #23) never count.
 
 use serde::Serialize;
+use switchboard_domain::agent::WorkingHours;
 use switchboard_domain::conversation::{ConversationEvent, ConversationStatus};
 use switchboard_store::{with_pool, Database, RecordedEvent, Statement};
 
+use crate::analytics::{filter_sql, measured, Filter};
 use crate::{DecodedEvent, Projection, ProjectionError};
 
 /// Builds `response_waits` and `responses`.
@@ -146,34 +148,63 @@ pub struct ResponseOverview {
     pub reopened: u64,
 }
 
-/// The response times between `from` and `to` (Unix milliseconds, `to` excluded).
+/// The response times in `[from, to)` (Unix milliseconds) of the conversations `filter`
+/// selects; with `hours`, only time within them counts.
 ///
 /// # Errors
 /// Database failures.
 pub async fn overview(
     db: &Database,
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
+    filter: &Filter,
+    hours: Option<&WorkingHours>,
 ) -> Result<ResponseOverview, ProjectionError> {
-    const RESPONSES: &str = "select is_first, waited_ms from responses
-        where responded_at >= $1 and responded_at < $2 limit 1000000";
-    const STARTED: &str =
-        "select count(*), cast(coalesce(sum(reopens), 0) as bigint) from response_waits
-        where started_at >= $1 and started_at < $2";
-    const RESOLVED: &str = "select resolved_at - started_at from response_waits
-        where resolved_at >= $1 and resolved_at < $2 limit 1000000";
-    let responses: Vec<(i64, i64)> = with_pool!(db, pool => sqlx::query_as(RESPONSES)
-        .bind(from).bind(to).fetch_all(pool).await?);
-    let (started, reopened): (i64, i64) = with_pool!(db, pool => sqlx::query_as(STARTED)
-        .bind(from).bind(to).fetch_one(pool).await?);
-    let resolved: Vec<i64> = with_pool!(db, pool => sqlx::query_scalar(RESOLVED)
-        .bind(from).bind(to).fetch_all(pool).await?);
-    let (first, next): (Vec<_>, Vec<_>) = responses.into_iter().partition(|(f, _)| *f == 1);
+    let responses_sql = format!(
+        "select r.is_first, r.responded_at - r.waited_ms, r.responded_at
+           from responses r join conversations c on c.id = r.conversation_id
+          where r.responded_at >= $1 and r.responded_at < $2 {} limit 1000000",
+        filter_sql(3, "r.agent_id")
+    );
+    let started_sql = format!(
+        "select count(*), cast(coalesce(sum(w.reopens), 0) as bigint)
+           from response_waits w join conversations c on c.id = w.conversation_id
+          where w.started_at >= $1 and w.started_at < $2 {}",
+        filter_sql(3, "c.assigned_agent_id")
+    );
+    let resolved_sql = format!(
+        "select w.started_at, w.resolved_at
+           from response_waits w join conversations c on c.id = w.conversation_id
+          where w.resolved_at >= $1 and w.resolved_at < $2 {} limit 1000000",
+        filter_sql(3, "c.assigned_agent_id")
+    );
+    let responses: Vec<(i64, i64, i64)> = with_pool!(db, pool => sqlx::query_as(&responses_sql)
+        .bind(from).bind(to).bind(&filter.group).bind(&filter.agent).bind(&filter.phone_number_id)
+        .fetch_all(pool).await?);
+    let (started, reopened): (i64, i64) = with_pool!(db, pool => sqlx::query_as(&started_sql)
+        .bind(from).bind(to).bind(&filter.group).bind(&filter.agent).bind(&filter.phone_number_id)
+        .fetch_one(pool).await?);
+    let resolved: Vec<(i64, i64)> = with_pool!(db, pool => sqlx::query_as(&resolved_sql)
+        .bind(from).bind(to).bind(&filter.group).bind(&filter.agent).bind(&filter.phone_number_id)
+        .fetch_all(pool).await?);
+    let (mut first, mut next) = (Vec::new(), Vec::new());
+    for (is_first, since, answered) in responses {
+        let waited = measured(hours, since, answered);
+        if is_first == 1 {
+            first.push(waited)
+        } else {
+            next.push(waited)
+        }
+    }
     Ok(ResponseOverview {
         conversations_started: u64::try_from(started).unwrap_or(0),
-        first_response: Durations::of(first.into_iter().map(|(_, ms)| ms).collect()),
-        next_response: Durations::of(next.into_iter().map(|(_, ms)| ms).collect()),
-        resolution: Durations::of(resolved),
+        first_response: Durations::of(first),
+        next_response: Durations::of(next),
+        resolution: Durations::of(
+            resolved
+                .into_iter()
+                .map(|(s, r)| measured(hours, s, r))
+                .collect(),
+        ),
         reopened: u64::try_from(reopened).unwrap_or(0),
     })
 }

@@ -156,7 +156,7 @@ pub async fn policy_refs(db: &Database) -> Result<Vec<SlaPolicyRef>, ProjectionE
 }
 
 /// Met and breached thresholds of one policy and target in a period.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SlaSummary {
     /// The policy.
     pub policy_id: String,

@@ -60,6 +60,10 @@ async fn render(state: &AppState) -> Result<impl IntoResponse, ApiError> {
             .set(behind as f64);
     }
     metrics::gauge!(crate::metrics::SENDS_DEAD_LETTERED).set(counts.sends_dead_lettered as f64);
+    for (target, outcome, count) in sla_outcomes(&state.database).await? {
+        metrics::gauge!(crate::metrics::SLA_OUTCOMES, "target" => target, "outcome" => outcome)
+            .set(count as f64);
+    }
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -72,6 +76,25 @@ async fn behind_by_projection(database: &Database) -> Result<Vec<(String, i64)>,
         "select c.name, greatest_position - c.position from projection_checkpoints c,
         (select coalesce(max(position), 0) as greatest_position from events) e";
     Ok(with_pool!(database, pool => sqlx::query_as(BEHIND).fetch_all(pool).await?))
+}
+
+/// SLA outcomes recorded, per target and outcome; every pair present (0 when none).
+async fn sla_outcomes(database: &Database) -> Result<Vec<(String, String, i64)>, StoreError> {
+    const OUTCOMES: &str =
+        "select target, outcome, count(*) from sla_outcomes group by target, outcome";
+    let found: Vec<(String, String, i64)> =
+        with_pool!(database, pool => sqlx::query_as(OUTCOMES).fetch_all(pool).await?);
+    let mut all = Vec::new();
+    for target in switchboard_domain::sla::SlaTarget::ALL {
+        for outcome in ["met", "breached"] {
+            let count = found
+                .iter()
+                .find(|(t, o, _)| t == target.as_str() && o == outcome)
+                .map_or(0, |(_, _, n)| *n);
+            all.push((target.as_str().to_owned(), outcome.to_owned(), count));
+        }
+    }
+    Ok(all)
 }
 
 /// Counts of stored things, for gauges and the detailed health.

@@ -298,7 +298,10 @@ pub(super) async fn queue(
         now: state.clock.now(),
         quick_reply,
     };
-    retrying(|| reply.attempt(&state.log)).await?;
+    let first_response = retrying(|| reply.attempt(&state.log)).await?;
+    if let Some(waited_ms) = first_response {
+        metrics::histogram!(crate::metrics::FIRST_RESPONSE).record(waited_ms as f64 / 1000.0);
+    }
     let accepted = Accepted {
         id: message_id.clone(),
         client_id,
@@ -323,7 +326,9 @@ struct Reply<'a> {
 impl Reply<'_> {
     /// One try: a message that exists already (the same `client_id` again) is the answer;
     /// otherwise the conversation decides the reply and the message records the request.
-    async fn attempt(&self, log: &EventRepository) -> Result<Attempt<()>, ApiError> {
+    /// Answers, when this reply was the conversation's first response, how long the customer
+    /// had waited (milliseconds).
+    async fn attempt(&self, log: &EventRepository) -> Result<Attempt<Option<i64>>, ApiError> {
         let by = self.auth.actor.agent_id;
         let mut metadata = actor_metadata(Some(by), self.now);
         if let Some(quick_reply) = &self.quick_reply {
@@ -332,7 +337,7 @@ impl Reply<'_> {
         let mut tx = Transaction::new(log, &metadata);
         let mut message = tx.load::<Message>(self.message_id).await?;
         if message.aggregate.exists() {
-            return Ok(Attempt::Done(()));
+            return Ok(Attempt::Done(None));
         }
         let mut conversation = tx.load::<Conversation>(self.conversation_id).await?;
         let (Some(phone_number_id), Some(customer)) = (
@@ -353,6 +358,11 @@ impl Reply<'_> {
         };
         tx.decide(self.conversation_id, &mut conversation, reply)
             .await?;
+        let first_response = conversation
+            .aggregate
+            .first_response()
+            .filter(|(_, answered)| *answered == self.now)
+            .map(|(since, answered)| answered.unix_millis() - since.unix_millis());
         let request = MessageCommand::RequestOutbound {
             conversation_id: self.conversation_key,
             phone_number_id,
@@ -368,7 +378,7 @@ impl Reply<'_> {
         for statement in outbox::changes(self.message_id, &events) {
             tx.also(statement);
         }
-        Ok(Attempt::commit(tx, ()).await?)
+        Ok(Attempt::commit(tx, first_response).await?)
     }
 }
 

@@ -100,6 +100,11 @@ impl SlaClock {
 }
 
 impl Conversation {
+    /// The customer's first message and the first agent reply to it, once answered.
+    pub fn first_response(&self) -> Option<(Timestamp, Timestamp)> {
+        self.sla.first_wait.zip(self.sla.first_response_at)
+    }
+
     /// Decides [`crate::conversation::ConversationCommand::EvaluateSla`]: for each target of
     /// the covering policy, each unsettled stretch that ended (met if by its due time) or is
     /// past its due time unended (breached).
