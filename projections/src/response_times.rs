@@ -34,8 +34,8 @@ const ANSWER_SEEN: &str = "update response_waits
   where conversation_id = $2";
 const RESOLVED: &str = "update response_waits set resolved_at = $1 where conversation_id = $2";
 const REOPENED: &str = "update response_waits
-    set reopens = reopens + 1, resolved_at = null
-  where conversation_id = $1 and resolved_at is not null";
+    set reopens = reopens + 1, resolved_at = null, reopened_at = $1
+  where conversation_id = $2 and resolved_at is not null";
 
 impl Projection for ResponseTimesProjection {
     fn name(&self) -> &'static str {
@@ -86,7 +86,10 @@ impl Projection for ResponseTimesProjection {
                     RESOLVED,
                     vec![at.unix_millis().into(), id.into()],
                 )),
-                _ => out.push(Statement::new(REOPENED, vec![id.into()])),
+                _ => out.push(Statement::new(
+                    REOPENED,
+                    vec![at.unix_millis().into(), id.into()],
+                )),
             },
             _ => {}
         }

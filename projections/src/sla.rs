@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 use switchboard_domain::conversation::ConversationEvent;
-use switchboard_domain::sla::{SlaPolicyEvent, SlaPolicyRef, SlaTarget, SlaTerms};
+use switchboard_domain::conversation::Tag;
+use switchboard_domain::sla::{choose, SlaPolicyEvent, SlaPolicyRef, SlaTarget, SlaTerms};
+use switchboard_domain::{GroupId, PhoneNumberId, Timestamp};
 use switchboard_store::{with_pool, Database, RecordedEvent, Statement};
 
 use crate::page::rfc3339;
@@ -201,7 +203,66 @@ pub async fn summary(
         .collect())
 }
 
-/// Whether `target` is a target's name (for filters).
-pub fn is_target(name: &str) -> bool {
-    SlaTarget::ALL.iter().any(|t| t.as_str() == name)
+/// When a conversation's running SLA stretches fall due under the policy covering it.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct SlaDue {
+    /// The covering policy.
+    pub policy_id: String,
+    /// Its name.
+    pub policy_name: String,
+    /// The first response, while the customer waits for it.
+    pub first_response_due_at: Option<String>,
+    /// The next response, while the customer waits for it.
+    pub next_response_due_at: Option<String>,
+    /// The resolution, while unresolved.
+    pub resolution_due_at: Option<String>,
+}
+
+/// The due times of the conversation `id` with this group, these tags and this number; `None`
+/// when no policy covers it.
+///
+/// # Errors
+/// Database failures.
+pub async fn due_times(
+    db: &Database,
+    id: &str,
+    group: Option<&str>,
+    tags: &[String],
+    phone_number_id: &str,
+) -> Result<Option<SlaDue>, ProjectionError> {
+    let policies = policy_refs(db).await?;
+    let tags: Vec<Tag> = tags.iter().filter_map(|t| Tag::parse(t).ok()).collect();
+    let phone = PhoneNumberId::new(phone_number_id);
+    let Some(policy) = choose(
+        &policies,
+        group.and_then(GroupId::parse),
+        &tags,
+        Some(&phone),
+    ) else {
+        return Ok(None);
+    };
+    const CLOCKS: &str = "select coalesce(reopened_at, started_at), waiting_since,
+        first_response_at, resolved_at from response_waits where conversation_id = $1";
+    // (stretch start, waiting since, first response, resolved)
+    type Clocks = (i64, Option<i64>, Option<i64>, Option<i64>);
+    let clocks: Option<Clocks> =
+        with_pool!(db, pool => sqlx::query_as(CLOCKS).bind(id).fetch_optional(pool).await?);
+    let Some((stretch, waiting, first_response, resolved)) = clocks else {
+        return Ok(None);
+    };
+    let due = |target: SlaTarget, since: Option<i64>| {
+        let since = Timestamp::from_unix_millis(since?)?;
+        policy.terms.due(target, since).map(|t| t.to_string())
+    };
+    let (first, next) = match first_response {
+        None => (waiting, None),
+        Some(_) => (None, waiting),
+    };
+    Ok(Some(SlaDue {
+        policy_id: policy.id.clone(),
+        policy_name: policy.terms.name.clone(),
+        first_response_due_at: due(SlaTarget::FirstResponse, first),
+        next_response_due_at: due(SlaTarget::NextResponse, next),
+        resolution_due_at: due(SlaTarget::Resolution, resolved.is_none().then_some(stretch)),
+    }))
 }

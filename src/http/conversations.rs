@@ -5,6 +5,7 @@ use axum::Json;
 use switchboard_projections::conversations::{self, ConversationView};
 use switchboard_projections::messages::{self, MessageView};
 use switchboard_projections::page::Page;
+use switchboard_projections::sla::{self, SlaDue};
 use switchboard_projections::ReadScope;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -48,16 +49,34 @@ pub(super) async fn latest_with(
         })
 }
 
-/// One conversation.
+/// A conversation with the due times of the SLA policy covering it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ConversationDetail {
+    #[serde(flatten)]
+    conversation: ConversationView,
+    /// When its running SLA stretches fall due (absent when no policy covers it).
+    sla: Option<SlaDue>,
+}
+
+/// One conversation, with its SLA due times.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
     params(("id" = String, Path, description = "Conversation id")),
-    security(("bearer" = [])), responses((status = 200, body = ConversationView), Errors))]
+    security(("bearer" = [])), responses((status = 200, body = ConversationDetail), Errors))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-) -> Result<Json<ConversationView>, ApiError> {
-    Ok(Json(visible(&state, &auth, &id).await?))
+) -> Result<Json<ConversationDetail>, ApiError> {
+    let conversation = visible(&state, &auth, &id).await?;
+    let sla = sla::due_times(
+        &state.database,
+        &conversation.id,
+        conversation.assigned_group_id.as_deref(),
+        &conversation.tags,
+        &conversation.phone_number_id,
+    )
+    .await?;
+    Ok(Json(ConversationDetail { conversation, sla }))
 }
 
 /// A conversation's messages in chat order (Meta's timestamps).

@@ -67,6 +67,11 @@ async fn one_breach_and_one_met_across_two_instances(backend: Backend) {
     let mut script = Script { app: &app, now: 0 };
     let lena = script.customer_writes(0, "15550000101", "wamid.L1").await;
     let quim = script.customer_writes(10, "15550000102", "wamid.Q1").await;
+    // Each open conversation shows when its first response is due.
+    let due = app.get_json(&format!("/api/conversations/{lena}")).await["sla"].clone();
+    assert_eq!(due["policy_id"], policy["id"]);
+    assert_eq!(due["first_response_due_at"], "2026-05-28T20:31:40.000Z");
+    assert_eq!(due["next_response_due_at"], Value::Null);
     script.agent_replies(190, &quim).await;
     until_recorded(&app, "ConversationSlaMet", &quim).await;
     assert_eq!(
@@ -121,10 +126,24 @@ async fn one_breach_and_one_met_across_two_instances(backend: Backend) {
         .get_json("/api/analytics/sla?from=2026-05-28T00:00:00Z&to=2026-05-29T00:00:00Z")
         .await;
     assert_eq!(
-        report["policies"],
+        report["rows"],
         json!([{"policy_id": policy["id"], "target": "first_response", "met": 1, "breached": 1,
                 "compliance": 0.5}])
     );
+    // Replayed from the log, the SLA read models are the same, and verify agrees.
+    let policies = app.get_json("/api/sla-policies").await;
+    switchboard::replay::rebuild(&log, &[])
+        .await
+        .expect("rebuild");
+    let rebuilt = app
+        .get_json("/api/analytics/sla?from=2026-05-28T00:00:00Z&to=2026-05-29T00:00:00Z")
+        .await;
+    assert_eq!(rebuilt["rows"], report["rows"], "rebuilt = live");
+    assert_eq!(app.get_json("/api/sla-policies").await, policies);
+    let verified = switchboard::replay::verify::verify(&log)
+        .await
+        .expect("verify");
+    assert!(verified.ok(), "verify after the rebuild");
     socket.close().await;
 }
 
