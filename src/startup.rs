@@ -192,7 +192,14 @@ impl Application {
             ));
         }
         if self.settings.outbound.send {
-            match crate::whatsapp::graph::GraphClient::new(self.settings.outbound.graph.clone()) {
+            // The client the state holds, so that health sees what the sender's calls met.
+            let graph = match self.state.graph.clone() {
+                Some(graph) => Ok(graph),
+                None => {
+                    crate::whatsapp::graph::GraphClient::new(self.settings.outbound.graph.clone())
+                }
+            };
+            match graph {
                 Ok(graph) => {
                     let sender = crate::workers::outbound::OutboundSender::new(
                         self.state.log.clone(),

@@ -66,6 +66,35 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
+/// The sender's state: whether it sends, its backlog, and when Meta last answered.
+fn sender(state: &AppState, counts: Option<&StoredCounts>) -> Value {
+    let stamp = |ms: i64| {
+        (ms > 0)
+            .then(|| switchboard_domain::Timestamp::from_unix_millis(ms))
+            .flatten()
+            .map(|t| t.to_string())
+    };
+    let (answered, unreachable) = state
+        .graph
+        .as_ref()
+        .map_or((0, 0), |graph| graph.contact().last());
+    // Wall time, like the Graph client's record (a test clock does not move the network).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    json!({
+        "sending": state.graph.is_some(),
+        "queued": counts.map(|c| c.sends_queued),
+        "dead_lettered": counts.map(|c| c.sends_dead_lettered),
+        "graph_last_answered_at": stamp(answered),
+        "graph_last_unreachable_at": stamp(unreachable),
+        "graph_answered_recently": answered > 0 && now - answered < GRAPH_RECENT_MS,
+    })
+}
+
+/// "Recently", for the Graph API's last answer: five minutes.
+const GRAPH_RECENT_MS: i64 = 5 * 60_000;
+
 /// Every component with its status and latency, the backlogs, the version and uptime (admins).
 #[utoipa::path(get, path = "/api/health/detailed", operation_id = "getHealthDetails", tag = "health", security(("bearer" = [])),
     responses((status = 200, description = "Healthy", body = serde_json::Value), Errors))]
@@ -107,6 +136,7 @@ async fn detailed(
         "sockets": {
             "connected": state.sockets_connected.load(std::sync::atomic::Ordering::Relaxed),
         },
+        "sender": sender(&state, counts.as_ref()),
     });
     let status = if healthy {
         StatusCode::OK

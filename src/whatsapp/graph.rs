@@ -55,6 +55,38 @@ const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131000, 131016, 131056
 pub struct GraphClient {
     http: reqwest::Client,
     settings: GraphSettings,
+    contact: std::sync::Arc<Contact>,
+}
+
+/// When the Graph API last answered (any answer, refusals included) and when it last could not
+/// be reached: wall-clock Unix milliseconds, 0 for never. Shared by the clones of a client.
+#[derive(Debug, Default)]
+pub struct Contact {
+    answered_ms: std::sync::atomic::AtomicI64,
+    unreachable_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Contact {
+    fn record(&self, answered: bool) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let slot = if answered {
+            &self.answered_ms
+        } else {
+            &self.unreachable_ms
+        };
+        slot.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (last answered, last unreachable), Unix milliseconds; 0: never.
+    pub fn last(&self) -> (i64, i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.answered_ms.load(Relaxed),
+            self.unreachable_ms.load(Relaxed),
+        )
+    }
 }
 
 impl GraphClient {
@@ -66,12 +98,24 @@ impl GraphClient {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()?;
-        Ok(Self { http, settings })
+        Ok(Self {
+            http,
+            settings,
+            contact: std::sync::Arc::default(),
+        })
+    }
+
+    /// When Meta last answered and last could not be reached.
+    pub fn contact(&self) -> &Contact {
+        &self.contact
     }
 
     /// Sends `body` from `phone_number_id`.
     pub async fn send(&self, phone_number_id: &str, body: &Value) -> SendOutcome {
-        self.post(phone_number_id, body).await
+        let outcome = self.post(phone_number_id, body).await;
+        self.contact
+            .record(!matches!(outcome, SendOutcome::Unreachable(_)));
+        outcome
     }
 
     async fn post(&self, phone_number_id: &str, body: &Value) -> SendOutcome {
@@ -119,6 +163,19 @@ impl GraphClient {
     /// [`GraphError::Refused`] with Meta's error; [`GraphError::Unreachable`] without an
     /// answer.
     pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, GraphError> {
+        let result = self.request(method, path, query, body).await;
+        self.contact
+            .record(!matches!(result, Err(GraphError::Unreachable(_))));
+        result
+    }
+
+    async fn request(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -106,6 +106,15 @@ async fn the_rules_and_the_dashboard_name_only_exported_series(backend: Backend)
         .filter_map(|l| l.split(['{', ' ']).next())
         .map(str::to_owned)
         .collect();
+    // The detailed health tells the sender's backlog and that Meta answered just now.
+    let health = app.get_json("/api/health/detailed").await;
+    let sender = &health["sender"];
+    assert_eq!(sender["sending"], true, "{health}");
+    assert!(sender["queued"].is_i64(), "{health}");
+    assert!(sender["dead_lettered"].is_i64(), "{health}");
+    assert_eq!(sender["graph_answered_recently"], true, "{health}");
+    assert!(sender["graph_last_answered_at"].is_string(), "{health}");
+    assert_eq!(health["sockets"]["connected"], 1, "{health}");
     socket.close().await;
     for file in [
         "prometheus/alerts.yml",
