@@ -14,7 +14,7 @@ mod events;
 mod grants;
 mod permissions;
 mod roster;
-mod working_hours;
+pub(crate) mod working_hours;
 
 pub use aggregate::Agent;
 pub use availability::Availability;

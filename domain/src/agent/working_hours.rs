@@ -108,10 +108,11 @@ impl WorkingHours {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn hours(days: &[&str], start: &str, end: &str, tz: &str) -> WorkingHours {
+    /// Hours from their wire form (shared with the business-time tests).
+    pub(crate) fn hours(days: &[&str], start: &str, end: &str, tz: &str) -> WorkingHours {
         WorkingHours::try_from(WorkingHoursSpec {
             days: days.iter().map(|d| (*d).to_owned()).collect(),
             start: start.into(),
@@ -121,7 +122,7 @@ mod tests {
         .expect("valid")
     }
 
-    fn at(rfc3339: &str) -> Timestamp {
+    pub(crate) fn at(rfc3339: &str) -> Timestamp {
         Timestamp::new(
             chrono::DateTime::parse_from_rfc3339(rfc3339)
                 .expect("time")

@@ -103,26 +103,7 @@ impl WorkingHours {
 
 #[cfg(test)]
 mod tests {
-    use crate::agent::{WorkingHours, WorkingHoursSpec};
-    use crate::Timestamp;
-
-    fn hours(days: &[&str], start: &str, end: &str, tz: &str) -> WorkingHours {
-        WorkingHours::try_from(WorkingHoursSpec {
-            days: days.iter().map(|d| (*d).to_owned()).collect(),
-            start: start.into(),
-            end: end.into(),
-            timezone: tz.into(),
-        })
-        .expect("valid")
-    }
-
-    fn at(rfc3339: &str) -> Timestamp {
-        Timestamp::new(
-            chrono::DateTime::parse_from_rfc3339(rfc3339)
-                .expect("time")
-                .into(),
-        )
-    }
+    use crate::agent::working_hours::tests::{at, hours};
 
     const WEEKDAYS: [&str; 5] = ["mon", "tue", "wed", "thu", "fri"];
 
