@@ -28,6 +28,8 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     /// Agents' live sockets.
     pub realtime: RealtimeSettings,
+    /// Files customers send.
+    pub media: crate::media::MediaSettings,
 }
 
 /// Agents' live sockets (Socket.IO).
@@ -469,6 +471,12 @@ pub struct ServeArgs {
         default_value_t = 300
     )]
     pub event_stream_max_seconds: u64,
+    /// Directory customers' files are kept in (default: `media` in the data directory).
+    #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
+    pub media_dir: Option<PathBuf>,
+    /// The largest file fetched from Meta, bytes (larger ones are recorded as unavailable).
+    #[arg(long, env = "SWITCHBOARD_MEDIA_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub media_max_bytes: u64,
 }
 
 /// Meta sends at most 3 MB; 4 MiB leaves headroom.
@@ -557,6 +565,14 @@ impl ServeArgs {
                 ping_timeout: Duration::from_millis(self.socket_ping_timeout_ms.max(100)),
                 event_stream_max: Duration::from_secs(self.event_stream_max_seconds.max(1)),
                 ..RealtimeSettings::default()
+            },
+            media: crate::media::MediaSettings {
+                max_bytes: self.media_max_bytes.max(1),
+                ..crate::media::MediaSettings::in_dir(
+                    self.media_dir
+                        .clone()
+                        .unwrap_or_else(|| self.database.data_dir.join("media")),
+                )
             },
         })
     }

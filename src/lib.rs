@@ -20,12 +20,14 @@
 //! - [`clock`] — time as an input, controllable in tests.
 //! - [`telemetry`] — logging and the request id of the request being served.
 //! - [`metrics`] — Prometheus metric names and the recorder.
+//! - [`media`] — customers' files: where they are kept, and the fetcher that keeps them.
 
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod cqrs;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod realtime;

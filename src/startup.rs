@@ -32,6 +32,9 @@ pub enum StartupError {
     /// The first admin could not be created.
     #[error("creating the first admin failed")]
     FirstAdmin(#[source] crate::auth::accounts::AccountError),
+    /// The media directory could not be used.
+    #[error("cannot keep media files")]
+    Media(#[source] crate::media::StoreError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
@@ -71,6 +74,8 @@ impl Application {
         let (database, log, frameworks) = connect_store(&settings.database).await?;
         let first_admin = create_first_admin(&log, &frameworks, &settings, clock.now()).await?;
         let inbox = WebhookInbox::start(database.clone());
+        let media =
+            crate::media::MediaStore::local(&settings.media.dir).map_err(StartupError::Media)?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartupError::Bind {
@@ -104,6 +109,7 @@ impl Application {
             },
             stopped_projections: switchboard_projections::StoppedProjections::default(),
             sockets_connected: Arc::default(),
+            media,
         };
         Ok(Self {
             first_admin,
@@ -214,6 +220,17 @@ impl Application {
                     tracing::error!(%error, "the Graph API client cannot be built; not sending")
                 }
             }
+        }
+        if let Some(graph) = self.state.graph.clone() {
+            let fetcher = crate::media::fetch::MediaFetcher::new(
+                self.state.database.clone(),
+                self.frameworks.clone(),
+                graph,
+                self.state.media.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.media.clone(),
+            );
+            workers.spawn(fetcher.run(stopped.clone()));
         }
         if let Some(graph) = self.state.graph.clone() {
             // Once at start, in the background: a slow or failing Meta delays nothing else.

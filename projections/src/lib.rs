@@ -15,6 +15,7 @@
 //! - [`quick_replies`] — saved answers and who may use them.
 //! - [`account_notifications`] — account-level notifications from Meta.
 //! - [`analytics`] — queries over those read models: per agent and day, volumes, templates.
+//! - [`media`] — the files messages carry, fetched or not.
 //! - [`response_times`] — how long customers wait for answers and conversations take to resolve.
 //! - [`sla`] — SLA policies in force and the outcomes recorded against them.
 
@@ -26,6 +27,7 @@ pub mod conversations;
 mod decode;
 pub mod error;
 pub mod groups;
+pub mod media;
 pub mod messages;
 pub mod page;
 pub mod projection;

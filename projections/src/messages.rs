@@ -302,6 +302,13 @@ impl Projection for MessagesProjection {
                     version = $2 where id = $3",
                 vec![at.unix_millis().into(), version, id.into()],
             )),
+            // The file's fate is the `media` read model's; the message moves to its version.
+            MessageEvent::MediaStored { .. } | MessageEvent::MediaUnavailable { .. } => {
+                out.push(Statement::new(
+                    "update messages set version = $1 where id = $2",
+                    vec![version, id.into()],
+                ));
+            }
             MessageEvent::OutboundRequeued { .. } => out.push(Statement::new(
                 "update messages set status = 'queued', version = $1 where id = $2",
                 vec![version, id.into()],

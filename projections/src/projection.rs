@@ -37,6 +37,7 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::quick_replies::QuickRepliesProjection),
         Box::new(crate::response_times::ResponseTimesProjection),
         Box::new(crate::sla::SlaProjection),
+        Box::new(crate::media::MediaProjection),
     ]
 }
 

@@ -31,11 +31,24 @@ pub enum TokenError {
     Expired,
 }
 
-/// The keys that sign and verify access tokens.
+/// What a media link says: this file, until then. Its audience (`media`) keeps it from ever
+/// passing as an access token, and an access token from passing as a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MediaLinkClaims {
+    sub: String,
+    aud: String,
+    exp: i64,
+}
+
+/// The audience of media links.
+const MEDIA_AUDIENCE: &str = "media";
+
+/// The keys that sign and verify access tokens (and media links).
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    media_validation: Validation,
 }
 
 impl JwtKeys {
@@ -46,11 +59,45 @@ impl JwtKeys {
         // Expiry is checked against the application clock (tests control it), not here.
         validation.validate_exp = false;
         validation.required_spec_claims = ["exp", "sub"].iter().map(|c| (*c).to_owned()).collect();
+        let mut media_validation = Validation::new(Algorithm::HS256);
+        media_validation.validate_exp = false;
+        media_validation.set_audience(&[MEDIA_AUDIENCE]);
+        media_validation.required_spec_claims = ["exp", "sub", "aud"]
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
         Self {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
             validation,
+            media_validation,
         }
+    }
+
+    /// A link token for the file `media_id`, valid for `ttl_seconds` from `now` (for `<img
+    /// src>` and `<audio src>`, which cannot send a bearer header).
+    ///
+    /// # Errors
+    /// When signing fails (it does not for HMAC keys).
+    pub fn issue_media_link(
+        &self,
+        media_id: &str,
+        now: Timestamp,
+        ttl_seconds: i64,
+    ) -> Result<(String, Timestamp), jsonwebtoken::errors::Error> {
+        let claims = MediaLinkClaims {
+            sub: media_id.to_owned(),
+            aud: MEDIA_AUDIENCE.to_owned(),
+            exp: now.unix_millis() / 1000 + ttl_seconds,
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, now.plus_seconds(ttl_seconds)))
+    }
+
+    /// Whether `token` is a live link to the file `media_id`.
+    pub fn verify_media_link(&self, token: &str, media_id: &str, now: Timestamp) -> bool {
+        decode::<MediaLinkClaims>(token, &self.decoding, &self.media_validation)
+            .is_ok_and(|d| d.claims.sub == media_id && d.claims.exp * 1000 > now.unix_millis())
     }
 
     /// Signs an access token for `agent` in session `family`, valid for `ttl_seconds` from `now`.

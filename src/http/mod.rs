@@ -19,6 +19,7 @@ mod locks;
 mod metrics;
 mod notes;
 pub use metrics::StoredCounts;
+mod media;
 mod observe;
 mod openapi;
 mod outbound_dead_letters;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub stopped_projections: switchboard_projections::StoppedProjections,
     /// Agents' sockets connected to this instance (kept by the realtime side; health reads it).
     pub sockets_connected: Arc<std::sync::atomic::AtomicU64>,
+    /// Where customers' files are kept.
+    pub media: crate::media::MediaStore,
 }
 
 /// Each module's routes, documented.
@@ -102,6 +105,7 @@ fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<A
         notes::router(),
         assignment::router(),
         quick_replies::router(),
+        media::router(),
         sla_policies::router(),
         sending::router(),
         outbound_dead_letters::router(),

@@ -18,7 +18,10 @@ use tokio::net::TcpListener;
 
 use crate::whatsapp::signature::sign;
 
+mod media;
 mod templates;
+
+pub use media::MediaFile;
 
 pub use templates::Review;
 
@@ -60,6 +63,10 @@ struct Shared {
     templates: Mutex<templates::Catalogue>,
     /// The `time` of the last template webhook (seconds).
     template_webhook_time: AtomicU64,
+    /// Media files and the download URLs issued.
+    media: Mutex<media::Library>,
+    /// `http://host:port` of the simulator itself (download URLs point here).
+    base_url: String,
 }
 
 /// A request carrying the configured access token; Meta answers 190 to any other.
@@ -146,6 +153,8 @@ impl Simulator {
             http: reqwest::Client::new(),
             templates: Mutex::new(templates::Catalogue::default()),
             template_webhook_time: AtomicU64::new(0),
+            media: Mutex::new(media::Library::default()),
+            base_url: format!("http://{address}"),
         });
         let router = Router::new()
             .route("/{version}/{phone_number_id}/messages", post(receive))
@@ -159,7 +168,12 @@ impl Simulator {
                     .post(templates::create)
                     .delete(templates::delete),
             )
-            .route("/{version}/{template_id}", post(templates::edit))
+            .route(
+                "/{version}/{object_id}",
+                post(templates::edit).get(media::location),
+            )
+            .route("/media-download", get(media::download))
+            .route("/control/media", post(media::add))
             .route("/control/templates", post(templates::seed))
             .route("/control/template-review", post(templates::set_review))
             .with_state(Arc::clone(&shared));
@@ -181,6 +195,27 @@ impl Simulator {
         if let Ok(mut slot) = self.shared.webhook_url.lock() {
             *slot = Some(url.into());
         }
+    }
+
+    /// Adds a media file customers can send; answers its media id.
+    ///
+    /// # Panics
+    /// When the file's base64 does not decode.
+    pub fn add_media(&self, file: MediaFile) -> String {
+        self.shared
+            .media
+            .lock()
+            .expect("media library")
+            .add(file)
+            .expect("valid media file")
+    }
+
+    /// How many times the file `media_id` was downloaded whole.
+    pub fn media_downloads(&self, media_id: &str) -> u32 {
+        self.shared
+            .media
+            .lock()
+            .map_or(0, |library| library.downloads(media_id))
     }
 
     /// Answers the next `times` sends with `fault`.

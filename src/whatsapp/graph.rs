@@ -218,6 +218,92 @@ impl GraphClient {
     }
 }
 
+impl GraphClient {
+    /// Where Meta keeps the file `media_id` for the next few minutes (`GET /{media-id}`).
+    ///
+    /// # Errors
+    /// As [`Self::call`]; an answer without a URL is [`GraphError::Unreachable`].
+    pub async fn media_location(&self, media_id: &str) -> Result<MediaLocation, GraphError> {
+        let answer = self.call(reqwest::Method::GET, media_id, &[], None).await?;
+        let text = |name: &str| answer.get(name).and_then(Value::as_str).map(str::to_owned);
+        let url =
+            text("url").ok_or_else(|| GraphError::Unreachable(format!("no url in {answer}")))?;
+        Ok(MediaLocation {
+            url,
+            mime_type: text("mime_type"),
+            sha256: text("sha256"),
+            // Meta sends the size as a string.
+            file_size: answer.get("file_size").and_then(|v| match v {
+                Value::String(s) => s.parse().ok(),
+                other => other.as_u64(),
+            }),
+        })
+    }
+
+    /// The bytes at a media `url` (with the bearer token Meta requires), at most `max_bytes`:
+    /// read in chunks, so a larger file is refused without being held.
+    ///
+    /// # Errors
+    /// [`DownloadError`].
+    pub async fn download(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, DownloadError> {
+        let mut request = self.http.get(url);
+        if let Some(token) = &self.settings.access_token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let mut response = request.send().await.map_err(|e| {
+            self.contact.record(false);
+            DownloadError::Unreachable(e.to_string())
+        })?;
+        self.contact.record(true);
+        let status = response.status();
+        if !status.is_success() {
+            return Err(DownloadError::Status(status.as_u16()));
+        }
+        if response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(DownloadError::TooLarge);
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| DownloadError::Unreachable(e.to_string()))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(DownloadError::TooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+}
+
+/// Where a media file can be downloaded, and what Meta says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaLocation {
+    /// A short-lived download URL (bearer token required).
+    pub url: String,
+    /// Media type.
+    pub mime_type: Option<String>,
+    /// Meta's checksum (hex or base64).
+    pub sha256: Option<String>,
+    /// Bytes.
+    pub file_size: Option<u64>,
+}
+
+/// A media download that did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    /// No answer.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// An HTTP error status (403/404: the URL expired or the id is gone).
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// Larger than allowed.
+    #[error("larger than the media size limit")]
+    TooLarge,
+}
+
 /// A Graph call that did not succeed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GraphError {

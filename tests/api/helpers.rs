@@ -182,6 +182,13 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             sla_interval: std::time::Duration::from_millis(50),
             ..Default::default()
         },
+        media: switchboard::media::MediaSettings {
+            fetch_interval: std::time::Duration::from_millis(20),
+            retry_delay: std::time::Duration::from_millis(20),
+            ..switchboard::media::MediaSettings::in_dir(
+                tempfile::tempdir().expect("media dir").keep(),
+            )
+        },
     }
 }
 

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod locks;
+mod media;
 mod observability;
 mod openapi;
 mod outbound;

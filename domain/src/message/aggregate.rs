@@ -4,7 +4,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use crate::message::{DeliveryStatus, MessageCommand, MessageError, MessageEvent, StatusReport};
+use crate::message::{
+    DeliveryStatus, MediaOutcome, MessageCommand, MessageError, MessageEvent, StatusReport,
+};
 use crate::ConversationId;
 
 /// Which way a message travelled.
@@ -36,6 +38,12 @@ pub struct Message {
     dead_lettered: bool,
     /// Every status reported so far: a report seen before is a duplicate delivery.
     reported: Vec<DeliveryStatus>,
+    /// An inbound message carries a file.
+    #[serde(default)]
+    has_media: bool,
+    /// What became of it is recorded.
+    #[serde(default)]
+    media_settled: bool,
 }
 
 impl Message {
@@ -75,8 +83,36 @@ impl Message {
         self.status
     }
 
+    /// Whether an inbound message's file still waits to be fetched.
+    pub fn media_pending(&self) -> bool {
+        self.has_media && !self.media_settled
+    }
+
     fn decide(&self, command: MessageCommand) -> Result<Vec<MessageEvent>, MessageError> {
         match command {
+            MessageCommand::RecordMedia { outcome, at } => {
+                if !self.has_media {
+                    return Err(MessageError::NoMedia);
+                }
+                if self.media_settled {
+                    return Ok(vec![]);
+                }
+                Ok(vec![match outcome {
+                    MediaOutcome::Stored {
+                        sha256,
+                        size,
+                        mime_type,
+                    } => MessageEvent::MediaStored {
+                        sha256,
+                        size,
+                        mime_type,
+                        at,
+                    },
+                    MediaOutcome::Unavailable { reason } => {
+                        MessageEvent::MediaUnavailable { reason, at }
+                    }
+                }])
+            }
             MessageCommand::ReceiveInbound {
                 conversation_id,
                 phone_number_id,
@@ -283,8 +319,11 @@ impl Aggregate for Message {
     fn apply(&mut self, event: Self::Event) {
         match event {
             MessageEvent::InboundReceived {
-                conversation_id, ..
+                conversation_id,
+                ref content,
+                ..
             } => {
+                self.has_media = content.media().is_some_and(|m| m.id.is_some());
                 self.direction = Some(Direction::Inbound);
                 self.conversation_id = Some(conversation_id);
                 self.has_content = true;
@@ -308,6 +347,9 @@ impl Aggregate for Message {
                 self.reported.push(report.status);
             }
             MessageEvent::StatusIgnored { report, .. } => self.reported.push(report.status),
+            MessageEvent::MediaStored { .. } | MessageEvent::MediaUnavailable { .. } => {
+                self.media_settled = true;
+            }
             MessageEvent::OutboundAccepted { wamid, .. } => self.wamid = Some(wamid),
             MessageEvent::OutboundFailed { .. } => self.send_failed = true,
             MessageEvent::OutboundAttemptFailed { .. } => {}

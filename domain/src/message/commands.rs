@@ -109,11 +109,38 @@ pub enum MessageCommand {
         /// When.
         at: Timestamp,
     },
+    /// Record what became of the file of an inbound media message: kept in our storage, or
+    /// unavailable (and why). Recorded once; later reports are no-ops.
+    RecordMedia {
+        /// The outcome.
+        outcome: MediaOutcome,
+        /// When.
+        at: Timestamp,
+    },
     /// Queue a dead-lettered message again (an operator's retry).
     Requeue {
         /// Who.
         by: AgentId,
         /// When.
         at: Timestamp,
+    },
+}
+
+/// What became of a message's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaOutcome {
+    /// Fetched, checked and kept.
+    Stored {
+        /// SHA-256 of the bytes, lower-case hex (also the storage key).
+        sha256: String,
+        /// Bytes.
+        size: u64,
+        /// Media type Meta gave.
+        mime_type: String,
+    },
+    /// Not kept.
+    Unavailable {
+        /// Why (`too_large`, `checksum_mismatch`, `expired`, `fetch_failed: …`).
+        reason: String,
     },
 }

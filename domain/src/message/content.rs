@@ -203,6 +203,18 @@ pub enum MessageContent {
 }
 
 impl MessageContent {
+    /// The file a message of a media kind carries (image, audio, video, document, sticker).
+    pub fn media(&self) -> Option<&Media> {
+        match self {
+            Self::Image(media)
+            | Self::Audio(media)
+            | Self::Video(media)
+            | Self::Document(media)
+            | Self::Sticker(media) => Some(media),
+            _ => None,
+        }
+    }
+
     /// The type name shown to clients (`text`, `image`, …).
     pub fn kind(&self) -> &str {
         match self {

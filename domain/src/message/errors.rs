@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Why a message command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MessageError {
+    /// Only an inbound message with a file has media to record.
+    #[error("the message carries no file")]
+    NoMedia,
     /// Only a dead-lettered message can be queued again.
     #[error("the message is not in the dead-letter queue")]
     NotDeadLettered,
@@ -22,6 +25,7 @@ impl MessageError {
         match self {
             Self::DirectionMismatch { .. } => "message_direction_mismatch",
             Self::NotDeadLettered => "not_dead_lettered",
+            Self::NoMedia => "no_media",
         }
     }
 }

@@ -132,6 +132,24 @@ pub enum MessageEvent {
         /// When.
         at: Timestamp,
     },
+    /// The file of an inbound media message was fetched, checked and kept.
+    MediaStored {
+        /// SHA-256 of the bytes, lower-case hex (the storage key).
+        sha256: String,
+        /// Bytes.
+        size: u64,
+        /// Media type.
+        mime_type: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// The file of an inbound media message could not be kept.
+    MediaUnavailable {
+        /// Why.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A status report came late or after a failure and was recorded without being applied.
     StatusIgnored {
         /// The report.
@@ -158,6 +176,8 @@ impl MessageEvent {
                 conversation_id, ..
             } => Some(*conversation_id),
             Self::StatusIgnored { .. }
+            | Self::MediaStored { .. }
+            | Self::MediaUnavailable { .. }
             | Self::OutboundAccepted { .. }
             | Self::OutboundFailed { .. }
             | Self::OutboundAttemptFailed { .. }
@@ -182,6 +202,8 @@ impl DomainEvent for MessageEvent {
             Self::OutboundDeadLettered { .. } => "MessageOutboundDeadLettered",
             Self::OutboundRequeued { .. } => "MessageOutboundRequeued",
             Self::DeadLetterPurged { .. } => "MessageDeadLetterPurged",
+            Self::MediaStored { .. } => "MessageMediaStored",
+            Self::MediaUnavailable { .. } => "MessageMediaUnavailable",
         }
         .to_owned()
     }

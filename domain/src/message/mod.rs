@@ -12,7 +12,7 @@ mod outbound;
 mod status;
 
 pub use aggregate::{Direction, Message};
-pub use commands::MessageCommand;
+pub use commands::{MediaOutcome, MessageCommand};
 pub use content::{
     Interactive, Media, MessageContent, MessageContext, OrderItem, Referral, ReferredProduct,
 };

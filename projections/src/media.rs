@@ -1,0 +1,153 @@
+//! The files messages carry (`media_files`): what Meta announced, and once fetched, what we
+//! keep (by the SHA-256 of the bytes) or why we could not.
+
+use serde::Serialize;
+use switchboard_domain::message::MessageEvent;
+use switchboard_store::{with_pool, Database, RecordedEvent, Statement};
+
+use crate::{DecodedEvent, Projection, ProjectionError};
+
+/// Builds `media_files`.
+pub struct MediaProjection;
+
+const ANNOUNCED: &str = "insert into media_files
+    (id, conversation_id, meta_media_id, kind, mime_type, expected_sha256, filename, voice,
+     status, received_at)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) on conflict (id) do nothing";
+const STORED: &str = "update media_files set status = 'stored', sha256 = $1, size = $2,
+    mime_type = $3, settled_at = $4 where id = $5";
+const UNAVAILABLE: &str = "update media_files set status = 'unavailable', reason = $1,
+    settled_at = $2 where id = $3";
+
+impl Projection for MediaProjection {
+    fn name(&self) -> &'static str {
+        "media"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["media_files"]
+    }
+
+    fn reads(&self) -> &'static [&'static str] {
+        &["Message"]
+    }
+
+    fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
+        let DecodedEvent::Message(message_event) = decoded else {
+            return;
+        };
+        let id = event.aggregate_id.as_str();
+        match message_event {
+            MessageEvent::InboundReceived {
+                conversation_id,
+                content,
+                sent_at,
+                ..
+            } => {
+                let Some(media) = content.media().filter(|m| m.id.is_some()) else {
+                    return;
+                };
+                out.push(Statement::new(
+                    ANNOUNCED,
+                    vec![
+                        id.into(),
+                        conversation_id.to_string().into(),
+                        media.id.clone().into(),
+                        content.kind().into(),
+                        media.mime_type.clone().into(),
+                        media.sha256.clone().into(),
+                        media.filename.clone().into(),
+                        i64::from(media.voice == Some(true)).into(),
+                        sent_at.unix_millis().into(),
+                    ],
+                ));
+            }
+            MessageEvent::MediaStored {
+                sha256,
+                size,
+                mime_type,
+                at,
+            } => out.push(Statement::new(
+                STORED,
+                vec![
+                    sha256.as_str().into(),
+                    i64::try_from(*size).unwrap_or(i64::MAX).into(),
+                    mime_type.as_str().into(),
+                    at.unix_millis().into(),
+                    id.into(),
+                ],
+            )),
+            MessageEvent::MediaUnavailable { reason, at } => out.push(Statement::new(
+                UNAVAILABLE,
+                vec![reason.as_str().into(), at.unix_millis().into(), id.into()],
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// A message's file as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct MediaView {
+    /// The media id (the message's id).
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// `image`, `audio`, `video`, `document`, `sticker`.
+    pub kind: String,
+    /// Media type.
+    pub mime_type: Option<String>,
+    /// The document's file name.
+    pub filename: Option<String>,
+    /// `pending` (not fetched yet), `stored` or `unavailable`.
+    pub status: String,
+    /// SHA-256 of the bytes, hex, once stored.
+    pub sha256: Option<String>,
+    /// Bytes, once stored.
+    pub size: Option<i64>,
+    /// Why it is unavailable.
+    pub reason: Option<String>,
+    /// Meta's media id, while it may still be fetched (internal).
+    #[serde(skip)]
+    pub meta_media_id: Option<String>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The file `id`, if any.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(db: &Database, id: &str) -> Result<Option<MediaView>, ProjectionError> {
+    const SQL: &str = "select id, conversation_id, kind, mime_type, filename, status, sha256,
+        size, reason, meta_media_id from media_files where id = $1";
+    let row: Option<Row> =
+        with_pool!(db, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
+    Ok(row.map(
+        |(id, conversation_id, kind, mime_type, filename, status, sha256, size, reason, meta)| {
+            MediaView {
+                id,
+                conversation_id,
+                kind,
+                mime_type,
+                filename,
+                status,
+                sha256,
+                size,
+                reason,
+                meta_media_id: meta,
+            }
+        },
+    ))
+}

@@ -1,0 +1,327 @@
+//! Customers' files: fetched from Meta (the simulator) as they arrive, checked, kept once, and
+//! served to agents who may read the conversation, with ranges for audio and the name of
+//! documents; Meta's failures retried, a corrupt file refused, an expired URL asked for again.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use switchboard::simulator::{MediaFile, Simulator};
+use switchboard_store::with_pool;
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+use crate::outbound::wired_sending;
+
+const CUSTOMER: &str = "15550002222";
+
+/// `len` bytes that start like a file of that kind and differ per `seed`.
+fn bytes(magic: &[u8], len: usize, seed: u8) -> Vec<u8> {
+    let mut data = magic.to_vec();
+    data.extend((0..len - magic.len()).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    data
+}
+
+fn add(simulator: &Simulator, mime_type: &str, data: &[u8], faults: Value) -> String {
+    let mut file = json!({"mime_type": mime_type,
+        "data_base64": base64::engine::general_purpose::STANDARD.encode(data)});
+    if let (Some(file), Some(faults)) = (file.as_object_mut(), faults.as_object()) {
+        file.extend(faults.clone());
+    }
+    simulator.add_media(serde_json::from_value::<MediaFile>(file).expect("media file"))
+}
+
+/// One webhook with `messages` (each `(wamid, type, media object)`) from the customer.
+fn webhook(messages: &[(&str, &str, Value)]) -> Vec<u8> {
+    let messages: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (wamid, kind, media))| {
+            json!({"from": CUSTOMER, "id": wamid, "timestamp": (1_780_000_100 + i).to_string(),
+                   "type": kind, *kind: media})
+        })
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "120000000000001"},
+        "contacts": [{"wa_id": CUSTOMER, "profile": {"name": "Ana"}}],
+        "messages": messages}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// Waits while the file of message `id` is being fetched (at most `within`); the answer.
+async fn until_settled(app: &TestApp, id: &str, within: Duration) -> reqwest::Response {
+    let deadline = Instant::now() + within;
+    loop {
+        let response = app.get(&format!("/api/media/{id}")).await;
+        if response.status() != 409 || Instant::now() >= deadline {
+            return response;
+        }
+        let body: Value = response.json().await.expect("error");
+        if body["error"]["code"] != "media_pending" {
+            return app.get(&format!("/api/media/{id}")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn events(app: &TestApp, event_type: &str, id: &str) -> i64 {
+    with_pool!(&app.database, pool => sqlx::query_scalar(
+        "select count(*) from events where event_type = $1 and aggregate_id = $2")
+        .bind(event_type).bind(id).fetch_one(pool).await.expect("count"))
+}
+
+async fn files_received_are_kept_and_served_in_scope(backend: Backend) {
+    let (simulator, app, _conversation) = wired_sending(backend, true).await;
+    let photo = bytes(b"\xFF\xD8\xFF\xE0JFIF", 200_000, 1);
+    let voice = bytes(b"OggS", 300_000, 2);
+    let pdf = bytes(b"%PDF-1.7", 100_000, 3);
+    let photo_id = add(&simulator, "image/jpeg", &photo, json!({}));
+    let voice_id = add(&simulator, "audio/ogg; codecs=opus", &voice, json!({}));
+    let pdf_id = add(&simulator, "application/pdf", &pdf, json!({}));
+    let posted = Instant::now();
+    let response = app
+        .post_webhook(&webhook(&[
+            ("wamid.PHOTO", "image", json!({"id": photo_id, "mime_type": "image/jpeg", "caption": "it broke"})),
+            ("wamid.VOICE", "audio", json!({"id": voice_id, "mime_type": "audio/ogg; codecs=opus", "voice": true})),
+            ("wamid.PDF", "document", json!({"id": pdf_id, "mime_type": "application/pdf", "filename": "Factura março.pdf"})),
+        ]))
+        .await;
+    assert_eq!(response.status(), 200);
+    app.settle().await;
+
+    // Each is kept within a second of the webhook, the same bytes, with its headers.
+    for (id, data, mime_type) in [
+        ("wamid.PHOTO", &photo, "image/jpeg"),
+        ("wamid.VOICE", &voice, "audio/ogg; codecs=opus"),
+        ("wamid.PDF", &pdf, "application/pdf"),
+    ] {
+        let served = until_settled(&app, id, Duration::from_secs(5)).await;
+        assert_eq!(served.status(), 200, "{id}");
+        assert!(
+            posted.elapsed() < Duration::from_secs(1),
+            "{id} kept after {:?}",
+            posted.elapsed()
+        );
+        let headers = served.headers().clone();
+        assert_eq!(headers["content-type"], mime_type);
+        assert_eq!(headers["content-length"], data.len().to_string().as_str());
+        assert_eq!(
+            headers["etag"],
+            format!("\"{}\"", hex::encode(Sha256::digest(data))).as_str()
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["accept-ranges"], "bytes");
+        assert_eq!(
+            served.bytes().await.expect("bytes").as_ref(),
+            data.as_slice(),
+            "{id}"
+        );
+    }
+    let document = app.get("/api/media/wamid.PDF").await;
+    assert_eq!(
+        document.headers()["content-disposition"],
+        "attachment; filename=\"Factura mar_o.pdf\"; filename*=UTF-8''Factura%20mar%C3%A7o.pdf"
+    );
+    assert_eq!(
+        app.get("/api/media/wamid.PHOTO").await.headers()["content-disposition"],
+        "inline"
+    );
+
+    // A range of the voice note: 206 with that slice.
+    let ranged = app
+        .client
+        .get(app.url("/api/media/wamid.VOICE"))
+        .bearer_auth(&app.admin_token)
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"],
+        format!("bytes 1000-1999/{}", voice.len()).as_str()
+    );
+    assert_eq!(
+        ranged.bytes().await.expect("slice").as_ref(),
+        &voice[1000..2000]
+    );
+    let outside = app
+        .client
+        .get(app.url("/api/media/wamid.VOICE"))
+        .bearer_auth(&app.admin_token)
+        .header("range", "bytes=900000-")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(outside.status(), 416);
+
+    // An agent who may read only their own conversations: 404, as for no file at all.
+    app.create_agent(
+        json!({"email": "out@example.com", "name": "Out", "role": "agent",
+        "password": "a long enough password", "permissions": {"can_read_chats": "assigned"}}),
+    )
+    .await;
+    let outsider = app.login("out@example.com", "a long enough password").await;
+    assert_eq!(
+        app.get_as(&outsider, "/api/media/wamid.PHOTO")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(app.get("/api/media/wamid.NOSUCH").await.status(), 404);
+
+    // A short-lived link for <img src>: the file without a bearer header, for this file only;
+    // its token is no access token.
+    assert_eq!(
+        app.get_as(&outsider, "/api/media/wamid.PHOTO/link")
+            .await
+            .status(),
+        404
+    );
+    let link = app.get_json("/api/media/wamid.PHOTO/link").await;
+    let url = link["url"].as_str().expect("url");
+    let by_link = app.client.get(app.url(url)).send().await.expect("link");
+    assert_eq!(by_link.status(), 200);
+    assert_eq!(
+        by_link.bytes().await.expect("bytes").as_ref(),
+        photo.as_slice()
+    );
+    let token = url.split("token=").nth(1).expect("token");
+    let other = app
+        .client
+        .get(app.url(&format!("/api/media/wamid.VOICE/signed?token={token}")))
+        .send()
+        .await
+        .expect("other");
+    assert_eq!(other.status(), 404, "a link opens its own file only");
+    assert_eq!(app.get_as(token, "/api/conversations").await.status(), 401);
+    app.clock.advance_seconds(301);
+    assert_eq!(
+        app.client
+            .get(app.url(url))
+            .send()
+            .await
+            .expect("late")
+            .status(),
+        404
+    );
+
+    // The same photo sent again is kept once.
+    let again = add(&simulator, "image/jpeg", &photo, json!({}));
+    app.post_webhook(&webhook(&[(
+        "wamid.PHOTO2",
+        "image",
+        json!({"id": again, "mime_type": "image/jpeg"}),
+    )]))
+    .await;
+    app.settle().await;
+    assert_eq!(
+        until_settled(&app, "wamid.PHOTO2", Duration::from_secs(5))
+            .await
+            .status(),
+        200
+    );
+    let hex = hex::encode(Sha256::digest(&photo));
+    let shard = app.settings.media.dir.join("sha256").join(&hex[..2]);
+    let kept: Vec<_> = std::fs::read_dir(&shard).expect("shard").collect();
+    assert_eq!(kept.len(), 1, "one copy of the photo");
+}
+
+async fn failures_are_retried_refused_or_refreshed(backend: Backend) {
+    let (simulator, app, _conversation) = wired_sending(backend, true).await;
+    let flaky = bytes(b"\x89PNG", 50_000, 4);
+    let corrupt = bytes(b"\xFF\xD8", 50_000, 5);
+    let stale = bytes(b"%PDF", 50_000, 6);
+    let flaky_id = add(
+        &simulator,
+        "image/png",
+        &flaky,
+        json!({"failing_downloads": 2}),
+    );
+    let corrupt_id = add(
+        &simulator,
+        "image/jpeg",
+        &corrupt,
+        json!({"sha256": "c0ffee0000000000000000000000000000000000000000000000000000000000"}),
+    );
+    let stale_id = add(
+        &simulator,
+        "application/pdf",
+        &stale,
+        json!({"expired_urls": 1}),
+    );
+    app.post_webhook(&webhook(&[
+        (
+            "wamid.FLAKY",
+            "image",
+            json!({"id": flaky_id, "mime_type": "image/png"}),
+        ),
+        (
+            "wamid.CORRUPT",
+            "image",
+            json!({"id": corrupt_id, "mime_type": "image/jpeg"}),
+        ),
+        (
+            "wamid.STALE",
+            "document",
+            json!({"id": stale_id, "mime_type": "application/pdf"}),
+        ),
+    ]))
+    .await;
+    app.settle().await;
+
+    // Meta answered 500 twice, then the file: kept once.
+    let served = until_settled(&app, "wamid.FLAKY", Duration::from_secs(10)).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.bytes().await.expect("bytes").as_ref(),
+        flaky.as_slice()
+    );
+    assert_eq!(simulator.media_downloads(&flaky_id), 1);
+    assert_eq!(events(&app, "MessageMediaStored", "wamid.FLAKY").await, 1);
+
+    // A checksum that does not match: not kept, and the reason is recorded.
+    let refused = until_settled(&app, "wamid.CORRUPT", Duration::from_secs(10)).await;
+    assert_eq!(refused.status(), 409);
+    let error: Value = refused.json().await.expect("error");
+    assert_eq!(error["error"]["code"], "media_unavailable");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("checksum_mismatch")),
+        "{error}"
+    );
+    assert_eq!(
+        events(&app, "MessageMediaUnavailable", "wamid.CORRUPT").await,
+        1
+    );
+    assert_eq!(events(&app, "MessageMediaStored", "wamid.CORRUPT").await, 0);
+
+    // A URL that expired before the download: a fresh one through the media id.
+    let served = until_settled(&app, "wamid.STALE", Duration::from_secs(10)).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.bytes().await.expect("bytes").as_ref(),
+        stale.as_slice()
+    );
+
+    // What happened is in the log: a rebuild gives the same files, and verify agrees.
+    let log = switchboard_store::EventRepository::new(app.database.clone());
+    switchboard::replay::rebuild(&log, &[])
+        .await
+        .expect("rebuild");
+    assert_eq!(app.get("/api/media/wamid.FLAKY").await.status(), 200);
+    assert_eq!(app.get("/api/media/wamid.CORRUPT").await.status(), 409);
+    assert!(switchboard::replay::verify::verify(&log)
+        .await
+        .expect("verify")
+        .ok());
+}
+
+on_both_backends!(
+    files_received_are_kept_and_served_in_scope,
+    failures_are_retried_refused_or_refreshed
+);
