@@ -15,6 +15,7 @@ use switchboard_domain::message::Message;
 use switchboard_domain::quick_reply::QuickReply;
 use switchboard_domain::sla::SlaPolicy;
 use switchboard_domain::template::Template;
+use switchboard_domain::upload::Upload;
 use switchboard_store::{EventRepository, SnapshotStore};
 
 /// The command side of one aggregate type whose stream stays short (loaded whole).
@@ -47,6 +48,8 @@ pub struct Frameworks {
     pub quick_replies: Framework<QuickReply>,
     /// SLA policies.
     pub sla_policies: Framework<SlaPolicy>,
+    /// Files agents uploaded.
+    pub uploads: Framework<Upload>,
 }
 
 /// Wires every aggregate to `log`. Read models are not registered here: projections tail the
@@ -62,6 +65,7 @@ pub fn framework(log: &EventRepository) -> Frameworks {
         policies: wire(log),
         quick_replies: wire(log),
         sla_policies: wire(log),
+        uploads: wire(log),
     }
 }
 

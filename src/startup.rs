@@ -213,7 +213,8 @@ impl Application {
                         Arc::clone(&self.state.clock),
                         self.settings.workers.webhook_retry,
                         &self.settings.outbound,
-                    );
+                    )
+                    .with_media(self.state.media.clone());
                     workers.spawn(sender.run(stopped.clone()));
                 }
                 Err(error) => {

@@ -31,6 +31,7 @@ pub mod sla;
 pub mod template;
 pub mod time;
 pub mod upcasting;
+pub mod upload;
 
 pub use actor::Actor;
 pub use customer::Customer;

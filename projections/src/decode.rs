@@ -9,6 +9,7 @@ use switchboard_domain::message::{Message, MessageEvent};
 use switchboard_domain::quick_reply::{QuickReply, QuickReplyEvent};
 use switchboard_domain::sla::{SlaPolicy, SlaPolicyEvent};
 use switchboard_domain::template::{Template, TemplateEvent};
+use switchboard_domain::upload::{Upload, UploadEvent};
 use switchboard_store::RecordedEvent;
 
 use crate::ProjectionError;
@@ -41,6 +42,8 @@ pub enum DecodedEvent {
     QuickReply(QuickReplyEvent),
     /// An event of an SLA policy.
     SlaPolicy(SlaPolicyEvent),
+    /// An event of an upload.
+    Upload(UploadEvent),
     /// An aggregate type no projection here reads.
     Other,
 }
@@ -84,6 +87,9 @@ impl DecodedEvent {
             }
             t if t == aggregate_type::<SlaPolicy>() => {
                 Self::SlaPolicy(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<Upload>() => {
+                Self::Upload(serde_json::from_value(payload).map_err(undecodable)?)
             }
             _ => Self::Other,
         })

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use switchboard_domain::message::MessageEvent;
+use switchboard_domain::upload::{kind_of, UploadEvent};
 use switchboard_store::{with_pool, Database, RecordedEvent, Statement};
 
 use crate::{DecodedEvent, Projection, ProjectionError};
@@ -14,6 +15,9 @@ const ANNOUNCED: &str = "insert into media_files
     (id, conversation_id, meta_media_id, kind, mime_type, expected_sha256, filename, voice,
      status, received_at)
     values ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) on conflict (id) do nothing";
+const UPLOADED: &str = "insert into media_files
+    (id, uploaded_by, kind, mime_type, filename, status, sha256, size, received_at, settled_at)
+    values ($1, $2, $3, $4, $5, 'stored', $6, $7, $8, $8)";
 const STORED: &str = "update media_files set status = 'stored', sha256 = $1, size = $2,
     mime_type = $3, settled_at = $4 where id = $5";
 const UNAVAILABLE: &str = "update media_files set status = 'unavailable', reason = $1,
@@ -29,10 +33,26 @@ impl Projection for MediaProjection {
     }
 
     fn reads(&self) -> &'static [&'static str] {
-        &["Message"]
+        &["Message", "Upload"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
+        if let DecodedEvent::Upload(UploadEvent::Recorded { file, by, at }) = decoded {
+            out.push(Statement::new(
+                UPLOADED,
+                vec![
+                    event.aggregate_id.as_str().into(),
+                    by.to_string().into(),
+                    kind_of(&file.mime_type).into(),
+                    file.mime_type.as_str().into(),
+                    file.filename.clone().into(),
+                    file.sha256.as_str().into(),
+                    i64::try_from(file.size).unwrap_or(i64::MAX).into(),
+                    at.unix_millis().into(),
+                ],
+            ));
+            return;
+        }
         let DecodedEvent::Message(message_event) = decoded else {
             return;
         };
@@ -91,8 +111,10 @@ impl Projection for MediaProjection {
 pub struct MediaView {
     /// The media id (the message's id).
     pub id: String,
-    /// Its conversation.
-    pub conversation_id: String,
+    /// Its conversation (none for a file an agent uploaded).
+    pub conversation_id: Option<String>,
+    /// The agent who uploaded it.
+    pub uploaded_by: Option<String>,
     /// `image`, `audio`, `video`, `document`, `sticker`.
     pub kind: String,
     /// Media type.
@@ -114,7 +136,8 @@ pub struct MediaView {
 
 type Row = (
     String,
-    String,
+    Option<String>,
+    Option<String>,
     String,
     Option<String>,
     Option<String>,
@@ -130,15 +153,29 @@ type Row = (
 /// # Errors
 /// Database failures.
 pub async fn get(db: &Database, id: &str) -> Result<Option<MediaView>, ProjectionError> {
-    const SQL: &str = "select id, conversation_id, kind, mime_type, filename, status, sha256,
+    const SQL: &str =
+        "select id, conversation_id, uploaded_by, kind, mime_type, filename, status, sha256,
         size, reason, meta_media_id from media_files where id = $1";
     let row: Option<Row> =
         with_pool!(db, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
     Ok(row.map(
-        |(id, conversation_id, kind, mime_type, filename, status, sha256, size, reason, meta)| {
+        |(
+            id,
+            conversation_id,
+            uploaded_by,
+            kind,
+            mime_type,
+            filename,
+            status,
+            sha256,
+            size,
+            reason,
+            meta,
+        )| {
             MediaView {
                 id,
                 conversation_id,
+                uploaded_by,
                 kind,
                 mime_type,
                 filename,

@@ -417,6 +417,15 @@ impl From<switchboard_domain::sla::SlaPolicyError> for ApiError {
     }
 }
 
+impl From<switchboard_domain::upload::UploadError> for ApiError {
+    fn from(error: switchboard_domain::upload::UploadError) -> Self {
+        Self::Conflict {
+            code: "upload_exists",
+            message: error.to_string(),
+        }
+    }
+}
+
 impl From<switchboard_domain::group::GroupError> for ApiError {
     fn from(error: switchboard_domain::group::GroupError) -> Self {
         use switchboard_domain::group::GroupError as E;

@@ -26,18 +26,25 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signed))
 }
 
-/// The file of message `id`, if the caller may read its conversation.
+/// The file `id`, if the caller may see it: a message's to those who may read its
+/// conversation; an upload to its uploader and to those who read every conversation.
 async fn visible(state: &AppState, auth: &AuthAgent, id: &str) -> Result<MediaView, ApiError> {
     let media = media::get(&state.database, id)
         .await?
         .ok_or(ApiError::NotFound("media"))?;
-    conversations::get(
-        &state.database,
-        &ReadScope::of(&auth.actor),
-        &media.conversation_id,
-    )
-    .await?
-    .ok_or(ApiError::NotFound("media"))?;
+    let scope = ReadScope::of(&auth.actor);
+    let allowed = match &media.conversation_id {
+        Some(conversation) => conversations::get(&state.database, &scope, conversation)
+            .await?
+            .is_some(),
+        None => {
+            media.uploaded_by.as_deref() == Some(auth.actor.agent_id.to_string().as_str())
+                || matches!(scope, ReadScope::All)
+        }
+    };
+    if !allowed {
+        return Err(ApiError::NotFound("media"));
+    }
     Ok(media)
 }
 

@@ -29,6 +29,7 @@ mod sending;
 mod sla_policies;
 mod template_check;
 mod templates;
+mod uploads;
 mod webhooks;
 
 use std::sync::Arc;
@@ -106,6 +107,7 @@ fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<A
         assignment::router(),
         quick_replies::router(),
         media::router(),
+        uploads::router(),
         sla_policies::router(),
         sending::router(),
         outbound_dead_letters::router(),

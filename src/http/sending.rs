@@ -145,6 +145,7 @@ impl QuickReplySend {
                     link: media.link.clone(),
                     caption: Some(text),
                     filename: media.filename.clone(),
+                    upload_id: None,
                 };
                 match media.kind {
                     MediaKind::Image => OutboundContent::Image(attached),
@@ -280,6 +281,7 @@ pub(super) async fn queue(
             message: e.to_string(),
         })?;
     crate::http::template_check::check_template(state, &mut request.content).await?;
+    check_upload(state, &request.content).await?;
     check_references(state, conversation_key, &request).await?;
     let message_id = format!(
         "out.{}",
@@ -472,4 +474,33 @@ async fn mark_read(
     Ok(Json(
         serde_json::json!({ "id": conversation_id, "read_up_to": up_to }),
     ))
+}
+
+/// A send naming an upload (`upload_id`) needs an upload of the message's kind.
+async fn check_upload(state: &AppState, content: &OutboundContent) -> Result<(), ApiError> {
+    let Some(id) = content.media().and_then(|m| m.upload_id.as_deref()) else {
+        return Ok(());
+    };
+    // From the log, not a read model: an upload made a moment ago is there already.
+    let (upload, _) = state
+        .log
+        .load_aggregate::<switchboard_domain::upload::Upload>(id)
+        .await?;
+    let kind = upload
+        .file()
+        .map(|f| switchboard_domain::upload::kind_of(&f.mime_type));
+    match kind {
+        Some(kind) if kind == content.kind() => Ok(()),
+        Some(kind) => Err(ApiError::Unprocessable {
+            code: "invalid_message",
+            message: format!(
+                "upload_id: the file is sent as {kind}, not as {}",
+                content.kind()
+            ),
+        }),
+        None => Err(ApiError::Unprocessable {
+            code: "unknown_upload",
+            message: format!("upload_id: no upload {id} (POST /api/media first)"),
+        }),
+    }
 }

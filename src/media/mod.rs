@@ -5,6 +5,7 @@
 //! an [`object_store::ObjectStore`]: a directory on this machine by default.
 
 pub mod fetch;
+pub mod outbound;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -52,6 +52,8 @@ pub(super) struct Library {
     issued: u64,
     /// Successful downloads per media id.
     downloads: HashMap<String, u32>,
+    /// Files uploaded by the business.
+    pub(super) uploads: u32,
 }
 
 impl Library {
@@ -166,4 +168,51 @@ pub(super) async fn download(
     let (mime_type, bytes) = (file.mime_type.clone(), bytes.clone());
     *library.downloads.entry(download.mid).or_default() += 1;
     ([(axum::http::header::CONTENT_TYPE, mime_type)], bytes).into_response()
+}
+
+/// `POST /{version}/{phone-number-id}/media` (multipart `messaging_product`, `type`, `file`):
+/// keeps the file as Meta would (downloadable by its new id); answers `{id}`.
+pub(super) async fn upload(
+    State(shared): State<Arc<Shared>>,
+    _token: Authorized,
+    Path((_version, _phone_number_id)): Path<(String, String)>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let (mut product, mut declared, mut file) = (None, None, None);
+    while let Ok(Some(field)) = form.next_field().await {
+        match field.name().unwrap_or_default() {
+            "messaging_product" => product = field.text().await.ok(),
+            "type" => declared = field.text().await.ok(),
+            "file" => {
+                let mime_type = field.content_type().unwrap_or_default().to_owned();
+                file = field.bytes().await.ok().map(|bytes| (mime_type, bytes));
+            }
+            _ => {}
+        }
+    }
+    let (Some("whatsapp"), Some(declared), Some((_, bytes))) = (product.as_deref(), declared, file)
+    else {
+        return meta_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: messaging_product, type and file are required",
+        )
+        .into_response();
+    };
+    let added = shared
+        .media
+        .lock()
+        .map_err(|e| e.to_string())
+        .and_then(|mut library| {
+            library.uploads += 1;
+            library.add(MediaFile {
+                mime_type: declared,
+                data_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                ..MediaFile::default()
+            })
+        });
+    match added {
+        Ok(id) => Json(json!({"id": id})).into_response(),
+        Err(error) => meta_error(StatusCode::BAD_REQUEST, 100, &error).into_response(),
+    }
 }

@@ -173,9 +173,12 @@ impl Simulator {
                 post(templates::edit).get(media::location),
             )
             .route("/media-download", get(media::download))
+            .route("/{version}/{phone_number_id}/media", post(media::upload))
             .route("/control/media", post(media::add))
             .route("/control/templates", post(templates::seed))
             .route("/control/template-review", post(templates::set_review))
+            // Uploads reach Meta's largest file, 100 MB.
+            .layer(axum::extract::DefaultBodyLimit::max(110 * 1024 * 1024))
             .with_state(Arc::clone(&shared));
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
@@ -208,6 +211,14 @@ impl Simulator {
             .expect("media library")
             .add(file)
             .expect("valid media file")
+    }
+
+    /// How many files the business uploaded (`POST /{phone-number-id}/media`).
+    pub fn media_uploads(&self) -> u32 {
+        self.shared
+            .media
+            .lock()
+            .map_or(0, |library| library.uploads)
     }
 
     /// How many times the file `media_id` was downloaded whole.

@@ -277,6 +277,63 @@ impl GraphClient {
     }
 }
 
+impl GraphClient {
+    /// Uploads a file to send from `phone_number_id` (`POST /{phone-number-id}/media`,
+    /// multipart: `messaging_product`, `type`, `file`); Meta's media id.
+    ///
+    /// # Errors
+    /// [`GraphError::Refused`] with Meta's error; [`GraphError::Unreachable`] without an
+    /// answer, or an answer without an id.
+    pub async fn upload_media(
+        &self,
+        phone_number_id: &str,
+        bytes: bytes::Bytes,
+        mime_type: &str,
+        filename: &str,
+    ) -> Result<String, GraphError> {
+        let url = format!(
+            "{}/{}/{}/media",
+            self.settings.base_url.trim_end_matches('/'),
+            self.settings.api_version,
+            phone_number_id
+        );
+        let part = reqwest::multipart::Part::stream(bytes)
+            .file_name(filename.to_owned())
+            .mime_str(mime_type)
+            .map_err(|e| GraphError::Unreachable(format!("media type {mime_type:?}: {e}")))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", mime_type.to_owned())
+            .part("file", part);
+        let mut request = self.http.post(url).multipart(form);
+        if let Some(token) = &self.settings.access_token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = request.send().await.map_err(|e| {
+            self.contact.record(false);
+            GraphError::Unreachable(e.to_string())
+        })?;
+        self.contact.record(true);
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| GraphError::Unreachable(format!("unreadable answer ({status}): {e}")))?;
+        if !status.is_success() {
+            return Err(GraphError::Refused {
+                status: status.as_u16(),
+                error: meta_error(&answer),
+                user_message: None,
+            });
+        }
+        answer
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| GraphError::Unreachable(format!("no media id in {answer}")))
+    }
+}
+
 /// Where a media file can be downloaded, and what Meta says of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaLocation {

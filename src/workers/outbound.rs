@@ -49,6 +49,8 @@ pub struct OutboundSender {
     visibility_ms: i64,
     /// Meta's per-number throughput, in this process (several instances each pace alone).
     throughput: DefaultKeyedRateLimiter<String>,
+    /// Where agents' uploads are kept (sends naming an `upload_id` need it).
+    media: Option<crate::media::MediaStore>,
 }
 
 impl OutboundSender {
@@ -69,7 +71,14 @@ impl OutboundSender {
             pair_interval_ms: i64::try_from(pacing.pair_interval.as_millis()).unwrap_or(i64::MAX),
             visibility_ms: i64::try_from(pacing.visibility.as_millis()).unwrap_or(i64::MAX / 4),
             throughput: RateLimiter::keyed(Quota::per_second(per_second)),
+            media: None,
         }
+    }
+
+    /// Sends agents' uploads from `media`.
+    pub fn with_media(mut self, media: crate::media::MediaStore) -> Self {
+        self.media = Some(media);
+        self
     }
 
     fn database(&self) -> &Database {
@@ -208,24 +217,35 @@ returning next_at";
             serde_json::from_str::<OutboundContent>(&queued.content),
             Customer::new(queued.wa_id.clone(), queued.user_id.clone()),
         ) {
-            (Ok(content), Some(customer)) => {
-                let body = request_body(
-                    &customer,
-                    &content,
-                    queued.reply_to.as_deref(),
-                    &queued.message_id,
-                );
-                let started = std::time::Instant::now();
-                let outcome = self.graph.send(&queued.phone_number_id, &body).await;
-                let kind = match &outcome {
-                    SendOutcome::Accepted(_) => "accepted",
-                    SendOutcome::Refused { .. } => "refused",
-                    SendOutcome::Unreachable(_) => "unreachable",
-                };
-                metrics::histogram!(crate::metrics::GRAPH_SEND_DURATION, "outcome" => kind)
-                    .record(started.elapsed().as_secs_f64());
-                outcome
-            }
+            (Ok(content), Some(customer)) => match crate::media::outbound::attach(
+                &self.log,
+                self.media.as_ref(),
+                &self.graph,
+                content,
+                &queued.phone_number_id,
+            )
+            .await
+            {
+                Err(outcome) => outcome,
+                Ok(content) => {
+                    let body = request_body(
+                        &customer,
+                        &content,
+                        queued.reply_to.as_deref(),
+                        &queued.message_id,
+                    );
+                    let started = std::time::Instant::now();
+                    let outcome = self.graph.send(&queued.phone_number_id, &body).await;
+                    let kind = match &outcome {
+                        SendOutcome::Accepted(_) => "accepted",
+                        SendOutcome::Refused { .. } => "refused",
+                        SendOutcome::Unreachable(_) => "unreachable",
+                    };
+                    metrics::histogram!(crate::metrics::GRAPH_SEND_DURATION, "outcome" => kind)
+                        .record(started.elapsed().as_secs_f64());
+                    outcome
+                }
+            },
             _ => SendOutcome::Refused {
                 error: local_error("unreadable queued message", None),
                 retryable: false,
@@ -345,7 +365,7 @@ returning next_at";
 }
 
 /// A failure of our own (no answer, unreadable message) in Meta's error shape, code 0.
-fn local_error(title: &str, message: Option<String>) -> MetaError {
+pub(crate) fn local_error(title: &str, message: Option<String>) -> MetaError {
     MetaError {
         code: 0,
         title: Some(title.to_owned()),

@@ -321,7 +321,143 @@ async fn failures_are_retried_refused_or_refreshed(backend: Backend) {
         .ok());
 }
 
+async fn upload(app: &TestApp, data: Vec<u8>, mime_type: &str, name: &str) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(data)
+        .file_name(name.to_owned())
+        .mime_str(mime_type)
+        .expect("mime");
+    app.client
+        .post(app.url("/api/media"))
+        .bearer_auth(&app.admin_token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload")
+}
+
+async fn an_upload_is_sent_through_meta_once(backend: Backend) {
+    let (simulator, app, conversation) = wired_sending(backend, true).await;
+    let photo = bytes(b"\xFF\xD8\xFF\xE0JFIF", 3 * 1024 * 1024, 7);
+    let uploaded = upload(&app, photo.clone(), "image/jpeg", "shelf.jpg").await;
+    assert_eq!(uploaded.status(), 201);
+    let uploaded: Value = uploaded.json().await.expect("upload");
+    assert_eq!(uploaded["kind"], "image");
+    assert_eq!(uploaded["size"], photo.len());
+    let upload_id = uploaded["id"].as_str().expect("id").to_owned();
+    // The uploader sees it; it is served like any file.
+    app.settle().await;
+    assert_eq!(
+        until_settled(&app, &upload_id, Duration::from_secs(5))
+            .await
+            .status(),
+        200
+    );
+
+    // Sent twice: uploaded to Meta once, and both sends name Meta's id for it.
+    for n in 0..2 {
+        let sent = app
+            .send_as(
+                &app.admin_token,
+                reqwest::Method::POST,
+                &format!("/api/conversations/{conversation}/messages"),
+                Some(json!({"client_id": format!("photo-{n}"), "type": "image",
+                    "upload_id": upload_id, "caption": "the shelf you asked about"})),
+            )
+            .await;
+        assert_eq!(sent.status(), 202, "{:?}", sent.text().await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let images = loop {
+        let received: Value = app
+            .client
+            .get(format!("{}/control/received", simulator.url()))
+            .send()
+            .await
+            .expect("received")
+            .json()
+            .await
+            .expect("json");
+        let images: Vec<Value> = received
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|m| m["type"] == "image")
+            .cloned()
+            .collect();
+        if images.len() == 2 || Instant::now() > deadline {
+            break images;
+        }
+        // The second waits for the customer's pair slot (6 s on the test's clock).
+        if images.len() == 1 {
+            app.clock.advance_seconds(7);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(images.len(), 2, "both sends reached Meta");
+    assert_eq!(simulator.media_uploads(), 1, "one upload for two sends");
+    let meta_id = images[0]["image"]["id"].as_str().expect("Meta's media id");
+    assert_eq!(images[1]["image"]["id"], meta_id);
+    assert_eq!(images[0]["image"]["caption"], "the shelf you asked about");
+    let at_meta: Value = app
+        .client
+        .get(format!("{}/v24.0/{meta_id}", simulator.url()))
+        .bearer_auth("simulator-token")
+        .send()
+        .await
+        .expect("media")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(at_meta["file_size"], photo.len().to_string());
+    assert_eq!(at_meta["sha256"], hex::encode(Sha256::digest(&photo)));
+
+    // Too large for an image, a type WhatsApp does not send, an unknown upload: 422.
+    let huge = upload(
+        &app,
+        bytes(b"\xFF\xD8", 20 * 1024 * 1024, 8),
+        "image/jpeg",
+        "huge.jpg",
+    )
+    .await;
+    assert_eq!(huge.status(), 422);
+    let error: Value = huge.json().await.expect("error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("5242880 bytes")),
+        "{error}"
+    );
+    let program = upload(
+        &app,
+        b"MZ\x90\x00".to_vec(),
+        "application/x-msdownload",
+        "setup.exe",
+    )
+    .await;
+    assert_eq!(program.status(), 422);
+    let unknown = app
+        .send_as(&app.admin_token, reqwest::Method::POST,
+            &format!("/api/conversations/{conversation}/messages"),
+            Some(json!({"client_id": "ghost", "type": "image", "upload_id": "00000000-0000-4000-8000-000000000000"})))
+        .await;
+    assert_eq!(unknown.status(), 422);
+    let as_document = app
+        .send_as(
+            &app.admin_token,
+            reqwest::Method::POST,
+            &format!("/api/conversations/{conversation}/messages"),
+            Some(json!({"client_id": "doc", "type": "document", "upload_id": upload_id})),
+        )
+        .await;
+    assert_eq!(
+        as_document.status(),
+        422,
+        "an image upload is sent as an image"
+    );
+}
+
 on_both_backends!(
     files_received_are_kept_and_served_in_scope,
-    failures_are_retried_refused_or_refreshed
+    failures_are_retried_refused_or_refreshed,
+    an_upload_is_sent_through_meta_once
 );

@@ -44,6 +44,9 @@ pub struct OutboundMedia {
     /// Public HTTPS link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// A file uploaded to us (`POST /api/media`): uploaded to Meta when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
     /// Caption (image, video, document); ≤ 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<String>,
@@ -191,6 +194,30 @@ fn error(field: impl Into<String>, reason: impl Into<String>) -> ContentError {
 }
 
 impl OutboundContent {
+    /// The media of an image, audio, video, document or sticker message.
+    pub fn media(&self) -> Option<&OutboundMedia> {
+        match self {
+            Self::Image(m)
+            | Self::Audio(m)
+            | Self::Video(m)
+            | Self::Document(m)
+            | Self::Sticker(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// [`Self::media`], to change (the sender puts Meta's id in place of our upload's).
+    pub fn media_mut(&mut self) -> Option<&mut OutboundMedia> {
+        match self {
+            Self::Image(m)
+            | Self::Audio(m)
+            | Self::Video(m)
+            | Self::Document(m)
+            | Self::Sticker(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// Whether this is a template (the only kind allowed outside the customer-service window).
     pub fn is_template(&self) -> bool {
         matches!(self, Self::Template { .. })
@@ -451,13 +478,14 @@ fn template_components(components: &[Value]) -> Result<(), ContentError> {
 }
 
 fn media(media: &OutboundMedia) -> Result<(), ContentError> {
-    match (&media.id, &media.link) {
-        (Some(id), None) => identifier("id", id, 256),
-        (None, Some(link)) if link.starts_with("https://") => identifier("link", link, 2048),
-        (None, Some(_)) => Err(error("link", "must be an https:// URL")),
+    match (&media.id, &media.link, &media.upload_id) {
+        (Some(id), None, None) => identifier("id", id, 256),
+        (None, Some(link), None) if link.starts_with("https://") => identifier("link", link, 2048),
+        (None, Some(_), None) => Err(error("link", "must be an https:// URL")),
+        (None, None, Some(upload)) => identifier("upload_id", upload, 64),
         _ => Err(error(
             "id",
-            "give exactly one of id (uploaded media) or link",
+            "give exactly one of id (Meta's media id), link or upload_id (POST /api/media)",
         )),
     }
 }
