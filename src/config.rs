@@ -474,6 +474,13 @@ pub struct ServeArgs {
     /// Directory customers' files are kept in (default: `media` in the data directory).
     #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
+    /// Keep media in an S3-compatible bucket (`s3://bucket/prefix`) instead of the directory;
+    /// credentials and region from the usual `AWS_…` variables.
+    #[arg(long, env = "SWITCHBOARD_MEDIA_STORE")]
+    pub media_store: Option<String>,
+    /// The S3-compatible service's address when it is not AWS (`http://…` allowed).
+    #[arg(long, env = "SWITCHBOARD_MEDIA_S3_ENDPOINT")]
+    pub media_s3_endpoint: Option<String>,
     /// The largest file fetched from Meta, bytes (larger ones are recorded as unavailable).
     #[arg(long, env = "SWITCHBOARD_MEDIA_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub media_max_bytes: u64,
@@ -568,6 +575,19 @@ impl ServeArgs {
             },
             media: crate::media::MediaSettings {
                 max_bytes: self.media_max_bytes.max(1),
+                s3: self
+                    .media_store
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .map(|url| crate::media::S3Settings {
+                        url,
+                        allow_http: self
+                            .media_s3_endpoint
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("http://")),
+                        endpoint: self.media_s3_endpoint.clone(),
+                        ..crate::media::S3Settings::default()
+                    }),
                 ..crate::media::MediaSettings::in_dir(
                     self.media_dir
                         .clone()

@@ -74,8 +74,7 @@ impl Application {
         let (database, log, frameworks) = connect_store(&settings.database).await?;
         let first_admin = create_first_admin(&log, &frameworks, &settings, clock.now()).await?;
         let inbox = WebhookInbox::start(database.clone());
-        let media =
-            crate::media::MediaStore::local(&settings.media.dir).map_err(StartupError::Media)?;
+        let media = crate::media::MediaStore::open(&settings.media).map_err(StartupError::Media)?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartupError::Bind {

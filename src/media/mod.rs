@@ -1,8 +1,9 @@
-//! Files customers send (and, later, files agents attach): where they are kept.
+//! Files customers send and files agents upload: where they are kept.
 //!
 //! A file is kept once, under the SHA-256 of its bytes (`sha256/ab/abcdef…`), whichever message
 //! brought it; the `media_files` read model says which message carries which file. The store is
-//! an [`object_store::ObjectStore`]: a directory on this machine by default.
+//! an [`object_store::ObjectStore`]: a directory on this machine by default, or an
+//! S3-compatible bucket shared by several instances.
 
 pub mod fetch;
 pub mod outbound;
@@ -11,15 +12,36 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+
+/// An S3-compatible bucket.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// `s3://bucket` or `s3://bucket/prefix`.
+    pub url: String,
+    /// The service's address when it is not AWS (MinIO, …); `None`: AWS.
+    pub endpoint: Option<String>,
+    /// Region (AWS); any name for other services.
+    pub region: Option<String>,
+    /// Access key; `None`: from the environment (`AWS_ACCESS_KEY_ID`, instance roles…).
+    pub access_key_id: Option<String>,
+    /// Secret key.
+    pub secret_access_key: Option<String>,
+    /// Allow `http://` endpoints (a local service).
+    pub allow_http: bool,
+}
 
 /// Media settings.
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
-    /// The directory files are kept in.
+    /// The directory files are kept in (without `s3`).
     pub dir: PathBuf,
+    /// Keep files in this bucket instead.
+    pub s3: Option<S3Settings>,
     /// The largest file fetched (Meta's documents reach 100 MB).
     pub max_bytes: u64,
     /// How often the fetcher looks for files to fetch.
@@ -35,6 +57,7 @@ impl MediaSettings {
     pub fn in_dir(dir: PathBuf) -> Self {
         Self {
             dir,
+            s3: None,
             max_bytes: 100 * 1024 * 1024,
             fetch_interval: std::time::Duration::from_millis(200),
             max_attempts: 5,
@@ -53,6 +76,60 @@ pub struct MediaStore {
 pub type StoreError = object_store::Error;
 
 impl MediaStore {
+    /// The store `settings` name: the bucket, else the directory.
+    ///
+    /// # Errors
+    /// When the store cannot be set up (a bad URL, a directory that cannot be created).
+    pub fn open(settings: &MediaSettings) -> Result<Self, StoreError> {
+        match &settings.s3 {
+            Some(s3) => Self::s3(s3),
+            None => Self::local(&settings.dir),
+        }
+    }
+
+    /// Files in an S3-compatible bucket (credentials from `settings`, else the `AWS_…`
+    /// environment variables).
+    ///
+    /// # Errors
+    /// When the URL is not `s3://bucket[/prefix]` or the client cannot be built.
+    pub fn s3(settings: &S3Settings) -> Result<Self, StoreError> {
+        let invalid = |message: String| StoreError::Generic {
+            store: "S3",
+            source: message.into(),
+        };
+        let rest = settings
+            .url
+            .strip_prefix("s3://")
+            .ok_or_else(|| invalid(format!("{:?} is not s3://bucket[/prefix]", settings.url)))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(invalid("the URL names no bucket".to_owned()));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &settings.region {
+            builder = builder.with_region(region);
+        }
+        if let (Some(key), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret);
+        }
+        if settings.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        let s3 = builder.build()?;
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self { store })
+    }
+
     /// Files in the directory `dir` (created if missing).
     ///
     /// # Errors

@@ -33,6 +33,7 @@ mod permissions;
 mod quick_replies;
 mod realtime;
 mod replay;
+mod s3;
 mod sending;
 mod sla;
 mod socket_client;

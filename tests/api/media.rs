@@ -12,7 +12,35 @@ use switchboard_store::with_pool;
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
-use crate::outbound::wired_sending;
+use crate::outbound::wired_sending_with;
+use crate::s3::Moto;
+
+const BUCKET: &str = "switchboard-media";
+
+/// A server sending to the simulator, keeping files in a directory or (`s3`) in a bucket of a
+/// moto server of its own (returned, to keep it running).
+async fn wired(backend: Backend, s3: bool) -> (Simulator, TestApp, String, Option<Moto>) {
+    wired_with_limit(backend, s3, 100 * 1024 * 1024).await
+}
+
+/// [`wired`], fetching files of at most `max_bytes`.
+async fn wired_with_limit(
+    backend: Backend,
+    s3: bool,
+    max_bytes: u64,
+) -> (Simulator, TestApp, String, Option<Moto>) {
+    let moto = match s3 {
+        true => Some(Moto::start(BUCKET).await),
+        false => None,
+    };
+    let bucket = moto.as_ref().map(|m| m.settings(BUCKET, "media"));
+    let (simulator, app, conversation) = wired_sending_with(backend, true, move |s| {
+        s.media.s3 = bucket;
+        s.media.max_bytes = max_bytes;
+    })
+    .await;
+    (simulator, app, conversation, moto)
+}
 
 const CUSTOMER: &str = "15550002222";
 
@@ -74,7 +102,15 @@ async fn events(app: &TestApp, event_type: &str, id: &str) -> i64 {
 }
 
 async fn files_received_are_kept_and_served_in_scope(backend: Backend) {
-    let (simulator, app, _conversation) = wired_sending(backend, true).await;
+    received_files(backend, false).await;
+}
+
+async fn files_received_are_kept_in_s3_and_served(backend: Backend) {
+    received_files(backend, true).await;
+}
+
+async fn received_files(backend: Backend, s3: bool) {
+    let (simulator, app, _conversation, moto) = wired(backend, s3).await;
     let photo = bytes(b"\xFF\xD8\xFF\xE0JFIF", 200_000, 1);
     let voice = bytes(b"OggS", 300_000, 2);
     let pdf = bytes(b"%PDF-1.7", 100_000, 3);
@@ -225,13 +261,28 @@ async fn files_received_are_kept_and_served_in_scope(backend: Backend) {
         200
     );
     let hex = hex::encode(Sha256::digest(&photo));
-    let shard = app.settings.media.dir.join("sha256").join(&hex[..2]);
-    let kept: Vec<_> = std::fs::read_dir(&shard).expect("shard").collect();
-    assert_eq!(kept.len(), 1, "one copy of the photo");
+    let copies = match &moto {
+        Some(moto) => moto
+            .keys(BUCKET, &format!("media/sha256/{}/", &hex[..2]))
+            .await
+            .len(),
+        None => std::fs::read_dir(app.settings.media.dir.join("sha256").join(&hex[..2]))
+            .expect("shard")
+            .count(),
+    };
+    assert_eq!(copies, 1, "one copy of the photo");
 }
 
 async fn failures_are_retried_refused_or_refreshed(backend: Backend) {
-    let (simulator, app, _conversation) = wired_sending(backend, true).await;
+    failures(backend, false).await;
+}
+
+async fn failures_are_retried_refused_or_refreshed_with_s3(backend: Backend) {
+    failures(backend, true).await;
+}
+
+async fn failures(backend: Backend, s3: bool) {
+    let (simulator, app, _conversation, _moto) = wired_with_limit(backend, s3, 1_000_000).await;
     let flaky = bytes(b"\x89PNG", 50_000, 4);
     let corrupt = bytes(b"\xFF\xD8", 50_000, 5);
     let stale = bytes(b"%PDF", 50_000, 6);
@@ -253,6 +304,8 @@ async fn failures_are_retried_refused_or_refreshed(backend: Backend) {
         &stale,
         json!({"expired_urls": 1}),
     );
+    let video = bytes(b"\x00\x00\x00\x18ftyp", 1_500_000, 9);
+    let large_id = add(&simulator, "video/mp4", &video, json!({}));
     app.post_webhook(&webhook(&[
         (
             "wamid.FLAKY",
@@ -268,6 +321,11 @@ async fn failures_are_retried_refused_or_refreshed(backend: Backend) {
             "wamid.STALE",
             "document",
             json!({"id": stale_id, "mime_type": "application/pdf"}),
+        ),
+        (
+            "wamid.LARGE",
+            "video",
+            json!({"id": large_id, "mime_type": "video/mp4"}),
         ),
     ]))
     .await;
@@ -308,6 +366,14 @@ async fn failures_are_retried_refused_or_refreshed(backend: Backend) {
         stale.as_slice()
     );
 
+    // Over the configured limit (1 MB here): not fetched, and it says so.
+    let large = until_settled(&app, "wamid.LARGE", Duration::from_secs(10)).await;
+    assert_eq!(large.status(), 409);
+    let error: Value = large.json().await.expect("error");
+    let reason = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("too_large"), "{error}");
+    assert_eq!(simulator.media_downloads(&large_id), 0);
+
     // What happened is in the log: a rebuild gives the same files, and verify agrees.
     let log = switchboard_store::EventRepository::new(app.database.clone());
     switchboard::replay::rebuild(&log, &[])
@@ -336,7 +402,15 @@ async fn upload(app: &TestApp, data: Vec<u8>, mime_type: &str, name: &str) -> re
 }
 
 async fn an_upload_is_sent_through_meta_once(backend: Backend) {
-    let (simulator, app, conversation) = wired_sending(backend, true).await;
+    uploads(backend, false).await;
+}
+
+async fn an_upload_kept_in_s3_is_sent_through_meta_once(backend: Backend) {
+    uploads(backend, true).await;
+}
+
+async fn uploads(backend: Backend, s3: bool) {
+    let (simulator, app, conversation, _moto) = wired(backend, s3).await;
     let photo = bytes(b"\xFF\xD8\xFF\xE0JFIF", 3 * 1024 * 1024, 7);
     let uploaded = upload(&app, photo.clone(), "image/jpeg", "shelf.jpg").await;
     assert_eq!(uploaded.status(), 201);
@@ -458,6 +532,9 @@ async fn an_upload_is_sent_through_meta_once(backend: Backend) {
 
 on_both_backends!(
     files_received_are_kept_and_served_in_scope,
+    files_received_are_kept_in_s3_and_served,
     failures_are_retried_refused_or_refreshed,
-    an_upload_is_sent_through_meta_once
+    failures_are_retried_refused_or_refreshed_with_s3,
+    an_upload_is_sent_through_meta_once,
+    an_upload_kept_in_s3_is_sent_through_meta_once
 );

@@ -67,6 +67,15 @@ async fn wired(backend: Backend) -> (Simulator, TestApp, String) {
 
 /// As [`wired`]; `send` says whether the sender worker runs.
 pub(crate) async fn wired_sending(backend: Backend, send: bool) -> (Simulator, TestApp, String) {
+    wired_sending_with(backend, send, |_| {}).await
+}
+
+/// [`wired_sending`], with settings of the test's own.
+pub(crate) async fn wired_sending_with(
+    backend: Backend,
+    send: bool,
+    adjust: impl FnOnce(&mut switchboard::config::Settings) + Send + 'static,
+) -> (Simulator, TestApp, String) {
     let simulator = Simulator::start(
         "127.0.0.1:0",
         SimulatorSettings {
@@ -85,6 +94,7 @@ pub(crate) async fn wired_sending(backend: Backend, send: bool) -> (Simulator, T
         s.outbound.graph.base_url = graph_url;
         s.outbound.graph.access_token = Some("simulator-token".into());
         s.whatsapp.business_accounts = vec![WABA_ID.to_owned()];
+        adjust(s);
     })
     .await;
     simulator.set_webhook_url(app.url("/webhooks/whatsapp"));
