@@ -481,6 +481,9 @@ pub struct ServeArgs {
     /// The S3-compatible service's address when it is not AWS (`http://…` allowed).
     #[arg(long, env = "SWITCHBOARD_MEDIA_S3_ENDPOINT")]
     pub media_s3_endpoint: Option<String>,
+    /// Days files are kept before they are deleted (0: for ever).
+    #[arg(long, env = "SWITCHBOARD_MEDIA_RETENTION_DAYS", default_value_t = 0)]
+    pub media_retention_days: u64,
     /// The largest file fetched from Meta, bytes (larger ones are recorded as unavailable).
     #[arg(long, env = "SWITCHBOARD_MEDIA_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub media_max_bytes: u64,
@@ -575,6 +578,8 @@ impl ServeArgs {
             },
             media: crate::media::MediaSettings {
                 max_bytes: self.media_max_bytes.max(1),
+                retention: (self.media_retention_days > 0)
+                    .then(|| Duration::from_secs(self.media_retention_days.saturating_mul(86_400))),
                 s3: self
                     .media_store
                     .clone()

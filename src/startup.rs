@@ -221,6 +221,16 @@ impl Application {
                 }
             }
         }
+        if let Some(keep) = self.settings.media.retention {
+            let retention = crate::media::retention::Retention::new(
+                self.state.database.clone(),
+                self.frameworks.clone(),
+                self.state.media.clone(),
+                Arc::clone(&self.state.clock),
+                keep,
+            );
+            workers.spawn(retention.run(stopped.clone()));
+        }
         if let Some(graph) = self.state.graph.clone() {
             let fetcher = crate::media::fetch::MediaFetcher::new(
                 self.state.database.clone(),

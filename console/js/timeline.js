@@ -1,12 +1,66 @@
 // A conversation's timeline: every message type shown as a person expects, with ticks.
-import { html, useEffect, useRef } from './ui.js';
+import { html, useEffect, useRef, useState } from './ui.js';
 import { t } from './i18n.js';
 import { when } from './format.js';
+import { api } from './api.js';
 
 /** Text with its links made clickable (never as HTML: customer text is data). */
 function Linked({ text }) {
   const parts = String(text ?? '').split(/(https?:\/\/[^\s]+)/g);
   return parts.map((part, i) => (i % 2 === 1 ? html`<a href=${part} target="_blank" rel="noopener noreferrer">${part}</a>` : part));
+}
+
+/**
+ * A message's file, shown as itself: the server fetches it from Meta as it arrives, so while
+ * it is `media_pending` this asks again a few times; a file that could not be kept says why.
+ * Images and players load through a five-minute link (they cannot send the bearer header).
+ */
+function MediaFile({ message }) {
+  const content = message.content || {};
+  const id = content.upload_id || message.id;
+  const [state, setState] = useState({ status: 'loading' });
+  useEffect(() => {
+    if (!id) return undefined;
+    let stopped = false;
+    let tries = 0;
+    const load = async () => {
+      try {
+        // 409 media_pending while the server fetches it from Meta.
+        const link = await api('GET', `/api/media/${encodeURIComponent(id)}/link`);
+        if (!stopped) setState({ status: 'ready', url: link.url });
+      } catch (error) {
+        if (stopped) return;
+        if (error.code === 'media_pending' && tries < 20) {
+          tries += 1;
+          setTimeout(load, 1500);
+        } else if (error.code === 'media_pending') {
+          setState({ status: 'pending' });
+        } else {
+          setState({ status: 'unavailable', reason: error.message });
+        }
+      }
+    };
+    load();
+    return () => { stopped = true; };
+  }, [id]);
+  if (!id) return null;
+  if (state.status === 'loading' || state.status === 'pending') {
+    return html`<span class="media-note" data-testid="media-pending">${t('media.fetching')}</span>`;
+  }
+  if (state.status === 'unavailable') {
+    return html`<span class="media-note" data-testid="media-unavailable">${t('media.unavailable')} ${state.reason ? `(${state.reason})` : ''}</span>`;
+  }
+  switch (message.type) {
+    case 'image':
+    case 'sticker':
+      return html`<img class="media-image" data-testid="media-image" src=${state.url} alt=${content.caption || t(`media.${message.type}`)} loading="lazy" />`;
+    case 'audio':
+      return html`<audio controls preload="metadata" data-testid="media-audio" src=${state.url}></audio>`;
+    case 'video':
+      return html`<video controls preload="metadata" class="media-video" data-testid="media-video" src=${state.url}></video>`;
+    default:
+      return html`<a href=${state.url} target="_blank" rel="noopener" download=${content.filename || ''} data-testid="media-document">📄 ${content.filename || t('media.document')}</a>`;
+  }
 }
 
 function Body({ message }) {
@@ -21,8 +75,11 @@ function Body({ message }) {
     case 'audio':
     case 'document':
     case 'sticker':
-      return html`<p class="media">📎 ${t(`media.${message.type}`)}
-        ${content.filename ? ` · ${content.filename}` : ''}${content.caption ? html`<br /><${Linked} text=${content.caption} />` : ''}</p>`;
+      return html`<div class="media">
+        ${content.upload_id || message.direction === 'inbound' || !message.requested_by
+          ? html`<${MediaFile} message=${message} />`
+          : html`<span>📎 ${t(`media.${message.type}`)}${content.filename ? ` · ${content.filename}` : ''}</span>`}
+        ${content.caption ? html`<p class="caption"><${Linked} text=${content.caption} /></p>` : ''}</div>`;
     case 'location':
       return html`<p class="location">📍 ${t('message.location')}: ${content.name || ''} ${content.address || ''}
         (${content.latitude}, ${content.longitude})</p>`;

@@ -60,6 +60,13 @@ pub struct UploadedFile {
 /// Requests to an [`Upload`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum UploadCommand {
+    /// Record that the file was deleted (the retention period ended).
+    Forget {
+        /// Why.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
     /// Record a file kept in storage.
     Record {
         /// The file.
@@ -74,6 +81,13 @@ pub enum UploadCommand {
 /// Events of an [`Upload`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UploadEvent {
+    /// The file was deleted.
+    Deleted {
+        /// Why.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A file was uploaded and kept.
     Recorded {
         /// The file.
@@ -87,7 +101,11 @@ pub enum UploadEvent {
 
 impl DomainEvent for UploadEvent {
     fn event_type(&self) -> String {
-        "UploadRecorded".to_owned()
+        match self {
+            Self::Recorded { .. } => "UploadRecorded",
+            Self::Deleted { .. } => "UploadDeleted",
+        }
+        .to_owned()
     }
 
     fn event_version(&self) -> String {
@@ -107,12 +125,14 @@ pub enum UploadError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Upload {
     file: Option<UploadedFile>,
+    #[serde(default)]
+    deleted: bool,
 }
 
 impl Upload {
-    /// The file, once recorded.
+    /// The file, once recorded and while not deleted.
     pub fn file(&self) -> Option<&UploadedFile> {
-        self.file.as_ref()
+        self.file.as_ref().filter(|_| !self.deleted)
     }
 }
 
@@ -129,17 +149,22 @@ impl Aggregate for Upload {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        let UploadCommand::Record { file, by, at } = command;
-        if self.file.is_some() {
-            return Err(UploadError::AlreadyExists);
-        }
-        sink.write(UploadEvent::Recorded { file, by, at }, self)
-            .await;
+        let event = match command {
+            UploadCommand::Record { .. } if self.file.is_some() => {
+                return Err(UploadError::AlreadyExists)
+            }
+            UploadCommand::Record { file, by, at } => UploadEvent::Recorded { file, by, at },
+            UploadCommand::Forget { .. } if self.file().is_none() => return Ok(()),
+            UploadCommand::Forget { reason, at } => UploadEvent::Deleted { reason, at },
+        };
+        sink.write(event, self).await;
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
-        let UploadEvent::Recorded { file, .. } = event;
-        self.file = Some(file);
+        match event {
+            UploadEvent::Recorded { file, .. } => self.file = Some(file),
+            UploadEvent::Deleted { .. } => self.deleted = true,
+        }
     }
 }

@@ -18,6 +18,8 @@ const ANNOUNCED: &str = "insert into media_files
 const UPLOADED: &str = "insert into media_files
     (id, uploaded_by, kind, mime_type, filename, status, sha256, size, received_at, settled_at)
     values ($1, $2, $3, $4, $5, 'stored', $6, $7, $8, $8)";
+const DELETED: &str = "update media_files set status = 'deleted', reason = $1,
+    settled_at = $2 where id = $3";
 const STORED: &str = "update media_files set status = 'stored', sha256 = $1, size = $2,
     mime_type = $3, settled_at = $4 where id = $5";
 const UNAVAILABLE: &str = "update media_files set status = 'unavailable', reason = $1,
@@ -37,6 +39,24 @@ impl Projection for MediaProjection {
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
+        let deleted = match decoded {
+            DecodedEvent::Upload(UploadEvent::Deleted { reason, at })
+            | DecodedEvent::Message(MessageEvent::MediaDeleted { reason, at }) => {
+                Some((reason, at))
+            }
+            _ => None,
+        };
+        if let Some((reason, at)) = deleted {
+            out.push(Statement::new(
+                DELETED,
+                vec![
+                    reason.as_str().into(),
+                    at.unix_millis().into(),
+                    event.aggregate_id.as_str().into(),
+                ],
+            ));
+            return;
+        }
         if let DecodedEvent::Upload(UploadEvent::Recorded { file, by, at }) = decoded {
             out.push(Statement::new(
                 UPLOADED,
@@ -58,7 +78,14 @@ impl Projection for MediaProjection {
         };
         let id = event.aggregate_id.as_str();
         match message_event {
+            // A customer's file, or one the business sent from the WhatsApp Business app.
             MessageEvent::InboundReceived {
+                conversation_id,
+                content,
+                sent_at,
+                ..
+            }
+            | MessageEvent::EchoRecorded {
                 conversation_id,
                 content,
                 sent_at,
@@ -121,7 +148,7 @@ pub struct MediaView {
     pub mime_type: Option<String>,
     /// The document's file name.
     pub filename: Option<String>,
-    /// `pending` (not fetched yet), `stored` or `unavailable`.
+    /// `pending` (not fetched yet), `stored`, `unavailable` or `deleted` (retention).
     pub status: String,
     /// SHA-256 of the bytes, hex, once stored.
     pub sha256: Option<String>,

@@ -303,7 +303,9 @@ impl Projection for MessagesProjection {
                 vec![at.unix_millis().into(), version, id.into()],
             )),
             // The file's fate is the `media` read model's; the message moves to its version.
-            MessageEvent::MediaStored { .. } | MessageEvent::MediaUnavailable { .. } => {
+            MessageEvent::MediaStored { .. }
+            | MessageEvent::MediaUnavailable { .. }
+            | MessageEvent::MediaDeleted { .. } => {
                 out.push(Statement::new(
                     "update messages set version = $1 where id = $2",
                     vec![version, id.into()],

@@ -90,6 +90,7 @@ async fn link(
     Path(id): Path<String>,
 ) -> Result<axum::Json<MediaLink>, ApiError> {
     let media = visible(&state, &auth, &id).await?;
+    stored(&media)?;
     let (token, expires_at) = state
         .auth
         .keys
@@ -142,19 +143,7 @@ async fn serve(
     media: MediaView,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (Some(sha256), Some(size)) = (media.sha256.as_deref(), media.size) else {
-        return Err(match media.status.as_str() {
-            "unavailable" => ApiError::Conflict {
-                code: "media_unavailable",
-                message: media.reason.unwrap_or_default(),
-            },
-            _ => ApiError::Conflict {
-                code: "media_pending",
-                message: "the file is still being fetched from Meta".to_owned(),
-            },
-        });
-    };
-    let size = u64::try_from(size).unwrap_or(0);
+    let (sha256, size) = stored(&media)?;
     let etag = format!("\"{sha256}\"");
     if headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
@@ -220,6 +209,26 @@ async fn serve(
     };
     *response.status_mut() = status;
     Ok(response)
+}
+
+/// The stored file's SHA-256 and size; 409 `media_pending` while it is fetched, 409
+/// `media_unavailable` with the reason when it could not be kept.
+fn stored(media: &MediaView) -> Result<(&str, u64), ApiError> {
+    match (media.sha256.as_deref(), media.size) {
+        (Some(sha256), Some(size)) if media.status == "stored" => {
+            Ok((sha256, u64::try_from(size).unwrap_or(0)))
+        }
+        _ if media.status == "unavailable" || media.status == "deleted" => {
+            Err(ApiError::Conflict {
+                code: "media_unavailable",
+                message: media.reason.clone().unwrap_or_default(),
+            })
+        }
+        _ => Err(ApiError::Conflict {
+            code: "media_pending",
+            message: "the file is still being fetched from Meta".to_owned(),
+        }),
+    }
 }
 
 /// `attachment` with the original name for documents (RFC 6266: an ASCII fallback and the

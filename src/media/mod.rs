@@ -7,6 +7,7 @@
 
 pub mod fetch;
 pub mod outbound;
+pub mod retention;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct MediaSettings {
     pub max_attempts: u32,
     /// Delay before the second attempt; doubles after each.
     pub retry_delay: std::time::Duration,
+    /// How long files are kept (`None`: for ever).
+    pub retention: Option<std::time::Duration>,
 }
 
 impl MediaSettings {
@@ -62,6 +65,7 @@ impl MediaSettings {
             fetch_interval: std::time::Duration::from_millis(200),
             max_attempts: 5,
             retry_delay: std::time::Duration::from_secs(2),
+            retention: None,
         }
     }
 }
@@ -162,6 +166,17 @@ impl MediaStore {
         }
         self.store.put(&key, PutPayload::from(bytes)).await?;
         Ok(())
+    }
+
+    /// Deletes the file `sha256` (gone already is fine).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn delete(&self, sha256: &str) -> Result<(), StoreError> {
+        match self.store.delete(&Self::key(sha256)).await {
+            Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// The bytes of the file `sha256`, or of `range` of it.

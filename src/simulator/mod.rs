@@ -343,13 +343,37 @@ async fn customer_message(
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // With `media: {type, mime_type, data_base64, caption?, filename?}` the customer sends a
+    // file (kept here, fetched by its id like Meta's); else `text`.
+    let (kind, payload) = match body.get("media") {
+        Some(media) => {
+            let file = serde_json::from_value::<MediaFile>(media.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|file| shared.media.lock().map_err(|e| e.to_string())?.add(file));
+            let id = match file {
+                Ok(id) => id,
+                Err(error) => return (StatusCode::BAD_REQUEST, Json(json!({"error": error}))),
+            };
+            let kind = media["type"].as_str().unwrap_or("image").to_owned();
+            let mut object = json!({"id": id, "mime_type": media["mime_type"]});
+            for field in ["caption", "filename"] {
+                if let Some(value) = media.get(field) {
+                    object[field] = value.clone();
+                }
+            }
+            (kind, object)
+        }
+        None => ("text".to_owned(), json!({"body": text("text", "Hello")})),
+    };
+    let mut message =
+        json!({"from": from, "id": wamid, "timestamp": timestamp.to_string(), "type": kind});
+    message[&kind] = payload;
     let webhook = json!({"object": "whatsapp_business_account", "entry": [{"id": "110000000000001", "changes": [{
         "field": "messages",
         "value": {"messaging_product": "whatsapp",
                   "metadata": {"display_phone_number": "15550001111", "phone_number_id": text("phone_number_id", "120000000000001")},
                   "contacts": [{"profile": {"name": text("name", "Customer")}, "wa_id": from}],
-                  "messages": [{"from": from, "id": wamid, "timestamp": timestamp.to_string(),
-                                "type": "text", "text": {"body": text("text", "Hello")}}]}}]}]})
+                  "messages": [message]}}]}]})
     .to_string();
     match post_webhook(&shared, webhook).await {
         Ok(status) => (

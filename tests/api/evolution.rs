@@ -197,7 +197,7 @@ async fn an_undecodable_event_stops_only_the_read_models_that_need_it(backend: B
         .collect();
     assert_eq!(
         stopped,
-        ["conversations", "messages", "search"],
+        ["conversations", "media", "messages", "search"],
         "{detailed}"
     );
     assert_eq!(

@@ -530,7 +530,69 @@ async fn uploads(backend: Backend, s3: bool) {
     );
 }
 
+async fn files_past_the_retention_period_are_deleted(backend: Backend) {
+    let (simulator, app, _conversation) = wired_sending_with(backend, true, |s| {
+        s.media.retention = Some(Duration::from_secs(30 * 86_400));
+    })
+    .await;
+    let photo = bytes(b"\xFF\xD8\xFF\xE0", 10_000, 11);
+    let id = add(&simulator, "image/jpeg", &photo, json!({}));
+    app.post_webhook(&webhook(&[(
+        "wamid.OLD",
+        "image",
+        json!({"id": id, "mime_type": "image/jpeg"}),
+    )]))
+    .await;
+    app.settle().await;
+    assert_eq!(
+        until_settled(&app, "wamid.OLD", Duration::from_secs(5))
+            .await
+            .status(),
+        200
+    );
+
+    let log = switchboard_store::EventRepository::new(app.database.clone());
+    let retention = switchboard::media::retention::Retention::new(
+        app.database.clone(),
+        switchboard::cqrs::framework(&log),
+        switchboard::media::MediaStore::open(&app.settings.media).expect("store"),
+        std::sync::Arc::new(app.clock.clone()),
+        Duration::from_secs(30 * 86_400),
+    );
+    assert_eq!(
+        retention.run_once().await.expect("pass"),
+        0,
+        "not yet 30 days"
+    );
+    app.clock.advance_seconds(31 * 86_400);
+    assert_eq!(retention.run_once().await.expect("pass"), 1);
+    app.settle().await;
+    // A month later: a new sign-in.
+    let token = app.login(&app.admin.0, &app.admin.1).await;
+    let gone = app.get_as(&token, "/api/media/wamid.OLD").await;
+    assert_eq!(gone.status(), 409);
+    let error: Value = gone.json().await.expect("error");
+    assert_eq!(error["error"]["code"], "media_unavailable");
+    assert_eq!(error["error"]["message"], "retention");
+    assert_eq!(events(&app, "MessageMediaDeleted", "wamid.OLD").await, 1);
+    let hex = hex::encode(Sha256::digest(&photo));
+    assert!(!app
+        .settings
+        .media
+        .dir
+        .join("sha256")
+        .join(&hex[..2])
+        .join(&hex)
+        .exists());
+    // The message keeps its content.
+    assert_eq!(
+        app.get_as(&token, "/api/messages/wamid.OLD").await.status(),
+        200
+    );
+}
+
 on_both_backends!(
+    files_past_the_retention_period_are_deleted,
     files_received_are_kept_and_served_in_scope,
     files_received_are_kept_in_s3_and_served,
     failures_are_retried_refused_or_refreshed,

@@ -116,6 +116,16 @@ async function main() {
       await pageA.screenshot({ path: `${SCREENSHOTS}/conversation.png` });
     }
 
+    // --- A photo from the customer: fetched by the server, shown as a picture.
+    const photo = 'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR4nGM4oaFBEmIY1TCqYfhqAAB8MxgQ+Pjr0gAAAABJRU5ErkJggg==';
+    await http('POST', `${SIM}/control/customer-message`, {
+      from: '15550001001', name: 'Ana Pérez',
+      media: { type: 'image', mime_type: 'image/png', data_base64: photo, caption: 'the broken part' },
+    });
+    await until('the photo shows', () => pageA.locator('[data-testid=media-image]').evaluate((img) => img.complete && img.naturalWidth === 16).catch(() => false), 8000);
+    await messagesWith(pageA, 'the broken part').waitFor();
+    step('a photo the customer sent shows as a picture, with its caption');
+
     // --- Two agents: B sees A's lock and that A is viewing; B's send is refused readably.
     const adminToken = (await http('POST', `${BASE}/api/auth/login`, { email: ADMIN.email, password: NEW_ADMIN_PASSWORD })).access_token;
     const bruno = { email: 'bruno@example.com', password: 'bruno initial password' };

@@ -44,6 +44,9 @@ pub struct Message {
     /// What became of it is recorded.
     #[serde(default)]
     media_settled: bool,
+    /// It was kept, and is not deleted.
+    #[serde(default)]
+    media_kept: bool,
 }
 
 impl Message {
@@ -90,6 +93,11 @@ impl Message {
 
     fn decide(&self, command: MessageCommand) -> Result<Vec<MessageEvent>, MessageError> {
         match command {
+            MessageCommand::ForgetMedia { reason, at } => Ok(if self.media_kept {
+                vec![MessageEvent::MediaDeleted { reason, at }]
+            } else {
+                vec![]
+            }),
             MessageCommand::RecordMedia { outcome, at } => {
                 if !self.has_media {
                     return Err(MessageError::NoMedia);
@@ -329,8 +337,11 @@ impl Aggregate for Message {
                 self.has_content = true;
             }
             MessageEvent::EchoRecorded {
-                conversation_id, ..
+                conversation_id,
+                ref content,
+                ..
             } => {
+                self.has_media = content.media().is_some_and(|m| m.id.is_some());
                 self.direction = Some(Direction::Outbound);
                 self.conversation_id = Some(conversation_id);
                 self.has_content = true;
@@ -347,9 +358,12 @@ impl Aggregate for Message {
                 self.reported.push(report.status);
             }
             MessageEvent::StatusIgnored { report, .. } => self.reported.push(report.status),
-            MessageEvent::MediaStored { .. } | MessageEvent::MediaUnavailable { .. } => {
+            MessageEvent::MediaStored { .. } => {
                 self.media_settled = true;
+                self.media_kept = true;
             }
+            MessageEvent::MediaUnavailable { .. } => self.media_settled = true,
+            MessageEvent::MediaDeleted { .. } => self.media_kept = false,
             MessageEvent::OutboundAccepted { wamid, .. } => self.wamid = Some(wamid),
             MessageEvent::OutboundFailed { .. } => self.send_failed = true,
             MessageEvent::OutboundAttemptFailed { .. } => {}

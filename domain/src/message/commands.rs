@@ -117,6 +117,13 @@ pub enum MessageCommand {
         /// When.
         at: Timestamp,
     },
+    /// Record that the message's kept file was deleted (the retention period ended).
+    ForgetMedia {
+        /// Why (`retention`).
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
     /// Queue a dead-lettered message again (an operator's retry).
     Requeue {
         /// Who.

@@ -150,6 +150,13 @@ pub enum MessageEvent {
         /// When.
         at: Timestamp,
     },
+    /// The kept file was deleted (the retention period ended); the message keeps its content.
+    MediaDeleted {
+        /// Why.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A status report came late or after a failure and was recorded without being applied.
     StatusIgnored {
         /// The report.
@@ -178,6 +185,7 @@ impl MessageEvent {
             Self::StatusIgnored { .. }
             | Self::MediaStored { .. }
             | Self::MediaUnavailable { .. }
+            | Self::MediaDeleted { .. }
             | Self::OutboundAccepted { .. }
             | Self::OutboundFailed { .. }
             | Self::OutboundAttemptFailed { .. }
@@ -204,6 +212,7 @@ impl DomainEvent for MessageEvent {
             Self::DeadLetterPurged { .. } => "MessageDeadLetterPurged",
             Self::MediaStored { .. } => "MessageMediaStored",
             Self::MediaUnavailable { .. } => "MessageMediaUnavailable",
+            Self::MediaDeleted { .. } => "MessageMediaDeleted",
         }
         .to_owned()
     }
