@@ -1,5 +1,6 @@
 // The composer: text with a `client_id` idempotency key (a double click sends once), reply-to,
-// quick replies by typing `/`, private notes, and the template form once the window has closed.
+// quick replies by typing `/`, a file to attach (sent with the text as its caption), private
+// notes, and the template form once the window has closed.
 // The conversation's lock is held while typing (renewed while it lasts) and released after
 // sending or when idle; lock requests go out one after another, never overtaking.
 import { html, useState, useEffect, useRef } from './ui.js';
@@ -15,6 +16,8 @@ const IDLE_RELEASE_MS = 15_000;
 export function Composer({ conversation, lock, me, replyTo, onCancelReply, onError, onSent }) {
   const [text, setText] = useState('');
   const [quickReply, setQuickReply] = useState(null);
+  const [attachment, setAttachment] = useState(null);
+  const fileInput = useRef(null);
   const clientId = useRef(crypto.randomUUID());
   const sending = useRef(false);
   const queue = useRef(Promise.resolve());
@@ -76,21 +79,34 @@ export function Composer({ conversation, lock, me, replyTo, onCancelReply, onErr
   async function send(event, asNote = false) {
     event?.preventDefault();
     const body = text.trim();
-    if ((!body && !quickReply) || sending.current) return;
+    if ((!body && !quickReply && !attachment) || sending.current) return;
     sending.current = true;
     try {
       if (asNote) {
         await api('POST', `${path}/notes`, { text: body });
       } else {
-        const request = quickReply
-          ? { client_id: clientId.current, quick_reply_id: quickReply.id }
-          : { client_id: clientId.current, type: 'text', body };
+        let request;
+        if (attachment) {
+          // Kept by the server first (Meta's types and limits checked there), then sent.
+          const form = new FormData();
+          form.append('file', attachment);
+          const upload = await api('POST', '/api/media', form);
+          request = { client_id: clientId.current, type: upload.kind, upload_id: upload.id };
+          if (body && upload.kind !== 'audio' && upload.kind !== 'sticker') request.caption = body;
+          if (upload.kind === 'document') request.filename = attachment.name;
+        } else {
+          request = quickReply
+            ? { client_id: clientId.current, quick_reply_id: quickReply.id }
+            : { client_id: clientId.current, type: 'text', body };
+        }
         if (replyTo?.wamid) request.reply_to = replyTo.wamid;
         await api('POST', `${path}/messages`, request);
       }
       clientId.current = crypto.randomUUID();
       setText('');
       setQuickReply(null);
+      setAttachment(null);
+      if (fileInput.current) fileInput.current.value = '';
       onCancelReply();
       onSent();
       await release();
@@ -113,6 +129,11 @@ export function Composer({ conversation, lock, me, replyTo, onCancelReply, onErr
     <textarea aria-label=${t('composer.placeholder')} placeholder=${t('composer.placeholder')} rows="2" value=${text}
       readOnly=${!!quickReply} data-testid="composer-text" onInput=${(e) => typing(e.target.value)}
       onKeyDown=${(e) => e.key === 'Enter' && !e.shiftKey && !e.isComposing && send(e)}></textarea>
+    ${attachment && html`<p class="replying" data-testid="attachment">📎 ${attachment.name}
+      <button type="button" class="link" onClick=${() => { setAttachment(null); fileInput.current.value = ''; }}>✕</button></p>`}
+    <label class="attach link" title=${t('composer.attach')}>${t('composer.attach_short')}<input type="file" ref=${fileInput} data-testid="attach" aria-label=${t('composer.attach')}
+      accept="image/jpeg,image/png,image/webp,audio/*,video/mp4,video/3gpp,application/pdf,text/plain,.doc,.docx,.xls,.xlsx,.ppt,.pptx"
+      onChange=${(e) => { setAttachment(e.target.files[0] || null); keepLock(); }} /></label>
     <button type="submit" data-testid="send">${t('composer.send')}</button>
     <button type="button" onClick=${(e) => send(e, true)} disabled=${!!quickReply} data-testid="send-note">${t('composer.note')}</button>
   </form>`;

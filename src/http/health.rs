@@ -79,9 +79,7 @@ fn sender(state: &AppState, counts: Option<&StoredCounts>) -> Value {
         .as_ref()
         .map_or((0, 0), |graph| graph.contact().last());
     // Wall time, like the Graph client's record (a test clock does not move the network).
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = crate::clock::wall_millis();
     json!({
         "sending": state.graph.is_some(),
         "queued": counts.map(|c| c.sends_queued),

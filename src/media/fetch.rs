@@ -8,7 +8,7 @@
 //! fresh URL; a URL that expired during the attempt is asked for again once.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::{MediaSettings, MediaStore};
 use crate::auth::accounts::actor_metadata;
+use crate::clock::wall_millis as wall_ms;
 use crate::clock::Clock;
 use crate::cqrs::Frameworks;
 use crate::whatsapp::graph::{DownloadError, GraphClient, GraphError};
@@ -65,12 +66,6 @@ pub struct MediaFetcher {
     store: MediaStore,
     clock: Arc<dyn Clock>,
     settings: MediaSettings,
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl MediaFetcher {

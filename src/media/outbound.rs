@@ -7,6 +7,7 @@ use switchboard_domain::upload::Upload;
 use switchboard_store::{with_pool, EventRepository, Statement};
 
 use super::MediaStore;
+use crate::clock::wall_millis as wall_ms;
 use crate::whatsapp::graph::{GraphClient, GraphError, SendOutcome};
 use crate::workers::outbound::local_error;
 
@@ -20,12 +21,6 @@ const REMEMBER: &str =
     values ($1, $2, $3, $4)
     on conflict (sha256, phone_number_id) do update
     set meta_media_id = excluded.meta_media_id, uploaded_at = excluded.uploaded_at";
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 fn refused(title: &str, message: String) -> SendOutcome {
     SendOutcome::Refused {

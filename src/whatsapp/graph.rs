@@ -68,9 +68,7 @@ pub struct Contact {
 
 impl Contact {
     fn record(&self, answered: bool) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = crate::clock::wall_millis();
         let slot = if answered {
             &self.answered_ms
         } else {

@@ -3,8 +3,8 @@
 //! not ready, so a green HTTP 200 never hides a dead pipeline.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::clock::wall_millis as wall_ms;
 use serde::Serialize;
 
 /// The workers.
@@ -27,12 +27,6 @@ pub const STALE_AFTER_MS: i64 = 60_000;
 pub struct WorkerHealth {
     beats: [AtomicI64; 3],
     expected: [std::sync::atomic::AtomicBool; 3],
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn index(worker: Worker) -> usize {

@@ -112,9 +112,6 @@ async function main() {
     const copies = (await received()).filter((m) => JSON.stringify(m).includes('It ships today!')).length;
     if (copies !== 1) throw new Error(`a double click sent ${copies} copies`);
     step(`reply received by the simulator once; ticks on screen: ${seen.join(' → ')}`);
-    if (SCREENSHOTS) {
-      await pageA.screenshot({ path: `${SCREENSHOTS}/conversation.png` });
-    }
 
     // --- A photo from the customer: fetched by the server, shown as a picture.
     const photo = 'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR4nGM4oaFBEmIY1TCqYfhqAAB8MxgQ+Pjr0gAAAABJRU5ErkJggg==';
@@ -125,6 +122,19 @@ async function main() {
     await until('the photo shows', () => pageA.locator('[data-testid=media-image]').evaluate((img) => img.complete && img.naturalWidth === 16).catch(() => false), 8000);
     await messagesWith(pageA, 'the broken part').waitFor();
     step('a photo the customer sent shows as a picture, with its caption');
+
+    // --- The agent attaches a picture: uploaded, then sent through Meta with the text as caption.
+    await pageA.getByTestId('attach').setInputFiles({ name: 'label.png', mimeType: 'image/png', buffer: Buffer.from(photo, 'base64') });
+    await pageA.getByTestId('attachment').waitFor();
+    await pageA.getByTestId('composer-text').fill('Here is the return label');
+    await pageA.getByTestId('send').click();
+    await until('the simulator received the picture', async () => (await received()).some((m) => m.type === 'image' && m.image?.caption === 'Here is the return label' && m.image?.id));
+    if (await pageA.getByTestId('attachment').count()) throw new Error('the attachment stayed after sending');
+    step('an attached picture went to the customer with its caption');
+    if (SCREENSHOTS) {
+      await pageA.locator('[data-testid=media-image]').last().waitFor();
+      await pageA.screenshot({ path: `${SCREENSHOTS}/conversation.png` });
+    }
 
     // --- Two agents: B sees A's lock and that A is viewing; B's send is refused readably.
     const adminToken = (await http('POST', `${BASE}/api/auth/login`, { email: ADMIN.email, password: NEW_ADMIN_PASSWORD })).access_token;
