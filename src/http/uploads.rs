@@ -61,8 +61,15 @@ struct UploadForm {
 async fn upload(
     State(state): State<AppState>,
     auth: AuthAgent,
-    mut form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    // Not multipart at all (or no boundary): our JSON error, not the extractor's text.
+    let mut form = form.map_err(|rejection| {
+        ApiError::BadRequest(format!(
+            "send the file as multipart/form-data with a `file` part: {}",
+            rejection.body_text()
+        ))
+    })?;
     let invalid = |message: String| ApiError::Unprocessable {
         code: "invalid_media",
         message,
@@ -81,20 +88,26 @@ async fn upload(
         let limit = max_bytes(&mime_type).ok_or_else(|| {
             invalid(format!("{mime_type:?} is not a type WhatsApp sends (images JPEG/PNG, WebP stickers, audio AAC/AMR/MP3/MP4/OGG, video MP4/3GPP, PDF, text, Office documents)"))
         })?;
-        let bytes = field
-            .bytes()
+        // Read in chunks and stopped at the type's limit: a 100 MB body claiming to be an
+        // image is never held whole.
+        let mut field = field;
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(chunk) = field
+            .chunk()
             .await
-            .map_err(|e| invalid(format!("the file could not be read: {e}")))?;
-        if bytes.len() as u64 > limit {
-            return Err(invalid(format!(
-                "{} files may be at most {} bytes ({} MB); this one has {}",
-                kind_of(&mime_type),
-                limit,
-                limit as f64 / (1024.0 * 1024.0),
-                bytes.len()
-            )));
+            .map_err(|e| invalid(format!("the file could not be read: {e}")))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(invalid(format!(
+                    "{} files may be at most {} bytes ({} MB); this one has more",
+                    kind_of(&mime_type),
+                    limit,
+                    limit as f64 / (1024.0 * 1024.0),
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        found = Some((bytes, mime_type, filename));
+        found = Some((bytes.freeze(), mime_type, filename));
         break;
     }
     let (bytes, mime_type, filename) =

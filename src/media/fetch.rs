@@ -34,8 +34,10 @@ const DUE: &str = "select m.id, m.meta_media_id, m.expected_sha256 from media_fi
     where m.status = 'pending' and m.meta_media_id is not null
       and (f.media_id is null or (f.available_at <= $1 and (f.claimed_until is null or f.claimed_until < $1)))
     order by m.received_at limit $2";
+/// Claims a file still pending (a list read before its outcome was projected claims nothing).
 const CLAIM: &str = "insert into media_fetches (media_id, attempts, available_at, claimed_until)
-    values ($1, 1, 0, $2)
+    select $1, 1, 0, $2 where exists
+      (select 1 from media_files where id = $1 and status = 'pending')
     on conflict (media_id) do update set attempts = media_fetches.attempts + 1, claimed_until = $2
     where media_fetches.available_at <= $3
       and (media_fetches.claimed_until is null or media_fetches.claimed_until < $3)
@@ -104,6 +106,8 @@ impl MediaFetcher {
         }
         let mut claimed = 0;
         for (id, meta_id, expected) in due {
+            // The time of this claim: earlier fetches of the pass took theirs.
+            let now = wall_ms();
             let attempts: Option<i64> = with_pool!(&self.database, pool => sqlx::query_scalar(CLAIM)
                 .bind(&id).bind(now + CLAIM_MS).bind(now).fetch_optional(pool).await?);
             let Some(attempts) = attempts else {
@@ -160,7 +164,11 @@ impl MediaFetcher {
         loop {
             let location = match self.graph.media_location(meta_id).await {
                 Ok(location) => location,
-                Err(GraphError::Refused { status, error, .. }) if status < 500 => {
+                // Only "no such object" is final; throttling, an expired token or a
+                // transient code is tried again.
+                Err(GraphError::Refused { status, error, .. })
+                    if !crate::whatsapp::graph::is_retryable(status, error.code) =>
+                {
                     return unavailable(format!(
                         "gone_at_meta: {} ({})",
                         error.message.unwrap_or_default(),

@@ -153,18 +153,15 @@ impl MediaStore {
         Path::from(format!("sha256/{shard}/{sha256}"))
     }
 
-    /// Keeps `bytes` under `sha256` (hex); a file kept already is not written again.
+    /// Keeps `bytes` under `sha256` (hex): one copy per content. Written every time (the same
+    /// bytes under the same key), so a copy deleted by retention a moment before comes back.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn put(&self, sha256: &str, bytes: Bytes) -> Result<(), StoreError> {
-        let key = Self::key(sha256);
-        match self.store.head(&key).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::NotFound { .. }) => {}
-            Err(error) => return Err(error),
-        }
-        self.store.put(&key, PutPayload::from(bytes)).await?;
+        self.store
+            .put(&Self::key(sha256), PutPayload::from(bytes))
+            .await?;
         Ok(())
     }
 

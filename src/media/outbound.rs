@@ -69,7 +69,7 @@ pub async fn attach(
                 .await
                 .map_err(|error| match error {
                     GraphError::Refused { status, error, .. } => SendOutcome::Refused {
-                        retryable: status >= 500,
+                        retryable: crate::whatsapp::graph::is_retryable(status, error.code),
                         error,
                     },
                     GraphError::Unreachable(reason) => SendOutcome::Unreachable(reason),

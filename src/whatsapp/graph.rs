@@ -50,6 +50,12 @@ pub enum SendOutcome {
 /// Meta error codes worth retrying (throughput, pair rate, app/WABA limits, transient errors).
 const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057];
 
+/// Whether a refusal with this HTTP status and Meta error code may pass if tried again (server
+/// errors, rate limits, an expired token being replaced, Meta's transient codes).
+pub fn is_retryable(status: u16, code: i64) -> bool {
+    status >= 500 || status == 429 || status == 401 || RETRYABLE_CODES.contains(&code)
+}
+
 /// A Graph API client.
 #[derive(Clone)]
 pub struct GraphClient {
