@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use switchboard_domain::agent::Agent;
+use switchboard_domain::api_key::ApiKey;
 use switchboard_domain::assignment::AssignmentPolicy;
 use switchboard_domain::business_account::BusinessAccount;
 use switchboard_domain::conversation::Conversation;
@@ -50,6 +51,8 @@ pub struct Frameworks {
     pub sla_policies: Framework<SlaPolicy>,
     /// Files agents uploaded.
     pub uploads: Framework<Upload>,
+    /// Integrations' credentials.
+    pub api_keys: Framework<ApiKey>,
 }
 
 /// Wires every aggregate to `log`. Read models are not registered here: projections tail the
@@ -66,6 +69,7 @@ pub fn framework(log: &EventRepository) -> Frameworks {
         quick_replies: wire(log),
         sla_policies: wire(log),
         uploads: wire(log),
+        api_keys: wire(log),
     }
 }
 

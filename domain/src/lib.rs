@@ -17,6 +17,7 @@
 
 pub mod actor;
 pub mod agent;
+pub mod api_key;
 pub mod assignment;
 pub mod business_account;
 pub mod conversation;

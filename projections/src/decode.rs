@@ -1,6 +1,7 @@
 //! Turning log rows back into domain events, once per event for all projections.
 
 use switchboard_domain::agent::{Agent, AgentEvent};
+use switchboard_domain::api_key::{ApiKey, ApiKeyEvent};
 use switchboard_domain::assignment::{AssignmentPolicy, AssignmentPolicyEvent};
 use switchboard_domain::business_account::{BusinessAccount, BusinessAccountEvent};
 use switchboard_domain::conversation::{Conversation, ConversationEvent};
@@ -44,6 +45,8 @@ pub enum DecodedEvent {
     SlaPolicy(SlaPolicyEvent),
     /// An event of an upload.
     Upload(UploadEvent),
+    /// An event of an API key.
+    ApiKey(ApiKeyEvent),
     /// An aggregate type no projection here reads.
     Other,
 }
@@ -90,6 +93,9 @@ impl DecodedEvent {
             }
             t if t == aggregate_type::<Upload>() => {
                 Self::Upload(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<ApiKey>() => {
+                Self::ApiKey(serde_json::from_value(payload).map_err(undecodable)?)
             }
             _ => Self::Other,
         })

@@ -15,6 +15,7 @@
 //! - [`quick_replies`] — saved answers and who may use them.
 //! - [`account_notifications`] — account-level notifications from Meta.
 //! - [`analytics`] — queries over those read models: per agent and day, volumes, templates.
+//! - [`api_keys`] — integrations' credentials as admins list them (never their secrets).
 //! - [`media`] — the files messages carry, fetched or not.
 //! - [`response_times`] — how long customers wait for answers and conversations take to resolve.
 //! - [`sla`] — SLA policies in force and the outcomes recorded against them.
@@ -22,6 +23,7 @@
 pub mod account_notifications;
 pub mod agents;
 pub mod analytics;
+pub mod api_keys;
 pub mod assignment;
 pub mod conversations;
 mod decode;

@@ -38,6 +38,7 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::response_times::ResponseTimesProjection),
         Box::new(crate::sla::SlaProjection),
         Box::new(crate::media::MediaProjection),
+        Box::new(crate::api_keys::ApiKeysProjection),
     ]
 }
 

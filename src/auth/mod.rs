@@ -7,6 +7,7 @@
 //! may do are kept in memory per instance ([`cache`]), with the guarantees written there.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod cache;
 pub mod passwords;
 pub mod rate_limit;

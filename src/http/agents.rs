@@ -49,7 +49,7 @@ fn require_manager(auth: &AuthAgent) -> Result<(), ApiError> {
 /// Permissions given in a request: any field left out keeps its current (or role default) value.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PermissionsInput {
+pub(super) struct PermissionsInput {
     #[schema(value_type = Option<ChatScopeDoc>)]
     can_read_chats: Option<ChatScope>,
     #[schema(value_type = Option<ChatScopeDoc>)]

@@ -426,6 +426,28 @@ impl From<switchboard_domain::upload::UploadError> for ApiError {
     }
 }
 
+impl From<switchboard_domain::api_key::ApiKeyError> for ApiError {
+    fn from(error: switchboard_domain::api_key::ApiKeyError) -> Self {
+        use switchboard_domain::api_key::ApiKeyError as E;
+        let message = error.to_string();
+        match error {
+            E::NotFound => Self::NotFound("API key"),
+            E::NotPermitted | E::Ungranted(_) => Self::Refused {
+                code: "forbidden",
+                message,
+            },
+            E::AlreadyExists => Self::Conflict {
+                code: "api_key_exists",
+                message,
+            },
+            E::Invalid(_) => Self::Unprocessable {
+                code: "invalid_api_key",
+                message,
+            },
+        }
+    }
+}
+
 impl From<switchboard_domain::group::GroupError> for ApiError {
     fn from(error: switchboard_domain::group::GroupError) -> Self {
         use switchboard_domain::group::GroupError as E;

@@ -216,6 +216,9 @@ pub async fn authenticate(
     token: &str,
 ) -> Result<AuthAgent, ApiError> {
     use crate::auth::tokens::TokenError;
+    if token.starts_with(crate::auth::api_keys::PREFIX) {
+        return crate::auth::api_keys::authenticate(state, token).await;
+    }
     let now = state.clock.now();
     let claims = state
         .auth

@@ -19,6 +19,7 @@ mod locks;
 mod metrics;
 mod notes;
 pub use metrics::StoredCounts;
+mod api_keys;
 mod media;
 mod observe;
 mod openapi;
@@ -107,6 +108,7 @@ fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<A
         assignment::router(),
         quick_replies::router(),
         media::router(),
+        api_keys::router(),
         uploads::router(),
         sla_policies::router(),
         sending::router(),

@@ -15,6 +15,7 @@ mod outbox;
 
 mod agent_rights;
 mod analytics;
+mod api_keys;
 mod auth;
 mod batching;
 mod cli;

@@ -68,6 +68,19 @@ pub struct Permissions {
 }
 
 impl Permissions {
+    /// No rights at all (what a new API key starts from).
+    pub fn nothing() -> Self {
+        Self {
+            can_read_chats: ChatScope::None,
+            can_write_to_chats: ChatScope::None,
+            can_use_tags: false,
+            can_manage_templates: false,
+            can_view_analytics: false,
+            can_export_data: false,
+            can_manage_agents: false,
+        }
+    }
+
     /// The defaults of a role.
     pub fn for_role(role: Role) -> Self {
         match role {
