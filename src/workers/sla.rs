@@ -44,8 +44,9 @@ const CANDIDATES: &str = "select w.conversation_id from response_waits w
                and not exists (select 1 from sla_outcomes o where o.conversation_id = r.conversation_id
                                and o.since = r.responded_at - r.waited_ms and o.target <> 'resolution'))
     or ((w.resolved_at is null and w.started_at <= $1 - $3 or w.resolved_at >= $4)
-        and (w.reopens > 0 or not exists (select 1 from sla_outcomes o
-             where o.conversation_id = w.conversation_id and o.target = 'resolution'))))
+        and not exists (select 1 from sla_outcomes o
+             where o.conversation_id = w.conversation_id and o.target = 'resolution'
+               and o.since >= coalesce(w.reopened_at, w.started_at))))
   order by w.conversation_id limit $6";
 
 /// The SLA worker.

@@ -9,6 +9,9 @@ use crate::conversation::{ConversationEvent, ConversationStatus};
 use crate::sla::{choose, SlaOutcome, SlaPolicyRef, SlaTarget};
 use crate::Timestamp;
 
+/// Answered waits kept for an outcome, at most.
+const MAX_UNSETTLED: usize = 20;
+
 /// When each measured stretch began and ended, and which are settled.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -19,8 +22,9 @@ pub(super) struct SlaClock {
     first_response_at: Option<Timestamp>,
     /// The customer's first message since the last agent reply, while unanswered.
     waiting_since: Option<Timestamp>,
-    /// The latest answered wait after the first response: (since, answered at).
-    last_answered: Option<(Timestamp, Timestamp)>,
+    /// Answered waits after the first response with no outcome yet: (since, answered at),
+    /// oldest first, at most [`MAX_UNSETTLED`] (a worker asleep longer loses the oldest).
+    answered: Vec<(Timestamp, Timestamp)>,
     /// The start, or the latest reopening.
     resolution_since: Option<Timestamp>,
     /// The resolution of that stretch.
@@ -44,8 +48,11 @@ impl SlaClock {
                 if let Some(since) = self.waiting_since.take() {
                     if self.first_response_at.is_none() {
                         self.first_response_at = Some(*at);
-                    } else {
-                        self.last_answered = Some((since, *at));
+                    } else if !self.is_settled(SlaTarget::NextResponse, since) {
+                        self.answered.push((since, *at));
+                        if self.answered.len() > MAX_UNSETTLED {
+                            self.answered.remove(0);
+                        }
                     }
                 }
             }
@@ -61,6 +68,9 @@ impl SlaClock {
             },
             ConversationEvent::SlaMet { target, since, .. }
             | ConversationEvent::SlaBreached { target, since, .. } => {
+                if *target == SlaTarget::NextResponse {
+                    self.answered.retain(|(s, _)| s != since);
+                }
                 self.settled.retain(|(t, _)| t != target);
                 self.settled.push((*target, *since));
             }
@@ -68,10 +78,17 @@ impl SlaClock {
         }
     }
 
+    /// Whether the stretch of `target` that began at `since` has its outcome. Next-response
+    /// waits are settled one by one (several may await theirs); the others follow one another,
+    /// so a later settled stretch settles the earlier ones.
     fn is_settled(&self, target: SlaTarget, since: Timestamp) -> bool {
-        self.settled
-            .iter()
-            .any(|(t, s)| *t == target && *s >= since)
+        self.settled.iter().any(|(t, s)| {
+            *t == target
+                && match target {
+                    SlaTarget::NextResponse => *s == since,
+                    _ => *s >= since,
+                }
+        })
     }
 
     /// The stretches of `target` that may have an outcome: (since, ended at), oldest first.
@@ -83,12 +100,15 @@ impl SlaClock {
                 .into_iter()
                 .collect(),
             SlaTarget::NextResponse => {
-                let answered = self.last_answered.map(|(since, at)| (since, Some(at)));
                 let waiting = self
                     .waiting_since
                     .filter(|_| self.first_response_at.is_some())
                     .map(|since| (since, None));
-                answered.into_iter().chain(waiting).collect()
+                self.answered
+                    .iter()
+                    .map(|(since, at)| (*since, Some(*at)))
+                    .chain(waiting)
+                    .collect()
             }
             SlaTarget::Resolution => self
                 .resolution_since
@@ -258,6 +278,60 @@ mod tests {
             .given(settled)
             .when(evaluate(policies, 900))
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn two_waits_answered_between_passes_each_get_their_outcome() {
+        let mut events = history();
+        let agent = AgentId::parse("00000000-0000-4000-8000-000000000001").expect("id");
+        events.extend([
+            ConversationEvent::CustomerMessageReceived {
+                wamid: WaMessageId::new("w500"),
+                sent_at: t(500),
+                window_closes_at: None,
+            },
+            ConversationEvent::AgentReplied {
+                message_id: "m520".into(),
+                by: agent,
+                at: t(520),
+            },
+        ]);
+        let outcome = |since: i64, due: i64, at: i64, met: bool| {
+            let (policy_id, target) = ("general".to_owned(), SlaTarget::NextResponse);
+            let (since, due_at, at) = (t(since), t(due), t(at));
+            if met {
+                ConversationEvent::SlaMet {
+                    policy_id,
+                    target,
+                    since,
+                    due_at,
+                    at,
+                }
+            } else {
+                ConversationEvent::SlaBreached {
+                    policy_id,
+                    target,
+                    since,
+                    due_at,
+                    at,
+                }
+            }
+        };
+        let first = ConversationEvent::SlaMet {
+            policy_id: "general".into(),
+            target: SlaTarget::FirstResponse,
+            since: t(0),
+            due_at: t(120),
+            at: t(60),
+        };
+        TestFramework::<Conversation>::with(())
+            .given(events)
+            .when(evaluate(vec![policy("general", 120, 200, None)], 600))
+            .then_expect_events(vec![
+                first,
+                outcome(100, 300, 600, false),
+                outcome(500, 700, 520, true),
+            ]);
     }
 
     #[test]
