@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use switchboard_domain::api_key::ApiKey;
 use switchboard_domain::AgentId;
 
-use crate::http::extract::AuthAgent;
-use crate::http::{ApiError, AppState};
+use switchboard_domain::{Actor, Timestamp};
+use switchboard_store::{EventRepository, StoreError};
 
 /// What every key starts with (so a key is told from an access token, and secret scanners
 /// recognise one).
@@ -42,40 +42,40 @@ pub fn generate() -> NewKey {
     }
 }
 
-/// The actor of a request bearing an API key.
+/// The actor a request bearing the API key `token` acts as: `None` for a malformed, unknown,
+/// revoked or expired key (one answer for all: a caller learns nothing about which keys
+/// exist).
 ///
 /// # Errors
-/// 401 `invalid_token` for a malformed, unknown, revoked or expired key (one answer for all:
-/// a caller learns nothing about which keys exist).
-pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthAgent, ApiError> {
-    let invalid = || ApiError::Unauthorized {
-        code: "invalid_token",
-        message: "the API key is not valid",
-    };
-    let (id, secret) = token
+/// Storage failures.
+pub async fn actor(
+    log: &EventRepository,
+    token: &str,
+    now: Timestamp,
+) -> Result<Option<Actor>, StoreError> {
+    let Some((id, secret)) = token
         .strip_prefix(PREFIX)
         .and_then(|rest| rest.split_once('_'))
-        .ok_or_else(invalid)?;
-    let uuid = uuid::Uuid::try_parse(id).map_err(|_| invalid())?;
-    let key_id = AgentId::parse(&uuid.to_string()).ok_or_else(invalid)?;
-    let (key, _) = state
-        .log
-        .load_aggregate::<ApiKey>(&key_id.to_string())
-        .await?;
+    else {
+        return Ok(None);
+    };
+    let Some(key_id) = uuid::Uuid::try_parse(id)
+        .ok()
+        .and_then(|uuid| AgentId::parse(&uuid.to_string()))
+    else {
+        return Ok(None);
+    };
+    let (key, _) = log.load_aggregate::<ApiKey>(&key_id.to_string()).await?;
     let given = hex::encode(Sha256::digest(secret.as_bytes()));
-    let kept = key.secret_sha256().ok_or_else(invalid)?;
+    let Some(kept) = key.secret_sha256() else {
+        return Ok(None);
+    };
     // Constant time, so the comparison says nothing about how close a guess came.
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         given.as_bytes(),
         kept.as_bytes(),
     )) {
-        return Err(invalid());
+        return Ok(None);
     }
-    let now = state.clock.now();
-    let actor = key.actor(key_id, now).ok_or_else(invalid)?;
-    Ok(AuthAgent {
-        actor,
-        session_id: format!("api-key:{key_id}"),
-        expires_at: now.plus_seconds(3600),
-    })
+    Ok(key.actor(key_id, now))
 }

@@ -8,8 +8,7 @@ use switchboard_store::{with_pool, EventRepository, Statement};
 
 use super::MediaStore;
 use crate::clock::wall_millis as wall_ms;
-use crate::whatsapp::graph::{GraphClient, GraphError, SendOutcome};
-use crate::workers::outbound::local_error;
+use crate::whatsapp::graph::{local_error, GraphClient, GraphError, SendOutcome};
 
 /// How long Meta's id of an upload is reused: a day short of Meta's 30.
 const REUSE_MS: i64 = 29 * 24 * 3_600_000;

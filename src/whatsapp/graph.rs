@@ -383,6 +383,17 @@ pub enum GraphError {
     Unreachable(String),
 }
 
+/// A failure of our own (no answer, unreadable message) in Meta's error shape, code 0.
+pub fn local_error(title: &str, message: Option<String>) -> MetaError {
+    MetaError {
+        code: 0,
+        title: Some(title.to_owned()),
+        message,
+        details: None,
+        href: None,
+    }
+}
+
 /// Meta's error object of an error answer.
 fn meta_error(answer: &Value) -> MetaError {
     let error = answer.get("error").unwrap_or(&Value::Null);

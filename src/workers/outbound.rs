@@ -25,7 +25,7 @@ use crate::auth::accounts::actor_metadata;
 use crate::clock::Clock;
 use crate::config::{OutboundSettings, RetryPolicy};
 use crate::outbox;
-use crate::whatsapp::graph::{request_body, GraphClient, SendOutcome};
+use crate::whatsapp::graph::{local_error, request_body, GraphClient, SendOutcome};
 
 #[derive(sqlx::FromRow)]
 struct Queued {
@@ -361,17 +361,6 @@ returning next_at";
                 return;
             }
         }
-    }
-}
-
-/// A failure of our own (no answer, unreadable message) in Meta's error shape, code 0.
-pub(crate) fn local_error(title: &str, message: Option<String>) -> MetaError {
-    MetaError {
-        code: 0,
-        title: Some(title.to_owned()),
-        message,
-        details: None,
-        href: None,
     }
 }
 
