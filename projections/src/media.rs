@@ -156,9 +156,6 @@ pub struct MediaView {
     pub size: Option<i64>,
     /// Why it is unavailable.
     pub reason: Option<String>,
-    /// Meta's media id, while it may still be fetched (internal).
-    #[serde(skip)]
-    pub meta_media_id: Option<String>,
 }
 
 type Row = (
@@ -172,7 +169,6 @@ type Row = (
     Option<String>,
     Option<i64>,
     Option<String>,
-    Option<String>,
 );
 
 /// The file `id`, if any.
@@ -182,7 +178,7 @@ type Row = (
 pub async fn get(db: &Database, id: &str) -> Result<Option<MediaView>, ProjectionError> {
     const SQL: &str =
         "select id, conversation_id, uploaded_by, kind, mime_type, filename, status, sha256,
-        size, reason, meta_media_id from media_files where id = $1";
+        size, reason from media_files where id = $1";
     let row: Option<Row> =
         with_pool!(db, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
     Ok(row.map(
@@ -197,7 +193,6 @@ pub async fn get(db: &Database, id: &str) -> Result<Option<MediaView>, Projectio
             sha256,
             size,
             reason,
-            meta,
         )| {
             MediaView {
                 id,
@@ -210,7 +205,6 @@ pub async fn get(db: &Database, id: &str) -> Result<Option<MediaView>, Projectio
                 sha256,
                 size,
                 reason,
-                meta_media_id: meta,
             }
         },
     ))

@@ -86,11 +86,6 @@ impl Message {
         self.status
     }
 
-    /// Whether an inbound message's file still waits to be fetched.
-    pub fn media_pending(&self) -> bool {
-        self.has_media && !self.media_settled
-    }
-
     fn decide(&self, command: MessageCommand) -> Result<Vec<MessageEvent>, MessageError> {
         match command {
             MessageCommand::ForgetMedia { reason, at } => Ok(if self.media_kept {
