@@ -30,6 +30,8 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     /// Files customers send.
     pub media: crate::media::MediaSettings,
+    /// Outgoing webhooks and the bot.
+    pub outgoing: crate::outgoing::OutgoingSettings,
 }
 
 /// Agents' live sockets (Socket.IO).
@@ -191,6 +193,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// An outgoing-webhook setting does not parse.
+    #[error(transparent)]
+    Outgoing(#[from] crate::outgoing::BadSetting),
 }
 
 /// The shortest JWT secret accepted (HS256 wants at least 256 bits).
@@ -355,6 +360,9 @@ pub struct ServeArgs {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Outgoing webhooks and the bot.
+    #[command(flatten)]
+    pub outgoing: crate::outgoing::OutgoingArgs,
     /// Meta app secret(s) that sign webhooks, comma-separated. Prefer the environment variable.
     #[arg(
         long,
@@ -599,6 +607,7 @@ impl ServeArgs {
                         .unwrap_or_else(|| self.database.data_dir.join("media")),
                 )
             },
+            outgoing: self.outgoing.settings()?,
         })
     }
 

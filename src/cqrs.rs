@@ -17,6 +17,7 @@ use switchboard_domain::quick_reply::QuickReply;
 use switchboard_domain::sla::SlaPolicy;
 use switchboard_domain::template::Template;
 use switchboard_domain::upload::Upload;
+use switchboard_domain::webhook_endpoint::WebhookEndpoint;
 use switchboard_store::{EventRepository, SnapshotStore};
 
 /// The command side of one aggregate type whose stream stays short (loaded whole).
@@ -53,6 +54,8 @@ pub struct Frameworks {
     pub uploads: Framework<Upload>,
     /// Integrations' credentials.
     pub api_keys: Framework<ApiKey>,
+    /// Outgoing webhook endpoints.
+    pub webhook_endpoints: Framework<WebhookEndpoint>,
 }
 
 /// Wires every aggregate to `log`. Read models are not registered here: projections tail the
@@ -70,6 +73,7 @@ pub fn framework(log: &EventRepository) -> Frameworks {
         sla_policies: wire(log),
         uploads: wire(log),
         api_keys: wire(log),
+        webhook_endpoints: wire(log),
     }
 }
 

@@ -30,6 +30,7 @@ pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod outbox;
+pub mod outgoing;
 pub mod realtime;
 pub mod replay;
 pub mod simulator;

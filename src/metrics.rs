@@ -59,6 +59,14 @@ pub const FIRST_RESPONSE: &str = "switchboard_first_response_seconds";
 /// from the `sla` read model at each scrape (the same on every instance).
 pub const SLA_OUTCOMES: &str = "switchboard_sla_outcomes";
 
+/// Outgoing webhook deliveries, by outcome (`delivered`, `failed`, `dead_lettered`).
+pub const OUTGOING_DELIVERIES: &str = "switchboard_outgoing_webhook_deliveries_total";
+/// Outgoing webhook endpoints the deliverer disabled after failing too long.
+pub const OUTGOING_DISABLED: &str = "switchboard_outgoing_webhook_endpoints_disabled_total";
+/// Outgoing webhook endpoints failing now (no success since their last failure).
+pub const OUTGOING_FAILING: &str = "switchboard_outgoing_webhook_endpoints_failing";
+/// Conversations handed from the bot to the humans, by reason.
+pub const BOT_HANDOFFS: &str = "switchboard_bot_handoffs_total";
 /// Agents' sockets connected to this instance.
 pub const SOCKETS_CONNECTED: &str = "switchboard_sockets_connected";
 /// Log events pushed to sockets.
@@ -166,5 +174,21 @@ fn describe() {
     describe_gauge!(
         SENDS_DEAD_LETTERED,
         "Outbound messages in the dead-letter queue"
+    );
+    describe_counter!(
+        OUTGOING_DELIVERIES,
+        "Outgoing webhook delivery attempts, by outcome"
+    );
+    describe_counter!(
+        OUTGOING_DISABLED,
+        "Outgoing webhook endpoints disabled after failing too long"
+    );
+    describe_gauge!(
+        OUTGOING_FAILING,
+        "Outgoing webhook endpoints failing without a success since"
+    );
+    describe_counter!(
+        BOT_HANDOFFS,
+        "Conversations the bot-reply watch handed to the humans, by reason"
     );
 }

@@ -109,6 +109,7 @@ impl Application {
             stopped_projections: switchboard_projections::StoppedProjections::default(),
             sockets_connected: Arc::default(),
             media,
+            outgoing: Arc::new(settings.outgoing.clone()),
         };
         Ok(Self {
             first_admin,
@@ -220,6 +221,26 @@ impl Application {
                     tracing::error!(%error, "the Graph API client cannot be built; not sending")
                 }
             }
+        }
+        if self.settings.workers.auto_assign {
+            match crate::outgoing::deliver::Deliverer::new(
+                self.state.log.clone(),
+                self.frameworks.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.outgoing.clone(),
+            ) {
+                Ok(deliverer) => {
+                    workers.spawn(deliverer.run(stopped.clone()));
+                }
+                Err(error) => tracing::error!(%error, "no outgoing webhooks: HTTP client"),
+            }
+            let watch = crate::workers::bot_watch::BotWatch::new(
+                self.state.database.clone(),
+                self.frameworks.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.outgoing.clone(),
+            );
+            workers.spawn(watch.run(stopped.clone()));
         }
         if let Some(keep) = self.settings.media.retention {
             let retention = crate::media::retention::Retention::new(

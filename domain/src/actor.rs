@@ -18,6 +18,9 @@ pub struct Actor {
     pub permissions: Permissions,
     /// Whether it is within their working hours (outside them: read-only).
     pub on_duty: bool,
+    /// A bot's API key: it may write only to conversations that are with the bot.
+    #[serde(default)]
+    pub bot: bool,
 }
 
 impl Actor {

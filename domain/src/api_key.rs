@@ -23,6 +23,8 @@ pub enum ApiKeyCommand {
         permissions: Permissions,
         /// When it stops working, if ever.
         expires_at: Option<Timestamp>,
+        /// The `bot` scope: it writes only to conversations that are with the bot.
+        bot: bool,
         /// SHA-256 of its secret, hex.
         secret_sha256: String,
         /// The start of the secret, to recognise it in lists.
@@ -53,6 +55,9 @@ pub enum ApiKeyEvent {
         /// Expiry.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<Timestamp>,
+        /// The `bot` scope.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        bot: bool,
         /// SHA-256 of the secret (the secret itself is never stored).
         secret_sha256: String,
         /// The secret's first characters.
@@ -112,6 +117,8 @@ pub struct ApiKey {
     expires_at: Option<Timestamp>,
     secret_sha256: String,
     revoked: bool,
+    #[serde(default)]
+    bot: bool,
 }
 
 impl ApiKey {
@@ -134,6 +141,7 @@ impl ApiKey {
             groups: Vec::new(),
             permissions,
             on_duty: true,
+            bot: self.bot,
         })
     }
 
@@ -149,6 +157,7 @@ impl ApiKey {
                 name,
                 permissions,
                 expires_at,
+                bot,
                 secret_sha256,
                 prefix,
                 by,
@@ -177,6 +186,7 @@ impl ApiKey {
                     name,
                     permissions,
                     expires_at,
+                    bot,
                     secret_sha256,
                     prefix,
                     by: by.agent_id,
@@ -220,8 +230,10 @@ impl Aggregate for ApiKey {
                 permissions,
                 expires_at,
                 secret_sha256,
+                bot,
                 ..
             } => {
+                self.bot = bot;
                 self.permissions = Some(permissions);
                 self.expires_at = expires_at;
                 self.secret_sha256 = secret_sha256;

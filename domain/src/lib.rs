@@ -33,6 +33,7 @@ pub mod template;
 pub mod time;
 pub mod upcasting;
 pub mod upload;
+pub mod webhook_endpoint;
 
 pub use actor::Actor;
 pub use customer::Customer;

@@ -43,7 +43,10 @@ pub fn snapshot_schema(aggregate_type: &str) -> i64 {
         // 2: they remember only their recent report ids (older snapshots hold them all).
         "Template" | "BusinessAccount" => 2,
         // 2: they keep the clocks SLAs are measured on (older snapshots lack them).
-        "Conversation" => 2,
+        // 3: they know since when a customer has waited for the bot.
+        "Conversation" => 3,
+        // 2: they know whether they are a bot's.
+        "ApiKey" => 2,
         _ => 1,
     }
 }

@@ -12,8 +12,8 @@ use crate::{DecodedEvent, Projection, ProjectionError};
 pub struct ApiKeysProjection;
 
 const CREATED: &str = "insert into api_keys
-    (id, name, prefix, permissions, created_by, created_at, expires_at)
-    values ($1, $2, $3, $4, $5, $6, $7)";
+    (id, name, prefix, permissions, created_by, created_at, expires_at, bot)
+    values ($1, $2, $3, $4, $5, $6, $7, $8)";
 const REVOKED: &str = "update api_keys set revoked_at = $1 where id = $2";
 
 impl Projection for ApiKeysProjection {
@@ -42,6 +42,7 @@ impl Projection for ApiKeysProjection {
                 prefix,
                 by,
                 at,
+                bot,
                 ..
             } => out.push(Statement::new(
                 CREATED,
@@ -55,6 +56,7 @@ impl Projection for ApiKeysProjection {
                     by.to_string().into(),
                     at.unix_millis().into(),
                     expires_at.map(|e| e.unix_millis()).into(),
+                    i64::from(*bot).into(),
                 ],
             )),
             ApiKeyEvent::Revoked { at, .. } => out.push(Statement::new(
@@ -85,6 +87,10 @@ pub struct ApiKeyView {
     pub expires_at: Option<String>,
     /// When it was revoked.
     pub revoked_at: Option<String>,
+    /// The `bot` scope: it writes only to conversations that are with the bot.
+    pub bot: bool,
+    /// When it last authenticated a request (to the minute).
+    pub last_used_at: Option<String>,
 }
 
 type Row = (
@@ -96,6 +102,8 @@ type Row = (
     i64,
     Option<i64>,
     Option<i64>,
+    i64,
+    Option<i64>,
 );
 
 /// Every key, newest first.
@@ -104,12 +112,24 @@ type Row = (
 /// Database failures.
 pub async fn list(db: &Database) -> Result<Vec<ApiKeyView>, ProjectionError> {
     const SQL: &str = "select id, name, prefix, permissions, created_by, created_at, expires_at,
-        revoked_at from api_keys order by created_at desc, id limit 1000";
+        revoked_at, bot, (select last_used_at from api_key_usage u where u.key_id = k.id)
+        from api_keys k order by created_at desc, id limit 1000";
     let rows: Vec<Row> = with_pool!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await?);
     Ok(rows
         .into_iter()
         .map(
-            |(id, name, prefix, permissions, created_by, created_at, expires_at, revoked_at)| {
+            |(
+                id,
+                name,
+                prefix,
+                permissions,
+                created_by,
+                created_at,
+                expires_at,
+                revoked_at,
+                bot,
+                last_used_at,
+            )| {
                 ApiKeyView {
                     id,
                     name,
@@ -119,6 +139,8 @@ pub async fn list(db: &Database) -> Result<Vec<ApiKeyView>, ProjectionError> {
                     created_at: rfc3339(created_at),
                     expires_at: rfc3339_opt(expires_at),
                     revoked_at: rfc3339_opt(revoked_at),
+                    bot: bot != 0,
+                    last_used_at: rfc3339_opt(last_used_at),
                 }
             },
         )

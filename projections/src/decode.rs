@@ -11,6 +11,7 @@ use switchboard_domain::quick_reply::{QuickReply, QuickReplyEvent};
 use switchboard_domain::sla::{SlaPolicy, SlaPolicyEvent};
 use switchboard_domain::template::{Template, TemplateEvent};
 use switchboard_domain::upload::{Upload, UploadEvent};
+use switchboard_domain::webhook_endpoint::{WebhookEndpoint, WebhookEndpointEvent};
 use switchboard_store::RecordedEvent;
 
 use crate::ProjectionError;
@@ -47,6 +48,8 @@ pub enum DecodedEvent {
     Upload(UploadEvent),
     /// An event of an API key.
     ApiKey(ApiKeyEvent),
+    /// An event of an outgoing webhook endpoint.
+    WebhookEndpoint(WebhookEndpointEvent),
     /// An aggregate type no projection here reads.
     Other,
 }
@@ -96,6 +99,9 @@ impl DecodedEvent {
             }
             t if t == aggregate_type::<ApiKey>() => {
                 Self::ApiKey(serde_json::from_value(payload).map_err(undecodable)?)
+            }
+            t if t == aggregate_type::<WebhookEndpoint>() => {
+                Self::WebhookEndpoint(serde_json::from_value(payload).map_err(undecodable)?)
             }
             _ => Self::Other,
         })

@@ -16,6 +16,7 @@
 //! - [`account_notifications`] — account-level notifications from Meta.
 //! - [`analytics`] — queries over those read models: per agent and day, volumes, templates.
 //! - [`api_keys`] — integrations' credentials as admins list them (never their secrets).
+//! - [`webhook_endpoints`] — where outgoing webhooks go and what they receive.
 //! - [`media`] — the files messages carry, fetched or not.
 //! - [`response_times`] — how long customers wait for answers and conversations take to resolve.
 //! - [`sla`] — SLA policies in force and the outcomes recorded against them.
@@ -42,6 +43,7 @@ pub mod search;
 pub mod sla;
 pub mod stopped;
 pub mod templates;
+pub mod webhook_endpoints;
 pub mod wire;
 
 pub use decode::DecodedEvent;

@@ -39,6 +39,7 @@ pub fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(crate::sla::SlaProjection),
         Box::new(crate::media::MediaProjection),
         Box::new(crate::api_keys::ApiKeysProjection),
+        Box::new(crate::webhook_endpoints::WebhookEndpointsProjection),
     ]
 }
 

@@ -8,8 +8,10 @@ use sha2::{Digest, Sha256};
 use switchboard_domain::api_key::ApiKey;
 use switchboard_domain::AgentId;
 
+use std::collections::HashMap;
+
 use switchboard_domain::{Actor, Timestamp};
-use switchboard_store::{EventRepository, StoreError};
+use switchboard_store::{with_pool, Database, EventRepository, StoreError};
 
 /// What every key starts with (so a key is told from an access token, and secret scanners
 /// recognise one).
@@ -78,4 +80,40 @@ pub async fn actor(
         return Ok(None);
     }
     Ok(key.actor(key_id, now))
+}
+
+/// How often a key's "last used" time is written: at most once a minute per key, so that an
+/// integration's traffic does not become one write per request.
+const USE_RECORDED_EVERY_MILLIS: i64 = 60_000;
+
+/// Records that the key `id` authenticated a request at `now` (authentication state in
+/// `api_key_usage`, not an event: it changes with every minute of use and no rebuild needs
+/// it). Throttled per instance: the last time written per key is kept in memory, at most
+/// 10,000 keys (forgotten wholesale beyond that, which only costs a write).
+///
+/// # Errors
+/// Storage failures.
+pub async fn record_use(db: &Database, id: AgentId, now: Timestamp) -> Result<(), StoreError> {
+    static WRITTEN: std::sync::Mutex<Option<HashMap<AgentId, i64>>> = std::sync::Mutex::new(None);
+    let at = now.unix_millis();
+    {
+        let mut written = WRITTEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let written = written.get_or_insert_with(HashMap::new);
+        if written
+            .get(&id)
+            .is_some_and(|last| at - last < USE_RECORDED_EVERY_MILLIS && at >= *last)
+        {
+            return Ok(());
+        }
+        if written.len() >= 10_000 {
+            written.clear();
+        }
+        written.insert(id, at);
+    }
+    const SQL: &str = "insert into api_key_usage (key_id, last_used_at) values ($1, $2)
+        on conflict (key_id) do update set last_used_at = excluded.last_used_at";
+    with_pool!(db, pool => { sqlx::query(SQL).bind(id.to_string()).bind(at).execute(pool).await?; });
+    Ok(())
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchboard_domain::agent::{Permissions, PermissionsPatch};
+use switchboard_domain::agent::{ChatScope, Permissions, PermissionsPatch};
 use switchboard_domain::api_key::ApiKeyCommand;
 use switchboard_projections::api_keys::{self, ApiKeyView};
 use utoipa_axum::router::OpenApiRouter;
@@ -30,8 +30,14 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 struct NewApiKey {
     /// What it is for (1–100 characters).
     name: String,
-    /// Its rights (absent ones: none); at most the creator's own.
+    /// Its rights (absent ones: none); at most the creator's own. `scopes` is another name.
+    #[serde(alias = "scopes")]
     permissions: Option<PermissionsInput>,
+    /// The `bot` scope: the key writes only to conversations that are with the bot (replies,
+    /// hand-offs). Without `permissions`, a bot key reads and writes every conversation, within
+    /// that limit.
+    #[serde(default)]
+    bot: bool,
     /// When it stops working (RFC 3339); default: never.
     expires_at: Option<String>,
 }
@@ -78,17 +84,22 @@ async fn create(
         ),
         None => None,
     };
-    let permissions = request
-        .permissions
-        .map(PermissionsPatch::from)
-        .unwrap_or_default()
-        .over(Permissions::nothing());
+    let permissions = match request.permissions {
+        Some(given) => PermissionsPatch::from(given).over(Permissions::nothing()),
+        None if request.bot => Permissions {
+            can_read_chats: ChatScope::All,
+            can_write_to_chats: ChatScope::All,
+            ..Permissions::nothing()
+        },
+        None => Permissions::nothing(),
+    };
     let key = crate::auth::api_keys::generate();
     let now = state.clock.now();
     let command = ApiKeyCommand::Create {
         name: request.name,
         permissions,
         expires_at,
+        bot: request.bot,
         secret_sha256: key.secret_sha256,
         prefix: key.prefix.clone(),
         by: auth.actor.clone(),

@@ -310,6 +310,10 @@ impl From<switchboard_domain::conversation::ConversationError> for ApiError {
                 code: "forbidden",
                 message: "your permissions do not include tags",
             },
+            E::NotWithBot => Self::Conflict {
+                code: "not_with_bot",
+                message: E::NotWithBot.to_string(),
+            },
             other => Self::Unprocessable {
                 code: other.code(),
                 message: other.to_string(),
@@ -442,6 +446,28 @@ impl From<switchboard_domain::api_key::ApiKeyError> for ApiError {
             },
             E::Invalid(_) => Self::Unprocessable {
                 code: "invalid_api_key",
+                message,
+            },
+        }
+    }
+}
+
+impl From<switchboard_domain::webhook_endpoint::WebhookEndpointError> for ApiError {
+    fn from(error: switchboard_domain::webhook_endpoint::WebhookEndpointError) -> Self {
+        use switchboard_domain::webhook_endpoint::WebhookEndpointError as E;
+        let message = error.to_string();
+        match error {
+            E::NotFound => Self::NotFound("webhook endpoint"),
+            E::NotPermitted => Self::Refused {
+                code: "forbidden",
+                message,
+            },
+            E::AlreadyExists => Self::Conflict {
+                code: "webhook_endpoint_exists",
+                message,
+            },
+            E::Invalid(_) => Self::Unprocessable {
+                code: "invalid_webhook_endpoint",
                 message,
             },
         }

@@ -224,6 +224,7 @@ pub async fn authenticate(
                 code: "invalid_token",
                 message: "the API key is not valid",
             })?;
+        crate::auth::api_keys::record_use(&state.database, actor.agent_id, now).await?;
         return Ok(AuthAgent {
             session_id: format!("api-key:{}", actor.agent_id),
             actor,

@@ -31,6 +31,8 @@ mod sla_policies;
 mod template_check;
 mod templates;
 mod uploads;
+mod webhook_deliveries;
+mod webhook_endpoints;
 mod webhooks;
 
 use std::sync::Arc;
@@ -89,6 +91,8 @@ pub struct AppState {
     pub sockets_connected: Arc<std::sync::atomic::AtomicU64>,
     /// Where customers' files are kept.
     pub media: crate::media::MediaStore,
+    /// Outgoing webhooks and the bot.
+    pub outgoing: Arc<crate::outgoing::OutgoingSettings>,
 }
 
 /// Each module's routes, documented.
@@ -109,6 +113,8 @@ fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<A
         quick_replies::router(),
         media::router(),
         api_keys::router(),
+        webhook_endpoints::router(),
+        webhook_deliveries::router(),
         uploads::router(),
         sla_policies::router(),
         sending::router(),

@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assign, unassign))
         .routes(routes!(take_over))
         .routes(routes!(hand_back))
+        .routes(routes!(hand_off))
         .routes(routes!(change_status))
         .routes(routes!(add_tag))
         .routes(routes!(remove_tag))
@@ -163,6 +164,58 @@ async fn hand_back(
     let by = auth.actor.agent_id;
     let command = ConversationCommand::HandBackToBot {
         write: write(auth, request.expected_version, state.clock.now()),
+        reason: request.reason,
+    };
+    dispatch(&state, &id, by, command).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct HandOff {
+    /// The group to hand it to (absent: keep its group, if any).
+    #[schema(value_type = Option<String>)]
+    group_id: Option<GroupId>,
+    /// Why (1–1000 characters).
+    #[schema(max_length = 1000)]
+    reason: String,
+    expected_version: Option<u64>,
+}
+
+/// The bot hands the conversation to the humans (`ConversationHandedOff`): open, unowned, in
+/// the given group, it goes through assignment as a new conversation would. Only while the
+/// conversation is with the bot (409 `not_with_bot` otherwise).
+#[utoipa::path(post, path = "/api/conversations/{id}/handoff", tag = "ownership", params(("id" = String, Path, description = "Conversation id")),
+    request_body = HandOff, security(("bearer" = [])),
+    responses((status = 200, body = crate::http::openapi::answers::Versioned), Errors))]
+async fn hand_off(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<HandOff>,
+) -> Result<Json<Value>, ApiError> {
+    check_reason(Some(&request.reason))?;
+    if request.reason.trim().is_empty() {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_reason",
+            message: "a hand-off needs a reason".to_owned(),
+        });
+    }
+    if let Some(group) = request.group_id {
+        let (found, _) = state
+            .log
+            .load_aggregate::<Group>(&group.to_string())
+            .await?;
+        if !found.exists() {
+            return Err(ApiError::Unprocessable {
+                code: "unknown_group",
+                message: format!("no group {group}"),
+            });
+        }
+    }
+    let by = auth.actor.agent_id;
+    let command = ConversationCommand::HandOff {
+        write: write(auth, request.expected_version, state.clock.now()),
+        group: request.group_id,
         reason: request.reason,
     };
     dispatch(&state, &id, by, command).await

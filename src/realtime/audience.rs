@@ -27,6 +27,7 @@ impl Assignment {
         let variant = match event.event_type.as_str() {
             "ConversationAssigned" => "Assigned",
             "ConversationAutoAssigned" => "AutoAssigned",
+            "ConversationHandedOff" => "HandedOff",
             "ConversationUnassigned" => return Some(Self::default()),
             _ => return None,
         };

@@ -52,7 +52,7 @@ use socketioxide::socket::{DisconnectReason, Sid};
 use socketioxide::SocketIo;
 use tokio::sync::watch;
 
-pub use envelope::Envelope;
+pub use envelope::{conversation_of, Envelope};
 
 use crate::config::RealtimeSettings;
 use crate::http::extract::authenticate;

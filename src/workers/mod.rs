@@ -2,6 +2,7 @@
 
 pub mod auto_assign;
 pub mod availability;
+pub mod bot_watch;
 pub mod health;
 pub mod listen;
 pub mod lock_expiry;

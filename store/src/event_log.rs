@@ -171,6 +171,37 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         }
     }
 
+    /// Up to `limit` events with positions after `after` and at most `until`, in position
+    /// order: a range of the past (replays), which the caller knows is settled.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn read_positions(
+        &self,
+        after: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        const POSTGRES: &str = "
+select position, transaction_id::text::bigint as transaction_id, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata,
+       (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms
+  from events where position > $1 and position <= $2 order by position limit $3";
+        const SQLITE: &str = "
+select position, 0 as transaction_id, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata,
+       cast(round((julianday(recorded_at) - 2440587.5) * 86400000.0) as integer) as recorded_at_ms
+  from events where position > $1 and position <= $2 order by position limit $3";
+        let sql = match &self.database {
+            Database::Postgres(_) => POSTGRES,
+            Database::Sqlite(_) => SQLITE,
+        };
+        let rows = with_pool!(&self.database, pool => sqlx::query(sql)
+            .bind(after).bind(until).bind(i64::from(limit)).fetch_all(pool).await?
+            .iter().map(decode_row).collect::<Result<Vec<_>, _>>()?);
+        Ok(rows)
+    }
+
     /// The cursor just after the event at `position` (0 is the start).
     ///
     /// # Errors

@@ -192,6 +192,7 @@ async fn template_lifecycles(app: &TestApp) {
         groups: vec![],
         permissions: Permissions::for_role(Role::Admin),
         on_duty: true,
+        bot: false,
     };
     let at = switchboard::clock::Clock::now(&app.clock);
     let metadata = switchboard::auth::accounts::actor_metadata(Some(admin.agent_id), at);

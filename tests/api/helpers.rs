@@ -182,6 +182,12 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             sla_interval: std::time::Duration::from_millis(50),
             ..Default::default()
         },
+        outgoing: switchboard::outgoing::OutgoingSettings {
+            allow_private: true,
+            poll_interval: std::time::Duration::from_millis(20),
+            retry_schedule: vec![std::time::Duration::from_millis(200); 3],
+            ..Default::default()
+        },
         media: switchboard::media::MediaSettings {
             fetch_interval: std::time::Duration::from_millis(20),
             retry_delay: std::time::Duration::from_millis(20),

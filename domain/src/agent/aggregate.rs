@@ -98,6 +98,7 @@ impl Agent {
             role: r.role,
             groups: r.groups.clone(),
             permissions: r.permissions,
+            bot: false,
             on_duty: r.working_hours.as_ref().is_none_or(|h| h.contains(at)),
         })
     }
@@ -535,6 +536,7 @@ mod tests {
             groups: vec![],
             permissions,
             on_duty: true,
+            bot: false,
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Conversation {
     tags: Vec<Tag>,
     lock: Option<Lock>,
     sla: sla::SlaClock,
+    /// When the customer began waiting for the bot: their first unanswered message while the
+    /// conversation is with the bot.
+    awaiting_bot_since: Option<Timestamp>,
 }
 
 impl Conversation {
@@ -62,6 +65,16 @@ impl Conversation {
     /// The owning agent (`None`: the bot).
     pub fn owner(&self) -> Option<AgentId> {
         self.owner
+    }
+
+    /// Whether the bot has it: no agent owns it and its status is pending.
+    pub fn with_bot(&self) -> bool {
+        self.owner.is_none() && self.status == ConversationStatus::Pending
+    }
+
+    /// Since when the customer has been waiting for the bot's answer, if they are.
+    pub fn awaiting_bot_since(&self) -> Option<Timestamp> {
+        self.awaiting_bot_since
     }
 
     /// The status.
@@ -105,6 +118,9 @@ impl Conversation {
         }
         if !actor.may_write(self.assigned_agent, self.assigned_group) {
             return Err(ConversationError::NotPermitted);
+        }
+        if actor.bot && !self.with_bot() {
+            return Err(ConversationError::NotWithBot);
         }
         if let Some(lock) = self.lock_at(at).filter(|l| l.agent != actor.agent_id) {
             return Err(ConversationError::LockedByAnotherAgent {
@@ -250,6 +266,44 @@ impl Conversation {
             ConversationCommand::HandBackToBot { write, reason } => {
                 self.authorize_write(&write)?;
                 Ok(self.hand_back(&write, reason))
+            }
+            ConversationCommand::HandOff {
+                write,
+                group,
+                reason,
+            } => {
+                self.authorize_write(&write)?;
+                if !self.with_bot() {
+                    return Err(ConversationError::NotWithBot);
+                }
+                Ok(vec![ConversationEvent::HandedOff {
+                    group: group.or(self.assigned_group),
+                    reason,
+                    by: Some(write.actor.agent_id),
+                    at: write.at,
+                }])
+            }
+            ConversationCommand::HandOffUnanswered {
+                timeout_seconds,
+                bot_unreachable,
+                at,
+            } => {
+                let Some(since) = self.awaiting_bot_since.filter(|_| self.with_bot()) else {
+                    return Ok(vec![]);
+                };
+                let reason = if bot_unreachable {
+                    "bot_unreachable"
+                } else if since.plus_seconds(timeout_seconds) <= at {
+                    "bot_timeout"
+                } else {
+                    return Ok(vec![]);
+                };
+                Ok(vec![ConversationEvent::HandedOff {
+                    group: self.assigned_group,
+                    reason: reason.to_owned(),
+                    by: None,
+                    at,
+                }])
             }
             ConversationCommand::ChangeStatus {
                 write,
@@ -538,6 +592,9 @@ impl Aggregate for Conversation {
                 sent_at,
                 window_closes_at,
             } => {
+                if self.with_bot() && self.awaiting_bot_since.is_none() {
+                    self.awaiting_bot_since = Some(sent_at);
+                }
                 self.last_customer_message_at = Some(sent_at);
                 self.last_customer_message = Some(wamid);
                 if window_closes_at.is_some() {
@@ -554,13 +611,28 @@ impl Aggregate for Conversation {
                 self.assigned_agent = None;
                 self.assigned_group = None;
             }
-            ConversationEvent::TakenOver { agent, .. } => self.owner = Some(agent),
+            ConversationEvent::TakenOver { agent, .. } => {
+                self.owner = Some(agent);
+                self.awaiting_bot_since = None;
+            }
+            ConversationEvent::AgentReplied { .. } => self.awaiting_bot_since = None,
+            ConversationEvent::HandedOff { group, .. } => {
+                self.status = ConversationStatus::Open;
+                self.owner = None;
+                self.assigned_agent = None;
+                self.assigned_group = group;
+                self.awaiting_bot_since = None;
+            }
             ConversationEvent::ReadByAgent { .. }
-            | ConversationEvent::AgentReplied { .. }
             | ConversationEvent::SlaMet { .. }
             | ConversationEvent::SlaBreached { .. } => {}
             ConversationEvent::HandedBackToBot { .. } => self.owner = None,
-            ConversationEvent::StatusChanged { status, .. } => self.status = status,
+            ConversationEvent::StatusChanged { status, .. } => {
+                self.status = status;
+                if status != ConversationStatus::Pending {
+                    self.awaiting_bot_since = None;
+                }
+            }
             ConversationEvent::TagAdded { tags, .. }
             | ConversationEvent::TagRemoved { tags, .. } => self.tags = tags,
             ConversationEvent::LockAcquired {
@@ -590,5 +662,7 @@ mod sla;
 mod teamwork;
 pub use teamwork::{MAX_MENTIONS, MAX_NOTE_CHARS};
 
+#[cfg(test)]
+mod bot_tests;
 #[cfg(test)]
 mod tests;

@@ -74,6 +74,26 @@ pub enum ConversationCommand {
         /// Why.
         reason: Option<String>,
     },
+    /// The bot (or an agent) hands a conversation that is with the bot to the humans: it goes
+    /// through assignment as a new conversation would.
+    HandOff {
+        /// Who, when.
+        write: Write,
+        /// The group to hand it to (`None`: keep its group, if any).
+        group: Option<GroupId>,
+        /// Why (`customer_asked_for_a_human`).
+        reason: String,
+    },
+    /// The bot-reply watch: hands off a conversation whose customer has waited for the bot
+    /// since `timeout_seconds` before `at`, or at once when `bot_unreachable`.
+    HandOffUnanswered {
+        /// How long the bot may take to answer.
+        timeout_seconds: i64,
+        /// The bot's endpoint is disabled, missing or failing.
+        bot_unreachable: bool,
+        /// Now.
+        at: Timestamp,
+    },
     /// Change the status (`pending` also hands the conversation back to the bot).
     ChangeStatus {
         /// Who, when.

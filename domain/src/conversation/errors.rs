@@ -33,6 +33,9 @@ pub enum ConversationError {
     /// The agent's write permission does not cover this conversation.
     #[error("you may not write to this conversation")]
     NotPermitted,
+    /// A bot wrote to (or handed off) a conversation that is not with the bot.
+    #[error("the conversation is not with the bot")]
+    NotWithBot,
     /// The agent is outside their working hours (read-only until they start again).
     #[error("outside your working hours: read-only")]
     OffDuty,
@@ -94,6 +97,7 @@ impl ConversationError {
             Self::InvalidNote { .. } => "invalid_note",
             Self::NotWaitingForAssignment => "not_waiting",
             Self::NotPermitted => "forbidden",
+            Self::NotWithBot => "not_with_bot",
             Self::OffDuty => "outside_working_hours",
             Self::LockedByAnotherAgent { .. } => "conversation_locked",
             Self::Changed { .. } => "conversation_changed",

@@ -86,6 +86,20 @@ pub enum ConversationEvent {
         /// When.
         at: Timestamp,
     },
+    /// The bot's part ended: the conversation is open for the humans, unowned, and waits for
+    /// an agent (assignment picks it up as it would a new conversation).
+    HandedOff {
+        /// The group it goes to (`None`: unassigned).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<GroupId>,
+        /// Why (`bot_timeout`, `bot_unreachable` when the watch decided).
+        reason: String,
+        /// Who (the bot's key or an agent; `None`: the bot-reply watch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<AgentId>,
+        /// When.
+        at: Timestamp,
+    },
     /// The status changed.
     StatusChanged {
         /// The new status.
@@ -248,6 +262,7 @@ impl DomainEvent for ConversationEvent {
             Self::Unassigned { .. } => "ConversationUnassigned",
             Self::TakenOver { .. } => "ConversationTakenOver",
             Self::HandedBackToBot { .. } => "ConversationHandedBackToBot",
+            Self::HandedOff { .. } => "ConversationHandedOff",
             Self::StatusChanged { .. } => "ConversationStatusChanged",
             Self::TagAdded { .. } => "ConversationTagAdded",
             Self::TagRemoved { .. } => "ConversationTagRemoved",

@@ -41,6 +41,10 @@ const OWNER: &str = "update conversations set owner_agent_id = $1, version = $2 
 const STATUS: &str = "update conversations set status = $1, snoozed_until = $2,
     waiting_since = case when $1 = 'resolved' then null else waiting_since end,
     version = $3 where id = $4";
+/// The bot let go: open, nobody's, in the group it was handed to.
+const HANDED_OFF: &str = "update conversations set status = 'open', snoozed_until = null,
+    owner_agent_id = null, assigned_agent_id = null, assigned_group_id = $1, version = $2
+    where id = $3";
 const TAGS: &str = "update conversations set tags = $1, version = $2 where id = $3";
 const TAG_ADDED: &str =
     "insert into conversation_tags (conversation_id, tag) values ($1, $2) on conflict do nothing";
@@ -256,6 +260,12 @@ impl Projection for ConversationsProjection {
             DecodedEvent::Conversation(ConversationEvent::HandedBackToBot { .. }) => out.push(
                 Statement::new(OWNER, vec![SqlValue::Text(None), version, id.into()]),
             ),
+            DecodedEvent::Conversation(ConversationEvent::HandedOff { group, .. }) => {
+                out.push(Statement::new(
+                    HANDED_OFF,
+                    vec![group.map(|g| g.to_string()).into(), version, id.into()],
+                ));
+            }
             DecodedEvent::Conversation(ConversationEvent::StatusChanged { status, .. }) => {
                 let snoozed_until = match status {
                     ConversationStatus::Snoozed { until } => Some(until.unix_millis()),

@@ -27,6 +27,7 @@ fn actor(n: u128, role: Role) -> Actor {
         groups: vec![],
         permissions: Permissions::for_role(role),
         on_duty: true,
+        bot: false,
     }
 }
 fn alice() -> Actor {
