@@ -73,6 +73,8 @@ impl Deliverer {
             .timeout(settings.timeout)
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        // Exported from the start, so an alert on its increase has a series before the first.
+        metrics::counter!(crate::metrics::OUTGOING_DISABLED).increment(0);
         Ok(Self {
             log,
             frameworks,
