@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use switchboard_domain::webhook_endpoint::{EndpointSpec, WebhookEndpointCommand};
+use switchboard_domain::webhook_endpoint::{EndpointSpec, WebhookEndpoint, WebhookEndpointCommand};
 use switchboard_projections::webhook_endpoints::{self, EndpointView};
 use switchboard_projections::ProjectionError;
 use switchboard_store::{Database, EventRepository, RecordedEvent};
@@ -242,6 +242,14 @@ impl Deliverer {
                 if track.kind != "live" {
                     state::remove(db, &track.id).await?;
                 }
+                return Ok(track);
+            }
+            // Checked after the read: an event appended after a disabling is never sent.
+            let (endpoint, _) = self
+                .log
+                .load_aggregate::<WebhookEndpoint>(endpoint_id)
+                .await?;
+            if !endpoint.enabled() {
                 return Ok(track);
             }
             let mut facts = Facts::load(&self.log, &batch).await?;

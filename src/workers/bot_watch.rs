@@ -26,13 +26,16 @@ use crate::telemetry::error_chain;
 
 /// Conversations with the bot whose customer has waited since before `$1` (all waiting ones
 /// when `$1` is the far future), oldest wait first.
-const CANDIDATES: &str = "select id from conversations
+const CANDIDATES: &str = "select id, last_customer_message_at from conversations
     where status = 'pending' and owner_agent_id is null and waiting_since is not null
       and waiting_since <= $1
     order by waiting_since, id limit 500";
 
 /// The bot-reply watch.
 pub struct BotWatch {
+    /// Conversations the aggregate declined, not asked again until their customer writes
+    /// (the key) or, when the wait is not due yet, until it is (Unix ms); bounded.
+    declined: std::sync::Mutex<std::collections::HashMap<String, (Option<i64>, i64)>>,
     database: Database,
     frameworks: Frameworks,
     clock: Arc<dyn Clock>,
@@ -48,6 +51,7 @@ impl BotWatch {
         settings: OutgoingSettings,
     ) -> Self {
         Self {
+            declined: std::sync::Mutex::default(),
             database,
             frameworks,
             clock,
@@ -86,11 +90,20 @@ impl BotWatch {
             now.unix_millis()
                 .saturating_sub(timeout.saturating_mul(1000))
         };
-        let ids: Vec<String> = with_pool!(&self.database, pool =>
-            sqlx::query_scalar(CANDIDATES).bind(before).fetch_all(pool).await?);
+        let rows: Vec<(String, Option<i64>)> = with_pool!(&self.database, pool =>
+            sqlx::query_as(CANDIDATES).bind(before).fetch_all(pool).await?);
         let metadata = actor_metadata(None, now);
         let mut handed = 0;
-        for id in ids {
+        for (id, wrote_at) in rows {
+            // While the bot is unreachable a wait is due at once: skip only those not waiting.
+            let at = if unreachable {
+                i64::MAX - 1
+            } else {
+                now.unix_millis()
+            };
+            if self.still_declined(&id, wrote_at, at) {
+                continue;
+            }
             let command = ConversationCommand::HandOffUnanswered {
                 timeout_seconds: timeout,
                 bot_unreachable: unreachable,
@@ -112,11 +125,37 @@ impl BotWatch {
                     metrics::counter!(crate::metrics::BOT_HANDOFFS, "reason" => reason)
                         .increment(1);
                 }
-                Ok(_) => {}
+                Ok(conversation) => {
+                    let due = conversation
+                        .awaiting_bot_since()
+                        .map_or(i64::MAX, |since| since.plus_seconds(timeout).unix_millis());
+                    self.decline(id, wrote_at, due);
+                }
                 Err(error) => tracing::warn!(conversation = %id, %error, "hand-off failed"),
             }
         }
         Ok(handed)
+    }
+
+    fn still_declined(&self, id: &str, wrote_at: Option<i64>, now: i64) -> bool {
+        let declined = self
+            .declined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        declined
+            .get(id)
+            .is_some_and(|(key, until)| *key == wrote_at && now < *until)
+    }
+
+    fn decline(&self, id: String, wrote_at: Option<i64>, until: i64) {
+        let mut declined = self
+            .declined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if declined.len() >= 100_000 {
+            declined.clear();
+        }
+        declined.insert(id, (wrote_at, until));
     }
 
     /// Runs passes until `shutdown`.
