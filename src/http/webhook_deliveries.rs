@@ -184,10 +184,11 @@ async fn purge_dead_letters(
 async fn retry_dead_letter(
     State(state): State<AppState>,
     auth: AuthAgent,
-    Path((id, position)): Path<(String, i64)>,
+    Path((id, position)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
     current(&state, &id).await?;
+    let position = dead_letter_position(&position)?;
     if state::remove_dead_letters(&state.database, &id, Some(position)).await? == 0 {
         return Err(ApiError::NotFound("dead letter"));
     }
@@ -197,6 +198,14 @@ async fn retry_dead_letter(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// A dead letter's position from the path: not a position, no such dead letter.
+fn dead_letter_position(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(ApiError::NotFound("dead letter"))
+}
+
 /// Forgets one dead letter. Admins only.
 #[utoipa::path(delete, path = "/api/webhook-endpoints/{id}/dead-letters/{position}", operation_id = "purgeEndpointDeadLetter", tag = "integrations",
     params(("id" = String, Path, description = "Endpoint id"), ("position" = i64, Path, description = "Event position")),
@@ -204,10 +213,11 @@ async fn retry_dead_letter(
 async fn purge_dead_letter(
     State(state): State<AppState>,
     auth: AuthAgent,
-    Path((id, position)): Path<(String, i64)>,
+    Path((id, position)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
     current(&state, &id).await?;
+    let position = dead_letter_position(&position)?;
     if state::remove_dead_letters(&state.database, &id, Some(position)).await? == 0 {
         return Err(ApiError::NotFound("dead letter"));
     }
