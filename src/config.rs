@@ -32,6 +32,8 @@ pub struct Settings {
     pub media: crate::media::MediaSettings,
     /// Outgoing webhooks and the bot.
     pub outgoing: crate::outgoing::OutgoingSettings,
+    /// The event log on NATS JetStream.
+    pub stream: crate::stream::StreamSettings,
 }
 
 /// Agents' live sockets (Socket.IO).
@@ -363,6 +365,9 @@ pub struct ServeArgs {
     /// Outgoing webhooks and the bot.
     #[command(flatten)]
     pub outgoing: crate::outgoing::OutgoingArgs,
+    /// The event log on NATS JetStream.
+    #[command(flatten)]
+    pub stream: crate::stream::StreamArgs,
     /// Meta app secret(s) that sign webhooks, comma-separated. Prefer the environment variable.
     #[arg(
         long,
@@ -608,6 +613,7 @@ impl ServeArgs {
                 )
             },
             outgoing: self.outgoing.settings()?,
+            stream: self.stream.settings(),
         })
     }
 

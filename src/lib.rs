@@ -35,6 +35,7 @@ pub mod realtime;
 pub mod replay;
 pub mod simulator;
 pub mod startup;
+pub mod stream;
 pub mod telemetry;
 pub mod transaction;
 pub mod webhooks;

@@ -67,6 +67,14 @@ pub const OUTGOING_DISABLED: &str = "switchboard_outgoing_webhook_endpoints_disa
 pub const OUTGOING_FAILING: &str = "switchboard_outgoing_webhook_endpoints_failing";
 /// Conversations handed from the bot to the humans, by reason.
 pub const BOT_HANDOFFS: &str = "switchboard_bot_handoffs_total";
+/// Events in the log not yet published to NATS JetStream.
+pub const STREAM_LAG: &str = "switchboard_stream_lag_events";
+/// Failed attempts at publishing to NATS JetStream.
+pub const STREAM_PUBLISH_ERRORS: &str = "switchboard_stream_publish_errors_total";
+/// 1 while this instance holds the stream publisher's lease.
+pub const STREAM_LEADER: &str = "switchboard_stream_leader";
+/// Events published to NATS JetStream (acknowledged).
+pub const STREAM_PUBLISHED: &str = "switchboard_stream_published_total";
 /// Agents' sockets connected to this instance.
 pub const SOCKETS_CONNECTED: &str = "switchboard_sockets_connected";
 /// Log events pushed to sockets.
@@ -186,6 +194,19 @@ fn describe() {
     describe_gauge!(
         OUTGOING_FAILING,
         "Outgoing webhook endpoints failing without a success since"
+    );
+    describe_gauge!(
+        STREAM_LAG,
+        "Events in the log not yet published to NATS JetStream"
+    );
+    describe_counter!(
+        STREAM_PUBLISH_ERRORS,
+        "Failed attempts at publishing to NATS JetStream"
+    );
+    describe_counter!(STREAM_PUBLISHED, "Events published to NATS JetStream");
+    describe_gauge!(
+        STREAM_LEADER,
+        "1 while this instance publishes the log to NATS JetStream"
     );
     describe_counter!(
         BOT_HANDOFFS,

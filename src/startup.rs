@@ -110,6 +110,9 @@ impl Application {
             sockets_connected: Arc::default(),
             media,
             outgoing: Arc::new(settings.outgoing.clone()),
+            stream: Arc::new(crate::stream::StreamStatus::new(
+                settings.stream.url.is_some(),
+            )),
         };
         Ok(Self {
             first_admin,
@@ -241,6 +244,14 @@ impl Application {
                 self.settings.outgoing.clone(),
             );
             workers.spawn(watch.run(stopped.clone()));
+        }
+        if self.settings.stream.url.is_some() {
+            let publisher = crate::stream::publisher::Publisher::new(
+                self.state.log.clone(),
+                self.settings.stream.clone(),
+                Arc::clone(&self.state.stream),
+            );
+            workers.spawn(publisher.run(stopped.clone()));
         }
         if let Some(keep) = self.settings.media.retention {
             let retention = crate::media::retention::Retention::new(

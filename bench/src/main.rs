@@ -12,6 +12,7 @@ mod rebuild;
 mod server;
 mod sockets;
 mod stats;
+mod stream;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// Webhook-to-socket latency at a given rate, and memory per idle connected socket.
     Sockets(sockets::SocketArgs),
+    /// The NATS JetStream publisher: throughput over a filled log, end-to-end latency.
+    Stream(stream::StreamArgs),
     /// Latency of filtered inbox views and of search over a large read model.
     Inbox(inbox::InboxArgs),
     /// Floods of concurrent failed logins from many addresses: server memory and health latency.
@@ -50,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sockets(args) => sockets::run(args).await,
         Command::Logins(args) => logins::run(args).await,
         Command::Inbox(args) => inbox::run(args).await,
+        Command::Stream(args) => stream::run(args).await,
         Command::LoginServer => logins::serve().await,
     }
 }

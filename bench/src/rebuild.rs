@@ -10,7 +10,7 @@ use switchboard::startup::connect_store;
 use switchboard_domain::conversation::ConversationEvent;
 use switchboard_domain::message::{MessageContent, MessageEvent};
 use switchboard_domain::{ConversationId, Customer, PhoneNumberId, Timestamp, WaMessageId};
-use switchboard_store::NewEvent;
+use switchboard_store::{EventRepository, NewEvent};
 
 use crate::server::BenchDatabase;
 
@@ -32,6 +32,35 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     let picked = BenchDatabase::pick().await?;
     let backend = format!("{:?}", picked.config.backend());
     let (database, log, _) = connect_store(&picked.config).await?;
+    let n = fill(&log, args.events, args.customers).await?;
+
+    let rebuild_started = Instant::now();
+    let replayed = replay::rebuild(&log, &args.projections).await?;
+    let seconds = rebuild_started.elapsed().as_secs_f64();
+    println!(
+        "rebuild of every read model, {backend}, {n} messages from {} customers",
+        args.customers
+    );
+    println!("{:<28} {:>12}", "events replayed", replayed);
+    println!("{:<28} {:>12.1}", "seconds", seconds);
+    println!("{:<28} {:>12.0}", "events/s", replayed as f64 / seconds);
+    database.close().await;
+    picked.clean_up().await?;
+    Ok(())
+}
+
+/// Appends about `events` events to `log`: customers' messages spread over `customers`
+/// conversations (a start, then per message a conversation and a message event). Answers how
+/// many messages.
+///
+/// # Errors
+/// Storage failures.
+pub async fn fill(log: &EventRepository, events: u64, customers: u64) -> anyhow::Result<u64> {
+    let args = RebuildArgs {
+        events,
+        customers,
+        projections: vec![],
+    };
     let phone = PhoneNumberId::new("120000000000001");
     let metadata = json!({"actor": "meta"});
     let started = Instant::now();
@@ -111,18 +140,5 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
         "\rwrote {written} events in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-
-    let rebuild_started = Instant::now();
-    let replayed = replay::rebuild(&log, &args.projections).await?;
-    let seconds = rebuild_started.elapsed().as_secs_f64();
-    println!(
-        "rebuild of every read model, {backend}, {n} messages from {} customers",
-        args.customers
-    );
-    println!("{:<28} {:>12}", "events replayed", replayed);
-    println!("{:<28} {:>12.1}", "seconds", seconds);
-    println!("{:<28} {:>12.0}", "events/s", replayed as f64 / seconds);
-    database.close().await;
-    picked.clean_up().await?;
-    Ok(())
+    Ok(n)
 }

@@ -105,6 +105,7 @@ pub fn settings(database: DatabaseConfig) -> Settings {
         outbound: switchboard::config::OutboundSettings::default(),
         realtime: switchboard::config::RealtimeSettings::default(),
         outgoing: switchboard::outgoing::OutgoingSettings::default(),
+        stream: switchboard::stream::StreamSettings::default(),
         media: switchboard::media::MediaSettings::in_dir(
             std::env::temp_dir().join(format!("switchboard-bench-media-{}", std::process::id())),
         ),

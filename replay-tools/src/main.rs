@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+
+mod consume;
 use clap::{Parser, Subcommand};
 use switchboard::clock::SystemClock;
 use switchboard::config::DatabaseArgs;
@@ -66,6 +68,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the event stream from NATS JetStream (one JSON envelope a line) with a durable
+    /// consumer, acknowledging each event; run again with the same name to go on.
+    Consume {
+        /// The NATS server.
+        #[arg(long, env = "SWITCHBOARD_NATS_URL")]
+        nats: String,
+        /// The durable consumer's name.
+        #[arg(long)]
+        durable: String,
+        /// The stream.
+        #[arg(
+            long,
+            env = "SWITCHBOARD_NATS_STREAM",
+            default_value = "SWITCHBOARD_EVENTS"
+        )]
+        stream: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Stop once no event came for this many seconds.
+        #[arg(long)]
+        idle_seconds: Option<u64>,
+    },
     /// Run stored raw webhooks through the current parser again (idempotent).
     ReprocessWebhooks {
         /// Only webhooks received since this time (RFC 3339).
@@ -104,6 +129,25 @@ fn time(text: &str) -> anyhow::Result<Timestamp> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Consume {
+        nats,
+        durable,
+        stream,
+        limit,
+        idle_seconds,
+    } = cli.command
+    {
+        let consumed = consume::run(consume::Consume {
+            url: nats,
+            stream,
+            durable,
+            limit,
+            idle: idle_seconds.map(std::time::Duration::from_secs),
+        })
+        .await?;
+        eprintln!("{consumed} events");
+        return Ok(());
+    }
     let config = cli.database.config().context("invalid DATABASE_URL")?;
     let (database, log, frameworks) = connect_store(&config).await.context("opening the store")?;
     let started = Instant::now();
@@ -214,6 +258,8 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        // Handled before the store is opened: it needs none.
+        Command::Consume { .. } => {}
         Command::ReprocessWebhooks {
             since,
             failed_only,

@@ -135,6 +135,7 @@ async fn detailed(
             "connected": state.sockets_connected.load(std::sync::atomic::Ordering::Relaxed),
         },
         "sender": sender(&state, counts.as_ref()),
+        "stream": state.stream.health(),
     });
     let status = if healthy {
         StatusCode::OK

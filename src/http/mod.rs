@@ -93,6 +93,8 @@ pub struct AppState {
     pub media: crate::media::MediaStore,
     /// Outgoing webhooks and the bot.
     pub outgoing: Arc<crate::outgoing::OutgoingSettings>,
+    /// The NATS JetStream publisher's state.
+    pub stream: Arc<crate::stream::StreamStatus>,
 }
 
 /// Each module's routes, documented.

@@ -182,6 +182,7 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
             sla_interval: std::time::Duration::from_millis(50),
             ..Default::default()
         },
+        stream: switchboard::stream::StreamSettings::default(),
         outgoing: switchboard::outgoing::OutgoingSettings {
             allow_private: true,
             poll_interval: std::time::Duration::from_millis(20),
@@ -298,6 +299,14 @@ impl TestApp {
         let mut settings = self.settings.clone();
         adjust(&mut settings);
         Self::start_with_admin(settings, self.clock.clone(), None, Some(self.admin.clone())).await
+    }
+
+    /// This app's database as `switchboard` command-line flags (for processes of its own).
+    pub fn database_args(&self) -> Vec<String> {
+        self.fresh
+            .as_ref()
+            .map(|f| f.cli_args.clone())
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {

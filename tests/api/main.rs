@@ -41,6 +41,7 @@ mod s3;
 mod sending;
 mod sla;
 mod socket_client;
+mod stream;
 mod templates;
 mod third_party;
 mod webhooks;

@@ -1,0 +1,283 @@
+//! The JetStream publisher: while it holds the lease, reads the log after the last position
+//! JetStream acknowledged and publishes each event, a batch at a time (publishes pipelined,
+//! acknowledgements awaited in order), storing the new position once a batch is acknowledged.
+//! NATS down or slow: the log grows, nothing is lost; the publisher retries with backoff and
+//! reports the lag, and catches up when NATS is back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::HeaderMap;
+use switchboard_store::{EventRepository, LogCursor, RecordedEvent, StoreError};
+use tokio::sync::watch;
+
+use super::{lease, redact, StreamSettings, StreamStatus};
+use crate::clock::wall_millis;
+use crate::realtime::{conversation_of, Envelope};
+use crate::telemetry::error_chain;
+
+/// Why publishing stopped for now (retried with backoff).
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("the event log failed")]
+    Store(#[from] StoreError),
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+fn nats(error: impl std::fmt::Display) -> PublishError {
+    PublishError::Nats(error.to_string())
+}
+
+/// The longest wait between two attempts while NATS fails.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The publisher worker.
+pub struct Publisher {
+    log: EventRepository,
+    settings: StreamSettings,
+    status: Arc<StreamStatus>,
+    /// This instance, as the lease knows it.
+    holder: String,
+}
+
+/// A connected session: where it stands and what JetStream last holds.
+struct Session {
+    context: jetstream::Context,
+    cursor: LogCursor,
+    /// The id of the stream's last message: the expected predecessor of the next one.
+    last_id: Option<String>,
+}
+
+impl Publisher {
+    /// A publisher for `settings` (whose URL must be set).
+    pub fn new(log: EventRepository, settings: StreamSettings, status: Arc<StreamStatus>) -> Self {
+        Self {
+            log,
+            settings,
+            status,
+            holder: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Publishes until `shutdown`, then gives the lease up.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let Some(url) = self.settings.url.clone() else {
+            return;
+        };
+        let mut appended = self.log.appended();
+        let mut session: Option<Session> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let wait = match self.step(&url, &mut session).await {
+                Ok(true) => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(false) => self.settings.lease / 3,
+                Err(error) => {
+                    let message = error_chain(&error);
+                    tracing::warn!(error = %message, "publishing to NATS failed; retrying");
+                    self.status.failed(message);
+                    self.status.set_connected(false);
+                    session = None;
+                    self.report_lag().await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = appended.changed() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.status.set_leader(false);
+        if let Err(error) =
+            lease::release(self.log.database(), &self.settings.stream, &self.holder).await
+        {
+            tracing::warn!(error = %error_chain(&error), "stream lease not released");
+        }
+    }
+
+    /// One step: `true` when it published something (go on at once), `false` when there was
+    /// nothing to do or another instance publishes.
+    async fn step(&self, url: &str, session: &mut Option<Session>) -> Result<bool, PublishError> {
+        let db = self.log.database();
+        let stream = &self.settings.stream;
+        if !lease::acquire(db, stream, &self.holder, wall_millis(), self.lease_ms()).await? {
+            self.status.set_leader(false);
+            *session = None;
+            self.report_lag().await;
+            return Ok(false);
+        }
+        self.status.set_leader(true);
+        if session.is_none() {
+            *session = Some(self.connect(url).await?);
+        }
+        let Some(current) = session.as_mut() else {
+            return Ok(false);
+        };
+        let batch = self
+            .log
+            .read_all(current.cursor, self.settings.batch)
+            .await?;
+        if batch.is_empty() {
+            lease::save(
+                db,
+                stream,
+                &self.holder,
+                current.cursor,
+                wall_millis(),
+                self.lease_ms(),
+            )
+            .await?;
+            self.status.published(current.cursor.position, 0);
+            return Ok(false);
+        }
+        self.publish(current, &batch).await?;
+        if !lease::save(
+            db,
+            stream,
+            &self.holder,
+            current.cursor,
+            wall_millis(),
+            self.lease_ms(),
+        )
+        .await?
+        {
+            // Another instance took over meanwhile: it resumes after the stream's last message.
+            *session = None;
+            return Ok(false);
+        }
+        let head = self.log.head().await?;
+        let lag = self.log.unread_before(current.cursor, head).await?;
+        self.status.published(current.cursor.position, lag);
+        Ok(true)
+    }
+
+    /// Connects, makes sure the stream exists, and finds where to resume: after the stream's
+    /// own last message when it names a position of the log, else after the stored position.
+    async fn connect(&self, url: &str) -> Result<Session, PublishError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(nats)?;
+        self.status.set_connected(true);
+        let context = jetstream::new(client);
+        let mut created = context
+            .get_or_create_stream(stream::Config {
+                name: self.settings.stream.clone(),
+                subjects: vec![format!("{}.>", self.settings.subject_prefix)],
+                max_age: self.settings.max_age,
+                num_replicas: self.settings.replicas,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let state = created.info().await.map_err(nats)?.state.clone();
+        let last_id = if state.messages > 0 {
+            created
+                .get_raw_message(state.last_sequence)
+                .await
+                .ok()
+                .and_then(|m| {
+                    m.headers
+                        .get(async_nats::header::NATS_MESSAGE_ID)
+                        .map(|v| v.as_str().to_owned())
+                })
+        } else {
+            None
+        };
+        let stored = lease::cursor(self.log.database(), &self.settings.stream).await?;
+        let from_stream = match last_id.as_deref().and_then(|id| id.parse::<i64>().ok()) {
+            Some(position) => self.log.cursor_after(position).await.ok(),
+            None => None,
+        };
+        Ok(Session {
+            context,
+            cursor: from_stream.unwrap_or(stored).max(stored),
+            last_id,
+        })
+    }
+
+    /// Publishes `batch` in order; on success the session stands after its last event.
+    async fn publish(
+        &self,
+        session: &mut Session,
+        batch: &[RecordedEvent],
+    ) -> Result<(), PublishError> {
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut previous = session.last_id.clone();
+        for event in batch {
+            let id = event.position.to_string();
+            let headers = self.headers(event, &id, previous.as_deref());
+            let subject = format!(
+                "{}.{}.{}",
+                self.settings.subject_prefix, event.aggregate_type, event.event_type
+            );
+            let mut body = serde_json::to_value(Envelope::from(event.clone()))
+                .map_err(|e| PublishError::Nats(e.to_string()))?;
+            if self.settings.redact_content {
+                body = redact::redact(body);
+            }
+            let payload = serde_json::to_vec(&body).unwrap_or_default();
+            let ack = session
+                .context
+                .publish_with_headers(subject, headers, payload.into())
+                .await
+                .map_err(nats)?;
+            pending.push((event.cursor, id.clone(), ack));
+            previous = Some(id);
+        }
+        for (cursor, id, ack) in pending {
+            ack.await.map_err(nats)?;
+            session.cursor = cursor;
+            session.last_id = Some(id);
+        }
+        metrics::counter!(crate::metrics::STREAM_PUBLISHED).increment(batch.len() as u64);
+        Ok(())
+    }
+
+    fn headers(&self, event: &RecordedEvent, id: &str, previous: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+        if let Some(previous) = previous {
+            headers.insert(async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID, previous);
+        }
+        headers.insert("Switchboard-Position", id);
+        headers.insert("Switchboard-Aggregate-Type", event.aggregate_type.as_str());
+        headers.insert("Switchboard-Aggregate-Id", event.aggregate_id.as_str());
+        if let Some(conversation) = conversation_of(event) {
+            headers.insert("Switchboard-Conversation-Id", conversation);
+        }
+        if let Some(request) = event.metadata.get("request_id").and_then(|v| v.as_str()) {
+            headers.insert("Switchboard-Request-Id", request);
+        }
+        headers
+    }
+
+    /// Counts the events after the stored position (what any instance's health can tell).
+    async fn report_lag(&self) {
+        let counted = async {
+            let cursor = lease::cursor(self.log.database(), &self.settings.stream).await?;
+            let head = self.log.head().await?;
+            self.log.unread_before(cursor, head).await
+        }
+        .await;
+        match counted {
+            Ok(lag) => self.status.set_lag(lag),
+            Err(error) => tracing::warn!(error = %error_chain(&error), "stream lag not counted"),
+        }
+    }
+}
