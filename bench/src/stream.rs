@@ -48,10 +48,12 @@ async fn wait_for_messages(
     name: &str,
     count: u64,
 ) -> anyhow::Result<()> {
-    let mut stream = context.get_stream(name).await?;
     loop {
-        if stream.info().await?.state.messages >= count {
-            return Ok(());
+        // The publisher creates the stream when it starts.
+        if let Ok(mut stream) = context.get_stream(name).await {
+            if stream.info().await?.state.messages >= count {
+                return Ok(());
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -154,8 +156,11 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     );
     println!("{:<40} {:>12.2}", "ratio", publish_rate / base_rate);
 
-    latency(&args, &picked).await?;
     picked.clean_up().await?;
+    // A database of its own: the latency run starts from an empty log.
+    let fresh = BenchDatabase::pick().await?;
+    latency(&args, &fresh).await?;
+    fresh.clean_up().await?;
     Ok(())
 }
 

@@ -55,7 +55,7 @@ impl Default for StreamSettings {
             max_age: Duration::ZERO,
             replicas: 1,
             lease: Duration::from_secs(10),
-            batch: 500,
+            batch: 1000,
         }
     }
 }

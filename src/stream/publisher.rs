@@ -5,7 +5,7 @@
 //! reports the lag, and catches up when NATS is back.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
@@ -30,6 +30,8 @@ fn nats(error: impl std::fmt::Display) -> PublishError {
     PublishError::Nats(error.to_string())
 }
 
+/// How often the position is stored while publishing.
+const SAVE_EVERY: Duration = Duration::from_millis(250);
 /// The longest wait between two attempts while NATS fails.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -40,6 +42,9 @@ pub struct Publisher {
     status: Arc<StreamStatus>,
     /// This instance, as the lease knows it.
     holder: String,
+    /// When the lag was last counted (a count over the unpublished part of the log: done at
+    /// most twice a second, not per batch, or it would cost more than publishing).
+    counted: std::sync::Mutex<Option<Instant>>,
 }
 
 /// A connected session: where it stands and what JetStream last holds.
@@ -48,6 +53,9 @@ struct Session {
     cursor: LogCursor,
     /// The id of the stream's last message: the expected predecessor of the next one.
     last_id: Option<String>,
+    /// The position last stored, and when (the lease was renewed then too).
+    saved: LogCursor,
+    saved_at: Instant,
 }
 
 impl Publisher {
@@ -58,6 +66,7 @@ impl Publisher {
             settings,
             status,
             holder: uuid::Uuid::new_v4().to_string(),
+            counted: std::sync::Mutex::new(None),
         }
     }
 
@@ -111,15 +120,32 @@ impl Publisher {
     /// One step: `true` when it published something (go on at once), `false` when there was
     /// nothing to do or another instance publishes.
     async fn step(&self, url: &str, session: &mut Option<Session>) -> Result<bool, PublishError> {
-        let db = self.log.database();
-        let stream = &self.settings.stream;
-        if !lease::acquire(db, stream, &self.holder, wall_millis(), self.lease_ms()).await? {
-            self.status.set_leader(false);
-            *session = None;
-            self.report_lag().await;
-            return Ok(false);
+        // Renewed by every save; asked again only when a third of the lease has passed.
+        let holding = session
+            .as_ref()
+            .is_some_and(|s| s.saved_at.elapsed() < self.settings.lease / 3);
+        if !holding {
+            let db = self.log.database();
+            let now = wall_millis();
+            if !lease::acquire(
+                db,
+                &self.settings.stream,
+                &self.holder,
+                now,
+                self.lease_ms(),
+            )
+            .await?
+            {
+                self.status.set_leader(false);
+                *session = None;
+                self.report_lag().await;
+                return Ok(false);
+            }
+            self.status.set_leader(true);
+            if let Some(current) = session.as_mut() {
+                current.saved_at = Instant::now();
+            }
         }
-        self.status.set_leader(true);
         if session.is_none() {
             *session = Some(self.connect(url).await?);
         }
@@ -131,37 +157,53 @@ impl Publisher {
             .read_all(current.cursor, self.settings.batch)
             .await?;
         if batch.is_empty() {
-            lease::save(
-                db,
-                stream,
-                &self.holder,
-                current.cursor,
-                wall_millis(),
-                self.lease_ms(),
-            )
-            .await?;
             self.status.published(current.cursor.position, 0);
+            if current.saved != current.cursor && !self.save(current).await? {
+                *session = None;
+            }
             return Ok(false);
         }
         self.publish(current, &batch).await?;
-        if !lease::save(
-            db,
-            stream,
+        // The stream itself says where to resume; the stored position is its fallback, so it
+        // is written a few times a second, not after every batch.
+        if current.saved_at.elapsed() >= SAVE_EVERY && !self.save(current).await? {
+            // Another instance took over meanwhile: it resumes after the stream's last message.
+            *session = None;
+            return Ok(false);
+        }
+        let due = {
+            let mut counted = self
+                .counted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = counted.is_none_or(|at| at.elapsed() >= Duration::from_millis(500));
+            if due {
+                *counted = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            let head = self.log.head().await?;
+            let lag = self.log.unread_before(current.cursor, head).await?;
+            self.status.published(current.cursor.position, lag);
+        }
+        Ok(true)
+    }
+
+    /// Stores the session's position and renews the lease; `false` when the lease was lost.
+    async fn save(&self, current: &mut Session) -> Result<bool, PublishError> {
+        let held = lease::save(
+            self.log.database(),
+            &self.settings.stream,
             &self.holder,
             current.cursor,
             wall_millis(),
             self.lease_ms(),
         )
-        .await?
-        {
-            // Another instance took over meanwhile: it resumes after the stream's last message.
-            *session = None;
-            return Ok(false);
-        }
-        let head = self.log.head().await?;
-        let lag = self.log.unread_before(current.cursor, head).await?;
-        self.status.published(current.cursor.position, lag);
-        Ok(true)
+        .await?;
+        current.saved = current.cursor;
+        current.saved_at = Instant::now();
+        Ok(held)
     }
 
     /// Connects, makes sure the stream exists, and finds where to resume: after the stream's
@@ -208,6 +250,8 @@ impl Publisher {
             context,
             cursor: from_stream.unwrap_or(stored).max(stored),
             last_id,
+            saved: stored,
+            saved_at: Instant::now(),
         })
     }
 
@@ -226,12 +270,15 @@ impl Publisher {
                 "{}.{}.{}",
                 self.settings.subject_prefix, event.aggregate_type, event.event_type
             );
-            let mut body = serde_json::to_value(Envelope::from(event.clone()))
-                .map_err(|e| PublishError::Nats(e.to_string()))?;
-            if self.settings.redact_content {
-                body = redact::redact(body);
+            let envelope = Envelope::from(event.clone());
+            let payload = if self.settings.redact_content {
+                serde_json::to_value(envelope)
+                    .map(redact::redact)
+                    .and_then(|body| serde_json::to_vec(&body))
+            } else {
+                serde_json::to_vec(&envelope)
             }
-            let payload = serde_json::to_vec(&body).unwrap_or_default();
+            .map_err(|e| PublishError::Nats(e.to_string()))?;
             let ack = session
                 .context
                 .publish_with_headers(subject, headers, payload.into())
