@@ -46,6 +46,25 @@ pub(super) async fn dispatch(
     Ok(Json(json!({ "id": id, "version": conversation.version() })))
 }
 
+/// 422 `unknown_group` unless `group` (when given) exists.
+async fn known_group(state: &AppState, group: Option<GroupId>) -> Result<(), ApiError> {
+    let Some(group) = group else {
+        return Ok(());
+    };
+    let (found, _) = state
+        .log
+        .load_aggregate::<Group>(&group.to_string())
+        .await?;
+    if found.exists() {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable {
+            code: "unknown_group",
+            message: format!("no group {group}"),
+        })
+    }
+}
+
 fn write(auth: AuthAgent, expected_version: Option<u64>, at: Timestamp) -> Write {
     Write {
         actor: auth.actor,
@@ -87,18 +106,7 @@ async fn assign(
             });
         }
     }
-    if let Some(group) = request.group_id {
-        let (found, _) = state
-            .log
-            .load_aggregate::<Group>(&group.to_string())
-            .await?;
-        if !found.exists() {
-            return Err(ApiError::Unprocessable {
-                code: "unknown_group",
-                message: format!("no group {group}"),
-            });
-        }
-    }
+    known_group(&state, request.group_id).await?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::Assign {
         write: write(auth, request.expected_version, state.clock.now()),
@@ -200,18 +208,7 @@ async fn hand_off(
             message: "a hand-off needs a reason".to_owned(),
         });
     }
-    if let Some(group) = request.group_id {
-        let (found, _) = state
-            .log
-            .load_aggregate::<Group>(&group.to_string())
-            .await?;
-        if !found.exists() {
-            return Err(ApiError::Unprocessable {
-                code: "unknown_group",
-                message: format!("no group {group}"),
-            });
-        }
-    }
+    known_group(&state, request.group_id).await?;
     let by = auth.actor.agent_id;
     let command = ConversationCommand::HandOff {
         write: write(auth, request.expected_version, state.clock.now()),
