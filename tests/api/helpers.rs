@@ -185,7 +185,9 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
         stream: switchboard::stream::StreamSettings::default(),
         outgoing: switchboard::outgoing::OutgoingSettings {
             allow_private: true,
-            poll_interval: std::time::Duration::from_millis(20),
+            // Deliveries also wake on every append; the poll is for retries coming due and the
+            // bot-reply watch, and polling faster only adds reads to SQLite's one file.
+            poll_interval: std::time::Duration::from_millis(200),
             retry_schedule: vec![std::time::Duration::from_millis(200); 3],
             ..Default::default()
         },

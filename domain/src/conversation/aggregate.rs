@@ -4,7 +4,6 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::Role;
 use crate::conversation::{
     ConversationCommand, ConversationError, ConversationEvent, ConversationStatus, Lock, Tag,
     Write, MAX_TAGS,
@@ -65,16 +64,6 @@ impl Conversation {
     /// The owning agent (`None`: the bot).
     pub fn owner(&self) -> Option<AgentId> {
         self.owner
-    }
-
-    /// Whether the bot has it: no agent owns it and its status is pending.
-    pub fn with_bot(&self) -> bool {
-        self.owner.is_none() && self.status == ConversationStatus::Pending
-    }
-
-    /// Since when the customer has been waiting for the bot's answer, if they are.
-    pub fn awaiting_bot_since(&self) -> Option<Timestamp> {
-        self.awaiting_bot_since
     }
 
     /// The status.
@@ -267,43 +256,8 @@ impl Conversation {
                 self.authorize_write(&write)?;
                 Ok(self.hand_back(&write, reason))
             }
-            ConversationCommand::HandOff {
-                write,
-                group,
-                reason,
-            } => {
-                self.authorize_write(&write)?;
-                if !self.with_bot() {
-                    return Err(ConversationError::NotWithBot);
-                }
-                Ok(vec![ConversationEvent::HandedOff {
-                    group: group.or(self.assigned_group),
-                    reason,
-                    by: Some(write.actor.agent_id),
-                    at: write.at,
-                }])
-            }
-            ConversationCommand::HandOffUnanswered {
-                timeout_seconds,
-                bot_unreachable,
-                at,
-            } => {
-                let Some(since) = self.awaiting_bot_since.filter(|_| self.with_bot()) else {
-                    return Ok(vec![]);
-                };
-                let reason = if bot_unreachable {
-                    "bot_unreachable"
-                } else if since.plus_seconds(timeout_seconds) <= at {
-                    "bot_timeout"
-                } else {
-                    return Ok(vec![]);
-                };
-                Ok(vec![ConversationEvent::HandedOff {
-                    group: self.assigned_group,
-                    reason: reason.to_owned(),
-                    by: None,
-                    at,
-                }])
+            ConversationCommand::HandOff { .. } | ConversationCommand::HandOffUnanswered { .. } => {
+                self.decide_bot(command)
             }
             ConversationCommand::ChangeStatus {
                 write,
@@ -368,82 +322,9 @@ impl Conversation {
                     at: write.at,
                 }])
             }
-            ConversationCommand::AcquireLock {
-                actor,
-                expected_version,
-                ttl_seconds,
-                at,
-            } => {
-                if ttl_seconds < 1 {
-                    return Err(ConversationError::InvalidTtl);
-                }
-                let agent = actor.agent_id;
-                self.authorize_write(&Write {
-                    actor,
-                    expected_version,
-                    at,
-                })?;
-                let expires_at = at.plus_seconds(ttl_seconds);
-                match self.lock {
-                    Some(lock) if lock.holds_at(at) => Ok(vec![ConversationEvent::LockRenewed {
-                        agent,
-                        renewed_at: at,
-                        expires_at,
-                    }]),
-                    lapsed => Ok(lapsed
-                        .map(|lock| ConversationEvent::LockExpired {
-                            agent: lock.agent,
-                            expired_at: lock.expires_at,
-                        })
-                        .into_iter()
-                        .chain([ConversationEvent::LockAcquired {
-                            agent,
-                            acquired_at: at,
-                            expires_at,
-                        }])
-                        .collect()),
-                }
-            }
-            ConversationCommand::ReleaseLock {
-                actor,
-                force,
-                reason,
-                at,
-            } => {
-                if !self.visible_to(&actor) {
-                    return Err(ConversationError::NotFound);
-                }
-                let Some(lock) = self.lock else {
-                    return Ok(vec![]);
-                };
-                if !lock.holds_at(at) {
-                    return Ok(vec![ConversationEvent::LockExpired {
-                        agent: lock.agent,
-                        expired_at: lock.expires_at,
-                    }]);
-                }
-                let forced = lock.agent != actor.agent_id;
-                if forced {
-                    let may_force = matches!(actor.role, Role::Supervisor | Role::Admin)
-                        && reason.as_deref().is_some_and(|r| !r.trim().is_empty());
-                    if !force {
-                        return Err(ConversationError::LockedByAnotherAgent {
-                            holder: lock.agent,
-                            until: lock.expires_at,
-                        });
-                    }
-                    if !may_force {
-                        return Err(ConversationError::ForceReleaseNotAllowed);
-                    }
-                }
-                Ok(vec![ConversationEvent::LockReleased {
-                    agent: lock.agent,
-                    by: actor.agent_id,
-                    forced,
-                    reason,
-                    at,
-                }])
-            }
+            ConversationCommand::AcquireLock { .. }
+            | ConversationCommand::ReleaseLock { .. }
+            | ConversationCommand::ExpireLock { .. } => self.decide_lock(command),
             ConversationCommand::AddNote { .. } | ConversationCommand::AutoAssign { .. } => {
                 self.decide_teamwork(command)
             }
@@ -459,15 +340,6 @@ impl Conversation {
                     at: write.at,
                 }])
             }
-            ConversationCommand::ExpireLock { at } => Ok(self
-                .lock
-                .filter(|lock| !lock.holds_at(at))
-                .map(|lock| ConversationEvent::LockExpired {
-                    agent: lock.agent,
-                    expired_at: lock.expires_at,
-                })
-                .into_iter()
-                .collect()),
             ConversationCommand::EvaluateSla { policies, at } => Ok(self.decide_sla(&policies, at)),
             ConversationCommand::WakeUp { at } => match self.status {
                 ConversationStatus::Snoozed { until } if until <= at => {
@@ -658,6 +530,8 @@ impl Aggregate for Conversation {
     }
 }
 
+mod bot;
+mod locks;
 mod sla;
 mod teamwork;
 pub use teamwork::{MAX_MENTIONS, MAX_NOTE_CHARS};

@@ -4,7 +4,7 @@
 use cqrs_es::test::TestFramework;
 
 use super::*;
-use crate::agent::{ChatScope, Permissions};
+use crate::agent::{ChatScope, Permissions, Role};
 use crate::WaMessageId;
 
 type ConversationTest = TestFramework<Conversation>;
