@@ -85,6 +85,22 @@ pub struct EventRepository {
     pub(crate) appended: Arc<watch::Sender<u64>>,
 }
 
+/// The gapless reader's query on PostgreSQL: the events after a cursor (`$1` transaction id,
+/// `$2` position) written by transactions below the high-water mark (`$4`), at most `$3`, in log
+/// order. The order names the table's columns: the output column `transaction_id` (cast to
+/// `bigint` for the client) would shadow them, and ordering by it cannot follow the
+/// `(transaction_id, position)` index, so every read sorted the whole unread rest of the log
+/// (100× slower on 100,000 unread events; a test checks the plan).
+pub const READ_ALL_POSTGRES: &str = "
+select position, transaction_id::text::bigint as transaction_id, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata,
+       (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms
+  from events
+ where (transaction_id, position) > ($1::text::xid8, $2)
+   and transaction_id < $4::text::xid8
+ order by events.transaction_id, events.position
+ limit $3";
+
 impl EventRepository {
     /// A repository over `database` (already migrated).
     pub fn new(database: Database) -> Self {
@@ -121,7 +137,8 @@ impl EventRepository {
         self.appended.subscribe()
     }
 
-    /// Up to `limit` events after `after`, in log order, never skipping one that commits late.
+    /// Up to `limit` events after `after`, in log order, never skipping one that commits late
+    /// (on PostgreSQL, [`READ_ALL_POSTGRES`] below the high-water mark).
     ///
     /// # Errors
     /// When the database fails.
@@ -130,15 +147,6 @@ impl EventRepository {
         after: LogCursor,
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        const POSTGRES: &str = "
-select position, transaction_id::text::bigint as transaction_id, aggregate_type, aggregate_id,
-       sequence, event_type, event_version, payload, metadata,
-       (extract(epoch from recorded_at) * 1000)::bigint as recorded_at_ms
-  from events
- where (transaction_id, position) > ($1::text::xid8, $2)
-   and transaction_id < $4::text::xid8
- order by transaction_id, position
- limit $3";
         const SQLITE: &str = "
 select position, 0 as transaction_id, aggregate_type, aggregate_id,
        sequence, event_type, event_version, payload, metadata,
@@ -151,7 +159,7 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         match &self.database {
             Database::Postgres(pool) => {
                 let mark = crate::high_water::mark(pool).await?;
-                let rows = sqlx::query(POSTGRES)
+                let rows = sqlx::query(READ_ALL_POSTGRES)
                     .bind(after.transaction_id.to_string())
                     .bind(after.position)
                     .bind(limit)

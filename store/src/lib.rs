@@ -27,7 +27,7 @@ pub mod upcast;
 
 pub use database::{Backend, Database, DatabaseConfig};
 pub use error::{error_chain, StoreError};
-pub use event_log::{EventRepository, LogCursor, RecordedEvent};
+pub use event_log::{EventRepository, LogCursor, RecordedEvent, READ_ALL_POSTGRES};
 pub use snapshot_store::{SnapshotStore, CONFLICT_RETRIES, KEPT_AGGREGATES};
 pub use sql::{SqlValue, Statement};
 pub use streams::{AppendError, Loaded, NewEvent, Snapshot, StreamEvent, SNAPSHOT_EVERY};

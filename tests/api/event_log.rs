@@ -155,3 +155,48 @@ async fn the_reader_pages_through_the_log_in_order(backend: Backend) {
 }
 
 on_both_backends!(the_reader_pages_through_the_log_in_order);
+
+/// The reader follows the log-order index and stops at its page: it never sorts the unread
+/// rest of the log (it did, ordering by its own `bigint` output column, which made every read
+/// of a long backlog cost a sort of all of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reader_reads_a_page_through_the_log_order_index_without_sorting() {
+    if crate::helpers::postgres_url().is_none() {
+        return;
+    }
+    let (database, _fresh) = migrated(Backend::Postgres).await;
+    let Database::Postgres(pool) = &database else {
+        unreachable!("PostgreSQL backend")
+    };
+    for batch in 0..4 {
+        sqlx::query(
+            "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             select 'Probe', $1 || g, 1, 'ProbeRecorded', '1.0', '{}', '{}' from generate_series(1, 5000) g",
+        )
+        .bind(format!("b{batch}-"))
+        .execute(pool)
+        .await
+        .expect("insert");
+    }
+    sqlx::query("analyze events")
+        .execute(pool)
+        .await
+        .expect("analyze");
+    let explain = format!(
+        "explain (format json) {}",
+        switchboard_store::READ_ALL_POSTGRES
+            .replace("$1", "'0'")
+            .replace("$2", "0")
+            .replace("$3", "1000")
+            .replace("$4", "'999999999'")
+    );
+    let plan: serde_json::Value = sqlx::query_scalar(&explain)
+        .fetch_one(pool)
+        .await
+        .expect("explain");
+    let text = plan.to_string();
+    assert!(
+        text.contains("events_log_order") && !text.contains("\"Sort\""),
+        "the reader's plan should scan the log-order index without a sort: {text}"
+    );
+}
