@@ -34,6 +34,8 @@ pub struct Settings {
     pub outgoing: crate::outgoing::OutgoingSettings,
     /// The event log on NATS JetStream.
     pub stream: crate::stream::StreamSettings,
+    /// Rate limits, CORS, timeouts, shutdown.
+    pub edge: crate::edge::EdgeSettings,
 }
 
 /// Agents' live sockets (Socket.IO).
@@ -198,6 +200,9 @@ pub enum ConfigError {
     /// An outgoing-webhook setting does not parse.
     #[error(transparent)]
     Outgoing(#[from] crate::outgoing::BadSetting),
+    /// A trusted proxy does not parse.
+    #[error(transparent)]
+    Edge(#[from] crate::edge::BadProxy),
 }
 
 /// The shortest JWT secret accepted (HS256 wants at least 256 bits).
@@ -368,6 +373,9 @@ pub struct ServeArgs {
     /// The event log on NATS JetStream.
     #[command(flatten)]
     pub stream: crate::stream::StreamArgs,
+    /// Rate limits, CORS, timeouts, shutdown.
+    #[command(flatten)]
+    pub edge: crate::edge::EdgeArgs,
     /// Meta app secret(s) that sign webhooks, comma-separated. Prefer the environment variable.
     #[arg(
         long,
@@ -614,6 +622,7 @@ impl ServeArgs {
             },
             outgoing: self.outgoing.settings()?,
             stream: self.stream.settings(),
+            edge: self.edge.settings()?,
         })
     }
 

@@ -26,6 +26,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod cqrs;
+pub mod edge;
 pub mod http;
 pub mod media;
 pub mod metrics;

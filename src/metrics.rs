@@ -6,6 +6,9 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// Requests refused by a rate limit of the edge, by limit (`credential`, `address`,
+/// `webhook_address`).
+pub const RATE_LIMITED: &str = "switchboard_rate_limited_total";
 /// HTTP requests, by method, route and status.
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 /// HTTP request duration, by method, route and status.

@@ -88,6 +88,8 @@ impl Application {
                 source,
             })?
             .port();
+        let auth = Auth::new(&settings.auth);
+        let auth_keys = Arc::clone(&auth.keys);
         let state = AppState {
             database,
             log,
@@ -95,7 +97,7 @@ impl Application {
             whatsapp: Arc::new(settings.whatsapp.clone()),
             clock,
             frameworks: frameworks.clone(),
-            auth: Auth::new(&settings.auth),
+            auth,
             conversations: Arc::new(settings.conversations.clone()),
             workers: Arc::new(WorkerHealth::default()),
             started: std::time::Instant::now(),
@@ -112,6 +114,11 @@ impl Application {
             outgoing: Arc::new(settings.outgoing.clone()),
             stream: Arc::new(crate::stream::StreamStatus::new(
                 settings.stream.url.is_some(),
+            )),
+            edge: Arc::new(settings.edge.clone()),
+            limits: Arc::new(crate::edge::limits::Limits::new(
+                &settings.edge,
+                Arc::clone(&auth_keys),
             )),
         };
         Ok(Self {
@@ -311,19 +318,9 @@ impl Application {
             workers.spawn(presence.run(move || sockets.agents_connected(), stopped.clone()));
         }
         let database = self.state.database.clone();
+        let edge = Arc::clone(&self.state.edge);
         let app = http::router(self.state).layer(socket_layer);
-        // No Nagle delay: small frames (socket events, short answers) go out at once instead of
-        // waiting up to 40 ms for the client's delayed acknowledgement.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "TCP_NODELAY not set");
-            }
-        });
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let served = crate::edge::listen::serve(self.listener, app, &edge, async move {
             shutdown.await;
             tracing::info!("shutting down");
             realtime.close().await;

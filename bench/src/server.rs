@@ -106,6 +106,15 @@ pub fn settings(database: DatabaseConfig) -> Settings {
         realtime: switchboard::config::RealtimeSettings::default(),
         outgoing: switchboard::outgoing::OutgoingSettings::default(),
         stream: switchboard::stream::StreamSettings::default(),
+        // Load from one address at full speed: the benchmarks measure the server, not its
+        // rate limits.
+        edge: switchboard::edge::EdgeSettings {
+            api_per_credential: switchboard::edge::Rate::OFF,
+            api_per_address: switchboard::edge::Rate::OFF,
+            webhooks_per_address: switchboard::edge::Rate::OFF,
+            sockets_per_agent: 0,
+            ..switchboard::edge::EdgeSettings::default()
+        },
         media: switchboard::media::MediaSettings::in_dir(
             std::env::temp_dir().join(format!("switchboard-bench-media-{}", std::process::id())),
         ),

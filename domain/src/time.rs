@@ -33,11 +33,21 @@ impl Timestamp {
         self.0.timestamp_millis()
     }
 
-    /// This instant plus a whole number of seconds (saturating at the end of time).
+    /// This instant plus a whole number of seconds, saturating at the ends of time (chrono's
+    /// range, ±262,000 years) instead of panicking on any `i64` a client may send.
     pub fn plus_seconds(self, seconds: i64) -> Self {
-        self.0
-            .checked_add_signed(chrono::Duration::seconds(seconds))
-            .map_or(self, Self)
+        chrono::Duration::try_seconds(seconds)
+            .and_then(|delta| self.0.checked_add_signed(delta))
+            .map_or_else(
+                || {
+                    Self(if seconds < 0 {
+                        DateTime::<Utc>::MIN_UTC
+                    } else {
+                        DateTime::<Utc>::MAX_UTC
+                    })
+                },
+                Self,
+            )
     }
 
     /// The chrono value, for formatting and arithmetic at the edges.
@@ -59,5 +69,35 @@ impl fmt::Display for Timestamp {
 impl From<DateTime<Utc>> for Timestamp {
     fn from(at: DateTime<Utc>) -> Self {
         Self(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_any_number_of_seconds_saturates_instead_of_panicking() {
+        let now = Timestamp::from_unix_seconds(1_780_000_000).expect("valid");
+        for seconds in [i64::MAX, i64::MAX / 1000 + 1, 1 << 43] {
+            assert_eq!(
+                now.plus_seconds(seconds).as_datetime(),
+                DateTime::<Utc>::MAX_UTC
+            );
+        }
+        for seconds in [i64::MIN, -(1 << 43)] {
+            assert_eq!(
+                now.plus_seconds(seconds).as_datetime(),
+                DateTime::<Utc>::MIN_UTC
+            );
+        }
+        assert_eq!(
+            now.plus_seconds(60).unix_millis(),
+            now.unix_millis() + 60_000
+        );
+        assert_eq!(
+            now.plus_seconds(-60).unix_millis(),
+            now.unix_millis() - 60_000
+        );
     }
 }

@@ -66,6 +66,12 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// The request took longer than the server allows (a body sent too slowly).
+    #[error("the request was not completed within {seconds} s")]
+    RequestTimeout {
+        /// The limit.
+        seconds: u64,
+    },
     /// Too many attempts.
     #[error("too many attempts; retry in {retry_after_seconds} s")]
     TooManyRequests {
@@ -144,6 +150,7 @@ impl ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } | Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Unprocessable { .. } | Self::MetaRejected { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -175,6 +182,7 @@ impl ApiError {
             | Self::Unprocessable { code, .. }
             | Self::Conflict { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::Locked { .. } => "conversation_locked",
             Self::Changed { .. } => "conversation_changed",
             Self::MetaRejected { .. } => "meta_rejected",

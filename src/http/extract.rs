@@ -272,21 +272,24 @@ pub async fn authenticate(
     })
 }
 
-/// The client's address (the TCP peer; put the server behind a proxy that limits per client
-/// if it must see the original address).
+/// The client's address: the TCP peer, or behind a trusted proxy the address it forwarded for
+/// (resolved by the edge, [`crate::edge::client`]).
 pub struct ClientIp(pub std::net::IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or(
-                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                |info| info.0.ip(),
-            );
+        let ip = match parts.extensions.get::<crate::edge::client::ClientAddress>() {
+            Some(client) => client.ip,
+            None => parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    |info| info.0.ip(),
+                ),
+        };
         Ok(ClientIp(ip))
     }
 }

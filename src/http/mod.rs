@@ -95,6 +95,10 @@ pub struct AppState {
     pub outgoing: Arc<crate::outgoing::OutgoingSettings>,
     /// The NATS JetStream publisher's state.
     pub stream: Arc<crate::stream::StreamStatus>,
+    /// What the edge enforces (CORS, timeouts, sockets per agent).
+    pub edge: Arc<crate::edge::EdgeSettings>,
+    /// The edge's rate limits.
+    pub limits: Arc<crate::edge::limits::Limits>,
 }
 
 /// Each module's routes, documented.
@@ -154,6 +158,8 @@ pub fn schema_name_clashes() -> Vec<String> {
 /// The whole HTTP surface, with request ids and request tracing.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let (edge, limits) = (Arc::clone(&state.edge), Arc::clone(&state.limits));
+    let hsts = edge.hsts;
     let (api, spec) = modules(state.whatsapp.max_body_bytes)
         .into_iter()
         .fold(
@@ -184,6 +190,23 @@ pub fn router(state: AppState) -> Router {
                     tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "response");
                 }),
         )
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(edge.body_timeout))
+        .layer(axum::middleware::from_fn({
+            let limit = edge.request_timeout;
+            move |request, next| crate::edge::deadline::within(limit, request, next)
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&limits),
+            crate::edge::limits::guard,
+        ))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::edge::headers::secure(hsts, request, next)
+        }))
+        .layer(crate::edge::headers::cors(&edge.cors_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::edge::limits::identify,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

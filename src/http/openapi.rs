@@ -104,9 +104,16 @@ impl utoipa::IntoResponses for Errors {
                 "404",
                 error("Not found (or out of the caller's read scope)"),
             )
+            .response(
+                "408",
+                error("The request was not completed in time (a body sent too slowly)"),
+            )
             .response("409", error("Conflict: locked, changed, or already so"))
             .response("422", error("Well-formed but refused by the rules"))
-            .response("429", error("Too many attempts; see Retry-After"))
+            .response(
+                "429",
+                error("Too many requests or attempts; see Retry-After"),
+            )
             .response(
                 "503",
                 error("Unavailable or at capacity; retry (after Retry-After when given)"),
@@ -144,8 +151,39 @@ async fn openapi_json() -> impl IntoResponse {
 /// A readable page of this description; self-contained (no CDN), so it works offline.
 #[utoipa::path(get, path = "/api/docs", operation_id = "getDocs", tag = "docs",
     responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
-async fn docs() -> Html<&'static str> {
-    Html(include_str!("docs.html"))
+async fn docs() -> impl axum::response::IntoResponse {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| docs_policy(DOCS));
+    (
+        [(axum::http::header::CONTENT_SECURITY_POLICY, policy.clone())],
+        Html(DOCS),
+    )
+}
+
+const DOCS: &str = include_str!("docs.html");
+
+/// A policy that lets the docs page run its own inline script and style and nothing else:
+/// each allowed by its SHA-256 (CSP level 2), computed from the page as built.
+fn docs_policy(page: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = |open: &str, close: &str| {
+        let body = page
+            .split_once(open)
+            .and_then(|(_, rest)| rest.split_once(close))
+            .map_or("", |(inside, _)| inside);
+        let digest = sha2::Sha256::digest(body.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    };
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; \
+         base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+        hash("<script>", "</script>"),
+        hash("<style>", "</style>")
+    )
 }
 
 /// A role (documentation of `switchboard_domain::agent::Role`'s wire form).

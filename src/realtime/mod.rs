@@ -60,6 +60,7 @@ use crate::http::{ApiError, AppState};
 use as_of::Rights;
 use fanout::Fanout;
 use session::{Expiry, Session, Standing};
+use switchboard_domain::AgentId;
 
 /// Why the realtime side could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +198,20 @@ impl Realtime {
     }
 
     /// Disconnects every socket (at shutdown).
+    /// Each socket first gets `server:closing {reconnect: true, retry_after_ms}`: the server is
+    /// stopping (a deploy or a restart), not refusing the agent, so a client reconnects, to
+    /// this instance once it is back or to another, and resumes from its last position.
     pub async fn close(&self) {
+        let hint = json!({"reconnect": true, "retry_after_ms": 1000});
+        if let Err(error) = self
+            .hub
+            .io
+            .to("broadcasts")
+            .emit("server:closing", &hint)
+            .await
+        {
+            tracing::debug!(%error, "closing hint not sent to every socket");
+        }
         self.hub.io.close().await;
     }
 }
@@ -222,6 +236,15 @@ impl Hub {
                 metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => error.code())
                     .increment(1);
             })?;
+        let cap = self.app.edge.sockets_per_agent;
+        if cap > 0 && self.sockets_of(auth.actor.agent_id) >= cap {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "sockets_per_agent")
+                .increment(1);
+            return Err(refuse(
+                "too_many_sockets",
+                &format!("an agent may hold {cap} live sockets on one server: close one first"),
+            ));
+        }
         let start = match handshake.last_position {
             Some(position) if position < 0 => {
                 return Err(refuse(
@@ -259,6 +282,16 @@ impl Hub {
             .extensions
             .insert(Arc::new(Session::new(auth, standing)));
         Ok(())
+    }
+
+    /// How many live sockets `agent` holds on this instance.
+    fn sockets_of(&self, agent: AgentId) -> usize {
+        self.sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|(_, session)| session.agent_id() == agent)
+            .count()
     }
 
     /// A socket passed the handshake: rooms, handlers, and its stream of events.

@@ -22,6 +22,7 @@ mod bots;
 mod cli;
 mod collisions;
 mod dead_letters;
+mod edge;
 mod event_log;
 mod events;
 mod evolution;
