@@ -60,7 +60,11 @@ impl Limit {
 
     /// `Err(wait)` when `key` is over the limit.
     fn check(&self, key: u64, clock: &DefaultClock) -> Result<(), Duration> {
-        if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(TIDY_EVERY) {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(TIDY_EVERY)
+        {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }

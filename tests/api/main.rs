@@ -39,6 +39,7 @@ mod realtime;
 mod receiver;
 mod replay;
 mod s3;
+mod secrets;
 mod sending;
 mod sla;
 mod socket_client;
