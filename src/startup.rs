@@ -89,7 +89,11 @@ impl Application {
             })?
             .port();
         let auth = Auth::new(&settings.auth);
-        let auth_keys = Arc::clone(&auth.keys);
+        let limits = Arc::new(crate::edge::limits::Limits::new(
+            &settings.edge,
+            Arc::clone(&auth.keys),
+            Arc::clone(&clock),
+        ));
         let state = AppState {
             database,
             log,
@@ -116,10 +120,7 @@ impl Application {
                 settings.stream.url.is_some(),
             )),
             edge: Arc::new(settings.edge.clone()),
-            limits: Arc::new(crate::edge::limits::Limits::new(
-                &settings.edge,
-                Arc::clone(&auth_keys),
-            )),
+            limits,
         };
         Ok(Self {
             first_admin,
@@ -330,7 +331,19 @@ impl Application {
             tracing::error!(error = %error_chain(error), "server failed");
         }
         let _receivers_gone = stop.send(true);
-        while workers.join_next().await.is_some() {}
+        // Workers finish what they hold (a send under way, a batch being committed); one that
+        // does not within the deadline is aborted, so a stop never hangs.
+        let finished = async { while workers.join_next().await.is_some() {} };
+        if tokio::time::timeout(edge.shutdown_deadline, finished)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = workers.len(),
+                "workers still running at the deadline were aborted"
+            );
+            workers.abort_all();
+        }
         database.close().await;
         served
     }

@@ -123,14 +123,6 @@ impl JwtKeys {
         Ok((token, expires_at))
     }
 
-    /// The agent an access token was signed for, expired or not (what the edge's rate limits
-    /// count a request under); `None` for a token we did not sign.
-    pub fn signed_subject(&self, token: &str) -> Option<String> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims.sub)
-    }
-
     /// Checks signature, algorithm and expiry (against `now`).
     ///
     /// # Errors

@@ -51,7 +51,7 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> ClientAd
         .collect::<Vec<_>>();
     for hop in hops.iter().rev() {
         // A malformed entry ends what can be believed: the last hop read stands.
-        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
+        let Some(ip) = hop_address(hop) else {
             break;
         };
         client = ip;
@@ -59,12 +59,29 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> ClientAd
             break;
         }
     }
+    // The protocol the nearest trusted proxy saw: the last value, across every line.
     let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
         .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
     ClientAddress { ip: client, https }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`) or in brackets, as some load balancers write them.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+        })
+        .map(|ip: IpAddr| ip.to_canonical())
 }
 
 /// The key per-address limits count under: IPv4 as is, IPv6 by its /64 (one subscriber's
@@ -129,6 +146,17 @@ mod tests {
         assert_eq!(
             resolve(ip("10.1.2.3"), &HeaderMap::new(), &proxies).ip,
             ip("10.1.2.3")
+        );
+        // Ports and brackets, as some load balancers write them.
+        let ported = headers(&[("x-forwarded-for", "[2001:db8::7]:4711, 198.51.100.20:80")]);
+        assert_eq!(
+            resolve(ip("10.1.2.3"), &ported, &proxies).ip,
+            ip("198.51.100.20")
+        );
+        let bracketed = headers(&[("x-forwarded-for", "[2001:db8::7]")]);
+        assert_eq!(
+            resolve(ip("10.1.2.3"), &bracketed, &proxies).ip,
+            ip("2001:db8::7")
         );
         // A malformed hop: the last believable one stands.
         let odd = headers(&[("x-forwarded-for", "198.51.100.20, not-an-ip")]);

@@ -2,8 +2,9 @@
 //! body arrives, not the total, so a client sending a byte a second could hold a request (and
 //! its memory) for as long as its body allows. This bounds the total, from the headers to the
 //! answer, and answers 408 `request_timeout` as JSON (`tower-http`'s `TimeoutLayer` answers an
-//! empty body). Socket.IO's transport (long polls and upgrades) is exempt: its requests are
-//! long by design and bounded by its own ping timeouts.
+//! empty body). Uploads (`/api/uploads`, up to 100 MB) are exempt: on a slow uplink they
+//! legitimately take longer, and the body pause timeout still bounds a stalled one. Socket.IO's
+//! transport never reaches this layer (its layer sits outside the router).
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::http::ApiError;
 
 /// Middleware: runs the request within `limit`.
 pub async fn within(limit: Duration, request: Request, next: Next) -> Response {
-    if request.uri().path().starts_with("/socket.io") {
+    if request.uri().path().starts_with("/api/uploads") {
         return next.run(request).await;
     }
     match tokio::time::timeout(limit, next.run(request)).await {

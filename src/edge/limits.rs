@@ -2,8 +2,8 @@
 //! webhook endpoint; a request over its limit is answered 429 `rate_limited` with
 //! `Retry-After`, before any handler runs.
 //!
-//! - **Credential**: an access token counts under the agent it was signed for (every session
-//!   of one agent shares a bucket); anything else presented as a bearer (API keys, garbage)
+//! - **Credential**: a live access token counts under the agent it was signed for (every
+//!   session of one agent shares a bucket); anything else presented as a bearer (API keys, garbage)
 //!   under a hash of the whole value, so a guessed key id cannot spend its owner's bucket.
 //! - **Address**: the client as [`client::resolve`](super::client::resolve) found it, IPv6 per
 //!   /64. `/api/health*` and `/metrics` are not limited (monitoring must see an overloaded
@@ -49,11 +49,11 @@ struct Limit {
 
 impl Limit {
     fn new(name: &'static str, rate: Rate) -> Option<Self> {
-        let per_second = NonZeroU32::new(rate.per_second)?;
-        let burst = NonZeroU32::new(rate.burst.max(rate.per_second)).unwrap_or(per_second);
+        let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(rate.every)?.allow_burst(burst);
         Some(Self {
             name,
-            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            limiter: RateLimiter::keyed(quota),
             checks: AtomicU64::new(0),
         })
     }
@@ -87,6 +87,8 @@ pub struct Limits {
     webhooks: Option<Limit>,
     proxies: Vec<ipnet::IpNet>,
     keys: Arc<JwtKeys>,
+    /// The application's clock: a token counts under its agent only until it expires.
+    now: Arc<dyn crate::clock::Clock>,
     hasher: RandomState,
     clock: DefaultClock,
 }
@@ -109,14 +111,19 @@ fn route(path: &str) -> Route {
 }
 
 impl Limits {
-    /// The limits of `settings`; access tokens are told apart with `keys`.
-    pub fn new(settings: &EdgeSettings, keys: Arc<JwtKeys>) -> Self {
+    /// The limits of `settings`; access tokens are told apart with `keys` and `now`.
+    pub fn new(
+        settings: &EdgeSettings,
+        keys: Arc<JwtKeys>,
+        now: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
         Self {
             per_credential: Limit::new("credential", settings.api_per_credential),
             per_address: Limit::new("address", settings.api_per_address),
             webhooks: Limit::new("webhook_address", settings.webhooks_per_address),
             proxies: settings.trusted_proxies.clone(),
             keys,
+            now,
             hasher: RandomState::new(),
             clock: DefaultClock::default(),
         }
@@ -135,10 +142,12 @@ impl Limits {
         self.hasher.hash_one(address_bucket(ip))
     }
 
+    /// A live access token counts under its agent; anything else (an expired or foreign token,
+    /// an API key) under its own hash, so a stale token cannot spend its agent's bucket.
     fn credential_key(&self, bearer: &str) -> u64 {
-        match self.keys.signed_subject(bearer) {
-            Some(agent) => self.hasher.hash_one(("agent", agent)),
-            None => self.hasher.hash_one(("bearer", bearer)),
+        match self.keys.verify(bearer, self.now.now()) {
+            Ok(claims) => self.hasher.hash_one(("agent", claims.sub)),
+            Err(_) => self.hasher.hash_one(("bearer", bearer)),
         }
     }
 
@@ -205,14 +214,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_distinct_keys_leaves_the_table_bounded() {
-        let limit = Limit::new(
-            "test",
-            Rate {
-                per_second: 1,
-                burst: 1,
-            },
-        )
-        .expect("a limit");
+        let limit = Limit::new("test", Rate::per_second(1, 1)).expect("a limit");
         let clock = DefaultClock::default();
         for key in 0..(MAX_KEYS as u64 + 50_000) {
             let _ = limit.check(key, &clock);
@@ -222,7 +224,7 @@ mod tests {
             "{} keys",
             limit.limiter.len()
         );
-        // A key over its limit waits; another key does not.
+        // A key over its limit waits.
         assert!(limit.check(7, &clock).is_err());
     }
 }

@@ -55,11 +55,11 @@ pub struct EdgeSettings {
     pub shutdown_deadline: Duration,
 }
 
-/// A rate: `per_second` sustained, `burst` at once; `per_second` 0 is no limit.
+/// A rate: one request more every `every`, at most `burst` at once; `every` zero is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
-    /// Requests per second, sustained.
-    pub per_second: u32,
+    /// How long one request's allowance takes to come back.
+    pub every: Duration,
     /// Requests allowed at once.
     pub burst: u32,
 }
@@ -67,9 +67,20 @@ pub struct Rate {
 impl Rate {
     /// No limit.
     pub const OFF: Rate = Rate {
-        per_second: 0,
+        every: Duration::ZERO,
         burst: 0,
     };
+
+    /// `per_second` requests a second (0: no limit), `burst` at once.
+    pub fn per_second(per_second: u32, burst: u32) -> Self {
+        match per_second {
+            0 => Self::OFF,
+            n => Self {
+                every: Duration::from_secs(1) / n,
+                burst: burst.max(1),
+            },
+        }
+    }
 }
 
 impl Default for EdgeSettings {
@@ -78,18 +89,9 @@ impl Default for EdgeSettings {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             hsts: true,
-            api_per_credential: Rate {
-                per_second: 50,
-                burst: 500,
-            },
-            api_per_address: Rate {
-                per_second: 200,
-                burst: 2_000,
-            },
-            webhooks_per_address: Rate {
-                per_second: 2_000,
-                burst: 20_000,
-            },
+            api_per_credential: Rate::per_second(50, 500),
+            api_per_address: Rate::per_second(200, 2_000),
+            webhooks_per_address: Rate::per_second(2_000, 20_000),
             sockets_per_agent: 20,
             header_read_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
@@ -175,9 +177,11 @@ impl EdgeArgs {
     /// # Errors
     /// A trusted proxy that is neither an address nor a range.
     pub fn settings(&self) -> Result<EdgeSettings, BadProxy> {
-        let rate = |per_second: u32| Rate {
-            per_second,
-            burst: per_second.saturating_mul(self.rate_burst_seconds.max(1)),
+        let rate = |per_second: u32| {
+            Rate::per_second(
+                per_second,
+                per_second.saturating_mul(self.rate_burst_seconds.max(1)),
+            )
         };
         Ok(EdgeSettings {
             cors_origins: self

@@ -51,6 +51,9 @@ pub struct OutboundSender {
     throughput: DefaultKeyedRateLimiter<String>,
     /// Where agents' uploads are kept (sends naming an `upload_id` need it).
     media: Option<crate::media::MediaStore>,
+    /// Messages claimed by the batch under way whose sending has not started: released at
+    /// shutdown, so that another instance sends them at once, not after the claim lapses.
+    untouched: std::sync::Mutex<Vec<String>>,
 }
 
 impl OutboundSender {
@@ -72,6 +75,7 @@ impl OutboundSender {
             visibility_ms: i64::try_from(pacing.visibility.as_millis()).unwrap_or(i64::MAX / 4),
             throughput: RateLimiter::keyed(Quota::per_second(per_second)),
             media: None,
+            untouched: std::sync::Mutex::default(),
         }
     }
 
@@ -123,7 +127,9 @@ returning message_id, phone_number_id, wa_id, user_id, content, reply_to, attemp
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let claimed = self.claim(now.unix_millis()).await?;
+        *self.lock_untouched() = claimed.iter().map(|q| q.message_id.clone()).collect();
         for queued in &claimed {
+            self.lock_untouched().retain(|id| *id != queued.message_id);
             let attempts = u32::try_from(queued.attempts).unwrap_or(u32::MAX);
             if attempts > self.retry.max_attempts {
                 // Every claim so far lapsed without an outcome: do not send blindly again.
@@ -344,13 +350,48 @@ returning next_at";
         }
     }
 
-    /// Runs until `shutdown` fires.
+    fn lock_untouched(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.untouched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives back the claims of the batch whose sending had not started (the attempt they
+    /// were counted never happened). A send cut off mid-way keeps its claim: Meta may have
+    /// taken it, so only the claim's lapse and the retry policy decide what happens to it.
+    async fn release_untouched(&self) {
+        const RELEASE: &str = "update outbound_queue set claimed_until = null,
+ attempts = attempts - 1 where message_id = $1 and claimed_until is not null";
+        let statements: Vec<_> = std::mem::take(&mut *self.lock_untouched())
+            .into_iter()
+            .map(|id| switchboard_store::Statement::new(RELEASE, vec![id.into()]))
+            .collect();
+        if statements.is_empty() {
+            return;
+        }
+        match self.database().execute_atomically(&statements).await {
+            Ok(()) => tracing::info!(
+                released = statements.len(),
+                "unsent claims released at shutdown"
+            ),
+            Err(error) => tracing::warn!(%error, "claims not released at shutdown; they lapse"),
+        }
+    }
+
+    /// Runs until `shutdown` fires; a batch under way is cut off there and its unsent claims
+    /// are released.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut appended = self.log.appended();
         loop {
-            match self.run_once().await {
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "sending stalled; retrying"),
+            let sent = tokio::select! {
+                sent = self.run_once() => sent,
+                _ = shutdown.changed() => {
+                    self.release_untouched().await;
+                    return;
+                }
+            };
+            if let Err(error) = sent {
+                tracing::error!(%error, "sending stalled; retrying");
             }
             tokio::select! {
                 _ = appended.changed() => {}

@@ -162,12 +162,13 @@ async fn get_from(
 async fn api_limits_per_credential_and_address(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.edge.trusted_proxies = vec![parse_proxy("127.0.0.0/8").expect("proxy")];
+        // Nothing comes back within the test: the counts do not depend on its speed.
         s.edge.api_per_credential = Rate {
-            per_second: 1,
+            every: Duration::from_secs(3600),
             burst: 5,
         };
         s.edge.api_per_address = Rate {
-            per_second: 1,
+            every: Duration::from_secs(3600),
             burst: 8,
         };
     })
@@ -215,10 +216,29 @@ async fn api_limits_per_credential_and_address(backend: Backend) {
             .status(),
         401
     );
-    // The limit lifts once its Retry-After has passed.
-    tokio::time::sleep(Duration::from_secs(retry_after(&limited))).await;
+
+    // A limit lifts once its Retry-After has passed.
+    let brief = TestApp::spawn_with(backend, |s| {
+        s.edge.trusted_proxies = vec![parse_proxy("127.0.0.1").expect("proxy")];
+        s.edge.api_per_address = Rate {
+            every: Duration::from_secs(2),
+            burst: 1,
+        };
+    })
+    .await;
     assert_eq!(
-        get_from(&app, "203.0.113.7", None, "/api/conversations")
+        get_from(&brief, "203.0.113.9", None, "/api/agents")
+            .await
+            .status(),
+        401
+    );
+    let limited = get_from(&brief, "203.0.113.9", None, "/api/agents").await;
+    assert_eq!(limited.status(), 429);
+    let wait = retry_after(&limited);
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(100)).await;
+    assert_eq!(
+        get_from(&brief, "203.0.113.9", None, "/api/agents")
             .await
             .status(),
         401
@@ -227,7 +247,7 @@ async fn api_limits_per_credential_and_address(backend: Backend) {
     // Without trusted proxies a client cannot pick its address: X-Forwarded-For is ignored.
     let direct = TestApp::spawn_with(backend, |s| {
         s.edge.api_per_address = Rate {
-            per_second: 1,
+            every: Duration::from_secs(3600),
             burst: 3,
         };
     })
@@ -249,7 +269,7 @@ async fn api_limits_per_credential_and_address(backend: Backend) {
 async fn webhooks_are_limited_per_address(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.edge.webhooks_per_address = Rate {
-            per_second: 1,
+            every: Duration::from_secs(3600),
             burst: 3,
         };
     })
@@ -297,7 +317,9 @@ async fn an_agent_holds_a_bounded_number_of_sockets(backend: Backend) {
 /// the server kept the connection open (`None`: still open at `give_up`).
 async fn dribble(address: String, every: Duration, give_up: Duration) -> Option<Duration> {
     let started = Instant::now();
-    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("a slow client connects");
     let request = b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".to_vec();
     let mut buffer = [0u8; 256];
     for byte in request.iter().cycle() {
@@ -307,11 +329,12 @@ async fn dribble(address: String, every: Duration, give_up: Duration) -> Option<
         if stream.write_all(&[*byte]).await.is_err() {
             return Some(started.elapsed());
         }
-        // A closed connection reads as the end (or an answer: a 408) without waiting.
-        if let Ok(read) = tokio::time::timeout(every, stream.read(&mut buffer)).await {
-            if matches!(read, Ok(0) | Err(_)) || read.is_ok() {
-                return Some(started.elapsed());
-            }
+        // The server closed it (the end, an error) or answered it (a 408): it is let go.
+        if tokio::time::timeout(every, stream.read(&mut buffer))
+            .await
+            .is_ok()
+        {
+            return Some(started.elapsed());
         }
     }
     None
@@ -341,8 +364,9 @@ async fn slow_clients_are_dropped_while_health_answers(backend: Backend) {
         slowest = slowest.max(asked.elapsed());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("health under 1,000 slow clients: slowest of 20 answers {slowest:?}");
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_millis(250),
         "health took {slowest:?} under 1,000 slow clients"
     );
     let mut kept = Vec::new();
@@ -431,13 +455,15 @@ async fn sigterm_drains_and_loses_no_acknowledged_webhook(backend: Backend) {
         assert!(Instant::now() < deadline, "the server never answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Eight senders post webhooks until the server stops answering.
+    // Eight senders post about 500 webhooks a second until the server stops answering.
     let senders: Vec<_> = (0..8)
         .map(|sender| {
             let (client, url) = (app.client.clone(), format!("{base}/webhooks/whatsapp"));
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
+                let mut pace = tokio::time::interval(Duration::from_millis(16));
                 for n in 0.. {
+                    pace.tick().await;
                     let i = sender * 100_000 + n;
                     let body = webhook(i);
                     let sent = client
@@ -461,13 +487,41 @@ async fn sigterm_drains_and_loses_no_acknowledged_webhook(backend: Backend) {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // A request in flight across the signal: half its body before, the rest after.
+    let in_flight = 999_999;
+    let body = webhook(in_flight);
+    let mut slow = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /webhooks/whatsapp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+        switchboard::whatsapp::signature::sign(APP_SECRET, &body),
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.expect("head");
+    slow.write_all(&body[..body.len() / 2]).await.expect("half");
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let signalled = Instant::now();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
-    let mut acknowledged = Vec::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    slow.write_all(&body[body.len() / 2..])
+        .await
+        .expect("the rest");
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the request in flight: {answer}"
+    );
+    let mut acknowledged = vec![in_flight];
     for sender in senders {
         acknowledged.extend(sender.await.expect("sender"));
     }
@@ -508,6 +562,13 @@ async fn sigterm_drains_and_loses_no_acknowledged_webhook(backend: Backend) {
         })
         .collect();
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    // Processed (here by the test's own instance): each message once.
+    app.settle().await;
+    let inbound: i64 = switchboard_store::with_pool!(&app.database, pool => {
+        sqlx::query_scalar("select count(*) from events where event_type = 'MessageInboundReceived'")
+            .fetch_one(pool).await.expect("count")
+    });
+    assert_eq!(inbound, i64::try_from(stored.len()).expect("small"));
 }
 
 on_both_backends!(

@@ -186,14 +186,8 @@ pub fn default_settings(database: DatabaseConfig) -> Settings {
         // Tests drive the API far faster than people do; tests/api/edge.rs sets the limits
         // it checks.
         edge: switchboard::edge::EdgeSettings {
-            api_per_credential: switchboard::edge::Rate {
-                per_second: 100_000,
-                burst: 1_000_000,
-            },
-            api_per_address: switchboard::edge::Rate {
-                per_second: 100_000,
-                burst: 1_000_000,
-            },
+            api_per_credential: switchboard::edge::Rate::per_second(100_000, 1_000_000),
+            api_per_address: switchboard::edge::Rate::per_second(100_000, 1_000_000),
             ..switchboard::edge::EdgeSettings::default()
         },
         outgoing: switchboard::outgoing::OutgoingSettings {
