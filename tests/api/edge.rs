@@ -9,7 +9,7 @@ use switchboard::edge::client::parse_proxy;
 use switchboard::edge::Rate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Backend, TestApp, APP_SECRET, JWT_SECRET};
+use crate::helpers::{Backend, TestApp, APP_SECRET};
 use crate::on_both_backends;
 use crate::socket_client::SocketClient;
 
@@ -427,34 +427,9 @@ fn webhook(i: usize) -> Vec<u8> {
 async fn sigterm_drains_and_loses_no_acknowledged_webhook(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let port = crate::receiver::free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(app.database_args())
-        .env_remove("DATABASE_URL")
-        .env("SWITCHBOARD_JWT_SECRET", JWT_SECRET)
-        .env("WHATSAPP_APP_SECRET", APP_SECRET)
-        .env("SWITCHBOARD_SHUTDOWN_SECONDS", "5")
-        .env(
-            "SWITCHBOARD_MEDIA_DIR",
-            std::env::temp_dir().join("switchboard-edge-test-media"),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("switchboard runs");
+    let mut child = app.serve_process(port, &[("SWITCHBOARD_SHUTDOWN_SECONDS", "5")]);
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while app
-        .client
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the server never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_for_server(&base).await;
     // Eight senders post about 500 webhooks a second until the server stops answering.
     let senders: Vec<_> = (0..8)
         .map(|sender| {

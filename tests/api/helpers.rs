@@ -318,6 +318,48 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// `switchboard serve` as a process of its own on this app's database, listening on
+    /// `port`, with the test secrets and `env` (on the real clock: this app's tokens are not
+    /// valid there).
+    pub fn serve_process(&self, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(self.database_args())
+            .env_remove("DATABASE_URL")
+            .env("SWITCHBOARD_JWT_SECRET", JWT_SECRET)
+            .env("WHATSAPP_APP_SECRET", APP_SECRET)
+            .env(
+                "SWITCHBOARD_MEDIA_DIR",
+                std::env::temp_dir().join(format!("switchboard-test-media-{port}")),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.spawn().expect("switchboard runs")
+    }
+
+    /// Waits until a server at `base` answers its health check.
+    pub async fn wait_for_server(&self, base: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self
+            .client
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the server at {base} never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -26,6 +26,7 @@ mod edge;
 mod event_log;
 mod events;
 mod evolution;
+mod floods;
 mod hardening;
 mod inbox;
 mod instances;
