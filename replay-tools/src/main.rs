@@ -62,6 +62,13 @@ enum Command {
         /// The export file; stdin when absent.
         file: Option<std::path::PathBuf>,
     },
+    /// Move this store into another, empty one (SQLite to PostgreSQL): the log, agents'
+    /// passwords and webhook endpoints' secrets; then rebuild every read model there and verify.
+    Move {
+        /// The target PostgreSQL URL.
+        #[arg(long)]
+        to: String,
+    },
     /// Check sequences, that every event deserializes, and every read model against a replay.
     Verify {
         /// Print the report as JSON.
@@ -233,6 +240,26 @@ async fn main() -> anyhow::Result<()> {
                 None => export::import(&log, std::io::stdin().lock()).await?,
             };
             eprintln!("imported {imported} events; run `rebuild --all` to build the read models");
+        }
+        Command::Move { to } => {
+            let target_config = switchboard_store::DatabaseConfig::postgres_url(&to)
+                .context("the target URL does not parse")?;
+            let (target_db, target, _) = connect_store(&target_config)
+                .await
+                .context("cannot reach the target database")?;
+            let moved = switchboard::replay::moving::move_store(&log, &target).await?;
+            target_db.close().await;
+            eprintln!(
+                "moved {} events, {} agents' passwords, {} webhook endpoint secrets; read models rebuilt; verify: {}",
+                moved.events,
+                moved.credentials,
+                moved.endpoint_secrets,
+                if moved.verification.ok() { "OK" } else { "PROBLEMS FOUND" }
+            );
+            if !moved.verification.ok() {
+                database.close().await;
+                bail!("the moved store does not verify: {:?}", moved.verification);
+            }
         }
         Command::Verify { json } => {
             let report = verify::verify(&log).await?;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod export;
+pub mod moving;
 pub mod reprocess;
 pub mod verify;
 

@@ -8,6 +8,7 @@ mod helpers;
 
 mod locks;
 mod media;
+mod migration;
 mod observability;
 mod openapi;
 mod outbound;
