@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod cqrs;
 pub mod edge;
+pub mod fuzzing;
 pub mod http;
 pub mod media;
 pub mod metrics;

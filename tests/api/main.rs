@@ -28,6 +28,7 @@ mod event_log;
 mod events;
 mod evolution;
 mod floods;
+mod fuzz_smoke;
 mod hardening;
 mod inbox;
 mod instances;

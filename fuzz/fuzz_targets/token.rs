@@ -1,0 +1,4 @@
+//! `switchboard::fuzzing::token` under libFuzzer.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| switchboard::fuzzing::token(data));

@@ -1,0 +1,4 @@
+//! `switchboard::fuzzing::webhook` under libFuzzer.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| switchboard::fuzzing::webhook(data));
