@@ -440,17 +440,7 @@ async fn sigterm_drains_and_loses_no_acknowledged_webhook(backend: Backend) {
                 for n in 0.. {
                     pace.tick().await;
                     let i = sender * 100_000 + n;
-                    let body = webhook(i);
-                    let sent = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header(
-                            "x-hub-signature-256",
-                            switchboard::whatsapp::signature::sign(APP_SECRET, &body),
-                        )
-                        .body(body)
-                        .send()
-                        .await;
+                    let sent = crate::helpers::post_signed(&client, &url, webhook(i)).await;
                     match sent {
                         Ok(response) if response.status() == 200 => acknowledged.push(i),
                         Ok(_) => {}

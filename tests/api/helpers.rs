@@ -131,6 +131,21 @@ impl FreshDatabase {
     }
 }
 
+/// Posts `body` to a webhook endpoint `url` (any server's), signed with the test app secret.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sign(APP_SECRET, &body))
+        .body(body)
+        .send()
+        .await
+}
+
 /// A running application and a client for it.
 pub struct TestApp {
     pub address: String,

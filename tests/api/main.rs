@@ -44,6 +44,7 @@ mod replay;
 mod s3;
 mod secrets;
 mod sending;
+mod shutdown;
 mod sla;
 mod socket_client;
 mod stream;

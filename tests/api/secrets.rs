@@ -219,6 +219,7 @@ async fn no_secret_is_logged_stored_or_exported(backend: Backend) {
                       "type": "text", "text": {"body": "hello"}}]}}]}]})
     .to_string()
     .into_bytes();
+    // Signed with this process's own app secret (not the tests' usual one).
     let signed = client
         .post(format!("{base}/webhooks/whatsapp"))
         .header("content-type", "application/json")
