@@ -52,6 +52,10 @@ struct UploadForm {
     file: Vec<u8>,
 }
 
+/// How much of a refused file is read and dropped before answering (past it, the connection
+/// is closed under the client).
+const DRAIN_AT_MOST: usize = 128 * 1024 * 1024;
+
 /// Keeps a file to send. Types and limits are Meta's: JPEG/PNG images 5 MB, WebP stickers
 /// 500 KB, audio (AAC, AMR, MP3, MP4, OGG) and video (MP4, 3GPP) 16 MB, documents (PDF, text,
 /// Office) 100 MB; anything else, or larger, is 422 naming the limit.
@@ -98,6 +102,15 @@ async fn upload(
             .map_err(|e| invalid(format!("the file could not be read: {e}")))?
         {
             if (bytes.len() + chunk.len()) as u64 > limit {
+                // The rest is read and dropped (up to the largest any type allows) so that the
+                // client, still sending, gets this answer instead of a reset connection.
+                let mut drained = bytes.len() + chunk.len();
+                while drained < DRAIN_AT_MOST {
+                    match field.chunk().await {
+                        Ok(Some(more)) => drained += more.len(),
+                        _ => break,
+                    }
+                }
                 return Err(invalid(format!(
                     "{} files may be at most {} bytes ({} MB); this one has more",
                     kind_of(&mime_type),
