@@ -144,15 +144,19 @@ impl Limits {
 
     /// A live access token counts under its agent; anything else (an expired or foreign token,
     /// an API key) under its own hash, so a stale token cannot spend its agent's bucket.
-    fn credential_key(&self, bearer: &str) -> u64 {
+    /// The verified claims go along, so that authentication does not verify the token again.
+    fn credential_key(&self, bearer: &str) -> (u64, Option<VerifiedClaims>) {
         match self.keys.verify(bearer, self.now.now()) {
-            Ok(claims) => self.hasher.hash_one(("agent", claims.sub)),
-            Err(_) => self.hasher.hash_one(("bearer", bearer)),
+            Ok(claims) => (
+                self.hasher.hash_one(("agent", &claims.sub)),
+                Some(VerifiedClaims(claims)),
+            ),
+            Err(_) => (self.hasher.hash_one(("bearer", bearer)), None),
         }
     }
 
     /// `Err(wait)` when the request must wait.
-    fn admit(&self, request: &Request, client: ClientAddress) -> Result<(), Duration> {
+    fn admit(&self, request: &mut Request, client: ClientAddress) -> Result<(), Duration> {
         let check = |limit: &Option<Limit>, key: u64| match limit {
             Some(limit) => limit.check(key, &self.clock),
             None => Ok(()),
@@ -162,14 +166,26 @@ impl Limits {
             Route::Webhook => check(&self.webhooks, self.address_key(client.ip)),
             Route::Api => {
                 check(&self.per_address, self.address_key(client.ip))?;
-                match crate::http::extract::bearer_token(request.headers()) {
-                    Ok(bearer) => check(&self.per_credential, self.credential_key(bearer)),
-                    Err(_) => Ok(()),
+                if self.per_credential.is_none() {
+                    return Ok(());
                 }
+                let Ok(bearer) = crate::http::extract::bearer_token(request.headers()) else {
+                    return Ok(());
+                };
+                let (key, claims) = self.credential_key(bearer);
+                if let Some(claims) = claims {
+                    request.extensions_mut().insert(claims);
+                }
+                check(&self.per_credential, key)
             }
         }
     }
 }
+
+/// An access token's claims, verified by the limits on the request's way in (in its extensions,
+/// for [`crate::http::extract::authenticate`]): the HMAC is checked once per request.
+#[derive(Debug, Clone)]
+pub struct VerifiedClaims(pub crate::auth::tokens::Claims);
 
 /// Middleware: finds the client and puts its [`ClientAddress`] in the request's extensions
 /// (outermost, so that every other layer sees it).
@@ -190,7 +206,11 @@ pub async fn identify(
 }
 
 /// Middleware: admits the request or answers 429 (after [`identify`]).
-pub async fn guard(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(limits): State<Arc<Limits>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let client = request
         .extensions()
         .get::<ClientAddress>()
@@ -199,7 +219,7 @@ pub async fn guard(State(limits): State<Arc<Limits>>, request: Request, next: Ne
             ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             https: false,
         });
-    match limits.admit(&request, client) {
+    match limits.admit(&mut request, client) {
         Ok(()) => next.run(request).await,
         Err(wait) => ApiError::TooManyRequests {
             retry_after_seconds: wait.as_secs_f64().ceil() as u64,

@@ -177,7 +177,14 @@ impl FromRequestParts<crate::http::AppState> for AuthAgent {
 
 impl AuthAgent {
     async fn from_headers(parts: &Parts, state: &crate::http::AppState) -> Result<Self, ApiError> {
-        authenticate(state, bearer_token(&parts.headers)?).await
+        let token = bearer_token(&parts.headers)?;
+        match parts
+            .extensions
+            .get::<crate::edge::limits::VerifiedClaims>()
+        {
+            Some(verified) => authorize_claims(state, verified.0.clone(), state.clock.now()).await,
+            None => authenticate(state, token).await,
+        }
     }
 }
 
@@ -245,6 +252,15 @@ pub async fn authenticate(
                 message: "the access token is not valid",
             },
         })?;
+    authorize_claims(state, claims, now).await
+}
+
+/// Finds the session and agent of a verified access token's claims.
+async fn authorize_claims(
+    state: &crate::http::AppState,
+    claims: crate::auth::tokens::Claims,
+    now: switchboard_domain::Timestamp,
+) -> Result<AuthAgent, ApiError> {
     let invalid = ApiError::Unauthorized {
         code: "invalid_token",
         message: "the access token is not valid",

@@ -37,6 +37,7 @@ mod fanout;
 mod index;
 mod presence;
 mod session;
+mod slots;
 mod stamp;
 
 use std::collections::HashMap;
@@ -60,7 +61,6 @@ use crate::http::{ApiError, AppState};
 use as_of::Rights;
 use fanout::Fanout;
 use session::{Expiry, Session, Standing};
-use switchboard_domain::AgentId;
 
 /// Why the realtime side could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,7 @@ pub(crate) struct Hub {
     io: SocketIo,
     fanout: Arc<Fanout>,
     sockets: Mutex<HashMap<Sid, (SocketRef, Arc<Session>)>>,
+    slots: Arc<slots::Slots>,
     settings: RealtimeSettings,
 }
 
@@ -139,6 +140,7 @@ impl Realtime {
             app,
             io: io.clone(),
             sockets: Mutex::new(HashMap::new()),
+            slots: Arc::default(),
             settings,
         });
         // Handlers hold the hub weakly: sockets are owned by the hub's map and the hub must
@@ -185,16 +187,12 @@ impl Realtime {
 
     /// How many sockets each agent has open on this instance (by agent id).
     pub fn agents_connected(&self) -> HashMap<String, usize> {
-        let sockets = self
-            .hub
-            .sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut agents = HashMap::new();
-        for (_, session) in sockets.values() {
-            *agents.entry(session.agent_id().to_string()).or_insert(0) += 1;
-        }
-        agents
+        self.hub
+            .slots
+            .by_agent()
+            .into_iter()
+            .map(|(agent, count)| (agent.to_string(), count))
+            .collect()
     }
 
     /// Disconnects every socket (at shutdown).
@@ -237,14 +235,14 @@ impl Hub {
                     .increment(1);
             })?;
         let cap = self.app.edge.sockets_per_agent;
-        if cap > 0 && self.sockets_of(auth.actor.agent_id) >= cap {
+        let Some(slot) = self.slots.take(auth.actor.agent_id, cap) else {
             metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "sockets_per_agent")
                 .increment(1);
             return Err(refuse(
                 "too_many_sockets",
                 &format!("an agent may hold {cap} live sockets on one server: close one first"),
             ));
-        }
+        };
         let start = match handshake.last_position {
             Some(position) if position < 0 => {
                 return Err(refuse(
@@ -280,18 +278,8 @@ impl Hub {
         };
         socket
             .extensions
-            .insert(Arc::new(Session::new(auth, standing)));
+            .insert(Arc::new(Session::new(auth, standing, slot)));
         Ok(())
-    }
-
-    /// How many live sockets `agent` holds on this instance.
-    fn sockets_of(&self, agent: AgentId) -> usize {
-        self.sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|(_, session)| session.agent_id() == agent)
-            .count()
     }
 
     /// A socket passed the handshake: rooms, handlers, and its stream of events.

@@ -17,6 +17,8 @@ pub struct Session {
     state: Mutex<State>,
     standing: tokio::sync::Mutex<Standing>,
     closed: watch::Sender<bool>,
+    /// The agent's share of the instance's sockets, given back when the session is dropped.
+    _slot: super::slots::Slot,
 }
 
 struct State {
@@ -52,7 +54,7 @@ pub enum Expiry {
 
 impl Session {
     /// A session for an authenticated agent whose stream starts at `standing`.
-    pub fn new(auth: AuthAgent, standing: Standing) -> Self {
+    pub fn new(auth: AuthAgent, standing: Standing, slot: super::slots::Slot) -> Self {
         Self {
             agent_id: auth.actor.agent_id,
             state: Mutex::new(State {
@@ -62,6 +64,7 @@ impl Session {
             }),
             standing: tokio::sync::Mutex::new(standing),
             closed: watch::Sender::new(false),
+            _slot: slot,
         }
     }
 

@@ -53,8 +53,9 @@ pub async fn move_store(
     .await;
     let _ = std::fs::remove_file(&path);
     let events = copied?;
-    let credentials = copy_credentials(source.database(), target.database()).await?;
-    let endpoint_secrets = copy_endpoint_secrets(source.database(), target.database()).await?;
+    let (from, to) = (source.database(), target.database());
+    let credentials = copy_rows(from, to, "credentials", CREDENTIALS).await?;
+    let endpoint_secrets = copy_rows(from, to, "webhook_endpoint_secrets", SECRETS).await?;
     super::rebuild(target, &[]).await?;
     let verification = verify::verify(target).await?;
     Ok(Moved {
@@ -65,32 +66,26 @@ pub async fn move_store(
     })
 }
 
-async fn copy_credentials(from: &Database, to: &Database) -> Result<usize, StoreError> {
-    let rows: Vec<(String, String, i64)> = with_pool!(from, pool => sqlx::query_as(
-        "select agent_id, password_hash, updated_at from credentials").fetch_all(pool).await?);
-    let statements: Vec<_> = rows
-        .iter()
-        .map(|(agent, hash, at)| {
-            switchboard_store::Statement::new(
-                "insert into credentials (agent_id, password_hash, updated_at) values ($1, $2, $3)",
-                vec![agent.as_str().into(), hash.as_str().into(), (*at).into()],
-            )
-        })
-        .collect();
-    to.execute_atomically(&statements).await?;
-    Ok(rows.len())
-}
+const CREDENTIALS: [&str; 3] = ["agent_id", "password_hash", "updated_at"];
+const SECRETS: [&str; 3] = ["endpoint_id", "secret", "created_at"];
 
-async fn copy_endpoint_secrets(from: &Database, to: &Database) -> Result<usize, StoreError> {
-    let rows: Vec<(String, String, i64)> = with_pool!(from, pool => sqlx::query_as(
-        "select endpoint_id, secret, created_at from webhook_endpoint_secrets").fetch_all(pool).await?);
+/// Copies a table of `(text, text, integer)` rows, named by `columns`, as it is.
+async fn copy_rows(
+    from: &Database,
+    to: &Database,
+    table: &str,
+    columns: [&str; 3],
+) -> Result<usize, StoreError> {
+    let [key, text, at] = columns;
+    let select = format!("select {key}, {text}, {at} from {table}");
+    let insert = format!("insert into {table} ({key}, {text}, {at}) values ($1, $2, $3)");
+    let rows: Vec<(String, String, i64)> =
+        with_pool!(from, pool => sqlx::query_as(&select).fetch_all(pool).await?);
     let statements: Vec<_> = rows
         .iter()
-        .map(|(endpoint, secret, at)| {
-            switchboard_store::Statement::new(
-                "insert into webhook_endpoint_secrets (endpoint_id, secret, created_at) values ($1, $2, $3)",
-                vec![endpoint.as_str().into(), secret.as_str().into(), (*at).into()],
-            )
+        .map(|(key, text, at)| switchboard_store::Statement {
+            sql: insert.clone().into(),
+            args: vec![key.as_str().into(), text.as_str().into(), (*at).into()],
         })
         .collect();
     to.execute_atomically(&statements).await?;

@@ -71,12 +71,9 @@ pub(crate) async fn wired_sending(backend: Backend, send: bool) -> (Simulator, T
 }
 
 /// [`wired_sending`], with settings of the test's own.
-pub(crate) async fn wired_sending_with(
-    backend: Backend,
-    send: bool,
-    adjust: impl FnOnce(&mut switchboard::config::Settings) + Send + 'static,
-) -> (Simulator, TestApp, String) {
-    let simulator = Simulator::start(
+/// Our Cloud API simulator on a free port, token `simulator-token`, statuses after 30 ms.
+pub(crate) async fn simulator() -> Simulator {
+    Simulator::start(
         "127.0.0.1:0",
         SimulatorSettings {
             access_token: "simulator-token".to_owned(),
@@ -86,7 +83,15 @@ pub(crate) async fn wired_sending_with(
         },
     )
     .await
-    .expect("simulator");
+    .expect("simulator")
+}
+
+pub(crate) async fn wired_sending_with(
+    backend: Backend,
+    send: bool,
+    adjust: impl FnOnce(&mut switchboard::config::Settings) + Send + 'static,
+) -> (Simulator, TestApp, String) {
+    let simulator = simulator().await;
     let graph_url = simulator.url();
     let app = TestApp::spawn_with(backend, move |s| {
         s.outbound.send = send;

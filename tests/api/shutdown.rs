@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use switchboard::simulator::{Simulator, SimulatorSettings};
 
-use crate::helpers::{Backend, TestApp, APP_SECRET};
+use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
 /// A customer's message, so that the conversation's window is open.
@@ -17,17 +16,7 @@ fn customer_writes(wa_id: &str) -> Vec<u8> {
 }
 
 async fn a_stopped_sender_releases_the_claims_it_did_not_send(backend: Backend) {
-    let simulator = Simulator::start(
-        "127.0.0.1:0",
-        SimulatorSettings {
-            access_token: "simulator-token".to_owned(),
-            app_secret: APP_SECRET.to_owned(),
-            webhook_url: None,
-            status_delay: Duration::from_millis(30),
-        },
-    )
-    .await
-    .expect("simulator");
+    let simulator = crate::outbound::simulator().await;
     // This instance queues; the process below sends.
     let app = TestApp::spawn_with(backend, |s| s.outbound.send = false).await;
     let mut conversations = Vec::new();
