@@ -177,6 +177,24 @@ returning id, body, request_id, received_at, attempts, claim_token";
     Ok(rows)
 }
 
+/// Gives back what is still pending of a claim, due again at `retry_at` (Unix milliseconds):
+/// after a storage failure the rest of a batch is retried soon rather than after the claim's
+/// whole visibility timeout.
+///
+/// # Errors
+/// Database failures (the claim then simply runs out).
+pub async fn release(
+    database: &Database,
+    claim_token: &str,
+    retry_at: i64,
+) -> Result<(), StoreError> {
+    let statement = Statement::new(
+        "update raw_webhooks set claimed_until = $1, claim_token = null where claim_token = $2 and status = 'pending'",
+        vec![retry_at.into(), claim_token.into()],
+    );
+    database.execute_atomically(&[statement]).await
+}
+
 /// The statement that marks a webhook processed (run inside the transaction of its events).
 pub fn processed_statement(id: i64, now: i64) -> Statement {
     Statement::new(

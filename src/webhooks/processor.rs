@@ -40,6 +40,9 @@ pub struct WebhookProcessor {
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
     extra_fields: Vec<String>,
+    /// Claims of failed batches not yet given back (the database refused that too): retried
+    /// before each claim, so that their webhooks need not wait out the claim's timeout.
+    unreleased: std::sync::Mutex<Vec<String>>,
 }
 
 impl WebhookProcessor {
@@ -57,6 +60,7 @@ impl WebhookProcessor {
             clock,
             settings,
             extra_fields,
+            unreleased: std::sync::Mutex::default(),
         }
     }
 
@@ -70,6 +74,7 @@ impl WebhookProcessor {
     /// When claiming or marking fails (database trouble).
     pub async fn drain(&self) -> Result<u64, StoreError> {
         let mut handled = 0;
+        self.release_unreleased().await?;
         loop {
             let now = self.clock.now().unix_millis();
             let claim_ms = i64::try_from(self.settings.webhook_claim.as_millis()).unwrap_or(60_000);
@@ -90,7 +95,10 @@ impl WebhookProcessor {
                 Err(reason) => {
                     tracing::debug!(%reason, size = batch.len(), "batch redone one command at a time");
                     for webhook in &batch {
-                        self.process_alone(webhook).await?;
+                        if let Err(error) = self.process_alone(webhook).await {
+                            self.release(webhook).await;
+                            return Err(error);
+                        }
                     }
                     "single"
                 }
@@ -200,6 +208,38 @@ impl WebhookProcessor {
         let now = self.clock.now().unix_millis();
         let statements = self.bookkeeping(webhook, now, outcome);
         self.database().execute_atomically(&statements).await
+    }
+
+    /// Gives back the unfinished rest of `webhook`'s batch, due again in a second (or keeps
+    /// its claim to give back later, when the database refuses now).
+    async fn release(&self, webhook: &ClaimedWebhook) {
+        let Some(token) = &webhook.claim_token else {
+            return;
+        };
+        let retry_at = self.clock.now().unix_millis() + 1_000;
+        if let Err(error) = inbox::release(self.database(), token, retry_at).await {
+            tracing::warn!(%error, "giving back a failed batch's claims failed; retrying");
+            self.unreleased_claims().push(token.clone());
+        }
+    }
+
+    /// Gives back the claims [`Self::release`] could not.
+    async fn release_unreleased(&self) -> Result<(), StoreError> {
+        let tokens = std::mem::take(&mut *self.unreleased_claims());
+        let now = self.clock.now().unix_millis();
+        for (i, token) in tokens.iter().enumerate() {
+            if let Err(error) = inbox::release(self.database(), token, now).await {
+                self.unreleased_claims().extend_from_slice(&tokens[i..]);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn unreleased_claims(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.unreleased
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn metadata(&self, webhook: &ClaimedWebhook) -> HashMap<String, String> {

@@ -136,6 +136,7 @@ impl Database {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(*max_connections)
                     .acquire_timeout(Duration::from_secs(30))
+                    .after_release(|connection, _| Box::pin(left_clean(connection)))
                     .connect_with(options)
                     .await?;
                 Ok(Self::Sqlite(pool))
@@ -280,3 +281,97 @@ macro_rules! guards_hold {
     }};
 }
 use guards_hold;
+
+/// Whether a SQLite connection coming back to the pool may be reused.
+///
+/// sqlx counts each connection's transaction depth itself. SQLite rolls a transaction back on
+/// its own after some errors (`SQLITE_FULL`, `SQLITE_IOERR`, …); sqlx's `ROLLBACK` then fails
+/// and its count stays one too high, so the connection's next `begin` becomes a `SAVEPOINT`
+/// whose rollback leaves a real transaction open: it holds the write lock (every other writer
+/// waits out its busy timeout) and swallows later writes on that connection uncommitted. Such
+/// a connection is closed instead (closing rolls back whatever is open); a clean one costs
+/// nothing here.
+async fn left_clean(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !connection.is_in_transaction() {
+        return Ok(true);
+    }
+    // The rollback of a dropped transaction may still be queued: let it run first.
+    connection.ping().await?;
+    Ok(!connection.is_in_transaction())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite rolls back a transaction itself when the disk is full (here: the connection's
+    /// page limit); a failed transaction later on the same connection must still leave no
+    /// transaction open behind it, or the next plain write is swallowed uncommitted.
+    #[tokio::test]
+    async fn a_transaction_sqlite_rolled_back_itself_leaves_nothing_open() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("switchboard-store-{nanos}"));
+        let path = dir.join("full.db");
+        let config = DatabaseConfig::Sqlite {
+            path: path.clone(),
+            max_connections: 1,
+        };
+        let database = Database::connect(&config).await.expect("database");
+        let Database::Sqlite(pool) = &database else {
+            unreachable!("a SQLite configuration")
+        };
+        sqlx::query("create table t (v blob)")
+            .execute(pool)
+            .await
+            .expect("table");
+        let pages: i64 = sqlx::query_scalar("pragma page_count")
+            .fetch_one(pool)
+            .await
+            .expect("pages");
+        sqlx::query(&format!("pragma max_page_count = {}", pages + 2))
+            .execute(pool)
+            .await
+            .expect("limit");
+        {
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query("insert into t values (zeroblob(100000))")
+                .execute(&mut *tx)
+                .await
+                .expect_err("the disk is full");
+        }
+        sqlx::query("pragma max_page_count = 1000000")
+            .execute(pool)
+            .await
+            .expect("room again");
+        {
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query("insert into t values (x'01')")
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+            sqlx::query("insert into nowhere values (1)")
+                .execute(&mut *tx)
+                .await
+                .expect_err("no such table");
+        }
+        sqlx::query("insert into t values (x'02')")
+            .execute(pool)
+            .await
+            .expect("a plain write");
+        let other = SqlitePoolOptions::new()
+            .connect_with(SqliteConnectOptions::new().filename(&path))
+            .await
+            .expect("another connection");
+        let seen: Vec<Vec<u8>> = sqlx::query_scalar("select v from t")
+            .fetch_all(&other)
+            .await
+            .expect("read");
+        assert_eq!(seen, vec![vec![2u8]], "only the plain write is committed");
+        other.close().await;
+        database.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
