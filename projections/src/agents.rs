@@ -126,7 +126,8 @@ impl Projection for AgentsProjection {
                 availability, at, ..
             } => out.push(update(AVAILABILITY, availability.name().into(), at)),
             AgentEvent::Reactivated { at, .. } => out.push(update(ACTIVE, 1.into(), at)),
-            AgentEvent::PasswordChanged { at, .. } => out.push(Statement::new(
+            AgentEvent::PasswordChanged { at, .. }
+            | AgentEvent::CustomerDataExported { at, .. } => out.push(Statement::new(
                 TOUCHED,
                 vec![at.unix_millis().into(), version, id.into()],
             )),

@@ -8,6 +8,7 @@ mod auth;
 mod console;
 mod contract;
 mod conversations;
+mod customers;
 mod dead_letters;
 mod error;
 mod events;
@@ -115,6 +116,7 @@ fn modules(max_webhook_bytes: usize) -> Vec<utoipa_axum::router::OpenApiRouter<A
         analytics::router(),
         ownership::router(),
         notes::router(),
+        customers::router(),
         assignment::router(),
         quick_replies::router(),
         media::router(),

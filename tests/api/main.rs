@@ -37,6 +37,7 @@ mod login_abuse;
 mod monitoring;
 mod nul_bytes;
 mod permissions;
+mod privacy;
 mod quick_replies;
 mod realtime;
 mod receiver;

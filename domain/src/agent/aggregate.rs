@@ -259,6 +259,17 @@ impl Agent {
                     at,
                 }])
             }
+            AgentCommand::RecordCustomerExport { conversations, at } => {
+                if !current.active {
+                    return Err(AgentError::AlreadyInState("deactivated"));
+                }
+                if !current.permissions.can_export_data {
+                    return Err(AgentError::NotPermitted(
+                        "exporting a customer's data needs the can_export_data permission".into(),
+                    ));
+                }
+                Ok(vec![AgentEvent::CustomerDataExported { conversations, at }])
+            }
             AgentCommand::Reactivate { by, at } => {
                 if let Some(by) = &by {
                     grants::manages(by, Some(current.role))?;
@@ -423,6 +434,7 @@ impl Aggregate for Agent {
             }
             AgentEvent::AvailabilityChanged { availability, .. } => r.availability = availability,
             AgentEvent::Reactivated { .. } => r.active = true,
+            AgentEvent::CustomerDataExported { .. } => {}
         }
     }
 }

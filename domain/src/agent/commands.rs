@@ -1,7 +1,7 @@
 //! What can be asked of an agent record.
 
 use crate::agent::{Availability, Email, Permissions, PermissionsPatch, Role, WorkingHours};
-use crate::{Actor, GroupId, Timestamp};
+use crate::{Actor, ConversationId, GroupId, Timestamp};
 
 /// Changes to an agent; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,6 +80,16 @@ pub enum AgentCommand {
     Reactivate {
         /// Who.
         by: Option<Actor>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Record that the agent exported everything held about one customer (a data-protection
+    /// access request); refused unless the agent holds `can_export_data` as their record
+    /// stands, so the check and the record are one decision.
+    RecordCustomerExport {
+        /// The customer's conversations that were exported (ids, not the customer's number,
+        /// so that the log holds no personal data for it).
+        conversations: Vec<ConversationId>,
         /// When.
         at: Timestamp,
     },

@@ -4,7 +4,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Availability, Email, Permissions, Role, WorkingHours};
-use crate::{AgentId, GroupId, Timestamp};
+use crate::{AgentId, ConversationId, GroupId, Timestamp};
 
 /// An event of an [`Agent`](super::Agent). Each says who did it and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +111,13 @@ pub enum AgentEvent {
         /// When.
         at: Timestamp,
     },
+    /// The agent exported everything held about one customer (an access request).
+    CustomerDataExported {
+        /// The customer's conversations.
+        conversations: Vec<ConversationId>,
+        /// When.
+        at: Timestamp,
+    },
     /// The agent's availability changed.
     AvailabilityChanged {
         /// Now.
@@ -139,6 +146,7 @@ impl DomainEvent for AgentEvent {
             Self::Deactivated { .. } => "AgentDeactivated",
             Self::Reactivated { .. } => "AgentReactivated",
             Self::AvailabilityChanged { .. } => "AgentAvailabilityChanged",
+            Self::CustomerDataExported { .. } => "AgentCustomerDataExported",
         }
         .to_owned()
     }

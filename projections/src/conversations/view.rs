@@ -197,6 +197,27 @@ pub async fn get(
     Ok(row.map(ConversationView::from))
 }
 
+/// Every conversation with one customer, known by their `wa_id` (digits) or their
+/// business-scoped user id, on every business number, oldest first (no scope: for
+/// data-protection requests, which need `can_export_data`).
+///
+/// # Errors
+/// Database failures.
+pub async fn of_customer(
+    db: &Database,
+    customer: &str,
+) -> Result<Vec<ConversationView>, ProjectionError> {
+    const SQL: &str = concat!(
+        "select ",
+        conversation_columns!(),
+        " from conversations where customer_wa_id = $1 or customer_user_id = $1",
+        " order by started_at, id"
+    );
+    let rows: Vec<ConversationRow> = with_pool!(db, pool => sqlx::query_as(SQL)
+        .bind(customer).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(ConversationView::from).collect())
+}
+
 /// The id of the most recently active conversation with the customer `wa_id` within `scope`.
 ///
 /// # Errors

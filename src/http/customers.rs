@@ -1,0 +1,148 @@
+//! Data-protection requests about one customer: `GET /api/customers/{id}/export` gives
+//! everything held about them (an access request), for agents with `can_export_data`; the
+//! export is recorded on the asking agent's record (`AgentCustomerDataExported`), and the
+//! permission is checked by that record as it appends, so the check and the record are one.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use switchboard_domain::agent::AgentCommand;
+use switchboard_domain::ConversationId;
+use switchboard_projections::conversations::{self, ConversationView};
+use switchboard_projections::messages::{self, MessageView};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::accounts::actor_metadata;
+use crate::http::extract::AuthAgent;
+use crate::http::openapi::Errors;
+use crate::http::{ApiError, AppState};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(export))
+}
+
+/// Message kinds whose file is served under `/api/media/{message id}`.
+const MEDIA_KINDS: &[&str] = &["image", "audio", "video", "document", "sticker"];
+
+/// Everything held about one customer.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CustomerExport {
+    /// The customer as asked for (`wa_id` digits or business-scoped user id).
+    customer: String,
+    /// When (RFC 3339).
+    exported_at: String,
+    /// The agent who asked.
+    exported_by: String,
+    /// Every conversation with them, on every business number, oldest first.
+    conversations: Vec<ExportedConversation>,
+}
+
+/// One conversation with its whole timeline.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ExportedConversation {
+    #[serde(flatten)]
+    conversation: ConversationView,
+    /// Every message, note and status in chat order, as `GET /api/conversations/{id}/messages`
+    /// gives them.
+    messages: Vec<MessageView>,
+    /// The files of its media messages (paths of `GET /api/media/{id}`).
+    files: Vec<String>,
+}
+
+/// Everything held about one customer (conversations, messages, statuses, notes, files, and who
+/// handled them); needs `can_export_data`; recorded with who asked.
+#[utoipa::path(get, path = "/api/customers/{id}/export", operation_id = "exportCustomer",
+    tag = "conversations",
+    params(("id" = String, Path, description = "The customer's WhatsApp number (any spelling) or business-scoped user id")),
+    security(("bearer" = [])), responses((status = 200, body = CustomerExport), Errors))]
+async fn export(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+) -> Result<Json<CustomerExport>, ApiError> {
+    let customer = customer_key(&id);
+    let found = conversations::of_customer(&state.database, &customer).await?;
+    if found.is_empty() {
+        return Err(ApiError::NotFound("customer"));
+    }
+    let now = state.clock.now();
+    let command = AgentCommand::RecordCustomerExport {
+        conversations: found
+            .iter()
+            .filter_map(|c| ConversationId::parse(&c.id))
+            .collect(),
+        at: now,
+    };
+    let me = auth.actor.agent_id.to_string();
+    let metadata = actor_metadata(Some(auth.actor.agent_id), now);
+    crate::cqrs::execute(&state.frameworks.agents, &me, command, &metadata).await?;
+    let mut exported = Vec::with_capacity(found.len());
+    for conversation in found {
+        let messages = timeline(&state, &conversation.id).await?;
+        let files = messages
+            .iter()
+            .filter(|m| m.kind.as_deref().is_some_and(|k| MEDIA_KINDS.contains(&k)))
+            .map(|m| format!("/api/media/{}", m.id))
+            .collect();
+        exported.push(ExportedConversation {
+            conversation,
+            messages,
+            files,
+        });
+    }
+    Ok(Json(CustomerExport {
+        customer,
+        exported_at: now.to_string(),
+        exported_by: me,
+        conversations: exported,
+    }))
+}
+
+/// A conversation's whole timeline, page after page.
+async fn timeline(state: &AppState, conversation: &str) -> Result<Vec<MessageView>, ApiError> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = messages::list_for_conversation(
+            &state.database,
+            conversation,
+            cursor.as_deref(),
+            Some(500),
+        )
+        .await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// The customer key of `id`: a phone number in any spelling becomes its digits; anything else
+/// (a business-scoped user id) is taken as it is.
+fn customer_key(id: &str) -> String {
+    let id = id.trim();
+    let phone = id
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if phone {
+        id.chars().filter(char::is_ascii_digit).collect()
+    } else {
+        id.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::customer_key;
+
+    #[test]
+    fn a_number_in_any_spelling_is_its_digits_and_a_user_id_is_kept() {
+        assert_eq!(customer_key("+1 (555) 000-2222"), "15550002222");
+        assert_eq!(
+            customer_key("US.13491208655302741918"),
+            "US.13491208655302741918"
+        );
+    }
+}

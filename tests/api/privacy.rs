@@ -1,0 +1,141 @@
+//! Data-protection requests (issue #26): everything held about one customer, exported for an
+//! agent with `can_export_data`, recorded with who asked.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{fixture, Backend, TestApp};
+use crate::on_both_backends;
+
+const CUSTOMER: &str = "15550002222";
+const OTHER: &str = "15550009999";
+
+/// How many exports the log records for `agent`.
+async fn exports_recorded(app: &TestApp, agent: &str) -> i64 {
+    switchboard_store::with_pool!(&app.database, pool => sqlx::query_scalar(
+        "select count(*) from events where event_type = 'AgentCustomerDataExported' and aggregate_id = $1")
+        .bind(agent).fetch_one(pool).await.expect("count"))
+}
+
+async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backend: Backend) {
+    let (_simulator, app, conversation) =
+        crate::outbound::wired_sending_with(backend, true, |_| {}).await;
+    // Text (the wiring's), an image, a private note, and a reply that went sent → read.
+    assert_eq!(
+        app.post_webhook(&fixture("meta/inbound_image.json"))
+            .await
+            .status(),
+        200
+    );
+    let note = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            &format!("/api/conversations/{conversation}/notes"),
+            Some(json!({"text": "Wants the refund by Friday"})),
+        )
+        .await;
+    assert_eq!(note.status(), 201);
+    let reply = crate::outbound::send_text(&app, &conversation, "export-reply").await;
+    crate::outbound::wait_for_status(&app, &reply, "read").await;
+    // Another customer, who must not appear.
+    let other = crate::integrations::texts("120000000000001", OTHER, 0, 2);
+    assert_eq!(app.post_webhook(&other).await.status(), 200);
+    app.settle().await;
+
+    let response = app.get(&format!("/api/customers/+{CUSTOMER}/export")).await;
+    assert_eq!(response.status(), 200);
+    let export: Value = response.json().await.expect("JSON");
+    assert_eq!(export["customer"], CUSTOMER);
+    let conversations = export["conversations"].as_array().expect("conversations");
+    assert_eq!(conversations.len(), 1, "{export}");
+    let exported = &conversations[0];
+    assert_eq!(exported["id"], conversation.as_str());
+
+    // The conversation as the API shows it, field for field.
+    let detail = app
+        .get_json(&format!("/api/conversations/{conversation}"))
+        .await;
+    for (key, value) in detail.as_object().expect("object") {
+        if key != "sla" {
+            assert_eq!(&exported[key], value, "conversation field {key}");
+        }
+    }
+    // Its whole timeline as the API shows it: texts, the image, the note, the reply's statuses.
+    let timeline = app
+        .get_json(&format!(
+            "/api/conversations/{conversation}/messages?limit=500"
+        ))
+        .await;
+    assert_eq!(exported["messages"], timeline["items"]);
+    let messages = exported["messages"].as_array().expect("messages");
+    let kinds: Vec<&str> = messages.iter().filter_map(|m| m["type"].as_str()).collect();
+    for kind in ["text", "image", "note"] {
+        assert!(kinds.contains(&kind), "a {kind} in {kinds:?}");
+    }
+    let sent = messages
+        .iter()
+        .find(|m| m["id"] == reply.as_str())
+        .expect("the reply");
+    for status in ["sent", "delivered", "read"] {
+        assert!(sent["statuses"][status].is_string(), "{status}: {sent}");
+    }
+    let image = messages
+        .iter()
+        .find(|m| m["type"] == "image")
+        .expect("the image");
+    let file = format!("/api/media/{}", image["id"].as_str().expect("id"));
+    assert_eq!(exported["files"], json!([file]));
+
+    // Nothing of the other customer.
+    let text = export.to_string();
+    assert!(!text.contains(OTHER), "the other customer leaked: {text}");
+    assert!(!text.contains("from 15550009999"));
+
+    // Recorded, with who asked.
+    let agents = app.get_json("/api/agents").await;
+    let admin = agents["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(agents.as_array().into_iter().flatten())
+        .find(|a| a["email"] == app.admin.0.as_str())
+        .and_then(|a| a["id"].as_str())
+        .expect("the admin")
+        .to_owned();
+    assert_eq!(export["exported_by"], admin.as_str());
+    assert_eq!(exports_recorded(&app, &admin).await, 1);
+}
+
+async fn an_export_needs_can_export_data_and_a_known_customer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(
+        app.post_webhook(&fixture("meta/inbound_text.json"))
+            .await
+            .status(),
+        200
+    );
+    app.settle().await;
+    let supervisor = app
+        .create_agent(
+            json!({"email": "sup@example.com", "name": "Sup", "role": "supervisor",
+                             "password": "a long enough password"}),
+        )
+        .await;
+    let token = app.login("sup@example.com", "a long enough password").await;
+    let refused = app
+        .get_as(&token, &format!("/api/customers/{CUSTOMER}/export"))
+        .await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    assert_eq!(exports_recorded(&app, &supervisor).await, 0);
+
+    let unknown = app.get(&format!("/api/customers/{OTHER}/export")).await;
+    assert_eq!(unknown.status(), 404);
+}
+
+on_both_backends!(
+    a_customer_export_holds_everything_the_api_shows_and_nothing_else,
+    an_export_needs_can_export_data_and_a_known_customer,
+);
