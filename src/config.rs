@@ -279,6 +279,8 @@ pub struct WorkerSettings {
     pub webhook_batch: u32,
     /// How failed webhook processing is retried before it is dead-lettered.
     pub webhook_retry: RetryPolicy,
+    /// How long processed webhooks' raw bodies are kept (`None`: for ever).
+    pub raw_webhook_retention: Option<Duration>,
 }
 
 /// Exponential backoff with jitter.
@@ -326,6 +328,7 @@ impl Default for WorkerSettings {
             webhook_claim: Duration::from_secs(60),
             webhook_batch: 256,
             webhook_retry: RetryPolicy::default(),
+            raw_webhook_retention: Some(Duration::from_secs(7 * 86_400)),
         }
     }
 }
@@ -400,6 +403,15 @@ pub struct ServeArgs {
         default_value_t = 1000
     )]
     pub webhook_retry_delay_ms: u64,
+    /// Hours a processed webhook's raw body is kept (for `switchboard-replay reprocess`)
+    /// before it is deleted: it holds the customer's personal data, which the event log keeps
+    /// anyway (0: for ever).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RAW_WEBHOOK_RETENTION_HOURS",
+        default_value_t = 168
+    )]
+    pub raw_webhook_retention_hours: u64,
     /// Token for Meta's webhook verification handshake. Prefer the environment variable.
     #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
     pub verify_token: Option<String>,
@@ -556,6 +568,9 @@ impl ServeArgs {
                     first_delay: Duration::from_millis(self.webhook_retry_delay_ms),
                     ..RetryPolicy::default()
                 },
+                raw_webhook_retention: (self.raw_webhook_retention_hours > 0).then(|| {
+                    Duration::from_secs(self.raw_webhook_retention_hours.saturating_mul(3_600))
+                }),
                 ..WorkerSettings::default()
             },
             auth: AuthSettings {

@@ -261,6 +261,14 @@ impl Application {
             );
             workers.spawn(publisher.run(stopped.clone()));
         }
+        if let Some(keep) = self.settings.workers.raw_webhook_retention {
+            let retention = crate::webhooks::retention::RawWebhookRetention::new(
+                self.state.database.clone(),
+                Arc::clone(&self.state.clock),
+                keep,
+            );
+            workers.spawn(retention.run(std::time::Duration::from_secs(60), stopped.clone()));
+        }
         if let Some(keep) = self.settings.media.retention {
             let retention = crate::media::retention::Retention::new(
                 self.state.database.clone(),

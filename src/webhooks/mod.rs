@@ -5,4 +5,5 @@
 mod commands;
 pub mod inbox;
 pub mod processor;
+pub mod retention;
 pub mod unit_of_work;

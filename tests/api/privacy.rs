@@ -135,7 +135,80 @@ async fn an_export_needs_can_export_data_and_a_known_customer(backend: Backend) 
     assert_eq!(unknown.status(), 404);
 }
 
+/// Raw webhook bodies (the customer's data, already in the log once processed) are deleted
+/// once processed longer ago than the retention; newer ones and dead letters stay, and what
+/// the API shows is unchanged.
+async fn processed_raw_webhooks_are_deleted_after_their_retention(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let kept = |app: &TestApp| {
+        let database = app.database.clone();
+        async move {
+            let rows: Vec<(String, Vec<u8>)> = switchboard_store::with_pool!(&database, pool =>
+                sqlx::query_as("select status, body from raw_webhooks order by id")
+                    .fetch_all(pool).await.expect("rows"));
+            rows.into_iter()
+                .map(|(status, body)| (status, String::from_utf8_lossy(&body).into_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        app.post_webhook(&fixture("meta/inbound_text.json"))
+            .await
+            .status(),
+        200
+    );
+    let unreadable = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
+        "changes": [{"field": "brand_new_field", "value": {"detail": 42}}]}]})
+    .to_string();
+    assert_eq!(app.post_webhook(unreadable.as_bytes()).await.status(), 200);
+    app.settle().await;
+    let before = app
+        .get_json(&format!("/api/customers/{CUSTOMER}/export"))
+        .await;
+
+    // Eight days on, a newer webhook arrives; then a retention pass of seven days.
+    app.clock.advance_seconds(8 * 86_400);
+    let newer = crate::integrations::texts("120000000000001", CUSTOMER, 1, 1);
+    assert_eq!(app.post_webhook(&newer).await.status(), 200);
+    app.settle().await;
+    let retention = switchboard::webhooks::retention::RawWebhookRetention::new(
+        app.database.clone(),
+        std::sync::Arc::new(app.clock.clone()),
+        std::time::Duration::from_secs(7 * 86_400),
+    );
+    assert_eq!(retention.run_once().await.expect("pass"), 1);
+    let rows = kept(&app).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows[0],
+        ("failed".to_owned(), unreadable),
+        "the dead letter stays"
+    );
+    assert_eq!(rows[1].0, "processed", "the newer webhook stays");
+    assert!(
+        rows.iter().all(|(_, body)| !body.contains("wamid.HBgL")),
+        "the old body is gone"
+    );
+    let attempts: i64 = switchboard_store::with_pool!(&app.database, pool =>
+        sqlx::query_scalar("select count(*) from webhook_attempts where webhook_id not in (select id from raw_webhooks)")
+            .fetch_one(pool).await.expect("count"));
+    assert_eq!(attempts, 0, "no attempts left without their webhook");
+
+    // What the API shows of the old message is untouched.
+    let after = app
+        .get_json(&format!("/api/customers/{CUSTOMER}/export"))
+        .await;
+    let first = |export: &Value| export["conversations"][0]["messages"][0].clone();
+    assert_eq!(first(&after), first(&before));
+    assert_eq!(
+        retention.run_once().await.expect("pass"),
+        0,
+        "nothing more is due"
+    );
+}
+
 on_both_backends!(
     a_customer_export_holds_everything_the_api_shows_and_nothing_else,
     an_export_needs_can_export_data_and_a_known_customer,
+    processed_raw_webhooks_are_deleted_after_their_retention,
 );
