@@ -39,6 +39,12 @@ values ($1, $2, 'outbound', $3, $4, $5, $6, $6, $7, 'queued', $8, $9, $10, $11)
 on conflict (id) do nothing";
 
 /// Accepted by Meta: the wamid is known; a status that already arrived is not overwritten.
+/// Every message, reply and note of a conversation up to an erasure request: `[erased]` in
+/// place of its content and the customer's name (statuses and times stay, for the counts).
+const ERASED: &str = r#"update messages set content = '{"body":"[erased]"}', context = null,
+    referral = null, profile_name = case when profile_name is null then null else '[erased]' end
+    where conversation_id = $1 and first_position < $2"#;
+
 /// A private note in the conversation's timeline (direction and kind `note`; never sent).
 const NOTE: &str = "
 insert into messages (id, conversation_id, direction, kind, content, sent_at, sort_at, first_position,
@@ -136,6 +142,13 @@ impl Projection for MessagesProjection {
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
+        if let DecodedEvent::Conversation(ConversationEvent::CustomerErased { .. }) = decoded {
+            out.push(Statement::new(
+                ERASED,
+                vec![event.aggregate_id.as_str().into(), event.position.into()],
+            ));
+            return;
+        }
         if let DecodedEvent::Conversation(ConversationEvent::NoteAdded {
             note_id,
             text,

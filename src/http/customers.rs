@@ -2,11 +2,16 @@
 //! everything held about them (an access request), for agents with `can_export_data`; the
 //! export is recorded on the asking agent's record (`AgentCustomerDataExported`), and the
 //! permission is checked by that record as it appends, so the check and the record are one.
+//! `DELETE /api/customers/{id}` erases them (admins, with a reason): each of their
+//! conversations records `ConversationCustomerErased`, from which every read model puts
+//! `[erased]` in place of their content, name and number, and the raw webhooks that carried
+//! them are deleted.
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard_domain::agent::AgentCommand;
+use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::ConversationId;
 use switchboard_projections::conversations::{self, ConversationView};
 use switchboard_projections::messages::{self, MessageView};
@@ -14,12 +19,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::accounts::actor_metadata;
-use crate::http::extract::AuthAgent;
+use crate::http::extract::{AuthAgent, JsonBody};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(export))
+    OpenApiRouter::new()
+        .routes(routes!(export))
+        .routes(routes!(erase))
 }
 
 /// Message kinds whose file is served under `/api/media/{message id}`.
@@ -61,6 +68,15 @@ async fn export(
     auth: AuthAgent,
     Path(id): Path<String>,
 ) -> Result<Json<CustomerExport>, ApiError> {
+    // Refused before the lookup, so that whether someone is a customer cannot be probed; the
+    // agent's record decides again as it records the export.
+    if !auth.actor.permissions.can_export_data || auth.session_id.starts_with("api-key:") {
+        return Err(ApiError::Forbidden {
+            code: "forbidden",
+            message:
+                "exporting a customer's data needs an agent with the can_export_data permission",
+        });
+    }
     let customer = customer_key(&id);
     let found = conversations::of_customer(&state.database, &customer).await?;
     if found.is_empty() {
@@ -96,6 +112,72 @@ async fn export(
         exported_at: now.to_string(),
         exported_by: me,
         conversations: exported,
+    }))
+}
+
+/// An erasure request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ErasureRequest {
+    /// Why (e.g. the request's reference), 1 to 500 characters.
+    reason: String,
+}
+
+/// What was erased.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Erased {
+    /// The conversations whose content, name and number now read `[erased]`.
+    conversations: Vec<String>,
+    /// Raw webhooks that carried the customer, deleted.
+    raw_webhooks_deleted: u64,
+}
+
+/// Erase one customer (a data-protection erasure request; admins, with a reason): their
+/// conversations' messages, notes, name and number read `[erased]` everywhere from now on.
+#[utoipa::path(delete, path = "/api/customers/{id}", operation_id = "eraseCustomer",
+    tag = "conversations",
+    params(("id" = String, Path, description = "The customer's WhatsApp number (any spelling) or business-scoped user id")),
+    request_body = ErasureRequest,
+    security(("bearer" = [])), responses((status = 200, body = Erased), Errors))]
+async fn erase(
+    State(state): State<AppState>,
+    auth: AuthAgent,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<ErasureRequest>,
+) -> Result<Json<Erased>, ApiError> {
+    // Refused before the lookup (see `export`); each conversation decides again as it appends.
+    if auth.actor.role != switchboard_domain::agent::Role::Admin {
+        return Err(ApiError::Forbidden {
+            code: "forbidden",
+            message: "erasing a customer's data needs the admin role",
+        });
+    }
+    let customer = customer_key(&id);
+    let found = conversations::of_customer(&state.database, &customer).await?;
+    if found.is_empty() {
+        return Err(ApiError::NotFound("customer"));
+    }
+    let now = state.clock.now();
+    let metadata = actor_metadata(Some(auth.actor.agent_id), now);
+    let mut erased = Vec::with_capacity(found.len());
+    for conversation in found {
+        let command = ConversationCommand::EraseCustomer {
+            reason: request.reason.clone(),
+            by: auth.actor.clone(),
+            at: now,
+        };
+        state
+            .frameworks
+            .conversations
+            .execute(&conversation.id, command, &metadata)
+            .await?;
+        erased.push(conversation.id);
+    }
+    let raw_webhooks_deleted =
+        crate::webhooks::retention::forget_customer(&state.database, &customer).await?;
+    Ok(Json(Erased {
+        conversations: erased,
+        raw_webhooks_deleted,
     }))
 }
 

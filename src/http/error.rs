@@ -314,6 +314,10 @@ impl From<switchboard_domain::conversation::ConversationError> for ApiError {
                 code: "forbidden",
                 message: "forcing a lock open needs the supervisor or admin role and a reason",
             },
+            E::ErasureNotAllowed => Self::Forbidden {
+                code: "forbidden",
+                message: "erasing a customer's data needs the admin role",
+            },
             E::TagsNotAllowed => Self::Forbidden {
                 code: "forbidden",
                 message: "your permissions do not include tags",

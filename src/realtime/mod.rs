@@ -336,6 +336,11 @@ impl Hub {
             let Some(hub) = hub.upgrade() else { return };
             hub.disconnected(&socket);
         });
+        // Closed before its disconnect handler was registered: nothing else would remove it.
+        if !socket.connected() {
+            self.disconnected(&socket);
+            return;
+        }
         tokio::spawn(deliver::deliver(self, socket, session));
     }
 

@@ -179,7 +179,7 @@ returning id, body, request_id, received_at, attempts, claim_token";
 
 /// Gives back what is still pending of a claim, due again at `retry_at` (Unix milliseconds):
 /// after a storage failure the rest of a batch is retried soon rather than after the claim's
-/// whole visibility timeout.
+/// whole visibility timeout. The claim's attempt is not counted: those webhooks were not tried.
 ///
 /// # Errors
 /// Database failures (the claim then simply runs out).
@@ -189,7 +189,9 @@ pub async fn release(
     retry_at: i64,
 ) -> Result<(), StoreError> {
     let statement = Statement::new(
-        "update raw_webhooks set claimed_until = $1, claim_token = null where claim_token = $2 and status = 'pending'",
+        "update raw_webhooks set claimed_until = $1, claim_token = null,
+            attempts = case when attempts > 0 then attempts - 1 else 0 end
+          where claim_token = $2 and status = 'pending'",
         vec![retry_at.into(), claim_token.into()],
     );
     database.execute_atomically(&[statement]).await

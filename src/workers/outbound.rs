@@ -11,6 +11,7 @@
 //! commit. A row claimed more often than the retry policy allows (every claim lapsed) is
 //! dead-lettered instead of being sent again.
 
+use sha2::Digest;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,7 +183,9 @@ returning next_at";
         if self.pair_interval_ms == 0 {
             return Ok(None);
         }
-        let pair = format!(
+        // Kept as a digest: this sender state must not hold the customer's number (it would
+        // outlive an erasure request).
+        let pair = hex::encode(sha2::Sha256::digest(format!(
             "{}|{}",
             queued.phone_number_id,
             queued
@@ -190,7 +193,7 @@ returning next_at";
                 .as_deref()
                 .or(queued.user_id.as_deref())
                 .unwrap_or_default()
-        );
+        )));
         let now = self.clock.now().unix_millis();
         let next_at = now.saturating_add(self.pair_interval_ms);
         let reserved: Option<i64> = switchboard_store::with_pool!(self.database(), pool => {

@@ -183,9 +183,10 @@ impl Database {
     /// # Errors
     /// When any statement fails; nothing is written then.
     pub async fn execute_atomically(&self, statements: &[Statement]) -> Result<(), StoreError> {
+        let postgres = matches!(self, Self::Postgres(_));
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for statement in statements {
+            for statement in statements.iter().filter(|s| !(postgres && s.sqlite_only())) {
                 bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
                     .execute(&mut *tx)
                     .await?;
@@ -217,6 +218,12 @@ impl Database {
                     return Ok(false);
                 }
                 // One round trip for the whole batch (see `batch`).
+                let statements: Vec<Statement> = statements
+                    .iter()
+                    .filter(|s| !s.sqlite_only())
+                    .cloned()
+                    .collect();
+                let statements = statements.as_slice();
                 if !statements.is_empty() {
                     let prepared: Vec<String> = sqlx::query_scalar(crate::batch::PREPARED)
                         .fetch_all(&mut *tx)

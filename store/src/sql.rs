@@ -44,6 +44,10 @@ impl From<Option<i64>> for SqlValue {
     }
 }
 
+/// Prefix of SQL that only SQLite runs (maintenance of its FTS5 search index, which has no
+/// PostgreSQL counterpart); PostgreSQL skips such statements.
+pub const SQLITE_ONLY: &str = "/* sqlite only */ ";
+
 /// One SQL statement with its arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
@@ -55,6 +59,11 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// Whether only SQLite runs it (its SQL starts with [`SQLITE_ONLY`]).
+    pub fn sqlite_only(&self) -> bool {
+        self.sql.starts_with(SQLITE_ONLY)
+    }
+
     /// A statement with arguments.
     pub fn new(sql: &'static str, args: Vec<SqlValue>) -> Self {
         Self {

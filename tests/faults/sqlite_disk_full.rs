@@ -199,6 +199,15 @@ async fn a_full_sqlite_disk_answers_503_and_loses_no_acknowledged_webhook() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let unfinished: i64 =
+        sqlx::query_scalar("select count(*) from raw_webhooks where status <> 'processed'")
+            .fetch_one(&pool)
+            .await
+            .expect("inbox");
+    assert_eq!(
+        unfinished, 0,
+        "every stored webhook processed, none dead-lettered"
+    );
     pool.close().await;
 }
 

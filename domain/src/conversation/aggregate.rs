@@ -328,6 +328,23 @@ impl Conversation {
             ConversationCommand::AddNote { .. } | ConversationCommand::AutoAssign { .. } => {
                 self.decide_teamwork(command)
             }
+            ConversationCommand::EraseCustomer { reason, by, at } => {
+                if self.customer.is_none() {
+                    return Err(ConversationError::NotFound);
+                }
+                if by.role != crate::agent::Role::Admin {
+                    return Err(ConversationError::ErasureNotAllowed);
+                }
+                let reason = reason.trim().to_owned();
+                if reason.is_empty() || reason.chars().count() > 500 {
+                    return Err(ConversationError::InvalidReason);
+                }
+                Ok(vec![ConversationEvent::CustomerErased {
+                    reason,
+                    by: by.agent_id,
+                    at,
+                }])
+            }
             ConversationCommand::MarkRead { write } => {
                 self.authorize_write(&write)?;
                 let up_to = self
@@ -475,6 +492,8 @@ impl Aggregate for Conversation {
             }
             ConversationEvent::AutoAssigned { agent, .. } => self.assigned_agent = Some(agent),
             ConversationEvent::NoteAdded { .. } => {}
+            // What the customer tells us afterwards is new data, recorded again.
+            ConversationEvent::CustomerErased { .. } => self.profile_name = None,
             ConversationEvent::Assigned { agent, group, .. } => {
                 self.assigned_agent = agent;
                 self.assigned_group = group;

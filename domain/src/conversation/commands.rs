@@ -184,6 +184,16 @@ pub enum ConversationCommand {
         /// Agents to notify.
         mentions: Vec<AgentId>,
     },
+    /// Erase what the customer said and who they are from this conversation's read models (a
+    /// data-protection erasure request); admins only, with a reason.
+    EraseCustomer {
+        /// Why (the request's reference), at most 500 characters.
+        reason: String,
+        /// Who.
+        by: Actor,
+        /// When.
+        at: Timestamp,
+    },
     /// The auto-assignment's decision: give an open conversation that no agent has and no human
     /// owns to `agent` (refused otherwise, so two deciders never both assign it).
     AutoAssign {

@@ -83,6 +83,12 @@ pub enum ConversationError {
     /// There is no customer message to mark read.
     #[error("the customer has not written yet")]
     NothingToRead,
+    /// Erasing a customer's data needs the admin role.
+    #[error("erasing a customer's data needs the admin role")]
+    ErasureNotAllowed,
+    /// An erasure needs a reason of 1 to 500 characters.
+    #[error("an erasure needs a reason of 1 to 500 characters")]
+    InvalidReason,
     /// A lock lasts at least a second.
     #[error("a lock lasts at least one second")]
     InvalidTtl,
@@ -109,6 +115,8 @@ impl ConversationError {
             Self::InvalidTtl => "invalid_ttl",
             Self::WindowClosed { .. } => "window_closed",
             Self::NothingToRead => "nothing_to_read",
+            Self::ErasureNotAllowed => "forbidden",
+            Self::InvalidReason => "invalid_reason",
         }
     }
 }

@@ -209,6 +209,16 @@ pub enum ConversationEvent {
         /// When.
         at: Timestamp,
     },
+    /// The customer's data in this conversation up to now was erased on request: every
+    /// reader shows `[erased]` in place of its content, name and number.
+    CustomerErased {
+        /// Why (the request's reference).
+        reason: String,
+        /// Who.
+        by: AgentId,
+        /// When.
+        at: Timestamp,
+    },
     /// The auto-assignment gave the conversation to an agent.
     AutoAssigned {
         /// The agent.
@@ -269,6 +279,7 @@ impl DomainEvent for ConversationEvent {
             Self::ReadByAgent { .. } => "ConversationReadByAgent",
             Self::AgentReplied { .. } => "ConversationAgentReplied",
             Self::NoteAdded { .. } => "ConversationNoteAdded",
+            Self::CustomerErased { .. } => "ConversationCustomerErased",
             Self::AutoAssigned { .. } => "ConversationAutoAssigned",
             Self::SlaMet { .. } => "ConversationSlaMet",
             Self::SlaBreached { .. } => "ConversationSlaBreached",

@@ -57,6 +57,13 @@ const LOCK_RENEWED: &str =
 
 const NAMED: &str = "update conversations set profile_name = $1, version = $2 where id = $3";
 
+/// What the customer said and who they are, erased on request (`[erased]` in their place).
+const ERASED: &str = "update conversations set profile_name = '[erased]',
+    customer_wa_id = case when customer_wa_id is null then null else '[erased]' end,
+    customer_user_id = case when customer_user_id is null then null else '[erased]' end,
+    last_message_preview = case when last_message_preview is null then null else '[erased]' end,
+    version = $1 where id = $2";
+
 const CUSTOMER_WROTE: &str = "
 update conversations set
     last_customer_message_at = $1,
@@ -236,6 +243,9 @@ impl Projection for ConversationsProjection {
                     "update conversations set assigned_agent_id = $1, version = $2 where id = $3",
                     vec![agent.to_string().into(), version, id.into()],
                 ));
+            }
+            DecodedEvent::Conversation(ConversationEvent::CustomerErased { .. }) => {
+                out.push(Statement::new(ERASED, vec![version, id.into()]));
             }
             DecodedEvent::Conversation(ConversationEvent::NoteAdded { .. }) => {
                 out.push(Statement::new(

@@ -33,6 +33,16 @@ values ($1, $2, $3, $4, $5, $6, $7)
 on conflict (id) do update set seq = excluded.seq, body = excluded.body,
     folded = excluded.folded, at = excluded.at";
 const INDEX: &str = "insert into search_index (rowid, conversation_id, folded) values ($1, $2, $3)";
+/// An erasure request: every document of the conversation written before it goes.
+const ERASE_INDEX: &str = "delete from search_index where rowid in
+    (select seq from search_documents where conversation_id = $1 and seq < $2)";
+const ERASE_DOCUMENTS: &str =
+    "delete from search_documents where conversation_id = $1 and seq < $2";
+/// SQLite's FTS5 only marks deleted rows until its segments are merged: an erasure merges
+/// them at once, so that no erased word stays in the index's pages (`/* sqlite only */`:
+/// PostgreSQL skips it, see `switchboard_store::sql::SQLITE_ONLY`).
+const MERGE_AWAY: &str =
+    "/* sqlite only */ insert into search_index(search_index) values('optimize')";
 
 /// What kind of thing a document is.
 #[derive(Debug, Clone, Copy)]
@@ -163,6 +173,12 @@ impl Projection for SearchProjection {
                     ConversationEvent::NoteAdded { note_id, text, .. } => {
                         let key = (format!("note:{note_id}"), id);
                         document(out, event, key, Kind::Note, Some(text.clone()), at);
+                    }
+                    ConversationEvent::CustomerErased { .. } => {
+                        let args = || vec![id.into(), event.position.into()];
+                        out.push(Statement::new(ERASE_INDEX, args()));
+                        out.push(Statement::new(ERASE_DOCUMENTS, args()));
+                        out.push(Statement::new(MERGE_AWAY, vec![]));
                     }
                     _ => {}
                 }
