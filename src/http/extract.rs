@@ -261,6 +261,13 @@ async fn authorize_claims(
     claims: crate::auth::tokens::Claims,
     now: switchboard_domain::Timestamp,
 ) -> Result<AuthAgent, ApiError> {
+    // Claims verified at the edge moments ago: expiry is checked again against this instant.
+    if claims.exp.saturating_mul(1000) <= now.unix_millis() {
+        return Err(ApiError::Unauthorized {
+            code: "token_expired",
+            message: "the access token has expired; refresh it",
+        });
+    }
     let invalid = ApiError::Unauthorized {
         code: "invalid_token",
         message: "the access token is not valid",

@@ -4,6 +4,8 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use switchboard::simulator::Simulator;
+
 use crate::helpers::{fixture, Backend, TestApp};
 use crate::on_both_backends;
 
@@ -17,8 +19,10 @@ async fn exports_recorded(app: &TestApp, agent: &str) -> i64 {
         .bind(agent).fetch_one(pool).await.expect("count"))
 }
 
-async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backend: Backend) {
-    let (_simulator, app, conversation) =
+/// A customer with a history — text, an image, a private note, a reply that went sent → read —
+/// and another customer beside them: the simulator, the app, the conversation, the reply.
+async fn a_customer_with_history(backend: Backend) -> (Simulator, TestApp, String, String) {
+    let (simulator, app, conversation) =
         crate::outbound::wired_sending_with(backend, true, |_| {}).await;
     // Text (the wiring's), an image, a private note, and a reply that went sent → read.
     assert_eq!(
@@ -42,6 +46,11 @@ async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backe
     let other = crate::integrations::texts("120000000000001", OTHER, 0, 2);
     assert_eq!(app.post_webhook(&other).await.status(), 200);
     app.settle().await;
+    (simulator, app, conversation, reply)
+}
+
+async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backend: Backend) {
+    let (_simulator, app, conversation, reply) = a_customer_with_history(backend).await;
 
     let response = app.get(&format!("/api/customers/+{CUSTOMER}/export")).await;
     assert_eq!(response.status(), 200);
@@ -133,6 +142,25 @@ async fn an_export_needs_can_export_data_and_a_known_customer(backend: Backend) 
 
     let unknown = app.get(&format!("/api/customers/{OTHER}/export")).await;
     assert_eq!(unknown.status(), 404);
+
+    // An API key, even one allowed to export the event log, does not take an export: it is
+    // recorded on an agent's record, with who asked.
+    let created = app
+        .send_as(
+            &app.admin_token,
+            Method::POST,
+            "/api/api-keys",
+            Some(json!({"name": "Analytics", "permissions":
+                {"can_read_chats": "all", "can_export_data": true}})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let key: Value = created.json().await.expect("key");
+    let secret = key["secret"].as_str().expect("secret");
+    let by_key = app
+        .get_as(secret, &format!("/api/customers/{CUSTOMER}/export"))
+        .await;
+    assert_eq!(by_key.status(), 403);
 }
 
 /// Raw webhook bodies (the customer's data, already in the log once processed) are deleted
@@ -265,28 +293,7 @@ async fn every_table(app: &TestApp) -> Vec<(String, String)> {
 }
 
 async fn an_erased_customer_reads_erased_everywhere_and_others_are_untouched(backend: Backend) {
-    let (_simulator, app, conversation) =
-        crate::outbound::wired_sending_with(backend, true, |_| {}).await;
-    assert_eq!(
-        app.post_webhook(&fixture("meta/inbound_image.json"))
-            .await
-            .status(),
-        200
-    );
-    let note = app
-        .send_as(
-            &app.admin_token,
-            Method::POST,
-            &format!("/api/conversations/{conversation}/notes"),
-            Some(json!({"text": "Wants the refund by Friday"})),
-        )
-        .await;
-    assert_eq!(note.status(), 201);
-    let reply = crate::outbound::send_text(&app, &conversation, "erase-reply").await;
-    crate::outbound::wait_for_status(&app, &reply, "read").await;
-    let other = crate::integrations::texts("120000000000001", OTHER, 0, 2);
-    assert_eq!(app.post_webhook(&other).await.status(), 200);
-    app.settle().await;
+    let (_simulator, app, conversation, _) = a_customer_with_history(backend).await;
     let others_before = app
         .get_json(&format!("/api/customers/{OTHER}/export"))
         .await;
