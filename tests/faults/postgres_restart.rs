@@ -27,12 +27,17 @@ fn local_cluster() -> Option<String> {
     versions.pop()
 }
 
+/// Stops the cluster, keeps it down for a second, starts it again: a bare `restart` on a fast
+/// machine is down for a few milliseconds, too short to be sure readiness is asked meanwhile.
 fn restart(version: &str) {
-    let status = Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", version, "main", "restart"])
-        .status()
-        .expect("pg_ctlcluster runs");
-    assert!(status.success(), "pg_ctlcluster restart: {status}");
+    for (step, pause) in [("stop", 1), ("start", 0)] {
+        let status = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", version, "main", step])
+            .status()
+            .expect("pg_ctlcluster runs");
+        assert!(status.success(), "pg_ctlcluster {step}: {status}");
+        std::thread::sleep(Duration::from_secs(pause));
+    }
 }
 
 fn webhook(i: usize) -> Vec<u8> {
