@@ -23,6 +23,10 @@ pub enum ProjectionError {
     /// A query failed.
     #[error("read-model query failed")]
     Query(#[from] sqlx::Error),
+    /// The task writing a batch panicked or was cancelled (nothing of it was committed then,
+    /// or all of it: the next batch's checkpoint guards tell).
+    #[error("a projection batch's write was aborted")]
+    Aborted(#[from] tokio::task::JoinError),
     /// A pagination cursor from a client does not parse.
     #[error("invalid cursor")]
     InvalidCursor,

@@ -4,6 +4,9 @@
 //! A projection is one function from an event (with its log position) to SQL statements. The
 //! [`runner`] applies a batch of them and advances the checkpoints in the same transaction, so a
 //! crash never applies an event twice or skips one, and the same code runs live and in a rebuild.
+//! A batch's statements are folded into multi-row statements where the SQL shows that cannot
+//! change the result (`switchboard_store::coalesce`), and one batch is written while the next
+//! is read and built.
 //!
 //! - [`conversations`] — the inbox list and conversation detail.
 //! - [`search`] — full-text search over messages, customers and notes.

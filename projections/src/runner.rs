@@ -167,21 +167,30 @@ impl ProjectionRunner {
                 .map(|name| self.stopped.position(name))
                 .collect();
             retry_stopped = false;
+            // One batch is written while the next is read and built: the log does not depend
+            // on the read models, and a batch's checkpoints are where it will leave them if it
+            // commits (if it does not, the next one's guards fail with it). Serially, a rebuild
+            // spent a third of its time with the database and the runner each waiting for the
+            // other.
+            let mut in_flight: Option<InFlight> = None;
             loop {
-                let Some(from) = names
+                let from = names
                     .iter()
                     .zip(&active)
                     .filter(|(_, active)| **active)
                     .map(|(name, _)| checkpoints.get(name).copied().unwrap_or(LogCursor::START))
-                    .min()
-                else {
-                    return Ok(total);
+                    .min();
+                let mut events = match from {
+                    Some(from) => self.log.read_all(from, self.batch_size).await?,
+                    None => Vec::new(),
                 };
-                let mut events = self.log.read_all(from, self.batch_size).await?;
                 if let Some(until) = self.until {
                     events.retain(|e| e.cursor <= until);
                 }
                 if events.is_empty() {
+                    if !self.finish(in_flight.take(), &mut total).await? {
+                        continue 'reload;
+                    }
                     return Ok(total);
                 }
                 let mut batch = Batch::new(&names, &checkpoints);
@@ -213,54 +222,77 @@ impl ProjectionRunner {
                         .map(|s| retargeted.rewrite(s, &retarget))
                         .collect();
                 }
-                let guards: Vec<Statement> = names
-                    .iter()
-                    .zip(&batch.targets)
-                    .zip(&active)
-                    .filter(|(_, active)| **active)
-                    .filter_map(|((name, target), _)| {
-                        target.map(|to| checkpoint_guard(name, checkpoints.get(name).copied(), to))
-                    })
-                    .collect();
-                if !self
-                    .log
-                    .database()
-                    .execute_guarded(&guards, &statements)
-                    .await?
-                {
-                    // Another instance applied this batch first: start again from its checkpoints.
-                    continue 'reload;
-                }
+                // Folded into multi-row statements where that cannot change the result.
+                let statements = switchboard_store::coalesce::coalesce(statements);
+                let mut guards = Vec::new();
                 for (i, name) in names.iter().enumerate() {
                     if !active[i] {
                         continue;
                     }
                     if let Some(target) = batch.targets[i] {
+                        guards.push(checkpoint_guard(
+                            name,
+                            checkpoints.get(name).copied(),
+                            target,
+                        ));
                         checkpoints.insert(name.clone(), target);
                     }
-                    if let Some(stopped) = batch.halted[i].take() {
-                        self.stopped.stop(stopped);
-                        active[i] = false;
-                    } else if batch.passed[i] {
-                        self.stopped.resume(name);
-                    }
+                    active[i] = batch.halted[i].is_none();
                 }
-                // Counted here, where each event is applied exactly once across instances.
-                if self.suffix.is_empty() {
-                    let received = events
+                let previous = in_flight.take();
+                if !self.finish(previous, &mut total).await? {
+                    continue 'reload;
+                }
+                let database = self.log.database().clone();
+                in_flight = Some(InFlight {
+                    write: tokio::spawn(async move {
+                        database.execute_guarded(&guards, &statements).await
+                    }),
+                    names: names.clone(),
+                    halted: batch.halted,
+                    passed: batch.passed,
+                    events: events.len() as u64,
+                    received: events
                         .iter()
                         .filter(|e| e.event_type == "MessageInboundReceived")
-                        .count() as u64;
-                    metrics::counter!("switchboard_messages_received_total").increment(received);
-                    let delay = metrics::histogram!(INBOUND_DELAY);
-                    inbound_delays.iter().for_each(|d| delay.record(*d));
-                }
-                total += events.len() as u64;
-                if let Some(progress) = &self.progress {
-                    progress(events.len() as u64);
-                }
+                        .count() as u64,
+                    inbound_delays,
+                });
             }
         }
+    }
+
+    /// Waits for the batch in flight, if any, and records what it did once it committed;
+    /// `false` when another instance applied it first (start again from its checkpoints).
+    async fn finish(
+        &self,
+        in_flight: Option<InFlight>,
+        total: &mut u64,
+    ) -> Result<bool, ProjectionError> {
+        let Some(batch) = in_flight else {
+            return Ok(true);
+        };
+        if !batch.write.await?? {
+            return Ok(false);
+        }
+        for (i, name) in batch.names.iter().enumerate() {
+            if let Some(stopped) = batch.halted[i].clone() {
+                self.stopped.stop(stopped);
+            } else if batch.passed[i] {
+                self.stopped.resume(name);
+            }
+        }
+        // Counted here, where each event is applied exactly once across instances.
+        if self.suffix.is_empty() {
+            metrics::counter!("switchboard_messages_received_total").increment(batch.received);
+            let delay = metrics::histogram!(INBOUND_DELAY);
+            batch.inbound_delays.iter().for_each(|d| delay.record(*d));
+        }
+        *total += batch.events;
+        if let Some(progress) = &self.progress {
+            progress(batch.events);
+        }
+        Ok(true)
     }
 
     /// Whether stopped projections are due another try (every [`RETRY_STOPPED`]).
@@ -328,6 +360,17 @@ fn checkpoint_guard(name: &str, read: Option<LogCursor>, to: LogCursor) -> State
             )
         }
     }
+}
+
+/// A batch being written, and what to record once it commits.
+struct InFlight {
+    write: tokio::task::JoinHandle<Result<bool, switchboard_store::StoreError>>,
+    names: Vec<String>,
+    halted: Vec<Option<Stopped>>,
+    passed: Vec<bool>,
+    events: u64,
+    received: u64,
+    inbound_delays: Vec<f64>,
 }
 
 /// One batch's work per projection: the statements, how far each projection got, and which

@@ -83,9 +83,11 @@ async fn copy_rows(
         with_pool!(from, pool => sqlx::query_as(&select).fetch_all(pool).await?);
     let statements: Vec<_> = rows
         .iter()
-        .map(|(key, text, at)| switchboard_store::Statement {
-            sql: insert.clone().into(),
-            args: vec![key.as_str().into(), text.as_str().into(), (*at).into()],
+        .map(|(key, text, at)| {
+            switchboard_store::Statement::owned(
+                insert.clone(),
+                vec![key.as_str().into(), text.as_str().into(), (*at).into()],
+            )
         })
         .collect();
     to.execute_atomically(&statements).await?;

@@ -46,6 +46,7 @@ pub(crate) fn preparations(statements: &[Statement], prepared: &HashSet<String>)
     let mut preparing: HashSet<String> = HashSet::new();
     statements
         .iter()
+        .filter(|statement| !statement.once)
         .filter_map(|statement| {
             let name = name(statement);
             (!prepared.contains(&name) && preparing.insert(name.clone())).then(|| {
@@ -66,6 +67,10 @@ pub(crate) fn simple_query(statements: &[Statement]) -> String {
     let mut text = String::with_capacity(size + 64);
     text.push_str("set local standard_conforming_strings = on;\n");
     for statement in statements {
+        if statement.once {
+            write_inline(statement, &mut text);
+            continue;
+        }
         text.push_str("execute ");
         text.push_str(&name(statement));
         if !statement.args.is_empty() {
@@ -95,34 +100,37 @@ pub(crate) fn inline(statements: &[Statement]) -> Vec<String> {
         if text.len() >= SQLITE_PIECE {
             pieces.push(std::mem::take(&mut text));
         }
-        let mut quote: Option<char> = None;
-        let mut chars = statement.sql.chars().peekable();
-        while let Some(c) = chars.next() {
-            match (quote, c) {
-                (Some(open), c) if c == open => quote = None,
-                (None, '\'' | '"') => quote = Some(c),
-                (None, '$') if chars.peek().is_some_and(char::is_ascii_digit) => {
-                    let mut n = 0usize;
-                    while let Some(digit) = chars.peek().and_then(|d| d.to_digit(10)) {
-                        n = n * 10 + digit as usize;
-                        chars.next();
-                    }
-                    literal(
-                        n.checked_sub(1).and_then(|i| statement.args.get(i)),
-                        &mut text,
-                    );
-                    continue;
-                }
-                _ => {}
-            }
-            text.push(c);
-        }
-        text.push_str(";\n");
+        write_inline(statement, &mut text);
     }
     if !text.is_empty() {
         pieces.push(text);
     }
     pieces
+}
+
+/// Writes the statement with its arguments in place of `$1`, `$2`, … (outside quoted strings
+/// and identifiers), and `;\n`.
+fn write_inline(statement: &Statement, text: &mut String) {
+    let mut quote: Option<char> = None;
+    let mut chars = statement.sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(open), c) if c == open => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$') if chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut n = 0usize;
+                while let Some(digit) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + digit as usize;
+                    chars.next();
+                }
+                literal(n.checked_sub(1).and_then(|i| statement.args.get(i)), text);
+                continue;
+            }
+            _ => {}
+        }
+        text.push(c);
+    }
+    text.push_str(";\n");
 }
 
 /// A statement's prepared name: its SQL text and argument types (as sqlx binds them).

@@ -9,11 +9,13 @@
 //! - [`snapshot_store`] — commands on aggregates with long streams: loaded from snapshots, kept
 //!   in memory while used, decided against that state and made atomic by the append.
 //! - [`nul`] — U+0000 kept losslessly in stored JSON, and shown as ␀ in read-model text.
+//! - [`coalesce`] — a batch's statements folded into multi-row statements.
 //! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
 //! - [`upcast`] — older event shapes brought to the current one on every read.
 
 mod aggregate_cache;
 mod batch;
+pub mod coalesce;
 mod cqrs_repository;
 pub mod database;
 pub mod error;

@@ -56,6 +56,9 @@ pub struct Statement {
     pub sql: std::borrow::Cow<'static, str>,
     /// Arguments for `$1, $2, …` in order.
     pub args: Vec<SqlValue>,
+    /// Built for one batch (a folded multi-row statement, see [`crate::coalesce`]): sent as
+    /// text with its arguments written in, never prepared.
+    pub once: bool,
 }
 
 impl Statement {
@@ -69,6 +72,7 @@ impl Statement {
         Self {
             sql: std::borrow::Cow::Borrowed(sql),
             args,
+            once: false,
         }
     }
 
@@ -77,6 +81,7 @@ impl Statement {
         Self {
             sql: std::borrow::Cow::Owned(sql),
             args,
+            once: false,
         }
     }
 

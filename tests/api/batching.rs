@@ -5,7 +5,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use switchboard::replay::export;
 use switchboard_projections::{all_projections, ProjectionRunner};
-use switchboard_store::{with_pool, Database, EventRepository};
+use switchboard_store::coalesce::coalesce;
+use switchboard_store::{with_pool, Database, EventRepository, SqlValue, Statement};
 
 use crate::helpers::{fixture, Backend, FreshDatabase, TestApp};
 use crate::locks::agent;
@@ -324,4 +325,153 @@ async fn thousands_of_events_in_one_batch_build_what_one_at_a_time_builds(backen
     );
 }
 
-on_both_backends!(thousands_of_events_in_one_batch_build_what_one_at_a_time_builds);
+/// A small deterministic generator (xorshift), so a failure names its seed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % sides
+    }
+}
+
+/// Statements of every shape the folding distinguishes over `rows` rows (`keyed_only`: only
+/// statements naming their row by key, and plain inserts), so that runs over different rows,
+/// repeated rows, other key columns, ranges and subqueries all meet.
+fn random_statements(dice: &mut Dice, count: usize, rows: u64, keyed_only: bool) -> Vec<Statement> {
+    const TEXTS: [&str; 5] = ["a", "it's", "ünï \\ \"q\"", "b", "three"];
+    fn text(dice: &mut Dice) -> String {
+        TEXTS[dice.roll(5) as usize].to_owned()
+    }
+    (0..count)
+        .map(|_| {
+            let id = SqlValue::from(format!("r{}", dice.roll(rows)));
+            let n = SqlValue::from(dice.roll(5) as i64 - 1);
+            let kind = match dice.roll(10) {
+                3 | 4 | 6 | 8 if keyed_only => 1,
+                kind => kind,
+            };
+            match kind {
+                0 => Statement::new(
+                    "insert into cz_t (id, n, s) values ($1, $2, 'x')
+                     on conflict (id) do update set n = (cz_t.n + excluded.n) % 1000",
+                    vec![id, n],
+                ),
+                1 | 2 => Statement::new(
+                    "update cz_t set n = (coalesce(n, $1) * 2 + 1) % 1000,
+                     s = case when $1 = 3 then 'three' else s end where id = $2",
+                    vec![n, id],
+                ),
+                3 => Statement::new(
+                    "update cz_t set n = n + $1 where s = $2",
+                    vec![n, text(dice).into()],
+                ),
+                4 => Statement::new("delete from cz_t where id = $1", vec![id]),
+                5 => Statement::new(
+                    "insert into cz_p (x, y) values ($1, $2)",
+                    vec![text(dice).into(), SqlValue::Int(None)],
+                ),
+                6 => Statement::new(
+                    "update cz_t set s = $1 where n > $2",
+                    vec![text(dice).into(), n],
+                ),
+                7 => Statement::new(
+                    "insert into cz_u (k, a) values ($1, $2)
+                     on conflict (k) do update set a = cz_u.a || excluded.a",
+                    vec![n, text(dice).into()],
+                ),
+                8 => Statement::new(
+                    "insert into cz_p (x, y) select id, n from cz_t where id = $1",
+                    vec![id],
+                ),
+                _ => Statement::new(
+                    "update cz_t set s = $1 where id = $2",
+                    vec![SqlValue::Text(None), id],
+                ),
+            }
+        })
+        .collect()
+}
+
+async fn dump_cz(database: &Database) -> Vec<String> {
+    let mut rows = Vec::new();
+    for sql in [
+        "select id || ':' || coalesce(cast(n as text), '-') || ':' || coalesce(s, '-') from cz_t order by id",
+        "select x || ':' || coalesce(cast(y as text), '-') from cz_p order by x, y",
+        "select cast(k as text) || ':' || a from cz_u order by k",
+    ] {
+        let found: Vec<String> =
+            with_pool!(database, pool => sqlx::query_scalar(sql).fetch_all(pool).await.expect(sql));
+        rows.extend(found);
+        rows.push("--".to_owned());
+    }
+    rows
+}
+
+/// Folding a batch into multi-row statements gives what running it one statement at a time
+/// gives, over random batches mixing every shape of statement.
+async fn folded_batches_write_what_their_statements_write_one_by_one(backend: Backend) {
+    let (one_fresh, folded_fresh) = (
+        FreshDatabase::new(backend).await,
+        FreshDatabase::new(backend).await,
+    );
+    let one = Database::connect(&one_fresh.config)
+        .await
+        .expect("database");
+    let folded_db = Database::connect(&folded_fresh.config)
+        .await
+        .expect("database");
+    let schema = [
+        "create table cz_t (id text primary key, n bigint, s text)",
+        "create table cz_p (x text not null, y bigint)",
+        "create table cz_u (k bigint primary key, a text not null)",
+    ];
+    for database in [&one, &folded_db] {
+        let statements: Vec<Statement> = schema
+            .iter()
+            .map(|sql| Statement::new(sql, Vec::new()))
+            .collect();
+        database
+            .execute_atomically(&statements)
+            .await
+            .expect("schema");
+    }
+    let mut dice = Dice(0x5eed_f01d);
+    for round in 0..30 {
+        // Adversarial rounds (few rows, every shape) and everyday ones (many rows, by key).
+        let everyday = round % 2 == 1;
+        let batch = if everyday {
+            random_statements(&mut dice, 400, 300, true)
+        } else {
+            random_statements(&mut dice, 400, 6, false)
+        };
+        one.execute_atomically(&batch).await.expect("one by one");
+        let coalesced = coalesce(batch.clone());
+        assert!(folded_db
+            .execute_guarded(&[], &coalesced)
+            .await
+            .expect("folded"));
+        if everyday {
+            assert!(
+                coalesced.len() * 4 < batch.len(),
+                "round {round}: {} statements sent as {}",
+                batch.len(),
+                coalesced.len()
+            );
+        }
+        assert_eq!(
+            dump_cz(&one).await,
+            dump_cz(&folded_db).await,
+            "round {round} differs"
+        );
+    }
+    one.close().await;
+    folded_db.close().await;
+}
+
+on_both_backends!(
+    thousands_of_events_in_one_batch_build_what_one_at_a_time_builds,
+    folded_batches_write_what_their_statements_write_one_by_one
+);
