@@ -111,25 +111,9 @@ pub(crate) fn inline(statements: &[Statement]) -> Vec<String> {
 /// Writes the statement with its arguments in place of `$1`, `$2`, … (outside quoted strings
 /// and identifiers), and `;\n`.
 fn write_inline(statement: &Statement, text: &mut String) {
-    let mut quote: Option<char> = None;
-    let mut chars = statement.sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(open), c) if c == open => quote = None,
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '$') if chars.peek().is_some_and(char::is_ascii_digit) => {
-                let mut n = 0usize;
-                while let Some(digit) = chars.peek().and_then(|d| d.to_digit(10)) {
-                    n = n * 10 + digit as usize;
-                    chars.next();
-                }
-                literal(n.checked_sub(1).and_then(|i| statement.args.get(i)), text);
-                continue;
-            }
-            _ => {}
-        }
-        text.push(c);
-    }
+    crate::sql::replace_placeholders(&statement.sql, text, |n, text| {
+        literal(n.checked_sub(1).and_then(|i| statement.args.get(i)), text);
+    });
     text.push_str(";\n");
 }
 

@@ -552,50 +552,46 @@ fn identifier(text: &str) -> Option<&str> {
     (end > 0).then(|| &text[..end])
 }
 
+/// The characters outside quoted strings (the quotes excluded), each with its byte offset and
+/// the parenthesis depth after it.
+fn unquoted(text: &str) -> impl Iterator<Item = (usize, char, i32)> + '_ {
+    let mut depth = 0;
+    let mut quote: Option<char> = None;
+    text.char_indices().filter_map(move |(i, c)| {
+        match (quote, c) {
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, c) => {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                return Some((i, c, depth));
+            }
+        }
+        None
+    })
+}
+
 /// `(inside) rest` → `(inside, rest)`, parentheses balanced outside quotes.
 fn parenthesized(text: &str) -> Option<(&str, &str)> {
     if !text.starts_with('(') {
         return None;
     }
-    let mut depth = 0;
-    let mut quote: Option<char> = None;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (Some(open), c) if c == open => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '(') => depth += 1,
-            (None, ')') => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some((&text[1..i], &text[i + 1..]));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    unquoted(text)
+        .find(|&(_, c, depth)| c == ')' && depth == 0)
+        .map(|(i, _, _)| (&text[1..i], &text[i + 1..]))
 }
 
 /// Splits at `separator` outside quotes and parentheses.
 fn split_top(text: &str, separator: char) -> Vec<&str> {
     let mut parts = Vec::new();
-    let mut depth = 0;
-    let mut quote: Option<char> = None;
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (Some(open), c) if c == open => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '(') => depth += 1,
-            (None, ')') => depth -= 1,
-            (None, c) if c == separator && depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
+    for (i, _, _) in unquoted(text).filter(|&(_, c, depth)| c == separator && depth == 0) {
+        parts.push(&text[start..i]);
+        start = i + 1;
     }
     parts.push(&text[start..]);
     parts
@@ -664,25 +660,7 @@ fn top_level(text: &str) -> String {
 /// The text with each `$n` outside quotes replaced by `with(n)`.
 fn placeholders(text: &str, with: impl Fn(usize) -> String) -> String {
     let mut out = String::with_capacity(text.len() + 16);
-    let mut quote: Option<char> = None;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(open), c) if c == open => quote = None,
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '$') if chars.peek().is_some_and(char::is_ascii_digit) => {
-                let mut n = 0usize;
-                while let Some(digit) = chars.peek().and_then(|d| d.to_digit(10)) {
-                    n = n * 10 + digit as usize;
-                    chars.next();
-                }
-                out.push_str(&with(n));
-                continue;
-            }
-            _ => {}
-        }
-        out.push(c);
-    }
+    crate::sql::replace_placeholders(text, &mut out, |n, out| out.push_str(&with(n)));
     out
 }
 

@@ -96,6 +96,34 @@ impl Statement {
     }
 }
 
+/// Writes `text` to `out` with each `$n` outside quoted strings and identifiers replaced by
+/// what `with` writes for `n`.
+pub(crate) fn replace_placeholders(
+    text: &str,
+    out: &mut String,
+    mut with: impl FnMut(usize, &mut String),
+) {
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(open), c) if c == open => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$') if chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut n = 0usize;
+                while let Some(digit) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + digit as usize;
+                    chars.next();
+                }
+                with(n, out);
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+}
+
 /// Replaces `word` where it stands alone (not inside a longer identifier).
 pub fn replace_word(text: &str, word: &str, with: &str) -> String {
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
