@@ -188,7 +188,7 @@ impl ProjectionRunner {
                     events.retain(|e| e.cursor <= until);
                 }
                 if events.is_empty() {
-                    if !self.finish(in_flight.take(), &mut total).await? {
+                    if !self.finish(in_flight.take(), &names, &mut total).await? {
                         continue 'reload;
                     }
                     return Ok(total);
@@ -240,7 +240,7 @@ impl ProjectionRunner {
                     active[i] = batch.halted[i].is_none();
                 }
                 let previous = in_flight.take();
-                if !self.finish(previous, &mut total).await? {
+                if !self.finish(previous, &names, &mut total).await? {
                     continue 'reload;
                 }
                 let database = self.log.database().clone();
@@ -248,7 +248,6 @@ impl ProjectionRunner {
                     write: tokio::spawn(async move {
                         database.execute_guarded(&guards, &statements).await
                     }),
-                    names: names.clone(),
                     halted: batch.halted,
                     passed: batch.passed,
                     events: events.len() as u64,
@@ -267,6 +266,7 @@ impl ProjectionRunner {
     async fn finish(
         &self,
         in_flight: Option<InFlight>,
+        names: &[String],
         total: &mut u64,
     ) -> Result<bool, ProjectionError> {
         let Some(batch) = in_flight else {
@@ -275,10 +275,10 @@ impl ProjectionRunner {
         if !batch.write.await?? {
             return Ok(false);
         }
-        for (i, name) in batch.names.iter().enumerate() {
-            if let Some(stopped) = batch.halted[i].clone() {
+        for ((name, halted), passed) in names.iter().zip(batch.halted).zip(batch.passed) {
+            if let Some(stopped) = halted {
                 self.stopped.stop(stopped);
-            } else if batch.passed[i] {
+            } else if passed {
                 self.stopped.resume(name);
             }
         }
@@ -365,7 +365,6 @@ fn checkpoint_guard(name: &str, read: Option<LogCursor>, to: LogCursor) -> State
 /// A batch being written, and what to record once it commits.
 struct InFlight {
     write: tokio::task::JoinHandle<Result<bool, switchboard_store::StoreError>>,
-    names: Vec<String>,
     halted: Vec<Option<Stopped>>,
     passed: Vec<bool>,
     events: u64,
