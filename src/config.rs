@@ -2,9 +2,11 @@
 //! Tests build them directly.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use switchboard_store::vault::MasterKeys;
 use switchboard_store::{DatabaseConfig, StoreError};
 
 use crate::telemetry::LogFormat;
@@ -16,6 +18,8 @@ pub struct Settings {
     pub listen: String,
     /// Where the data lives.
     pub database: DatabaseConfig,
+    /// Wrap customers' data keys (see `switchboard_store::vault`).
+    pub master_keys: Arc<MasterKeys>,
     /// Meta-facing settings.
     pub whatsapp: WhatsAppSettings,
     /// Background workers.
@@ -188,8 +192,22 @@ pub enum ConfigError {
     /// A guessable secret.
     #[error("SWITCHBOARD_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")]
     JwtSecretTooShort,
+    /// Several instances share PostgreSQL, so they need one configured master key.
+    #[error("SWITCHBOARD_MASTER_KEY must be set when DATABASE_URL is (instances must share it)")]
+    MasterKeyRequired,
+    /// A master key is too short.
+    #[error("invalid master key")]
+    MasterKey(#[source] StoreError),
+    /// A per-number retention is not `phone_number_id=days`.
+    #[error(
+        "SWITCHBOARD_CONTENT_RETENTION_BY_NUMBER: `{0}` is not phone_number_id=days (days > 0)"
+    )]
+    ContentRetention(String),
+    /// A generated secret file holds too little.
+    #[error("the secret file {0} is shorter than {MIN_SECRET_BYTES} bytes")]
+    SecretFileTooShort(String),
     /// The generated secret could not be read or written.
-    #[error("cannot read or create the JWT secret file {path}")]
+    #[error("cannot read or create the secret file {path}")]
     SecretFile {
         /// The file.
         path: String,
@@ -208,14 +226,18 @@ pub enum ConfigError {
 /// The shortest JWT secret accepted (HS256 wants at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// Reads `dir/jwt-secret`, creating it (random, owner-only) on first use.
+/// Reads `dir/file` (`jwt-secret`, `master-key`), creating it (random, owner-only) on first
+/// use.
 ///
 /// # Errors
 /// When the file cannot be read or created.
-pub fn load_or_create_secret(dir: &std::path::Path) -> Result<SecretString, ConfigError> {
+pub fn load_or_create_secret(
+    dir: &std::path::Path,
+    file: &str,
+) -> Result<SecretString, ConfigError> {
     use rand::RngCore;
     use std::io::Write;
-    let path = dir.join("jwt-secret");
+    let path = dir.join(file);
     let error = |source| ConfigError::SecretFile {
         path: path.display().to_string(),
         source,
@@ -224,7 +246,7 @@ pub fn load_or_create_secret(dir: &std::path::Path) -> Result<SecretString, Conf
         Ok(text) if text.trim().len() >= MIN_SECRET_BYTES => {
             return Ok(SecretString::from(text.trim().to_owned()))
         }
-        Ok(_) => return Err(ConfigError::JwtSecretTooShort),
+        Ok(_) => return Err(ConfigError::SecretFileTooShort(path.display().to_string())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(error(e)),
         Err(_) => {}
     }
@@ -281,6 +303,10 @@ pub struct WorkerSettings {
     pub webhook_retry: RetryPolicy,
     /// How long processed webhooks' raw bodies are kept (`None`: for ever).
     pub raw_webhook_retention: Option<Duration>,
+    /// How long what customers and agents said is kept, by number.
+    pub content_retention: crate::privacy::retention::ContentRetention,
+    /// How often the content retention looks for contents past their period.
+    pub content_retention_interval: Duration,
 }
 
 /// Exponential backoff with jitter.
@@ -329,6 +355,8 @@ impl Default for WorkerSettings {
             webhook_batch: 256,
             webhook_retry: RetryPolicy::default(),
             raw_webhook_retention: Some(Duration::from_secs(7 * 86_400)),
+            content_retention: crate::privacy::retention::ContentRetention::default(),
+            content_retention_interval: Duration::from_secs(300),
         }
     }
 }
@@ -342,6 +370,19 @@ pub struct DatabaseArgs {
     /// Directory of the embedded database (and other local state).
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Wraps customers' data keys (at least 32 bytes). Without it SQLite generates one into
+    /// `<data dir>/master-key`; PostgreSQL requires it. Prefer the environment variable.
+    #[arg(long, env = "SWITCHBOARD_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Master keys rotated out, comma-separated: still accepted until every data key they
+    /// wrapped was wrapped again by the current one (done at start).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PREVIOUS_MASTER_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub previous_master_keys: Vec<String>,
 }
 
 impl DatabaseArgs {
@@ -354,6 +395,29 @@ impl DatabaseArgs {
             Some(url) if !url.is_empty() => DatabaseConfig::postgres_url(url),
             _ => Ok(DatabaseConfig::sqlite_in(&self.data_dir)),
         }
+    }
+
+    /// The master keys these flags give (generated once for SQLite when none is given).
+    ///
+    /// # Errors
+    /// When none is given for PostgreSQL, one is too short, or the generated one cannot be had.
+    pub fn master_keys(&self) -> Result<Arc<MasterKeys>, ConfigError> {
+        use secrecy::ExposeSecret;
+        let given = self
+            .master_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        let current = match given {
+            Some(key) => key.to_owned(),
+            None if self.uses_postgres() => return Err(ConfigError::MasterKeyRequired),
+            None => load_or_create_secret(&self.data_dir, "master-key")?
+                .expose_secret()
+                .to_owned(),
+        };
+        let keys = MasterKeys::new(&current, &self.previous_master_keys)
+            .map_err(ConfigError::MasterKey)?;
+        Ok(Arc::new(keys))
     }
 
     fn uses_postgres(&self) -> bool {
@@ -412,6 +476,16 @@ pub struct ServeArgs {
         default_value_t = 168
     )]
     pub raw_webhook_retention_hours: u64,
+    /// Days message and note contents are kept (0: for ever); then they read `[erased]`.
+    #[arg(long, env = "SWITCHBOARD_CONTENT_RETENTION_DAYS", default_value_t = 0)]
+    pub content_retention_days: u64,
+    /// Per business number: `phone_number_id=days`, comma-separated (overrides the default).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CONTENT_RETENTION_BY_NUMBER",
+        value_delimiter = ','
+    )]
+    pub content_retention_by_number: Vec<String>,
     /// Token for Meta's webhook verification handshake. Prefer the environment variable.
     #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
     pub verify_token: Option<String>,
@@ -535,6 +609,7 @@ impl ServeArgs {
         Ok(Settings {
             listen: self.listen.clone(),
             database,
+            master_keys: self.database.master_keys()?,
             whatsapp: WhatsAppSettings {
                 app_secrets: self
                     .app_secret
@@ -571,6 +646,7 @@ impl ServeArgs {
                 raw_webhook_retention: (self.raw_webhook_retention_hours > 0).then(|| {
                     Duration::from_secs(self.raw_webhook_retention_hours.saturating_mul(3_600))
                 }),
+                content_retention: self.content_retention()?,
                 ..WorkerSettings::default()
             },
             auth: AuthSettings {
@@ -641,6 +717,30 @@ impl ServeArgs {
         })
     }
 
+    fn content_retention(
+        &self,
+    ) -> Result<crate::privacy::retention::ContentRetention, ConfigError> {
+        let days = |d: u64| Duration::from_secs(d.saturating_mul(86_400));
+        let mut by_number = std::collections::HashMap::new();
+        for entry in self.content_retention_by_number.iter().map(|e| e.trim()) {
+            if entry.is_empty() {
+                continue;
+            }
+            let parsed = entry
+                .split_once('=')
+                .and_then(|(number, d)| Some((number.trim(), d.trim().parse::<u64>().ok()?)))
+                .filter(|(number, d)| !number.is_empty() && *d > 0);
+            let Some((number, d)) = parsed else {
+                return Err(ConfigError::ContentRetention(entry.to_owned()));
+            };
+            by_number.insert(number.to_owned(), days(d));
+        }
+        Ok(crate::privacy::retention::ContentRetention {
+            default: (self.content_retention_days > 0).then(|| days(self.content_retention_days)),
+            by_number,
+        })
+    }
+
     fn jwt_secret(&self) -> Result<SecretString, ConfigError> {
         match self
             .jwt_secret
@@ -651,7 +751,7 @@ impl ServeArgs {
             Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(ConfigError::JwtSecretTooShort),
             Some(secret) => Ok(SecretString::from(secret.to_owned())),
             None if self.database.uses_postgres() => Err(ConfigError::JwtSecretRequired),
-            None => load_or_create_secret(&self.database.data_dir),
+            None => load_or_create_secret(&self.database.data_dir, "jwt-secret"),
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod outgoing;
+pub mod privacy;
 pub mod realtime;
 pub mod replay;
 pub mod simulator;

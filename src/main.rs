@@ -124,7 +124,10 @@ async fn create_agent(args: CreateAgentArgs) -> anyhow::Result<()> {
     let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
     let email = Email::parse(&args.email).map_err(anyhow::Error::msg)?;
     let config = args.database.config().context("invalid DATABASE_URL")?;
-    let (database, _log, frameworks) = connect_store(&config).await.context("opening the store")?;
+    let keys = args.database.master_keys()?;
+    let (database, _log, frameworks) = connect_store(&config, &keys)
+        .await
+        .context("opening the store")?;
     let agent = NewAgent {
         email: email.clone(),
         name: args.name,

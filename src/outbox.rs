@@ -124,3 +124,18 @@ fn change(id: &str, event: &MessageEvent) -> Option<Statement> {
         _ => return None,
     })
 }
+
+/// An erasure request's pending sends: their rows (the customer's number and what was to be
+/// sent) are deleted, so they are not sent and hold nothing of the customer; returns how many.
+///
+/// # Errors
+/// Database failures.
+pub async fn forget_conversation(
+    database: &switchboard_store::Database,
+    conversation: &str,
+) -> Result<u64, StoreError> {
+    let deleted = switchboard_store::with_pool!(database, pool =>
+        sqlx::query("delete from outbound_queue where conversation_id = $1")
+            .bind(conversation).execute(pool).await?.rows_affected());
+    Ok(deleted)
+}

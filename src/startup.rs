@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use switchboard_domain::agent::{Email, Role};
 use switchboard_domain::Timestamp;
 use switchboard_projections::{all_projections, ProjectionRunner};
+use switchboard_store::vault::MasterKeys;
 use switchboard_store::{Database, EventRepository, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -71,7 +72,8 @@ impl Application {
     /// # Errors
     /// When the database cannot be set up or the address cannot be bound.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        let (database, log, frameworks) = connect_store(&settings.database).await?;
+        let (database, log, frameworks) =
+            connect_store(&settings.database, &settings.master_keys).await?;
         let first_admin = create_first_admin(&log, &frameworks, &settings, clock.now()).await?;
         let inbox = WebhookInbox::start(database.clone());
         let media = crate::media::MediaStore::open(&settings.media).map_err(StartupError::Media)?;
@@ -269,6 +271,17 @@ impl Application {
             );
             workers.spawn(retention.run(std::time::Duration::from_secs(60), stopped.clone()));
         }
+        if self.settings.workers.content_retention.enabled() {
+            let retention = crate::privacy::retention::ContentRetentionWorker::new(
+                self.state.database.clone(),
+                self.frameworks.clone(),
+                Arc::clone(&self.state.clock),
+                self.settings.workers.content_retention.clone(),
+            );
+            let every = self.settings.workers.content_retention_interval;
+            workers.spawn(retention.run(every, stopped.clone()));
+        }
+        crate::privacy::rewrap_in_background(self.state.log.clone());
         if let Some(keep) = self.settings.media.retention {
             let retention = crate::media::retention::Retention::new(
                 self.state.database.clone(),
@@ -364,10 +377,11 @@ impl Application {
 /// When the database cannot be reached or migrated.
 pub async fn connect_store(
     config: &switchboard_store::DatabaseConfig,
+    master_keys: &Arc<MasterKeys>,
 ) -> Result<(Database, EventRepository, Frameworks), StoreError> {
     let database = Database::connect(config).await?;
     database.migrate().await?;
-    let log = EventRepository::new(database.clone());
+    let log = EventRepository::new(database.clone(), master_keys.clone());
     let frameworks = framework(&log);
     Ok((database, log, frameworks))
 }

@@ -155,7 +155,8 @@ where
 pub async fn run(args: InboxArgs) -> anyhow::Result<()> {
     let picked = BenchDatabase::pick().await?;
     let backend = format!("{:?}", picked.config.backend());
-    let (database, _, _) = connect_store(&picked.config).await?;
+    let (database, _, _) =
+        connect_store(&picked.config, &crate::server::bench_master_keys()).await?;
     let agent = seed(&database, &args).await?;
     let now = 1_780_050_000_000;
     let all = ReadScope::All;

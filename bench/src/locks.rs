@@ -33,7 +33,8 @@ pub async fn run(args: LockArgs) -> anyhow::Result<()> {
     let picked = BenchDatabase::pick().await?;
     let backend = format!("{:?}", picked.config.backend());
     // Agents first, so that the server creates no first admin and every racer can write anywhere.
-    let (db, _log, frameworks) = connect_store(&picked.config).await?;
+    let (db, _log, frameworks) =
+        connect_store(&picked.config, &crate::server::bench_master_keys()).await?;
     let run_id = std::process::id();
     let mut emails = Vec::with_capacity(args.agents);
     for i in 0..args.agents {

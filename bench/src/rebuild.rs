@@ -28,24 +28,78 @@ pub struct RebuildArgs {
     projections: Vec<String>,
 }
 
-pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
-    let picked = BenchDatabase::pick().await?;
-    let backend = format!("{:?}", picked.config.backend());
-    let (database, log, _) = connect_store(&picked.config).await?;
-    let n = fill(&log, args.events, args.customers).await?;
+/// One fill and rebuild: the messages written, events appended per second, events rebuilt,
+/// and the rebuild's seconds.
+struct Measured {
+    messages: u64,
+    appended_per_second: f64,
+    replayed: u64,
+    seconds: f64,
+}
 
-    let rebuild_started = Instant::now();
-    let replayed = replay::rebuild(&log, &args.projections).await?;
-    let seconds = rebuild_started.elapsed().as_secs_f64();
+/// Fills a fresh store and rebuilds it twice over: personal data sealed (as served), and, as
+/// the same run's baseline, written in clear — the cost of crypto-shredding on ingest (the
+/// append) and on rebuild (opening every sealed event).
+pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
+    let mut backend = String::new();
+    let mut measured = Vec::new();
+    for sealed in [false, true] {
+        let picked = BenchDatabase::pick().await?;
+        backend = format!("{:?}", picked.config.backend());
+        let keys = crate::server::bench_master_keys();
+        let (database, log, _) = connect_store(&picked.config, &keys).await?;
+        let log = if sealed {
+            log
+        } else {
+            EventRepository::new_unsealed_for_benchmarks(database.clone(), keys)
+        };
+        let filled = Instant::now();
+        let messages = fill(&log, args.events, args.customers).await?;
+        let fill_seconds = filled.elapsed().as_secs_f64();
+        let rebuild_started = Instant::now();
+        let replayed = replay::rebuild(&log, &args.projections).await?;
+        let seconds = rebuild_started.elapsed().as_secs_f64();
+        measured.push(Measured {
+            messages,
+            appended_per_second: args.events as f64 / fill_seconds,
+            replayed,
+            seconds,
+        });
+        database.close().await;
+        picked.clean_up().await?;
+    }
+    let [clear, sealed] = &measured[..] else {
+        unreachable!("two runs")
+    };
     println!(
-        "rebuild of every read model, {backend}, {n} messages from {} customers",
-        args.customers
+        "rebuild of every read model, {backend}, {} messages from {} customers",
+        sealed.messages, args.customers
     );
-    println!("{:<28} {:>12}", "events replayed", replayed);
-    println!("{:<28} {:>12.1}", "seconds", seconds);
-    println!("{:<28} {:>12.0}", "events/s", replayed as f64 / seconds);
-    database.close().await;
-    picked.clean_up().await?;
+    println!(
+        "{:<28} {:>14} {:>14} {:>8}",
+        "", "in clear", "sealed", "ratio"
+    );
+    let row = |name: &str, clear: f64, sealed: f64| {
+        println!(
+            "{name:<28} {clear:>14.0} {sealed:>14.0} {:>8.2}",
+            sealed / clear
+        );
+    };
+    row(
+        "events appended/s",
+        clear.appended_per_second,
+        sealed.appended_per_second,
+    );
+    row(
+        "events replayed",
+        clear.replayed as f64,
+        sealed.replayed as f64,
+    );
+    row(
+        "rebuild events/s",
+        clear.replayed as f64 / clear.seconds,
+        sealed.replayed as f64 / sealed.seconds,
+    );
     Ok(())
 }
 

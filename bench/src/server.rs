@@ -83,11 +83,19 @@ pub struct RunningServer {
     handle: JoinHandle<std::io::Result<()>>,
 }
 
+/// The benchmarks' master key (wraps customers' data keys).
+pub fn bench_master_keys() -> std::sync::Arc<switchboard_store::vault::MasterKeys> {
+    let keys =
+        switchboard_store::vault::MasterKeys::new("bench-master-key-0123456789-0123456789", &[]);
+    std::sync::Arc::new(keys.expect("a long enough key"))
+}
+
 /// Benchmark settings: generous login limits, one app secret.
 pub fn settings(database: DatabaseConfig) -> Settings {
     Settings {
         listen: "127.0.0.1:0".to_owned(),
         database,
+        master_keys: bench_master_keys(),
         whatsapp: WhatsAppSettings {
             app_secrets: vec![SECRET.into()],
             verify_token: None,

@@ -155,7 +155,8 @@ pub async fn run(args: SocketArgs) -> anyhow::Result<()> {
     let backend = format!("{:?}", picked.config.backend());
     let email = format!("watcher.{}@bench.local", std::process::id());
     let idle_email = format!("idle.{}@bench.local", std::process::id());
-    let (db, _log, frameworks) = connect_store(&picked.config).await?;
+    let (db, _log, frameworks) =
+        connect_store(&picked.config, &crate::server::bench_master_keys()).await?;
     for (address, role, permissions) in [
         (&email, Role::Admin, None),
         (

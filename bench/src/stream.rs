@@ -120,7 +120,8 @@ async fn baseline(
 pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let picked = BenchDatabase::pick().await?;
     let backend = format!("{:?}", picked.config.backend());
-    let (database, log, _) = connect_store(&picked.config).await?;
+    let (database, log, _) =
+        connect_store(&picked.config, &crate::server::bench_master_keys()).await?;
     crate::rebuild::fill(&log, args.events, 10_000).await?;
     let events = whole_log(&log).await?;
     let client = async_nats::connect(&args.nats).await?;
@@ -232,7 +233,10 @@ async fn latency(args: &StreamArgs, picked: &BenchDatabase) -> anyhow::Result<()
         })
         .await?;
     let mut messages = consumer.messages().await?;
-    let seen = watch_commits(EventRepository::new(server.database.clone()));
+    let seen = watch_commits(EventRepository::new(
+        server.database.clone(),
+        crate::server::bench_master_keys(),
+    ));
     let http = reqwest::Client::new();
     let url = format!("{}/webhooks/whatsapp", server.base);
     let total = args.rate * args.seconds;

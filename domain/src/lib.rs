@@ -26,6 +26,7 @@ pub mod group;
 pub mod ids;
 pub mod message;
 pub mod meta_error;
+pub mod privacy;
 pub mod quick_reply;
 pub mod recent;
 pub mod sla;

@@ -2,6 +2,7 @@
 //! keep (by the SHA-256 of the bytes) or why we could not.
 
 use serde::Serialize;
+use switchboard_domain::conversation::ConversationEvent;
 use switchboard_domain::message::MessageEvent;
 use switchboard_domain::upload::{kind_of, UploadEvent};
 use switchboard_store::{with_pool, Database, RecordedEvent, Statement};
@@ -22,6 +23,14 @@ const DELETED: &str = "update media_files set status = 'deleted', reason = $1,
     settled_at = $2 where id = $3";
 const STORED: &str = "update media_files set status = 'stored', sha256 = $1, size = $2,
     mime_type = $3, settled_at = $4 where id = $5";
+/// An erasure request (every file of the conversation so far) or the retention period (files
+/// received before `$2`): Meta's id, checksum and the file name read `[erased]`, as replay
+/// reads them from the events whose keys were destroyed.
+const ERASED: &str = "update media_files set
+    meta_media_id = case when meta_media_id is null then null else '[erased]' end,
+    expected_sha256 = case when expected_sha256 is null then null else '[erased]' end,
+    filename = case when filename is null then null else '[erased]' end
+    where conversation_id = $1 and received_at < $2";
 const UNAVAILABLE: &str = "update media_files set status = 'unavailable', reason = $1,
     settled_at = $2 where id = $3";
 
@@ -35,7 +44,7 @@ impl Projection for MediaProjection {
     }
 
     fn reads(&self) -> &'static [&'static str] {
-        &["Message", "Upload"]
+        &["Message", "Upload", "Conversation"]
     }
 
     fn apply(&self, event: &RecordedEvent, decoded: &DecodedEvent, out: &mut Vec<Statement>) {
@@ -55,6 +64,18 @@ impl Projection for MediaProjection {
                     event.aggregate_id.as_str().into(),
                 ],
             ));
+            return;
+        }
+        let erased = match decoded {
+            DecodedEvent::Conversation(ConversationEvent::CustomerErased { .. }) => Some(i64::MAX),
+            DecodedEvent::Conversation(ConversationEvent::ContentExpired { before, .. }) => {
+                Some(before.unix_millis())
+            }
+            _ => None,
+        };
+        if let Some(before) = erased {
+            let id = event.aggregate_id.as_str();
+            out.push(Statement::new(ERASED, vec![id.into(), before.into()]));
             return;
         }
         if let DecodedEvent::Upload(UploadEvent::Recorded { file, by, at }) = decoded {

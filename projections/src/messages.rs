@@ -45,6 +45,12 @@ const ERASED: &str = r#"update messages set content = '{"body":"[erased]"}', con
     referral = null, profile_name = case when profile_name is null then null else '[erased]' end
     where conversation_id = $1 and first_position < $2"#;
 
+/// The retention period: messages and notes written before `$3` (and recorded before `$2`)
+/// read `[erased]`, as the events whose keys it destroyed read on replay.
+const EXPIRED: &str = r#"update messages set content = '{"body":"[erased]"}', context = null,
+    referral = null where conversation_id = $1 and first_position < $2 and sent_at < $3
+    and content is not null"#;
+
 /// A private note in the conversation's timeline (direction and kind `note`; never sent).
 const NOTE: &str = "
 insert into messages (id, conversation_id, direction, kind, content, sent_at, sort_at, first_position,
@@ -146,6 +152,19 @@ impl Projection for MessagesProjection {
             out.push(Statement::new(
                 ERASED,
                 vec![event.aggregate_id.as_str().into(), event.position.into()],
+            ));
+            return;
+        }
+        if let DecodedEvent::Conversation(ConversationEvent::ContentExpired { before, .. }) =
+            decoded
+        {
+            out.push(Statement::new(
+                EXPIRED,
+                vec![
+                    event.aggregate_id.as_str().into(),
+                    event.position.into(),
+                    before.unix_millis().into(),
+                ],
             ));
             return;
         }

@@ -156,7 +156,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = cli.database.config().context("invalid DATABASE_URL")?;
-    let (database, log, frameworks) = connect_store(&config).await.context("opening the store")?;
+    let keys = cli.database.master_keys()?;
+    let (database, log, frameworks) = connect_store(&config, &keys)
+        .await
+        .context("opening the store")?;
     let started = Instant::now();
     match cli.command {
         Command::Rebuild { projections, all } => {
@@ -244,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Move { to } => {
             let target_config = switchboard_store::DatabaseConfig::postgres_url(&to)
                 .context("the target URL does not parse")?;
-            let (target_db, target, _) = connect_store(&target_config)
+            let (target_db, target, _) = connect_store(&target_config, &keys)
                 .await
                 .context("cannot reach the target database")?;
             let moved = switchboard::replay::moving::move_store(&log, &target).await?;

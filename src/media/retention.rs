@@ -111,3 +111,46 @@ impl Retention {
         }
     }
 }
+
+const OF_CONVERSATION: &str = "select id, sha256 from media_files
+    where conversation_id = $1 and status = 'stored'";
+const HELD_ELSEWHERE: &str = "select count(*) from media_files
+    where sha256 = $1 and status = 'stored' and (conversation_id is null or conversation_id <> $2)";
+
+/// An erasure request's files: every stored file of `conversation` is recorded deleted on its
+/// message (`MessageMediaDeleted`, reason `erased`) and removed from storage, unless a message
+/// of another conversation holds the same bytes. Returns how many.
+///
+/// # Errors
+/// Database failures; a record that fails or a file storage cannot delete is logged and left.
+pub async fn forget_conversation(
+    database: &Database,
+    frameworks: &Frameworks,
+    store: &MediaStore,
+    conversation: &str,
+    now: switchboard_domain::Timestamp,
+) -> Result<usize, StoreError> {
+    let files: Vec<(String, Option<String>)> = with_pool!(database, pool =>
+        sqlx::query_as(OF_CONVERSATION).bind(conversation).fetch_all(pool).await?);
+    let metadata = actor_metadata(None, now);
+    for (id, sha256) in &files {
+        let command = MessageCommand::ForgetMedia {
+            reason: "erased".to_owned(),
+            at: now,
+        };
+        let recorded = crate::cqrs::execute(&frameworks.messages, id, command, &metadata).await;
+        if let Err(error) = recorded {
+            tracing::warn!(media_id = %id, %error, "an erased customer's file was not recorded deleted");
+            continue;
+        }
+        let Some(sha256) = sha256 else { continue };
+        let held: i64 = with_pool!(database, pool => sqlx::query_scalar(HELD_ELSEWHERE)
+            .bind(sha256).bind(conversation).fetch_one(pool).await?);
+        if held == 0 {
+            if let Err(error) = store.delete(sha256).await {
+                tracing::warn!(%sha256, %error, "an erased customer's file was not deleted");
+            }
+        }
+    }
+    Ok(files.len())
+}

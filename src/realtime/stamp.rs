@@ -232,7 +232,8 @@ mod tests {
             .await
             .expect("database");
         database.migrate().await.expect("migrated");
-        let log = EventRepository::new(database);
+        let keys = switchboard_store::vault::MasterKeys::new(&"k".repeat(32), &[]).expect("key");
+        let log = EventRepository::new(database, std::sync::Arc::new(keys));
         let (a, b, c) = ("conversation-a", "conversation-b", "conversation-c");
         let appends = [
             vec![note(a, 1), note(b, 1)],

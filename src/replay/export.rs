@@ -121,13 +121,24 @@ pub async fn import(log: &EventRepository, input: impl BufRead) -> Result<u64, R
                 line: index + 1,
                 reason: e.to_string(),
             })?;
+        let destroys = switchboard_domain::privacy::destroys(
+            &event.aggregate_type,
+            &event.aggregate_id,
+            &event.payload,
+        )
+        .is_some();
         batch.push(event);
-        if batch.len() == 1_000 {
-            imported += insert(log.database(), &batch).await?;
+        // An erasure destroys the keys of what came before it, not of what follows.
+        if batch.len() == 1_000 || destroys {
+            imported += insert(log, &batch).await?;
+            if let Some(last) = batch.last().filter(|_| destroys) {
+                log.destroy_keys_of(&last.aggregate_type, &last.aggregate_id, &last.payload)
+                    .await?;
+            }
             batch.clear();
         }
     }
-    imported += insert(log.database(), &batch).await?;
+    imported += insert(log, &batch).await?;
     if let Database::Postgres(pool) = log.database() {
         sqlx::query("select setval(pg_get_serial_sequence('events', 'position'), coalesce((select max(position) from events), 1))")
             .execute(pool)
@@ -137,23 +148,36 @@ pub async fn import(log: &EventRepository, input: impl BufRead) -> Result<u64, R
     Ok(imported)
 }
 
-async fn insert(database: &Database, events: &[ExportedEvent]) -> Result<u64, ReplayError> {
+/// Inserts `events` as they are, their personal parts sealed with this store's keys.
+async fn insert(log: &EventRepository, events: &[ExportedEvent]) -> Result<u64, ReplayError> {
     if events.is_empty() {
         return Ok(0);
     }
-    let result: Result<(), sqlx::Error> = match database {
+    let listed: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.aggregate_type.as_str(),
+                e.aggregate_id.as_str(),
+                &e.payload,
+            )
+        })
+        .collect();
+    let payloads = log.sealed(&listed).await?;
+    let events: Vec<_> = events.iter().zip(&payloads).collect();
+    let result: Result<(), sqlx::Error> = match log.database() {
         Database::Postgres(pool) => {
             let mut query = sqlx::QueryBuilder::new(
                 "insert into events (position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at) overriding system value ",
             );
-            query.push_values(events, |mut row, e| {
+            query.push_values(&events, |mut row, (e, payload)| {
                 row.push_bind(e.position)
                     .push_bind(&e.aggregate_type)
                     .push_bind(&e.aggregate_id)
                     .push_bind(e.sequence)
                     .push_bind(&e.event_type)
                     .push_bind(&e.event_version)
-                    .push_bind(sqlx::types::Json(nul::encode(&e.payload)))
+                    .push_bind(sqlx::types::Json(nul::encode(payload)))
                     .push_bind(sqlx::types::Json(nul::encode(&e.metadata)))
                     .push("to_timestamp(")
                     .push_bind_unseparated(e.recorded_at_ms as f64 / 1000.0)
@@ -165,14 +189,14 @@ async fn insert(database: &Database, events: &[ExportedEvent]) -> Result<u64, Re
             let mut query = sqlx::QueryBuilder::new(
                 "insert into events (rowid, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at) ",
             );
-            query.push_values(events, |mut row, e| {
+            query.push_values(&events, |mut row, (e, payload)| {
                 row.push_bind(e.position)
                     .push_bind(&e.aggregate_type)
                     .push_bind(&e.aggregate_id)
                     .push_bind(e.sequence)
                     .push_bind(&e.event_type)
                     .push_bind(&e.event_version)
-                    .push_bind(sqlx::types::Json(nul::encode(&e.payload)))
+                    .push_bind(sqlx::types::Json(nul::encode(payload)))
                     .push_bind(sqlx::types::Json(nul::encode(&e.metadata)))
                     .push_bind(
                         switchboard_domain::Timestamp::from_unix_millis(e.recorded_at_ms)

@@ -10,6 +10,24 @@ use serde_json::Value;
 use crate::event_log::{EventRepository, Repository};
 use crate::upcast::upcast_serialized;
 
+impl EventRepository {
+    /// Events as cqrs-es reads them: sealed fields opened (or left erased), then upcast.
+    async fn opened_serialized(
+        &self,
+        mut events: Vec<SerializedEvent>,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let mut payloads: Vec<_> = events
+            .iter_mut()
+            .map(|e| (e.aggregate_id.as_str(), &mut e.payload))
+            .collect();
+        self.vault
+            .open_events(&self.database, &mut payloads)
+            .await
+            .map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
+        Ok(events.into_iter().map(upcast_serialized).collect())
+    }
+}
+
 impl PersistedEventRepository for EventRepository {
     async fn get_events<A: Aggregate>(
         &self,
@@ -19,7 +37,7 @@ impl PersistedEventRepository for EventRepository {
             Repository::Postgres(repo) => repo.get_events::<A>(aggregate_id).await,
             Repository::Sqlite(repo) => repo.get_events::<A>(aggregate_id).await,
         }?;
-        Ok(events.into_iter().map(upcast_serialized).collect())
+        self.opened_serialized(events).await
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -35,7 +53,7 @@ impl PersistedEventRepository for EventRepository {
                 repo.get_last_events::<A>(aggregate_id, last_sequence).await
             }
         }?;
-        Ok(events.into_iter().map(upcast_serialized).collect())
+        self.opened_serialized(events).await
     }
 
     async fn get_snapshot<A: Aggregate>(
@@ -53,9 +71,31 @@ impl PersistedEventRepository for EventRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
+        let listed: Vec<_> = events
+            .iter()
+            .map(|e| (A::TYPE, e.aggregate_id.as_str(), &e.payload))
+            .collect();
+        let sealed = self
+            .vault
+            .sealed(&self.database, &listed)
+            .await
+            .map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
+        let events: Vec<SerializedEvent> = events
+            .iter()
+            .zip(sealed)
+            .map(|(event, payload)| SerializedEvent {
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: event.sequence,
+                aggregate_type: event.aggregate_type.clone(),
+                event_type: event.event_type.clone(),
+                event_version: event.event_version.clone(),
+                payload: payload.into_owned(),
+                metadata: event.metadata.clone(),
+            })
+            .collect();
         let result = match self.inner.as_ref() {
-            Repository::Postgres(repo) => repo.persist::<A>(events, snapshot_update).await,
-            Repository::Sqlite(repo) => repo.persist::<A>(events, snapshot_update).await,
+            Repository::Postgres(repo) => repo.persist::<A>(&events, snapshot_update).await,
+            Repository::Sqlite(repo) => repo.persist::<A>(&events, snapshot_update).await,
         };
         if result.is_ok() && !events.is_empty() {
             self.appended
@@ -68,10 +108,7 @@ impl PersistedEventRepository for EventRepository {
         &self,
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
-        match self.inner.as_ref() {
-            Repository::Postgres(repo) => repo.stream_events::<A>(aggregate_id).await,
-            Repository::Sqlite(repo) => repo.stream_events::<A>(aggregate_id).await,
-        }
+        crate::nul::replay(self.get_events::<A>(aggregate_id).await?).await
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {

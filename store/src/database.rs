@@ -96,6 +96,21 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 impl Database {
+    /// Gets freed pages out of the files after an erasure: SQLite copies its write-ahead log
+    /// into the database (whose freed pages `secure_delete` zeroed) and truncates it.
+    /// PostgreSQL's dead row versions are reclaimed by autovacuum (see the README).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn release_freed_pages(&self) -> Result<(), StoreError> {
+        if let Self::Sqlite(pool) = self {
+            sqlx::query("pragma wal_checkpoint(truncate)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Connects (creating the SQLite file and its directory when needed).
     ///
     /// SQLite runs in WAL mode with `synchronous=FULL`: an acknowledged write survives a power
@@ -132,7 +147,10 @@ impl Database {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    // Freed pages are zeroed: an erased customer's bytes do not linger in
+                    // the file (crypto-shredding destroys their key row).
+                    .pragma("secure_delete", "on");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(*max_connections)
                     .acquire_timeout(Duration::from_secs(30))

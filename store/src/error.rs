@@ -34,6 +34,18 @@ pub enum StoreError {
     /// A position that no event has was given as a cursor.
     #[error("no event at position {0}")]
     UnknownPosition(i64),
+    /// A configured master key is too short.
+    #[error(
+        "a master key must be at least {} bytes",
+        crate::vault::MIN_MASTER_KEY_BYTES
+    )]
+    MasterKey,
+    /// A data key was wrapped by a master key that is not configured (current or previous).
+    #[error("customer data keys were wrapped by master key {0}, which is not configured (SWITCHBOARD_PREVIOUS_MASTER_KEYS)")]
+    MasterKeyMissing(String),
+    /// The cryptography failed (no randomness, a malformed key).
+    #[error("cryptography failed: {0}")]
+    Crypto(&'static str),
 }
 
 impl StoreError {

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::nul::{self, Escaping};
 use crate::streams::ROWS_PER_STATEMENT;
+use crate::vault::{MasterKeys, Vault};
 use crate::{with_pool, Database, StoreError};
 
 /// Where a reader is in the global log: just after the event at `position`.
@@ -83,6 +84,8 @@ pub struct EventRepository {
     pub(crate) inner: Arc<Repository>,
     pub(crate) database: Database,
     pub(crate) appended: Arc<watch::Sender<u64>>,
+    /// Seals customers' personal data on the way in and opens it on the way out.
+    pub(crate) vault: Arc<Vault>,
 }
 
 /// The gapless reader's query on PostgreSQL: the events after a cursor (`$1` transaction id,
@@ -102,8 +105,9 @@ select position, transaction_id::text::bigint as transaction_id, aggregate_type,
  limit $3";
 
 impl EventRepository {
-    /// A repository over `database` (already migrated).
-    pub fn new(database: Database) -> Self {
+    /// A repository over `database` (already migrated), sealing personal data with keys
+    /// wrapped by `master`.
+    pub fn new(database: Database, master: Arc<MasterKeys>) -> Self {
         let inner = match &database {
             Database::Postgres(pool) => {
                 Repository::Postgres(Escaping(PostgresEventRepository::new(pool.clone())))
@@ -116,7 +120,80 @@ impl EventRepository {
             inner: Arc::new(inner),
             database,
             appended: Arc::new(watch::Sender::new(0)),
+            vault: Arc::new(Vault::new(master)),
         }
+    }
+
+    /// A repository that writes personal data in clear: only for benchmarks measuring the
+    /// cost of sealing.
+    #[doc(hidden)]
+    pub fn new_unsealed_for_benchmarks(database: Database, master: Arc<MasterKeys>) -> Self {
+        Self {
+            vault: Arc::new(Vault::unsealed_for_benchmarks(master.clone())),
+            ..Self::new(database, master)
+        }
+    }
+
+    /// The customers' data keys.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Event payloads `(aggregate type, aggregate id, payload)` as they are stored, personal
+    /// parts sealed: for tools that insert events themselves (import).
+    ///
+    /// # Errors
+    /// When a key cannot be created or read.
+    pub async fn sealed<'a>(
+        &self,
+        events: &[(&str, &str, &'a Value)],
+    ) -> Result<Vec<std::borrow::Cow<'a, Value>>, StoreError> {
+        self.vault.sealed(&self.database, events).await
+    }
+
+    /// Destroys the keys an event destroys as it is appended (an erasure or an expiry), for
+    /// tools that insert events themselves; returns whether it destroys any.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn destroy_keys_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        payload: &Value,
+    ) -> Result<bool, StoreError> {
+        let Some(destroys) =
+            switchboard_domain::privacy::destroys(aggregate_type, aggregate_id, payload)
+        else {
+            return Ok(false);
+        };
+        self.database
+            .execute_atomically(&crate::vault::destroying(&destroys))
+            .await?;
+        self.vault.forget();
+        Ok(true)
+    }
+
+    /// Events as read: sealed fields opened (or left erased), then upcast.
+    pub(crate) async fn opened(
+        &self,
+        mut events: Vec<RecordedEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut payloads: Vec<_> = events
+            .iter_mut()
+            .map(|e| (e.aggregate_id.as_str(), &mut e.payload))
+            .collect();
+        self.vault
+            .open_events(&self.database, &mut payloads)
+            .await?;
+        for event in &mut events {
+            crate::upcast::upcast(
+                &event.event_type,
+                &mut event.event_version,
+                &mut event.payload,
+            );
+        }
+        Ok(events)
     }
 
     /// The database behind the log.
@@ -166,7 +243,8 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
                     .bind(mark.to_string())
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(decode_row).collect()
+                let events = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
+                self.opened(events).await
             }
             Database::Sqlite(pool) => {
                 let rows = sqlx::query(SQLITE)
@@ -174,7 +252,8 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
                     .bind(limit)
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(decode_row).collect()
+                let events = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
+                self.opened(events).await
             }
         }
     }
@@ -207,7 +286,7 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         let rows = with_pool!(&self.database, pool => sqlx::query(sql)
             .bind(after).bind(until).bind(i64::from(limit)).fetch_all(pool).await?
             .iter().map(decode_row).collect::<Result<Vec<_>, _>>()?);
-        Ok(rows)
+        self.opened(rows).await
     }
 
     /// The cursor just after the event at `position` (0 is the start).
@@ -372,10 +451,11 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
             });
         }
         events.sort_by_key(|e| e.position);
-        Ok(events)
+        self.opened(events).await
     }
 }
 
+/// A row as stored (NULs restored), not yet opened nor upcast: see [`EventRepository::opened`].
 fn decode_row<R>(row: &R) -> Result<RecordedEvent, StoreError>
 where
     R: Row,
@@ -388,10 +468,9 @@ where
     let transaction_id: i64 = row.try_get("transaction_id")?;
     let sqlx::types::Json(payload) = row.try_get("payload")?;
     let sqlx::types::Json(metadata) = row.try_get("metadata")?;
-    let (mut payload, metadata) = (nul::decoded(payload), nul::decoded(metadata));
+    let (payload, metadata) = (nul::decoded(payload), nul::decoded(metadata));
     let event_type: String = row.try_get("event_type")?;
-    let mut event_version: String = row.try_get("event_version")?;
-    crate::upcast::upcast(&event_type, &mut event_version, &mut payload);
+    let event_version: String = row.try_get("event_version")?;
     Ok(RecordedEvent {
         position,
         cursor: LogCursor {

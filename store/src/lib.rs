@@ -12,6 +12,7 @@
 //! - [`coalesce`] — a batch's statements folded into multi-row statements.
 //! - [`sql`] — backend-neutral SQL statements, so a read model is written once for both.
 //! - [`upcast`] — older event shapes brought to the current one on every read.
+//! - [`vault`] — customers' data keys: personal data sealed in the log, erased by destroying them.
 
 mod aggregate_cache;
 mod batch;
@@ -26,6 +27,7 @@ pub mod snapshot_store;
 pub mod sql;
 pub mod streams;
 pub mod upcast;
+pub mod vault;
 
 pub use database::{Backend, Database, DatabaseConfig};
 pub use error::{error_chain, StoreError};

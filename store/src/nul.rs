@@ -168,7 +168,7 @@ fn decode_events(mut events: Vec<SerializedEvent>) -> Vec<SerializedEvent> {
 }
 
 /// A replay stream over events already loaded (and decoded).
-async fn replay(events: Vec<SerializedEvent>) -> Result<ReplayStream, PersistenceError> {
+pub(crate) async fn replay(events: Vec<SerializedEvent>) -> Result<ReplayStream, PersistenceError> {
     let (mut feed, stream) = ReplayStream::new(events.len().max(1));
     for event in events {
         feed.push(Ok(event)).await?;

@@ -267,7 +267,8 @@ where
              where aggregate_type = $1 and aggregate_id = $2 and sequence > $3 order by sequence";
         with_pool!(self.log.database(), pool => {
             let rows = sqlx::query(SQL).bind(A::TYPE).bind(id).bind(sequence).fetch_all(pool).await?;
-            rows.iter().map(stream_event).collect()
+            let events = rows.iter().map(stream_event).collect::<Result<Vec<_>, _>>()?;
+            self.log.opened_stream(events).await
         })
     }
 

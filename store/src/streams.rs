@@ -8,6 +8,8 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlx::Row;
 
+use switchboard_domain::privacy;
+
 use crate::bind_all;
 use crate::event_log::EventRepository;
 use crate::nul;
@@ -134,7 +136,29 @@ impl EventRepository {
                 }
             });
         }
-        Ok(loaded)
+        self.opened_stream(loaded).await
+    }
+
+    /// Stream events as read: sealed fields opened (or left erased), then upcast.
+    pub(crate) async fn opened_stream(
+        &self,
+        mut events: Vec<StreamEvent>,
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let mut payloads: Vec<_> = events
+            .iter_mut()
+            .map(|e| (e.aggregate_id.as_str(), &mut e.payload))
+            .collect();
+        self.vault
+            .open_events(&self.database, &mut payloads)
+            .await?;
+        for event in &mut events {
+            crate::upcast::upcast(
+                &event.event_type,
+                &mut event.event_version,
+                &mut event.payload,
+            );
+        }
+        Ok(events)
     }
 
     /// Rebuilds the aggregates `ids` of type `A`: from their latest snapshot plus the events
@@ -164,8 +188,20 @@ impl EventRepository {
                 query.push(")");
                 query.build_query_as().fetch_all(pool).await?
             });
-            for (id, sequence, sqlx::types::Json(payload)) in snapshots {
-                match serde_json::from_value::<A>(nul::decoded(payload)) {
+            let sequences: HashMap<String, i64> = snapshots
+                .iter()
+                .map(|(id, sequence, _)| (id.clone(), *sequence))
+                .collect();
+            let snapshots = snapshots
+                .into_iter()
+                .map(|(id, _, sqlx::types::Json(payload))| (id, nul::decoded(payload)))
+                .collect();
+            for (id, state) in self.vault.open_snapshots(&self.database, snapshots).await? {
+                let sequence = sequences[&id];
+                // A snapshot whose key was destroyed (its customer erased) is ignored: the
+                // events, read with their erased forms, rebuild the aggregate.
+                let Some(state) = state else { continue };
+                match serde_json::from_value::<A>(state) {
                     Ok(aggregate) => {
                         loaded.insert(
                             id,
@@ -209,6 +245,7 @@ impl EventRepository {
                 }
                 events
             });
+            let events = self.opened_stream(events).await?;
             for event in events {
                 let payload: A::Event =
                     serde_json::from_value(event.payload).map_err(|source| {
@@ -284,46 +321,71 @@ on conflict (aggregate_type, aggregate_id) do update set
 where snapshots.last_sequence < excluded.last_sequence
    or snapshots.schema_version <> excluded.schema_version";
         macro_rules! insert_events {
-            ($executor:expr, $events:expr) => {{
+            ($executor:expr, $events:expr, $payloads:expr) => {{
                 let mut insert = sqlx::QueryBuilder::new(
                     "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
                 );
-                insert.push_values($events, |mut row, event| {
+                insert.push_values($events.iter().zip($payloads), |mut row, (event, payload)| {
                     row.push_bind(event.aggregate_type)
                         .push_bind(event.aggregate_id.as_str())
                         .push_bind(event.sequence)
                         .push_bind(event.event_type.as_str())
                         .push_bind(event.event_version.as_str())
-                        .push_bind(sqlx::types::Json(nul::encode(&event.payload)))
+                        .push_bind(sqlx::types::Json(nul::encode(payload)))
                         .push_bind(sqlx::types::Json(nul::encode(&event.metadata)));
                 });
                 insert.build().execute($executor).await?;
             }};
         }
+        let listed: Vec<_> = events
+            .iter()
+            .map(|e| (e.aggregate_type, e.aggregate_id.as_str(), &e.payload))
+            .collect();
+        let payloads = self.vault.sealed(&self.database, &listed).await?;
+        let mut sealed_snapshots = Vec::with_capacity(snapshots.len());
+        for snapshot in snapshots {
+            let payload = self
+                .vault
+                .seal_snapshot(
+                    &self.database,
+                    snapshot.aggregate_type,
+                    &snapshot.aggregate_id,
+                    &snapshot.payload,
+                )
+                .await?;
+            sealed_snapshots.push(payload);
+        }
+        // Erasures destroy their keys in the transaction that records them.
+        let destroying: Vec<Statement> = events
+            .iter()
+            .filter_map(|e| privacy::destroys(e.aggregate_type, &e.aggregate_id, &e.payload))
+            .flat_map(|d| crate::vault::destroying(&d))
+            .collect();
         let one_statement = !events.is_empty()
             && events.len() <= ROWS_PER_STATEMENT
             && snapshots.is_empty()
-            && also.is_empty();
+            && also.is_empty()
+            && destroying.is_empty();
         let result: Result<(), sqlx::Error> = with_pool!(&self.database, pool => async {
             if one_statement {
-                insert_events!(pool, events);
+                insert_events!(pool, events, &payloads);
                 return Ok(());
             }
             let mut tx = pool.begin().await?;
-            for chunk in events.chunks(ROWS_PER_STATEMENT) {
-                insert_events!(&mut *tx, chunk);
+            for (chunk, payloads) in events.chunks(ROWS_PER_STATEMENT).zip(payloads.chunks(ROWS_PER_STATEMENT)) {
+                insert_events!(&mut *tx, chunk, payloads);
             }
-            for snapshot in snapshots {
+            for (snapshot, payload) in snapshots.iter().zip(&sealed_snapshots) {
                 sqlx::query(UPSERT_SNAPSHOT)
                     .bind(snapshot.aggregate_type)
                     .bind(snapshot.aggregate_id.as_str())
                     .bind(snapshot.last_sequence)
-                    .bind(sqlx::types::Json(nul::encode(&snapshot.payload)))
+                    .bind(sqlx::types::Json(nul::encode(payload)))
                     .bind(crate::upcast::snapshot_schema(snapshot.aggregate_type))
                     .execute(&mut *tx)
                     .await?;
             }
-            for statement in also {
+            for statement in also.iter().chain(&destroying) {
                 bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
                     .execute(&mut *tx)
                     .await?;
@@ -332,6 +394,9 @@ where snapshots.last_sequence < excluded.last_sequence
         }.await);
         match result {
             Ok(()) => {
+                if !destroying.is_empty() {
+                    self.vault.forget();
+                }
                 if !events.is_empty() {
                     self.appended
                         .send_modify(|count| *count = count.wrapping_add(1));
@@ -346,7 +411,8 @@ where snapshots.last_sequence < excluded.last_sequence
     }
 }
 
-/// A row of `(aggregate_id, sequence, event_type, event_version, payload)`, upcast.
+/// A row of `(aggregate_id, sequence, event_type, event_version, payload)` as stored (NULs
+/// restored), not yet opened nor upcast.
 pub(crate) fn stream_event<R>(row: &R) -> Result<StreamEvent, StoreError>
 where
     R: Row,
@@ -356,10 +422,9 @@ where
     for<'r> sqlx::types::Json<Value>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let sqlx::types::Json(payload) = row.try_get("payload")?;
-    let mut payload = nul::decoded(payload);
+    let payload = nul::decoded(payload);
     let event_type: String = row.try_get("event_type")?;
-    let mut event_version: String = row.try_get("event_version")?;
-    crate::upcast::upcast(&event_type, &mut event_version, &mut payload);
+    let event_version: String = row.try_get("event_version")?;
     Ok(StreamEvent {
         aggregate_id: row.try_get("aggregate_id")?,
         sequence: row.try_get("sequence")?,

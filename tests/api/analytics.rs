@@ -130,7 +130,7 @@ async fn response_times_equal_the_hand_computed_ones(backend: Backend) {
     assert_eq!(times["reopened"], 1);
 
     // Replayed from the log, the analytics read models are the same, and verify agrees.
-    let log = switchboard_store::EventRepository::new(app.database.clone());
+    let log = app.log();
     switchboard::replay::rebuild(&log, &[])
         .await
         .expect("rebuild");
@@ -340,7 +340,7 @@ async fn business_hours_agents_volumes_and_csv(backend: Backend) {
     for path in &reports {
         before.push(app.get_json(path).await);
     }
-    let log = switchboard_store::EventRepository::new(app.database.clone());
+    let log = app.log();
     switchboard::replay::rebuild(&log, &[])
         .await
         .expect("rebuild");

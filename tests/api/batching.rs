@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use switchboard::replay::export;
 use switchboard_projections::{all_projections, ProjectionRunner};
 use switchboard_store::coalesce::coalesce;
-use switchboard_store::{with_pool, Database, EventRepository, SqlValue, Statement};
+use switchboard_store::{with_pool, Database, SqlValue, Statement};
 
 use crate::helpers::{fixture, Backend, FreshDatabase, TestApp};
 use crate::locks::agent;
@@ -185,7 +185,7 @@ async fn template_lifecycles(app: &TestApp) {
     use switchboard_domain::agent::{Permissions, Role};
     use switchboard_domain::ids::WabaId;
     use switchboard_domain::template::{ParameterFormat, TemplateCommand, TemplateDefinition};
-    let frameworks = switchboard::cqrs::framework(&EventRepository::new(app.database.clone()));
+    let frameworks = switchboard::cqrs::framework(&app.log());
     let admin = switchboard_domain::Actor {
         agent_id: switchboard_domain::AgentId::parse("00000000-0000-4000-8000-000000000077")
             .expect("uuid"),
@@ -290,9 +290,10 @@ async fn projected(
     size: u32,
 ) -> (Vec<(String, Vec<String>)>, FreshDatabase) {
     let fresh = FreshDatabase::new(backend).await;
-    let (_, log, _) = switchboard::startup::connect_store(&fresh.config)
-        .await
-        .expect("store");
+    let (_, log, _) =
+        switchboard::startup::connect_store(&fresh.config, &crate::helpers::test_master_keys())
+            .await
+            .expect("store");
     export::import(&log, exported).await.expect("import");
     let runner = ProjectionRunner::new(log.clone(), all_projections()).with_batch_size(size);
     let applied = runner.catch_up().await.expect("catch up");
@@ -305,7 +306,7 @@ async fn projected(
 async fn thousands_of_events_in_one_batch_build_what_one_at_a_time_builds(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     busy_log(&app).await;
-    let source = EventRepository::new(app.database.clone());
+    let source = app.log();
     let (events, exported) = export_all(&source).await;
     assert!(events > 2_000, "thousands of events: {events}");
     let types: i64 = with_pool!(&app.database, pool => sqlx::query_scalar(

@@ -39,7 +39,7 @@ async fn an_event_that_commits_late_is_read_once_after_it_commits() {
     let Database::Postgres(pool) = &database else {
         unreachable!("PostgreSQL backend")
     };
-    let log = EventRepository::new(database.clone());
+    let log = EventRepository::new(database.clone(), crate::helpers::test_master_keys());
 
     // A writer takes its position first and holds its transaction open...
     let mut held = pool.begin().await.expect("begin");
@@ -93,7 +93,7 @@ async fn a_transaction_that_writes_no_events_does_not_hold_the_log_back() {
     let Database::Postgres(pool) = &database else {
         unreachable!("PostgreSQL backend")
     };
-    let log = EventRepository::new(database.clone());
+    let log = EventRepository::new(database.clone(), crate::helpers::test_master_keys());
     // A long transaction that writes something else (a projection batch, a session update)...
     let mut other = pool.begin().await.expect("begin");
     sqlx::query("insert into projection_checkpoints (name, transaction_id, position) values ('probe', 0, 0)")
@@ -129,7 +129,7 @@ async fn a_transaction_that_writes_no_events_does_not_hold_the_log_back() {
 
 async fn the_reader_pages_through_the_log_in_order(backend: Backend) {
     let (database, _fresh) = migrated(backend).await;
-    let log = EventRepository::new(database.clone());
+    let log = EventRepository::new(database.clone(), crate::helpers::test_master_keys());
     for i in 0..7 {
         switchboard_store::with_pool!(&database, pool => sqlx::query(INSERT)
             .bind(format!("e{i}")).execute(pool).await.map(|_| ()).expect("insert"));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 use switchboard::replay::export;
-use switchboard_store::{with_pool, Database, EventRepository, LogCursor};
+use switchboard_store::{with_pool, Database, LogCursor};
 
 use crate::helpers::{fixture, Backend, FreshDatabase, TestApp};
 use crate::locks::conversation_with;
@@ -66,7 +66,7 @@ async fn an_event_of_an_older_shape_reads_as_the_current_one_everywhere(backend:
     app.settle().await;
 
     // The global reader (behind projections, realtime and export).
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     let read = log.read_all(LogCursor::START, 1000).await.expect("read");
     let legacy = read
         .iter()
@@ -116,9 +116,10 @@ async fn an_event_of_an_older_shape_reads_as_the_current_one_everywhere(backend:
         "{line}"
     );
     let fresh = FreshDatabase::new(backend).await;
-    let (_, target, _) = switchboard::startup::connect_store(&fresh.config)
-        .await
-        .expect("target");
+    let (_, target, _) =
+        switchboard::startup::connect_store(&fresh.config, &crate::helpers::test_master_keys())
+            .await
+            .expect("target");
     assert_eq!(
         export::import(&target, exported.as_slice())
             .await

@@ -94,7 +94,12 @@ impl FreshDatabase {
                 Self {
                     config: DatabaseConfig::sqlite_in(dir.path()),
                     schema: None,
-                    cli_args: vec!["--data-dir".to_owned(), dir.path().display().to_string()],
+                    cli_args: vec![
+                        "--data-dir".to_owned(),
+                        dir.path().display().to_string(),
+                        "--master-key".to_owned(),
+                        TEST_MASTER_KEY.to_owned(),
+                    ],
                     _dir: Some(dir),
                 }
             }
@@ -123,6 +128,8 @@ impl FreshDatabase {
                     cli_args: vec![
                         "--database-url".to_owned(),
                         format!("{url}{separator}options=-c%20search_path%3D{schema}"),
+                        "--master-key".to_owned(),
+                        TEST_MASTER_KEY.to_owned(),
                     ],
                     _dir: None,
                 }
@@ -167,10 +174,22 @@ pub fn fixture_epoch() -> Timestamp {
     Timestamp::from_unix_seconds(1_780_000_000).expect("valid")
 }
 
+/// The master key every test app and tool run uses (`--master-key` in [`FreshDatabase`]'s
+/// flags).
+pub const TEST_MASTER_KEY: &str = "test-master-key-0123456789-0123456789-abcdef";
+
+/// [`TEST_MASTER_KEY`] as the store takes it.
+pub fn test_master_keys() -> std::sync::Arc<switchboard_store::vault::MasterKeys> {
+    std::sync::Arc::new(
+        switchboard_store::vault::MasterKeys::new(TEST_MASTER_KEY, &[]).expect("master key"),
+    )
+}
+
 pub fn default_settings(database: DatabaseConfig) -> Settings {
     Settings {
         listen: "127.0.0.1:0".to_owned(),
         database,
+        master_keys: test_master_keys(),
         whatsapp: WhatsAppSettings {
             app_secrets: vec![APP_SECRET.into(), SECOND_APP_SECRET.into()],
             verify_token: Some(VERIFY_TOKEN.into()),
@@ -579,12 +598,14 @@ impl TestApp {
         with_pool!(&self.database, pool => sqlx::query(sql).execute(pool).await.map(|_| ()).expect("statement runs"));
     }
 
+    /// The app's event log (sealing and opening with the app's master keys).
+    pub fn log(&self) -> EventRepository {
+        EventRepository::new(self.database.clone(), self.settings.master_keys.clone())
+    }
+
     /// Number of events in the log.
     pub async fn event_count(&self) -> i64 {
-        EventRepository::new(self.database.clone())
-            .count()
-            .await
-            .expect("count")
+        self.log().count().await.expect("count")
     }
 }
 

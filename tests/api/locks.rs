@@ -5,7 +5,6 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 use switchboard_domain::conversation::Conversation;
-use switchboard_store::EventRepository;
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
@@ -148,7 +147,7 @@ async fn a_lock_lapses_at_its_ttl_renewal_extends_it_and_the_lapse_is_logged(bac
         .expect("JSON");
     assert_eq!(status["locked"], false);
     // …and the worker records LockExpired in the log.
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let events = log
@@ -218,7 +217,8 @@ async fn the_lock_in_the_read_model_equals_a_replay_of_the_events(backend: Backe
     let view = app
         .get_json(&format!("/api/conversations/{conversation}"))
         .await;
-    let (replayed, version) = EventRepository::new(app.database.clone())
+    let (replayed, version) = app
+        .log()
         .load_aggregate::<Conversation>(&conversation)
         .await
         .expect("replay");
@@ -233,7 +233,8 @@ async fn the_lock_in_the_read_model_equals_a_replay_of_the_events(backend: Backe
         lock.expires_at.to_string().as_str()
     );
     assert_eq!(view["version"], version);
-    let events = EventRepository::new(app.database.clone())
+    let events = app
+        .log()
         .aggregate_events("Conversation", &conversation)
         .await
         .expect("events");
@@ -462,7 +463,7 @@ async fn a_long_conversation_loads_from_its_snapshot_exactly_as_from_its_events(
         assert_eq!(renewed.status(), 200);
         app.clock.advance_seconds(1);
     }
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     let snapshots: i64 = switchboard_store::with_pool!(&app.database, pool => sqlx::query_scalar(
         "select count(*) from snapshots where aggregate_type = 'Conversation'").fetch_one(pool).await.expect("count"));
     assert_eq!(snapshots, 1, "a long stream is snapshotted");

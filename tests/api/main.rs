@@ -38,6 +38,7 @@ mod monitoring;
 mod nul_bytes;
 mod permissions;
 mod privacy;
+mod privacy_keys;
 mod quick_replies;
 mod realtime;
 mod receiver;

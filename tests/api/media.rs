@@ -45,13 +45,13 @@ async fn wired_with_limit(
 const CUSTOMER: &str = "15550002222";
 
 /// `len` bytes that start like a file of that kind and differ per `seed`.
-fn bytes(magic: &[u8], len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn bytes(magic: &[u8], len: usize, seed: u8) -> Vec<u8> {
     let mut data = magic.to_vec();
     data.extend((0..len - magic.len()).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
     data
 }
 
-fn add(simulator: &Simulator, mime_type: &str, data: &[u8], faults: Value) -> String {
+pub(crate) fn add(simulator: &Simulator, mime_type: &str, data: &[u8], faults: Value) -> String {
     let mut file = json!({"mime_type": mime_type,
         "data_base64": base64::engine::general_purpose::STANDARD.encode(data)});
     if let (Some(file), Some(faults)) = (file.as_object_mut(), faults.as_object()) {
@@ -61,7 +61,7 @@ fn add(simulator: &Simulator, mime_type: &str, data: &[u8], faults: Value) -> St
 }
 
 /// One webhook with `messages` (each `(wamid, type, media object)`) from the customer.
-fn webhook(messages: &[(&str, &str, Value)]) -> Vec<u8> {
+pub(crate) fn webhook(messages: &[(&str, &str, Value)]) -> Vec<u8> {
     let messages: Vec<Value> = messages
         .iter()
         .enumerate()
@@ -80,7 +80,7 @@ fn webhook(messages: &[(&str, &str, Value)]) -> Vec<u8> {
 }
 
 /// Waits while the file of message `id` is being fetched (at most `within`); the answer.
-async fn until_settled(app: &TestApp, id: &str, within: Duration) -> reqwest::Response {
+pub(crate) async fn until_settled(app: &TestApp, id: &str, within: Duration) -> reqwest::Response {
     let deadline = Instant::now() + within;
     loop {
         let response = app.get(&format!("/api/media/{id}")).await;
@@ -375,7 +375,7 @@ async fn failures(backend: Backend, s3: bool) {
     assert_eq!(simulator.media_downloads(&large_id), 0);
 
     // What happened is in the log: a rebuild gives the same files, and verify agrees.
-    let log = switchboard_store::EventRepository::new(app.database.clone());
+    let log = app.log();
     switchboard::replay::rebuild(&log, &[])
         .await
         .expect("rebuild");
@@ -551,7 +551,7 @@ async fn files_past_the_retention_period_are_deleted(backend: Backend) {
         200
     );
 
-    let log = switchboard_store::EventRepository::new(app.database.clone());
+    let log = app.log();
     let retention = switchboard::media::retention::Retention::new(
         app.database.clone(),
         switchboard::cqrs::framework(&log),

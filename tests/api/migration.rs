@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 use switchboard::replay::moving;
-use switchboard_store::EventRepository;
 
 use crate::helpers::{fixture, Backend, FreshDatabase, TestApp};
 
@@ -139,12 +138,13 @@ async fn a_sqlite_install_moves_to_postgresql_with_identical_answers() {
 
     // The move: export → import into PostgreSQL, passwords and secrets → rebuild --all →
     // verify (`switchboard-replay move --to`).
-    let source = EventRepository::new(app.database.clone());
+    let source = app.log();
     let total = u64::try_from(source.count().await.expect("count")).expect("count");
     let fresh = FreshDatabase::new(Backend::Postgres).await;
-    let (_, target, _) = switchboard::startup::connect_store(&fresh.config)
-        .await
-        .expect("target");
+    let (_, target, _) =
+        switchboard::startup::connect_store(&fresh.config, &crate::helpers::test_master_keys())
+            .await
+            .expect("target");
     let moved = moving::move_store(&source, &target).await.expect("move");
     assert_eq!(moved.events, total);
     assert_eq!(moved.credentials, 3, "the admin and two agents");

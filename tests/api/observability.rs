@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
-use switchboard_store::{DatabaseConfig, EventRepository};
+use switchboard_store::DatabaseConfig;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{fixture, Backend, TestApp};
@@ -230,7 +230,7 @@ async fn the_request_id_reaches_the_events_it_caused(backend: Backend) {
         .expect("sent");
     assert_eq!(response.headers()["x-request-id"], "delivery-7f3a");
     app.settle().await;
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     let message = log
         .aggregate_events(
             "Message",

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 use switchboard::simulator::{Fault, Simulator, SimulatorSettings};
-use switchboard_store::EventRepository;
 
 use crate::helpers::{fixture, Backend, TestApp, APP_SECRET};
 use crate::on_both_backends;
@@ -158,7 +157,7 @@ pub(crate) async fn retry_dead_letter(app: &TestApp, id: &str) -> reqwest::Respo
 }
 
 pub(crate) async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
-    EventRepository::new(app.database.clone())
+    app.log()
         .aggregate_events("Message", id)
         .await
         .expect("events")

@@ -9,7 +9,7 @@ use serde_json::Value;
 use switchboard::clock::Clock;
 use switchboard::replay::{self, verify};
 use switchboard::simulator::{Fault, Simulator};
-use switchboard_store::{with_pool, EventRepository};
+use switchboard_store::with_pool;
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
@@ -168,7 +168,7 @@ async fn retries_dead_letters_and_purges_survive_a_rebuild(backend: Backend) {
     );
     assert_eq!(before["dead_letters"]["items"][0]["id"], dead.as_str());
 
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     replay::rebuild(&log, &[]).await.expect("rebuild");
     assert!(
         verify::verify(&log).await.expect("verify").ok(),

@@ -1,6 +1,8 @@
 //! Data-protection requests (issue #26): everything held about one customer, exported for an
 //! agent with `can_export_data`, recorded with who asked.
 
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -19,11 +21,28 @@ async fn exports_recorded(app: &TestApp, agent: &str) -> i64 {
         .bind(agent).fetch_one(pool).await.expect("count"))
 }
 
+/// The bytes of the customer's document.
+fn scan() -> Vec<u8> {
+    crate::media::bytes(b"%PDF-1.7 scan of Sheena's passport", 50_000, 9)
+}
+
 /// A customer with a history — text, an image, a private note, a reply that went sent → read —
 /// and another customer beside them: the simulator, the app, the conversation, the reply.
 async fn a_customer_with_history(backend: Backend) -> (Simulator, TestApp, String, String) {
     let (simulator, app, conversation) =
         crate::outbound::wired_sending_with(backend, true, |_| {}).await;
+    // A document kept from Meta, its name and bytes theirs.
+    let scan = scan();
+    let scan_id = crate::media::add(&simulator, "application/pdf", &scan, json!({}));
+    let document = crate::media::webhook(&[(
+        "wamid.SCAN",
+        "document",
+        json!({"id": scan_id, "mime_type": "application/pdf", "filename": "passport-sheena.pdf"}),
+    )]);
+    assert_eq!(app.post_webhook(&document).await.status(), 200);
+    app.settle().await;
+    let kept = crate::media::until_settled(&app, "wamid.SCAN", Duration::from_secs(10)).await;
+    assert_eq!(kept.status(), 200);
     // Text (the wiring's), an image, a private note, and a reply that went sent → read.
     assert_eq!(
         app.post_webhook(&fixture("meta/inbound_image.json"))
@@ -89,12 +108,43 @@ async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backe
     for status in ["sent", "delivered", "read"] {
         assert!(sent["statuses"][status].is_string(), "{status}: {sent}");
     }
-    let image = messages
+    let files: Vec<String> = messages
         .iter()
-        .find(|m| m["type"] == "image")
-        .expect("the image");
-    let file = format!("/api/media/{}", image["id"].as_str().expect("id"));
-    assert_eq!(exported["files"], json!([file]));
+        .filter(|m| m["type"] == "image" || m["type"] == "document")
+        .map(|m| format!("/api/media/{}", m["id"].as_str().expect("id")))
+        .collect();
+    assert_eq!(files.len(), 2, "the image and the document");
+    assert_eq!(exported["files"], json!(files));
+
+    // The same as a zip, with the files themselves.
+    let zipped = app
+        .get(&format!("/api/customers/+{CUSTOMER}/export.zip"))
+        .await;
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-type"], "application/zip");
+    let bytes = zipped.bytes().await.expect("body");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    names.sort();
+    let scan_id = messages
+        .iter()
+        .find(|m| m["type"] == "document")
+        .and_then(|m| m["id"].as_str())
+        .expect("the document");
+    let scan_name = format!("files/{scan_id}-passport-sheena.pdf");
+    assert!(names.contains(&scan_name), "{names:?}");
+    let mut kept = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name(&scan_name).expect("file"), &mut kept)
+        .expect("read");
+    assert_eq!(kept, scan());
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(
+        &mut archive.by_name("customer.json").expect("json"),
+        &mut json,
+    )
+    .expect("read");
+    let json: Value = serde_json::from_slice(&json).expect("JSON");
+    assert_eq!(json["conversations"], export["conversations"]);
 
     // Nothing of the other customer.
     let text = export.to_string();
@@ -113,7 +163,8 @@ async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backe
         .expect("the admin")
         .to_owned();
     assert_eq!(export["exported_by"], admin.as_str());
-    assert_eq!(exports_recorded(&app, &admin).await, 1);
+    // Both downloads recorded.
+    assert_eq!(exports_recorded(&app, &admin).await, 2);
 }
 
 async fn an_export_needs_can_export_data_and_a_known_customer(backend: Backend) {
@@ -234,6 +285,53 @@ async fn processed_raw_webhooks_are_deleted_after_their_retention(backend: Backe
         0,
         "nothing more is due"
     );
+}
+
+/// Polls (the embedded database's log is checkpointed once the read models applied the
+/// erasure) until no file of the data and media directories holds any of `secrets`.
+async fn files_come_clean(app: &TestApp, secrets: &[&str]) {
+    let mut directories = vec![app.settings.media.dir.clone()];
+    if let switchboard_store::DatabaseConfig::Sqlite { path, .. } = &app.settings.database {
+        directories.extend(path.parent().map(std::path::Path::to_path_buf));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut found = Vec::new();
+        for directory in &directories {
+            for file in files_under(directory) {
+                let bytes = std::fs::read(&file).unwrap_or_default();
+                for secret in secrets {
+                    if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                        found.push((file.display().to_string(), *secret));
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left in files after erasure: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn files_under(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
 
 /// Every table's rows as text, by table (PostgreSQL: `row::text`; SQLite: each column quoted).
@@ -361,19 +459,27 @@ async fn an_erased_customer_reads_erased_everywhere_and_others_are_untouched(bac
         "search: {found}"
     );
 
-    // Nothing of it is left in any table but the event log itself (crypto-shredding of the
-    // log is the next step of issue #26), and the other customer is untouched.
+    // The file is gone.
+    let file = app.get("/api/media/wamid.SCAN").await;
+    assert_eq!(file.status(), 409);
+    let file: Value = file.json().await.expect("JSON");
+    assert_eq!(file["error"]["code"], "media_unavailable", "{file}");
+
+    // Nothing of it is left in any table, the event log included (its key is destroyed), nor
+    // in any file of the data directory and the media directory, and the other customer is
+    // untouched.
     let secrets = [
         "jacket come in blue",
         "damaged box",
         "Sheena",
         CUSTOMER,
         "refund by Friday",
+        "passport-sheena",
+        "scan of Sheena",
     ];
     let leaks: Vec<(String, &str)> = every_table(&app)
         .await
         .into_iter()
-        .filter(|(table, _)| table != "events" && table != "snapshots")
         .flat_map(|(table, row)| {
             secrets
                 .iter()
@@ -383,6 +489,24 @@ async fn an_erased_customer_reads_erased_everywhere_and_others_are_untouched(bac
         })
         .collect();
     assert!(leaks.is_empty(), "left after erasure: {leaks:?}");
+    files_come_clean(&app, &secrets).await;
+    // What replays the log reads `[erased]`: the event stream from the start, the export.
+    let events = app
+        .get_json("/api/events?after=0&limit=1000")
+        .await
+        .to_string();
+    for secret in secrets {
+        assert!(!events.contains(secret), "{secret} replayed");
+    }
+    assert!(events.contains("[erased]"));
+    let mut exported = Vec::new();
+    switchboard::replay::export::export(&app.log(), &Default::default(), &mut exported)
+        .await
+        .expect("export");
+    let exported = String::from_utf8(exported).expect("UTF-8");
+    for secret in secrets {
+        assert!(!exported.contains(secret), "{secret} exported");
+    }
     let others_after = app
         .get_json(&format!("/api/customers/{OTHER}/export"))
         .await;
@@ -392,7 +516,7 @@ async fn an_erased_customer_reads_erased_everywhere_and_others_are_untouched(bac
     );
 
     // A rebuild from the log gives the same: replay equals live.
-    let log = switchboard_store::EventRepository::new(app.database.clone());
+    let log = app.log();
     switchboard::replay::rebuild(&log, &[])
         .await
         .expect("rebuild");

@@ -38,7 +38,7 @@ async fn verify_finds_a_corrupted_row_and_a_rebuild_repairs_it_while_the_server_
 ) {
     let app = TestApp::spawn(backend).await;
     deliver_fixtures(&app).await;
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     let indexes = index_shapes(&app.database).await;
     let clean = verify::verify(&log).await.expect("verify");
     assert!(clean.ok(), "a fresh install verifies: {clean:?}");
@@ -128,7 +128,7 @@ async fn audit_at_a_time_shows_who_held_the_lock_then(backend: Backend) {
         200
     );
 
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     let alice_id = app
         .get_json("/api/agents")
         .await
@@ -261,13 +261,14 @@ async fn export_then_import_gives_an_identical_log_and_identical_read_models(bac
         .await;
     assert_eq!(lock.status(), 200);
     app.settle().await;
-    let source = EventRepository::new(app.database.clone());
+    let source = app.log();
     let (written, exported) = export_all(&source).await;
 
     let fresh = FreshDatabase::new(backend).await;
-    let (_, target, _) = switchboard::startup::connect_store(&fresh.config)
-        .await
-        .expect("target");
+    let (_, target, _) =
+        switchboard::startup::connect_store(&fresh.config, &crate::helpers::test_master_keys())
+            .await
+            .expect("target");
     let imported = export::import(&target, exported.as_slice())
         .await
         .expect("import");
@@ -316,7 +317,7 @@ async fn reprocessing_a_webhook_that_failed_before_a_parser_fix_creates_its_even
             .map(Vec::len),
         Some(1)
     );
-    let log = EventRepository::new(app.database.clone());
+    let log = app.log();
     let frameworks = switchboard::cqrs::framework(&log);
     let clock: Arc<dyn switchboard::clock::Clock> = Arc::new(app.clock.clone());
     let fixed = vec!["brand_new_field".to_owned()];

@@ -83,7 +83,7 @@ async fn one_breach_and_one_met_across_two_instances(backend: Backend) {
     until_recorded(&app, "ConversationSlaBreached", &lena).await;
 
     // Two more workers with their own caches race the two instances' own for a while.
-    let log = switchboard_store::EventRepository::new(app.database.clone());
+    let log = app.log();
     let watch = || {
         switchboard::workers::sla::SlaWatch::new(
             app.database.clone(),

@@ -38,6 +38,9 @@ pub struct Conversation {
     /// When the customer began waiting for the bot: their first unanswered message while the
     /// conversation is with the bot.
     awaiting_bot_since: Option<Timestamp>,
+    /// Contents before this time were erased by retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_expired_before: Option<Timestamp>,
 }
 
 impl Conversation {
@@ -345,6 +348,21 @@ impl Conversation {
                     at,
                 }])
             }
+            ConversationCommand::ExpireContent { before, at } => {
+                if self.customer.is_none() {
+                    return Err(ConversationError::NotFound);
+                }
+                let hour = crate::privacy::CONTENT_KEY_SECONDS * 1_000;
+                let millis = before.unix_millis().div_euclid(hour) * hour;
+                let before = Timestamp::from_unix_millis(millis).unwrap_or(before);
+                if self
+                    .content_expired_before
+                    .is_some_and(|done| done >= before)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ConversationEvent::ContentExpired { before, at }])
+            }
             ConversationCommand::MarkRead { write } => {
                 self.authorize_write(&write)?;
                 let up_to = self
@@ -494,6 +512,9 @@ impl Aggregate for Conversation {
             ConversationEvent::NoteAdded { .. } => {}
             // What the customer tells us afterwards is new data, recorded again.
             ConversationEvent::CustomerErased { .. } => self.profile_name = None,
+            ConversationEvent::ContentExpired { before, .. } => {
+                self.content_expired_before = Some(before);
+            }
             ConversationEvent::Assigned { agent, group, .. } => {
                 self.assigned_agent = agent;
                 self.assigned_group = group;

@@ -194,6 +194,14 @@ pub enum ConversationCommand {
         /// When.
         at: Timestamp,
     },
+    /// The retention period's decision: erase what was said before `before` (rounded down to
+    /// the hour; nothing when an earlier expiry already reached as far).
+    ExpireContent {
+        /// Contents written before this time go.
+        before: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
     /// The auto-assignment's decision: give an open conversation that no agent has and no human
     /// owns to `agent` (refused otherwise, so two deciders never both assign it).
     AutoAssign {

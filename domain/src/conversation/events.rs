@@ -219,6 +219,14 @@ pub enum ConversationEvent {
         /// When.
         at: Timestamp,
     },
+    /// What was said before `before` (a whole hour) passed the retention period and was
+    /// erased: every reader shows `[erased]` in place of those messages' and notes' content.
+    ContentExpired {
+        /// Contents written before this time are gone (on an hour boundary).
+        before: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
     /// The auto-assignment gave the conversation to an agent.
     AutoAssigned {
         /// The agent.
@@ -280,6 +288,7 @@ impl DomainEvent for ConversationEvent {
             Self::AgentReplied { .. } => "ConversationAgentReplied",
             Self::NoteAdded { .. } => "ConversationNoteAdded",
             Self::CustomerErased { .. } => "ConversationCustomerErased",
+            Self::ContentExpired { .. } => "ConversationContentExpired",
             Self::AutoAssigned { .. } => "ConversationAutoAssigned",
             Self::SlaMet { .. } => "ConversationSlaMet",
             Self::SlaBreached { .. } => "ConversationSlaBreached",

@@ -64,6 +64,11 @@ const ERASED: &str = "update conversations set profile_name = '[erased]',
     last_message_preview = case when last_message_preview is null then null else '[erased]' end,
     version = $1 where id = $2";
 
+/// The retention period: the preview of a last message written before `$1` reads `[erased]`.
+const EXPIRED_PREVIEW: &str = "update conversations set
+    last_message_preview = case when last_message_preview is null then null else '[erased]' end
+    where id = $2 and last_message_at < $1";
+
 const CUSTOMER_WROTE: &str = "
 update conversations set
     last_customer_message_at = $1,
@@ -246,6 +251,16 @@ impl Projection for ConversationsProjection {
             }
             DecodedEvent::Conversation(ConversationEvent::CustomerErased { .. }) => {
                 out.push(Statement::new(ERASED, vec![version, id.into()]));
+            }
+            DecodedEvent::Conversation(ConversationEvent::ContentExpired { before, .. }) => {
+                out.push(Statement::new(
+                    EXPIRED_PREVIEW,
+                    vec![before.unix_millis().into(), id.into()],
+                ));
+                out.push(Statement::new(
+                    "update conversations set version = $1 where id = $2",
+                    vec![version, id.into()],
+                ));
             }
             DecodedEvent::Conversation(ConversationEvent::NoteAdded { .. }) => {
                 out.push(Statement::new(

@@ -38,6 +38,12 @@ const ERASE_INDEX: &str = "delete from search_index where rowid in
     (select seq from search_documents where conversation_id = $1 and seq < $2)";
 const ERASE_DOCUMENTS: &str =
     "delete from search_documents where conversation_id = $1 and seq < $2";
+/// The retention period: messages and notes written before `$3` go.
+const EXPIRE_INDEX: &str = "delete from search_index where rowid in
+    (select seq from search_documents where conversation_id = $1 and seq < $2 and at < $3
+     and kind <> 'customer')";
+const EXPIRE_DOCUMENTS: &str = "delete from search_documents where conversation_id = $1
+    and seq < $2 and at < $3 and kind <> 'customer'";
 /// SQLite's FTS5 only marks deleted rows until its segments are merged: an erasure merges
 /// them at once, so that no erased word stays in the index's pages (`/* sqlite only */`:
 /// PostgreSQL skips it, see `switchboard_store::sql::SQLITE_ONLY`).
@@ -170,14 +176,33 @@ impl Projection for SearchProjection {
                         let key = (format!("name:{id}"), id);
                         document(out, event, key, Kind::Customer, Some(name.clone()), at);
                     }
-                    ConversationEvent::NoteAdded { note_id, text, .. } => {
+                    ConversationEvent::NoteAdded {
+                        note_id,
+                        text,
+                        at: written,
+                        ..
+                    } => {
+                        // Its own time, as the timeline and the retention period see it.
                         let key = (format!("note:{note_id}"), id);
+                        let at = written.unix_millis();
                         document(out, event, key, Kind::Note, Some(text.clone()), at);
                     }
                     ConversationEvent::CustomerErased { .. } => {
                         let args = || vec![id.into(), event.position.into()];
                         out.push(Statement::new(ERASE_INDEX, args()));
                         out.push(Statement::new(ERASE_DOCUMENTS, args()));
+                        out.push(Statement::new(MERGE_AWAY, vec![]));
+                    }
+                    ConversationEvent::ContentExpired { before, .. } => {
+                        let args = || {
+                            vec![
+                                id.into(),
+                                event.position.into(),
+                                before.unix_millis().into(),
+                            ]
+                        };
+                        out.push(Statement::new(EXPIRE_INDEX, args()));
+                        out.push(Statement::new(EXPIRE_DOCUMENTS, args()));
                         out.push(Statement::new(MERGE_AWAY, vec![]));
                     }
                     _ => {}

@@ -23,9 +23,12 @@ use crate::http::extract::{AuthAgent, JsonBody};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
 
+mod archive;
+
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(export))
+        .routes(routes!(archive::export_zip))
         .routes(routes!(erase))
 }
 
@@ -68,6 +71,12 @@ async fn export(
     auth: AuthAgent,
     Path(id): Path<String>,
 ) -> Result<Json<CustomerExport>, ApiError> {
+    collect(&state, &auth, &id).await.map(Json)
+}
+
+/// Everything held about customer `id`, the export recorded first (refused without
+/// `can_export_data`).
+async fn collect(state: &AppState, auth: &AuthAgent, id: &str) -> Result<CustomerExport, ApiError> {
     // Refused before the lookup, so that whether someone is a customer cannot be probed; the
     // agent's record decides again as it records the export.
     if !auth.actor.permissions.can_export_data || auth.session_id.starts_with("api-key:") {
@@ -77,7 +86,7 @@ async fn export(
                 "exporting a customer's data needs an agent with the can_export_data permission",
         });
     }
-    let customer = customer_key(&id);
+    let customer = customer_key(id);
     let found = conversations::of_customer(&state.database, &customer).await?;
     if found.is_empty() {
         return Err(ApiError::NotFound("customer"));
@@ -95,7 +104,7 @@ async fn export(
     crate::cqrs::execute(&state.frameworks.agents, &me, command, &metadata).await?;
     let mut exported = Vec::with_capacity(found.len());
     for conversation in found {
-        let messages = timeline(&state, &conversation.id).await?;
+        let messages = timeline(state, &conversation.id).await?;
         let files = messages
             .iter()
             .filter(|m| m.kind.as_deref().is_some_and(|k| MEDIA_KINDS.contains(&k)))
@@ -107,12 +116,12 @@ async fn export(
             files,
         });
     }
-    Ok(Json(CustomerExport {
+    Ok(CustomerExport {
         customer,
         exported_at: now.to_string(),
         exported_by: me,
         conversations: exported,
-    }))
+    })
 }
 
 /// An erasure request.
@@ -171,10 +180,20 @@ async fn erase(
             .conversations
             .execute(&conversation.id, command, &metadata)
             .await?;
+        crate::outbox::forget_conversation(&state.database, &conversation.id).await?;
+        crate::media::retention::forget_conversation(
+            &state.database,
+            &state.frameworks,
+            &state.media,
+            &conversation.id,
+            now,
+        )
+        .await?;
         erased.push(conversation.id);
     }
     let raw_webhooks_deleted =
         crate::webhooks::retention::forget_customer(&state.database, &customer).await?;
+    crate::privacy::release_when_projected(state.database.clone());
     Ok(Json(Erased {
         conversations: erased,
         raw_webhooks_deleted,

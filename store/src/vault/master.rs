@@ -1,0 +1,183 @@
+//! The master keys that wrap customers' data keys: the current one wraps new keys, earlier ones
+//! are still accepted for unwrapping until every key they wrapped was wrapped again
+//! ([`super::rewrap_all`]), so that the master key is rotated without downtime.
+
+use std::sync::Arc;
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::digest::{digest, SHA256};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::StoreError;
+
+/// The shortest master key accepted (a 256-bit secret, e.g. 64 hex digits).
+pub const MIN_MASTER_KEY_BYTES: usize = 32;
+
+/// One master key and its public id (stored beside each key it wrapped).
+struct MasterKey {
+    id: String,
+    key: LessSafeKey,
+}
+
+/// The current master key and the earlier ones still accepted.
+pub struct MasterKeys {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+impl std::fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeys")
+            .field("current", &self.current.id)
+            .field(
+                "previous",
+                &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl MasterKeys {
+    /// From the configured secrets: `current` wraps new keys, `previous` (rotated out) only
+    /// unwrap.
+    ///
+    /// # Errors
+    /// [`StoreError::MasterKey`] when a secret is shorter than [`MIN_MASTER_KEY_BYTES`].
+    pub fn new(current: &str, previous: &[String]) -> Result<Self, StoreError> {
+        Ok(Self {
+            current: MasterKey::from_secret(current)?,
+            previous: previous
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty() && *s != current.trim())
+                .map(MasterKey::from_secret)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The id of the current master key.
+    pub fn current_id(&self) -> &str {
+        &self.current.id
+    }
+
+    /// A fresh random data key, and it wrapped by the current master key.
+    pub(crate) fn generate(&self) -> Result<(Arc<LessSafeKey>, Vec<u8>), StoreError> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| StoreError::Crypto("no randomness"))?;
+        let wrapped = seal(&self.current.key, b"data key", &bytes)?;
+        Ok((Arc::new(data_key(&bytes)?), wrapped))
+    }
+
+    /// Unwraps a data key wrapped by master key `master_id`; `None` when that master key is not
+    /// configured or the bytes were tampered with.
+    pub(crate) fn unwrap(&self, master_id: &str, wrapped: &[u8]) -> Option<Vec<u8>> {
+        let master = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == master_id)?;
+        open(&master.key, b"data key", wrapped)
+    }
+
+    /// `bytes` wrapped by the current master key.
+    pub(crate) fn wrap(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        seal(&self.current.key, b"data key", bytes)
+    }
+}
+
+impl MasterKey {
+    fn from_secret(secret: &str) -> Result<Self, StoreError> {
+        let secret = secret.trim();
+        if secret.len() < MIN_MASTER_KEY_BYTES {
+            return Err(StoreError::MasterKey);
+        }
+        let key = digest(&SHA256, secret.as_bytes());
+        let id = digest(
+            &SHA256,
+            [b"switchboard master key id:", key.as_ref()]
+                .concat()
+                .as_slice(),
+        );
+        Ok(Self {
+            id: id.as_ref()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            key: data_key(key.as_ref())?,
+        })
+    }
+}
+
+/// A data key from its 32 bytes.
+pub(crate) fn data_key(bytes: &[u8]) -> Result<LessSafeKey, StoreError> {
+    let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| StoreError::Crypto("bad key"))?;
+    Ok(LessSafeKey::new(key))
+}
+
+/// `nonce || ciphertext || tag` of `plain` under `key`, bound to `aad`; a random nonce each
+/// time (a key seals far fewer than the 2^32 messages random nonces allow).
+pub(crate) fn seal(key: &LessSafeKey, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| StoreError::Crypto("no randomness"))?;
+    let mut sealed = Vec::with_capacity(NONCE_LEN + plain.len() + 16);
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(plain);
+    let mut body = sealed.split_off(NONCE_LEN);
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut body,
+    )
+    .map_err(|_| StoreError::Crypto("sealing failed"))?;
+    sealed.extend_from_slice(&body);
+    Ok(sealed)
+}
+
+/// The plain bytes of [`seal`]'s output; `None` when it does not open under `key` and `aad`.
+pub(crate) fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut body = body.to_vec();
+    let plain = key.open_in_place(nonce, Aad::from(aad), &mut body).ok()?;
+    Some(plain.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "a-master-key-of-at-least-32-bytes-long";
+    const B: &str = "another-master-key-of-at-least-32-bytes";
+
+    #[test]
+    fn a_key_wrapped_by_a_rotated_out_master_key_still_unwraps_until_it_is_dropped() {
+        let old = MasterKeys::new(A, &[]).unwrap();
+        let (_, wrapped) = old.generate().unwrap();
+        let rotated = MasterKeys::new(B, &[A.to_owned()]).unwrap();
+        let bytes = rotated
+            .unwrap(old.current_id(), &wrapped)
+            .expect("old master accepted");
+        let rewrapped = rotated.wrap(&bytes).unwrap();
+        let only_new = MasterKeys::new(B, &[]).unwrap();
+        assert_eq!(only_new.unwrap(old.current_id(), &wrapped), None);
+        assert_eq!(
+            only_new.unwrap(only_new.current_id(), &rewrapped),
+            Some(bytes)
+        );
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_with_their_key_and_context() {
+        let key = data_key(&[7; 32]).unwrap();
+        let sealed = seal(&key, b"m1", b"hola").unwrap();
+        assert_eq!(open(&key, b"m1", &sealed).as_deref(), Some(&b"hola"[..]));
+        assert_eq!(open(&key, b"m2", &sealed), None);
+        assert_eq!(open(&data_key(&[8; 32]).unwrap(), b"m1", &sealed), None);
+        assert!(MasterKeys::new("short", &[]).is_err());
+    }
+}

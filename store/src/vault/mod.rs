@@ -1,0 +1,306 @@
+//! Customers' data keys (crypto-shredding): personal parts of events and snapshots are sealed
+//! with AES-256-GCM under a key of the customer's conversation (see
+//! [`switchboard_domain::privacy`] for which key seals what), and erasing them is destroying
+//! the key. Keys live in `customer_keys`, outside the log, wrapped by the master key from
+//! configuration; a destroyed key's data reads as the domain's erased form everywhere.
+//!
+//! ring's AEAD is used (already linked for TLS, audited): no second crypto stack.
+//!
+//! Keys are cached in memory for [`CACHE_TTL`]: another instance may go on reading an erased
+//! customer's data for that long after the erasure (this instance forgets at once).
+
+mod master;
+mod seal;
+mod table;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hashlink::LruCache;
+use ring::aead::LessSafeKey;
+use serde_json::Value;
+use switchboard_domain::privacy;
+
+pub use master::{MasterKeys, MIN_MASTER_KEY_BYTES};
+pub(crate) use table::destroying;
+pub use table::rewrap_all;
+
+use crate::{Database, StoreError};
+
+/// How long a data key (or its absence) is trusted from memory.
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Data keys kept in memory.
+const CACHED_KEYS: usize = 50_000;
+
+/// A data key as cached: `None` when it was destroyed.
+#[derive(Clone)]
+struct Cached {
+    at: Instant,
+    key: Option<Arc<LessSafeKey>>,
+}
+
+/// The master keys and a bounded cache of unwrapped data keys.
+pub struct Vault {
+    master: Arc<MasterKeys>,
+    /// `false` only for benchmarks measuring what sealing costs.
+    seals: bool,
+    /// By key id.
+    keys: Mutex<LruCache<String, Cached>>,
+    /// Key id by `(conversation, scope)`, for sealing.
+    scopes: Mutex<LruCache<(String, i64), (Instant, String)>>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// A vault over `master`.
+    pub fn new(master: Arc<MasterKeys>) -> Self {
+        Self {
+            master,
+            seals: true,
+            keys: Mutex::new(LruCache::new(CACHED_KEYS)),
+            scopes: Mutex::new(LruCache::new(CACHED_KEYS)),
+        }
+    }
+
+    /// A vault that opens what is sealed but seals nothing: personal data is written in
+    /// clear. Only for benchmarks measuring the cost of sealing.
+    #[doc(hidden)]
+    pub fn unsealed_for_benchmarks(master: Arc<MasterKeys>) -> Self {
+        Self {
+            seals: false,
+            ..Self::new(master)
+        }
+    }
+
+    /// The master keys.
+    pub fn master(&self) -> &MasterKeys {
+        &self.master
+    }
+
+    /// The keys sealing `scopes` (`(conversation, scope)`), created where missing.
+    pub(crate) async fn sealing_keys(
+        &self,
+        database: &Database,
+        scopes: &[(String, i64)],
+    ) -> Result<HashMap<(String, i64), (String, Arc<LessSafeKey>)>, StoreError> {
+        let mut found = HashMap::new();
+        let mut ids = HashMap::new();
+        {
+            let mut cached = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+            for scope in scopes {
+                if let Some((at, id)) = cached.get(scope) {
+                    if at.elapsed() < CACHE_TTL {
+                        ids.insert(scope.clone(), id.clone());
+                    }
+                }
+            }
+        }
+        let missing: Vec<_> = scopes
+            .iter()
+            .filter(|s| !ids.contains_key(*s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let rows = table::ensure(database, &self.master, &missing).await?;
+            let now = Instant::now();
+            let mut cached_scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cached_keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            for (scope, id, key) in rows {
+                cached_scopes.insert(scope.clone(), (now, id.clone()));
+                cached_keys.insert(
+                    id.clone(),
+                    Cached {
+                        at: now,
+                        key: Some(key.clone()),
+                    },
+                );
+                found.insert(scope, (id, key));
+            }
+        }
+        let known: Vec<String> = ids.values().cloned().collect();
+        let keys = self.opening_keys(database, &known).await?;
+        for (scope, id) in ids {
+            match keys.get(&id).cloned().flatten() {
+                Some(key) => {
+                    found.insert(scope, (id, key));
+                }
+                // Destroyed since it was cached: a fresh key.
+                None => {
+                    for (scope, id, key) in table::ensure(database, &self.master, &[scope]).await? {
+                        found.insert(scope, (id, key));
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The keys named `ids`; `None` for the destroyed ones.
+    pub(crate) async fn opening_keys(
+        &self,
+        database: &Database,
+        ids: &[String],
+    ) -> Result<HashMap<String, Option<Arc<LessSafeKey>>>, StoreError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let mut cached = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            for id in ids {
+                match cached.get(id) {
+                    Some(entry) if entry.at.elapsed() < CACHE_TTL => {
+                        found.insert(id.clone(), entry.key.clone());
+                    }
+                    _ if !found.contains_key(id) => missing.push(id.clone()),
+                    _ => {}
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let loaded = table::load(database, &self.master, &missing).await?;
+        let now = Instant::now();
+        let mut cached = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        for id in missing {
+            let key = loaded.get(&id).cloned();
+            cached.insert(
+                id.clone(),
+                Cached {
+                    at: now,
+                    key: key.clone(),
+                },
+            );
+            found.insert(id, key);
+        }
+        Ok(found)
+    }
+
+    /// Event payloads `(aggregate type, aggregate id, payload)` as they are stored: those with
+    /// personal parts copied and sealed, the others borrowed.
+    pub(crate) async fn sealed<'a>(
+        &self,
+        database: &Database,
+        events: &[(&str, &str, &'a Value)],
+    ) -> Result<Vec<Cow<'a, Value>>, StoreError> {
+        let plans: Vec<_> = events
+            .iter()
+            .map(|(kind, id, payload)| {
+                self.seals
+                    .then(|| privacy::personal(kind, id, payload))
+                    .flatten()
+            })
+            .collect();
+        let mut scopes: Vec<_> = plans.iter().flatten().flat_map(seal::scopes).collect();
+        if scopes.is_empty() {
+            return Ok(events.iter().map(|(_, _, p)| Cow::Borrowed(*p)).collect());
+        }
+        scopes.sort_unstable();
+        scopes.dedup();
+        let keys = self.sealing_keys(database, &scopes).await?;
+        let mut sealed = Vec::with_capacity(events.len());
+        for ((_, id, payload), plan) in events.iter().zip(&plans) {
+            match plan {
+                Some(plan) => {
+                    let mut copy = (*payload).clone();
+                    seal::seal_payload(plan, &keys, id, &mut copy)?;
+                    sealed.push(Cow::Owned(copy));
+                }
+                None => sealed.push(Cow::Borrowed(*payload)),
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// Opens sealed event payloads `(aggregate id, payload)` in place.
+    pub(crate) async fn open_events(
+        &self,
+        database: &Database,
+        events: &mut [(&str, &mut Value)],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<String> = events
+            .iter()
+            .flat_map(|(_, payload)| seal::key_ids(payload))
+            .map(str::to_owned)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let keys = self.opening_keys(database, &ids).await?;
+        for (id, payload) in events.iter_mut() {
+            seal::open_payload(&keys, id, payload);
+        }
+        Ok(())
+    }
+
+    /// A snapshot's state as stored: sealed under its conversation's identity key when it
+    /// holds a customer.
+    pub(crate) async fn seal_snapshot(
+        &self,
+        database: &Database,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        state: &Value,
+    ) -> Result<Value, StoreError> {
+        let conversation = self
+            .seals
+            .then(|| privacy::snapshot_conversation(aggregate_type, aggregate_id, state))
+            .flatten();
+        let Some(conversation) = conversation else {
+            return Ok(state.clone());
+        };
+        let scope = (conversation, privacy::KeyScope::Identity.as_i64());
+        let keys = self
+            .sealing_keys(database, std::slice::from_ref(&scope))
+            .await?;
+        let (id, key) = keys
+            .get(&scope)
+            .ok_or(StoreError::Crypto("no snapshot key"))?;
+        seal::seal_snapshot(id, key, aggregate_id, state)
+    }
+
+    /// Stored snapshots `(aggregate id, payload)` opened; `None` for those whose key is gone.
+    pub(crate) async fn open_snapshots(
+        &self,
+        database: &Database,
+        snapshots: Vec<(String, Value)>,
+    ) -> Result<Vec<(String, Option<Value>)>, StoreError> {
+        let ids: Vec<String> = snapshots
+            .iter()
+            .flat_map(|(_, payload)| seal::key_ids(payload))
+            .map(str::to_owned)
+            .collect();
+        let keys = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.opening_keys(database, &ids).await?
+        };
+        Ok(snapshots
+            .into_iter()
+            .map(|(id, payload)| {
+                let state = seal::open_snapshot(&keys, &id, payload);
+                (id, state)
+            })
+            .collect())
+    }
+
+    /// Forgets every cached key (after this instance destroyed some).
+    pub(crate) fn forget(&self) {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}

@@ -1,0 +1,167 @@
+//! `customer_keys`: one row per data key, wrapped by a master key; destroying the row erases
+//! everything the key sealed. Not part of the log (the log must not hold them) and not a read
+//! model (a rebuild cannot reproduce a random key): `switchboard-replay move` copies it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ring::aead::LessSafeKey;
+use ring::rand::{SecureRandom, SystemRandom};
+use switchboard_domain::privacy::Destroys;
+
+use super::master::data_key;
+use super::MasterKeys;
+use crate::{with_pool, Database, SqlValue, Statement, StoreError};
+
+/// Rows per statement.
+const CHUNK: usize = 400;
+
+type KeyRow = (String, String, i64, Vec<u8>, String);
+
+/// The keys of `scopes`, creating the missing ones (a concurrent creator's key wins).
+pub(super) async fn ensure(
+    database: &Database,
+    master: &MasterKeys,
+    scopes: &[(String, i64)],
+) -> Result<Vec<((String, i64), String, Arc<LessSafeKey>)>, StoreError> {
+    let mut found = Vec::with_capacity(scopes.len());
+    for chunk in scopes.chunks(CHUNK) {
+        let mut fresh = Vec::with_capacity(chunk.len());
+        for (conversation, scope) in chunk {
+            let (_, wrapped) = master.generate()?;
+            fresh.push((random_id()?, conversation.as_str(), *scope, wrapped));
+        }
+        let rows: Vec<KeyRow> = with_pool!(database, pool => {
+            let mut insert = sqlx::QueryBuilder::new(
+                "insert into customer_keys (id, conversation_id, scope, wrapped, master_key) ",
+            );
+            insert.push_values(&fresh, |mut row, (id, conversation, scope, wrapped)| {
+                row.push_bind(id.as_str())
+                    .push_bind(*conversation)
+                    .push_bind(*scope)
+                    .push_bind(wrapped.as_slice())
+                    .push_bind(master.current_id());
+            });
+            insert.push(" on conflict (conversation_id, scope) do nothing");
+            insert.build().execute(pool).await?;
+            let mut select = sqlx::QueryBuilder::new(
+                "select id, conversation_id, scope, wrapped, master_key from customer_keys where (conversation_id, scope) in (",
+            );
+            let mut list = select.separated(", ");
+            for (conversation, scope) in chunk {
+                list.push("(");
+                list.push_bind_unseparated(conversation.as_str());
+                list.push_unseparated(", ");
+                list.push_bind_unseparated(*scope);
+                list.push_unseparated(")");
+            }
+            select.push(")");
+            select.build_query_as().fetch_all(pool).await?
+        });
+        for (id, conversation, scope, wrapped, master_id) in rows {
+            let key = unwrap(master, &master_id, &wrapped)?;
+            found.push(((conversation, scope), id, key));
+        }
+    }
+    Ok(found)
+}
+
+/// The keys named `ids` that still exist.
+pub(super) async fn load(
+    database: &Database,
+    master: &MasterKeys,
+    ids: &[String],
+) -> Result<HashMap<String, Arc<LessSafeKey>>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(String, Vec<u8>, String)> = with_pool!(database, pool => {
+            let mut select = sqlx::QueryBuilder::new(
+                "select id, wrapped, master_key from customer_keys where id in (",
+            );
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            select.push(")");
+            select.build_query_as().fetch_all(pool).await?
+        });
+        for (id, wrapped, master_id) in rows {
+            found.insert(id, unwrap(master, &master_id, &wrapped)?);
+        }
+    }
+    Ok(found)
+}
+
+/// The statements that destroy the keys `destroys` names (run in the appending transaction).
+pub(crate) fn destroying(destroys: &Destroys) -> Vec<Statement> {
+    match destroys {
+        Destroys::All { conversation } => vec![
+            Statement::new(
+                "delete from customer_keys where conversation_id = $1",
+                vec![SqlValue::from(conversation.as_str())],
+            ),
+            Statement::new(
+                "delete from snapshots where aggregate_type = 'Conversation' and aggregate_id = $1",
+                vec![SqlValue::from(conversation.as_str())],
+            ),
+        ],
+        Destroys::ContentBefore { conversation, hour } => vec![Statement::new(
+            "delete from customer_keys where conversation_id = $1 and scope >= 0 and scope < $2",
+            vec![SqlValue::from(conversation.as_str()), SqlValue::from(*hour)],
+        )],
+    }
+}
+
+/// Wraps every data key still wrapped by an earlier master key with the current one, a few
+/// hundred at a time, while the server runs; returns how many. Afterwards the earlier master
+/// keys are no longer needed.
+///
+/// # Errors
+/// Database failures; [`StoreError::MasterKeyMissing`] when a key's master key is unknown.
+pub async fn rewrap_all(database: &Database, master: &MasterKeys) -> Result<u64, StoreError> {
+    let mut done = 0;
+    loop {
+        let rows: Vec<(String, Vec<u8>, String)> = with_pool!(database, pool => sqlx::query_as(
+            "select id, wrapped, master_key from customer_keys where master_key <> $1 limit 400",
+        ).bind(master.current_id()).fetch_all(pool).await?);
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        for (id, wrapped, master_id) in rows {
+            let bytes = master
+                .unwrap(&master_id, &wrapped)
+                .ok_or_else(|| StoreError::MasterKeyMissing(master_id.clone()))?;
+            let rewrapped = master.wrap(&bytes)?;
+            with_pool!(database, pool => sqlx::query(
+                "update customer_keys set wrapped = $1, master_key = $2 where id = $3 and master_key = $4",
+            )
+            .bind(rewrapped)
+            .bind(master.current_id())
+            .bind(id.as_str())
+            .bind(master_id.as_str())
+            .execute(pool)
+            .await
+            .map(|_| ())?);
+            done += 1;
+        }
+    }
+}
+
+fn unwrap(
+    master: &MasterKeys,
+    master_id: &str,
+    wrapped: &[u8],
+) -> Result<Arc<LessSafeKey>, StoreError> {
+    let bytes = master
+        .unwrap(master_id, wrapped)
+        .ok_or_else(|| StoreError::MasterKeyMissing(master_id.to_owned()))?;
+    Ok(Arc::new(data_key(&bytes)?))
+}
+
+fn random_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| StoreError::Crypto("no randomness"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
