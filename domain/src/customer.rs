@@ -27,6 +27,26 @@ impl Customer {
         Some(Self { wa_id, user_id })
     }
 
+    /// The customer as an erasure leaves them (and as the log reads once their key is gone):
+    /// each known identifier `[erased]`.
+    pub fn erased(&self) -> Self {
+        let erased = |v: &Option<String>| v.as_ref().map(|_| crate::privacy::ERASED.to_owned());
+        Self {
+            wa_id: erased(&self.wa_id),
+            user_id: erased(&self.user_id),
+        }
+    }
+
+    /// The identifiers of `self` that are still known, completed by `other`'s (an erased one
+    /// is not known: the customer writing again after an erasure is learnt again).
+    pub fn merged_with(&self, other: Customer) -> Self {
+        let known = |v: &Option<String>| v.clone().filter(|v| v != crate::privacy::ERASED);
+        Self {
+            wa_id: known(&self.wa_id).or(other.wa_id),
+            user_id: known(&self.user_id).or(other.user_id),
+        }
+    }
+
     /// The key a conversation is derived from: the `wa_id` when known, else the BSUID.
     ///
     /// The phone-based id comes first because every payload before 2026 carries only it; a

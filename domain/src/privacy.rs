@@ -70,10 +70,14 @@ pub enum Destroys {
 /// The personal parts of an event of `aggregate_type`, if it has any.
 pub fn personal(aggregate_type: &str, aggregate_id: &str, payload: &Value) -> Option<Personal> {
     let (variant, body) = variant(payload)?;
+    // Sealed under the identity key when the time does not read (never for events this code
+    // wrote): never stored in clear.
     let hour = |field: &str| {
-        let at = body.get(field)?.as_str()?;
-        let seconds = DateTime::parse_from_rfc3339(at).ok()?.timestamp();
-        Some(KeyScope::Content(seconds.div_euclid(CONTENT_KEY_SECONDS)))
+        let at = body.get(field).and_then(Value::as_str);
+        let seconds = at.and_then(|at| DateTime::parse_from_rfc3339(at).ok());
+        let scope =
+            seconds.map(|s| KeyScope::Content(s.timestamp().div_euclid(CONTENT_KEY_SECONDS)));
+        Some(scope.unwrap_or(KeyScope::Identity))
     };
     let conversation_field = || Some(body.get("conversation_id")?.as_str()?.to_owned());
     let (conversation, parts) = match (aggregate_type, variant) {
@@ -166,19 +170,24 @@ pub fn erased(value: &Value) -> Value {
     match value {
         Value::String(_) => Value::String(ERASED.to_owned()),
         Value::Array(items) => Value::Array(items.iter().map(erased).collect()),
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(key, value)| {
-                    let kept = match key.as_str() {
-                        "latitude" | "longitude" => Value::from(0),
-                        key if KEPT.contains(&key) => value.clone(),
-                        _ => erased(value),
-                    };
-                    (key.clone(), kept)
-                })
-                .collect::<Map<_, _>>(),
-        ),
+        Value::Object(fields) => {
+            // Which template was sent says nothing about the customer (analytics count by it).
+            let template = fields.get("type").and_then(Value::as_str) == Some("template");
+            Value::Object(
+                fields
+                    .iter()
+                    .map(|(key, value)| {
+                        let kept = match key.as_str() {
+                            "latitude" | "longitude" => Value::from(0),
+                            "name" | "language" if template => value.clone(),
+                            key if KEPT.contains(&key) => value.clone(),
+                            _ => erased(value),
+                        };
+                        (key.clone(), kept)
+                    })
+                    .collect::<Map<_, _>>(),
+            )
+        }
         Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
     }
 }

@@ -32,9 +32,17 @@ pub fn release_when_projected(database: Database) {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if let Err(error) = database.release_freed_pages().await {
-            tracing::warn!(%error, "the write-ahead log was not checkpointed after an erasure");
+        for _ in 0..50 {
+            match database.release_freed_pages().await {
+                Ok(true) => return,
+                Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(error) => {
+                    tracing::warn!(%error, "the write-ahead log was not checkpointed after an erasure");
+                    return;
+                }
+            }
         }
+        tracing::warn!("readers kept the write-ahead log from being checkpointed after an erasure");
     });
 }
 
@@ -43,6 +51,16 @@ pub fn release_when_projected(database: Database) {
 /// configuration.
 pub fn rewrap_in_background(log: EventRepository) {
     tokio::spawn(async move {
+        match switchboard_store::vault::seal_existing(&log).await {
+            Ok(0) => {}
+            Ok(sealed) => tracing::info!(
+                sealed,
+                "events written before the log was sealed are sealed"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "sealing earlier events failed; the next start resumes")
+            }
+        }
         match switchboard_store::vault::rewrap_all(log.database(), log.vault().master()).await {
             Ok(0) => {}
             Ok(rewrapped) => tracing::info!(

@@ -137,6 +137,7 @@ impl ContentRetentionWorker {
                 Ok(0) => {}
                 Ok(conversations) => {
                     tracing::info!(conversations, "contents past their retention erased");
+                    super::release_when_projected(self.database.clone());
                 }
                 Err(error) => tracing::error!(%error, "content retention pass failed"),
             }

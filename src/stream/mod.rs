@@ -14,6 +14,7 @@
 //! (re)start the publisher resumes after the stream's own last message, else after the stored
 //! position.
 
+mod forget;
 pub mod lease;
 pub mod publisher;
 pub mod redact;

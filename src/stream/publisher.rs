@@ -12,14 +12,14 @@ use async_nats::HeaderMap;
 use switchboard_store::{EventRepository, LogCursor, RecordedEvent, StoreError};
 use tokio::sync::watch;
 
-use super::{lease, redact, StreamSettings, StreamStatus};
+use super::{forget, lease, redact, StreamSettings, StreamStatus};
 use crate::clock::wall_millis;
 use crate::realtime::{conversation_of, Envelope};
 use crate::telemetry::error_chain;
 
 /// Why publishing stopped for now (retried with backoff).
 #[derive(Debug, thiserror::Error)]
-enum PublishError {
+pub(crate) enum PublishError {
     #[error("the event log failed")]
     Store(#[from] StoreError),
     #[error("NATS: {0}")]
@@ -317,10 +317,27 @@ impl Publisher {
             pending.push((event.cursor, id.clone(), ack));
             previous = Some(id);
         }
-        for (cursor, id, ack) in pending {
-            ack.await.map_err(nats)?;
+        let mut erasures = Vec::new();
+        for ((cursor, id, ack), event) in pending.into_iter().zip(batch) {
+            let acknowledged = ack.await.map_err(nats)?;
             session.cursor = cursor;
             session.last_id = Some(id);
+            if event.event_type == "ConversationCustomerErased" {
+                erasures.push((event.aggregate_id.as_str(), acknowledged.sequence));
+            }
+        }
+        for (conversation, erased_at) in erasures {
+            let stream = &self.settings.stream;
+            match forget::forget_conversation(&session.context, stream, conversation, erased_at)
+                .await
+            {
+                Ok(deleted) => {
+                    tracing::info!(%conversation, deleted, "an erased customer's messages deleted from the stream")
+                }
+                Err(error) => {
+                    tracing::error!(%conversation, %error, "an erased customer's messages were not deleted from the stream")
+                }
+            }
         }
         metrics::counter!(crate::metrics::STREAM_PUBLISHED).increment(batch.len() as u64);
         Ok(())

@@ -102,13 +102,15 @@ impl Database {
     ///
     /// # Errors
     /// When the database fails.
-    pub async fn release_freed_pages(&self) -> Result<(), StoreError> {
+    /// Returns whether it completed (a reader holding an old snapshot keeps SQLite from it).
+    pub async fn release_freed_pages(&self) -> Result<bool, StoreError> {
         if let Self::Sqlite(pool) = self {
-            sqlx::query("pragma wal_checkpoint(truncate)")
-                .execute(pool)
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(truncate)")
+                .fetch_one(pool)
                 .await?;
+            return Ok(busy == 0);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Connects (creating the SQLite file and its directory when needed).

@@ -239,7 +239,114 @@ async fn the_master_key_is_rotated_while_serving_and_the_old_one_is_then_not_nee
         .is_err());
 }
 
+/// An event of a customer's message, as an install before sealing wrote it.
+fn inbound(customer: &str, n: i64, body: &str) -> switchboard_store::NewEvent {
+    use cqrs_es::DomainEvent;
+    use switchboard_domain::message::{MessageContent, MessageEvent};
+    use switchboard_domain::{ConversationId, Customer, PhoneNumberId, Timestamp};
+    let phone = PhoneNumberId::new(NUMBER);
+    let customer = Customer::new(Some(customer.to_owned()), None).expect("customer");
+    let event = MessageEvent::InboundReceived {
+        conversation_id: ConversationId::for_customer(&phone, &customer),
+        phone_number_id: phone,
+        customer,
+        profile_name: Some("Old Name".to_owned()),
+        sent_at: Timestamp::from_unix_seconds(1_780_000_000 + n).expect("time"),
+        content: MessageContent::Text {
+            body: body.to_owned(),
+        },
+        context: None,
+        referral: None,
+        errors: vec![],
+    };
+    switchboard_store::NewEvent {
+        aggregate_type: "Message",
+        aggregate_id: format!("wamid.old.{n}"),
+        sequence: 1,
+        event_type: event.event_type(),
+        event_version: event.event_version(),
+        payload: serde_json::to_value(&event).expect("JSON"),
+        metadata: json!({}),
+    }
+}
+
+/// An install upgraded from before the log was sealed: its events are sealed at start, and a
+/// customer it had erased then (read models only) loses what the log still held.
+async fn events_written_before_sealing_are_sealed_and_earlier_erasures_take_hold(backend: Backend) {
+    use switchboard_domain::conversation::ConversationEvent;
+    let fresh = crate::helpers::FreshDatabase::new(backend).await;
+    let keys = crate::helpers::test_master_keys();
+    let (database, _, _) = switchboard::startup::connect_store(&fresh.config, &keys)
+        .await
+        .expect("store");
+    let old = switchboard_store::EventRepository::new_unsealed_for_benchmarks(
+        database.clone(),
+        keys.clone(),
+    );
+    let kept = inbound("34600000001", 1, "kept words of Ana");
+    let gone = inbound("34600000002", 2, "gone words of Bea");
+    let conversation = gone.payload["InboundReceived"]["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_owned();
+    let erasure = ConversationEvent::CustomerErased {
+        reason: "GDPR-1".to_owned(),
+        by: switchboard_domain::AgentId::parse("00000000-0000-0000-0000-000000000001").expect("id"),
+        at: switchboard_domain::Timestamp::from_unix_seconds(1_780_000_100).expect("time"),
+    };
+    let erased = switchboard_store::NewEvent {
+        aggregate_type: "Conversation",
+        aggregate_id: conversation,
+        sequence: 1,
+        event_type: cqrs_es::DomainEvent::event_type(&erasure),
+        event_version: "1.0".to_owned(),
+        payload: serde_json::to_value(&erasure).expect("JSON"),
+        metadata: json!({}),
+    };
+    old.append(&[kept, gone, erased], &[], &[])
+        .await
+        .expect("append");
+
+    let log = switchboard_store::EventRepository::new(database.clone(), keys);
+    let sealed = switchboard_store::vault::seal_existing(&log)
+        .await
+        .expect("sealed");
+    assert_eq!(sealed, 2);
+    assert_eq!(
+        switchboard_store::vault::seal_existing(&log)
+            .await
+            .expect("again"),
+        0
+    );
+    let stored: Vec<String> = switchboard_store::with_pool!(&database, pool => sqlx::query_scalar(
+        "select cast(payload as text) from events").fetch_all(pool).await.expect("rows"));
+    for secret in [
+        "kept words",
+        "gone words",
+        "34600000001",
+        "34600000002",
+        "Old Name",
+    ] {
+        assert!(
+            !stored.iter().any(|row| row.contains(secret)),
+            "{secret} in clear"
+        );
+    }
+    let read = log
+        .read_all(switchboard_store::LogCursor::START, 10)
+        .await
+        .expect("read");
+    let text = |i: usize| read[i].payload["InboundReceived"]["content"]["body"].clone();
+    assert_eq!(text(0), "kept words of Ana");
+    assert_eq!(text(1), "[erased]");
+    assert_eq!(
+        read[1].payload["InboundReceived"]["customer"]["wa_id"],
+        "[erased]"
+    );
+}
+
 on_both_backends!(
+    events_written_before_sealing_are_sealed_and_earlier_erasures_take_hold,
     contents_older_than_the_retention_are_erased_and_newer_ones_kept,
     the_master_key_is_rotated_while_serving_and_the_old_one_is_then_not_needed,
 );

@@ -397,9 +397,59 @@ async fn killed_publishers_leave_no_gap_and_no_duplicate(backend: Backend) {
     assert_stream_is_the_log(&published, &log);
 }
 
+/// Issue #26: JetStream keeps what was published, so an erasure deletes the customer's earlier
+/// messages from the stream; the erasure and the other customers stay.
+async fn an_erased_customer_leaves_the_stream(backend: Backend) {
+    let settings = own_stream(NATS_URL);
+    let stream = settings.stream.clone();
+    let app = TestApp::spawn_with(backend, move |s| s.stream = settings).await;
+    customers_write(&app, 0, 2, 3).await;
+    wait_until_published(&app).await;
+    let erased_customer = "49305000000";
+    let before = read_stream(NATS_URL, &stream, 0).await;
+    assert!(before
+        .iter()
+        .any(|(_, e)| e.to_string().contains(erased_customer)));
+    let erased = app
+        .send_as(
+            &app.admin_token,
+            reqwest::Method::DELETE,
+            &format!("/api/customers/{erased_customer}"),
+            Some(serde_json::json!({"reason": "GDPR-99"})),
+        )
+        .await;
+    assert_eq!(erased.status(), 200);
+    wait_until_published(&app).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = read_stream(NATS_URL, &stream, 0).await;
+        let text: Vec<String> = now.iter().map(|(_, e)| e.to_string()).collect();
+        let left = text
+            .iter()
+            .filter(|e| e.contains(erased_customer) || e.contains("from 49305000000"))
+            .count();
+        if left == 0 {
+            assert!(text
+                .iter()
+                .any(|e| e.contains("ConversationCustomerErased")));
+            assert!(
+                text.iter().any(|e| e.contains("from 49305000001")),
+                "the other stays"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} messages of the erased customer left"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 on_both_backends!(
     ten_thousand_events_arrive_once_in_order,
-    a_nats_outage_loses_nothing_and_shows_the_lag
+    a_nats_outage_loses_nothing_and_shows_the_lag,
+    an_erased_customer_leaves_the_stream
 );
 
 mod postgres_processes {

@@ -357,7 +357,9 @@ impl Conversation {
                 let before = Timestamp::from_unix_millis(millis).unwrap_or(before);
                 if self
                     .content_expired_before
-                    .is_some_and(|done| done >= before)
+                    // The same time again when a late message's key appeared in an hour
+                    // already erased: its key goes too.
+                    .is_some_and(|done| done > before)
                 {
                     return Ok(vec![]);
                 }
@@ -448,10 +450,7 @@ impl Conversation {
                 actual: phone_number_id.to_string(),
             });
         }
-        let merged = Customer {
-            wa_id: known.wa_id.clone().or(customer.wa_id),
-            user_id: known.user_id.clone().or(customer.user_id),
-        };
+        let merged = known.merged_with(customer);
         if merged == *known {
             return Ok(vec![]);
         }
@@ -511,7 +510,11 @@ impl Aggregate for Conversation {
             ConversationEvent::AutoAssigned { agent, .. } => self.assigned_agent = Some(agent),
             ConversationEvent::NoteAdded { .. } => {}
             // What the customer tells us afterwards is new data, recorded again.
-            ConversationEvent::CustomerErased { .. } => self.profile_name = None,
+            // As a reload reads it once the keys are gone: the number and user id erased.
+            ConversationEvent::CustomerErased { .. } => {
+                self.profile_name = None;
+                self.customer = self.customer.as_ref().map(Customer::erased);
+            }
             ConversationEvent::ContentExpired { before, .. } => {
                 self.content_expired_before = Some(before);
             }

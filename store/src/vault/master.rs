@@ -2,10 +2,8 @@
 //! are still accepted for unwrapping until every key they wrapped was wrapped again
 //! ([`super::rewrap_all`]), so that the master key is rotated without downtime.
 
-use std::sync::Arc;
-
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::digest::{digest, SHA256};
+use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::StoreError;
@@ -60,50 +58,67 @@ impl MasterKeys {
         &self.current.id
     }
 
-    /// A fresh random data key, and it wrapped by the current master key.
-    pub(crate) fn generate(&self) -> Result<(Arc<LessSafeKey>, Vec<u8>), StoreError> {
+    /// A fresh random data key for key `id`, wrapped by the current master key.
+    pub(crate) fn generate(&self, id: &str) -> Result<Vec<u8>, StoreError> {
         let mut bytes = [0u8; 32];
         SystemRandom::new()
             .fill(&mut bytes)
             .map_err(|_| StoreError::Crypto("no randomness"))?;
-        let wrapped = seal(&self.current.key, b"data key", &bytes)?;
-        Ok((Arc::new(data_key(&bytes)?), wrapped))
+        self.wrap(id, &bytes)
     }
 
-    /// Unwraps a data key wrapped by master key `master_id`; `None` when that master key is not
-    /// configured or the bytes were tampered with.
-    pub(crate) fn unwrap(&self, master_id: &str, wrapped: &[u8]) -> Option<Vec<u8>> {
+    /// Unwraps data key `id` wrapped by master key `master_id`; `None` when that master key is
+    /// not configured or the bytes were tampered with (or belong to another key).
+    pub(crate) fn unwrap(&self, master_id: &str, id: &str, wrapped: &[u8]) -> Option<Vec<u8>> {
         let master = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|k| k.id == master_id)?;
-        open(&master.key, b"data key", wrapped)
+        open(&master.key, &wrapping_context(id), wrapped)
     }
 
-    /// `bytes` wrapped by the current master key.
-    pub(crate) fn wrap(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-        seal(&self.current.key, b"data key", bytes)
+    /// Data key `id`'s `bytes` wrapped by the current master key.
+    pub(crate) fn wrap(&self, id: &str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        seal(&self.current.key, &wrapping_context(id), bytes)
+    }
+}
+
+/// What a wrapped data key is bound to: its own id.
+fn wrapping_context(id: &str) -> Vec<u8> {
+    format!("switchboard data key {id}").into_bytes()
+}
+
+/// An HKDF output length.
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
     }
 }
 
 impl MasterKey {
+    /// The wrapping key and the public id, both derived from the secret by HKDF-SHA256.
     fn from_secret(secret: &str) -> Result<Self, StoreError> {
         let secret = secret.trim();
         if secret.len() < MIN_MASTER_KEY_BYTES {
             return Err(StoreError::MasterKey);
         }
-        let key = digest(&SHA256, secret.as_bytes());
-        let id = digest(
-            &SHA256,
-            [b"switchboard master key id:", key.as_ref()]
-                .concat()
-                .as_slice(),
-        );
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"switchboard master key");
+        let prk = salt.extract(secret.as_bytes());
+        let derive = |info: &[u8], len: usize| -> Result<Vec<u8>, StoreError> {
+            let mut out = vec![0u8; len];
+            let info = [info];
+            prk.expand(&info, Len(len))
+                .and_then(|okm| okm.fill(&mut out))
+                .map_err(|_| StoreError::Crypto("key derivation failed"))?;
+            Ok(out)
+        };
         Ok(Self {
-            id: id.as_ref()[..8]
+            id: derive(b"id", 8)?
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
-            key: data_key(key.as_ref())?,
+            key: data_key(&derive(b"wrapping", 32)?)?,
         })
     }
 }
@@ -157,16 +172,21 @@ mod tests {
     #[test]
     fn a_key_wrapped_by_a_rotated_out_master_key_still_unwraps_until_it_is_dropped() {
         let old = MasterKeys::new(A, &[]).unwrap();
-        let (_, wrapped) = old.generate().unwrap();
+        let wrapped = old.generate("k1").unwrap();
         let rotated = MasterKeys::new(B, &[A.to_owned()]).unwrap();
         let bytes = rotated
-            .unwrap(old.current_id(), &wrapped)
-            .expect("old master accepted");
-        let rewrapped = rotated.wrap(&bytes).unwrap();
-        let only_new = MasterKeys::new(B, &[]).unwrap();
-        assert_eq!(only_new.unwrap(old.current_id(), &wrapped), None);
+            .unwrap(old.current_id(), "k1", &wrapped)
+            .expect("old master");
         assert_eq!(
-            only_new.unwrap(only_new.current_id(), &rewrapped),
+            rotated.unwrap(old.current_id(), "k2", &wrapped),
+            None,
+            "bound to its id"
+        );
+        let rewrapped = rotated.wrap("k1", &bytes).unwrap();
+        let only_new = MasterKeys::new(B, &[]).unwrap();
+        assert_eq!(only_new.unwrap(old.current_id(), "k1", &wrapped), None);
+        assert_eq!(
+            only_new.unwrap(only_new.current_id(), "k1", &rewrapped),
             Some(bytes)
         );
     }

@@ -12,9 +12,11 @@
 mod master;
 mod seal;
 mod table;
+mod upgrade;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ use switchboard_domain::privacy;
 pub use master::{MasterKeys, MIN_MASTER_KEY_BYTES};
 pub(crate) use table::destroying;
 pub use table::rewrap_all;
+pub use upgrade::seal_existing;
 
 use crate::{Database, StoreError};
 
@@ -47,6 +50,8 @@ pub struct Vault {
     master: Arc<MasterKeys>,
     /// `false` only for benchmarks measuring what sealing costs.
     seals: bool,
+    /// Moves on with every [`Self::forget`]: a key read before it is not cached after it.
+    generation: AtomicU64,
     /// By key id.
     keys: Mutex<LruCache<String, Cached>>,
     /// Key id by `(conversation, scope)`, for sealing.
@@ -67,6 +72,7 @@ impl Vault {
         Self {
             master,
             seals: true,
+            generation: AtomicU64::new(0),
             keys: Mutex::new(LruCache::new(CACHED_KEYS)),
             scopes: Mutex::new(LruCache::new(CACHED_KEYS)),
         }
@@ -93,6 +99,7 @@ impl Vault {
         database: &Database,
         scopes: &[(String, i64)],
     ) -> Result<HashMap<(String, i64), (String, Arc<LessSafeKey>)>, StoreError> {
+        let generation = self.generation.load(Ordering::SeqCst);
         let mut found = HashMap::new();
         let mut ids = HashMap::new();
         {
@@ -115,15 +122,16 @@ impl Vault {
             let now = Instant::now();
             let mut cached_scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
             let mut cached_keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            let current = self.generation.load(Ordering::SeqCst) == generation;
             for (scope, id, key) in rows {
-                cached_scopes.insert(scope.clone(), (now, id.clone()));
-                cached_keys.insert(
-                    id.clone(),
-                    Cached {
+                if current {
+                    cached_scopes.insert(scope.clone(), (now, id.clone()));
+                    let entry = Cached {
                         at: now,
                         key: Some(key.clone()),
-                    },
-                );
+                    };
+                    cached_keys.insert(id.clone(), entry);
+                }
                 found.insert(scope, (id, key));
             }
         }
@@ -151,6 +159,7 @@ impl Vault {
         database: &Database,
         ids: &[String],
     ) -> Result<HashMap<String, Option<Arc<LessSafeKey>>>, StoreError> {
+        let generation = self.generation.load(Ordering::SeqCst);
         let mut found = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();
         {
@@ -173,8 +182,13 @@ impl Vault {
         let loaded = table::load(database, &self.master, &missing).await?;
         let now = Instant::now();
         let mut cached = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.generation.load(Ordering::SeqCst) == generation;
         for id in missing {
             let key = loaded.get(&id).cloned();
+            if !current {
+                found.insert(id, key);
+                continue;
+            }
             cached.insert(
                 id.clone(),
                 Cached {
@@ -297,6 +311,7 @@ impl Vault {
 
     /// Forgets every cached key (after this instance destroyed some).
     pub(crate) fn forget(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.scopes
             .lock()

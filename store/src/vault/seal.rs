@@ -50,13 +50,22 @@ pub(crate) fn seal_payload(
         }
         let plain = serde_json::to_vec(&Value::Object(originals))
             .map_err(|_| StoreError::Crypto("unserializable field"))?;
-        let sealed = seal(key, aggregate_id.as_bytes(), &plain)?;
+        let sealed = seal(key, &context(EVENT, aggregate_id, id), &plain)?;
         envelopes.push(json!({"k": id, "c": STANDARD.encode(sealed)}));
     }
     if let Some(object) = payload.as_object_mut() {
         object.insert("$sealed".to_owned(), Value::Array(envelopes));
     }
     Ok(())
+}
+
+const EVENT: &str = "event";
+const SNAPSHOT: &str = "snapshot";
+
+/// What sealed bytes are bound to: what they are, whose, and the key named beside them, so
+/// that no envelope can be moved to another aggregate, key or kind of record.
+fn context(purpose: &str, aggregate_id: &str, key_id: &str) -> Vec<u8> {
+    format!("{purpose}\n{aggregate_id}\n{key_id}").into_bytes()
 }
 
 /// The key ids a stored payload (event or snapshot) was sealed with.
@@ -86,7 +95,7 @@ pub(crate) fn open_payload(
         return;
     };
     for envelope in envelopes {
-        if let Some(Value::Object(fields)) = open_envelope(keys, aggregate_id, &envelope) {
+        if let Some(Value::Object(fields)) = open_envelope(keys, EVENT, aggregate_id, &envelope) {
             body.extend(fields);
         }
     }
@@ -101,7 +110,7 @@ pub(crate) fn seal_snapshot(
 ) -> Result<Value, StoreError> {
     let plain =
         serde_json::to_vec(state).map_err(|_| StoreError::Crypto("unserializable state"))?;
-    let sealed = seal(key, aggregate_id.as_bytes(), &plain)?;
+    let sealed = seal(key, &context(SNAPSHOT, aggregate_id, id), &plain)?;
     Ok(json!({"$snapshot": {"k": id, "c": STANDARD.encode(sealed)}}))
 }
 
@@ -114,19 +123,21 @@ pub(crate) fn open_snapshot(
     payload: Value,
 ) -> Option<Value> {
     match payload.get("$snapshot") {
-        Some(envelope) => open_envelope(keys, aggregate_id, envelope),
+        Some(envelope) => open_envelope(keys, SNAPSHOT, aggregate_id, envelope),
         None => Some(payload),
     }
 }
 
 fn open_envelope(
     keys: &HashMap<String, Option<Arc<LessSafeKey>>>,
+    purpose: &str,
     aggregate_id: &str,
     envelope: &Value,
 ) -> Option<Value> {
-    let key = keys.get(envelope.get("k")?.as_str()?)?.as_ref()?;
+    let id = envelope.get("k")?.as_str()?;
+    let key = keys.get(id)?.as_ref()?;
     let sealed = STANDARD.decode(envelope.get("c")?.as_str()?).ok()?;
-    let plain = open(key, aggregate_id.as_bytes(), &sealed)?;
+    let plain = open(key, &context(purpose, aggregate_id, id), &sealed)?;
     serde_json::from_slice(&plain).ok()
 }
 

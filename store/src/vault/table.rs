@@ -1,6 +1,7 @@
 //! `customer_keys`: one row per data key, wrapped by a master key; destroying the row erases
 //! everything the key sealed. Not part of the log (the log must not hold them) and not a read
-//! model (a rebuild cannot reproduce a random key): `switchboard-replay move` copies it.
+//! model (a rebuild cannot reproduce a random key). `switchboard-replay import` (and `move`)
+//! seals what it imports with fresh keys.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,8 +29,9 @@ pub(super) async fn ensure(
     for chunk in scopes.chunks(CHUNK) {
         let mut fresh = Vec::with_capacity(chunk.len());
         for (conversation, scope) in chunk {
-            let (_, wrapped) = master.generate()?;
-            fresh.push((random_id()?, conversation.as_str(), *scope, wrapped));
+            let id = random_id()?;
+            let wrapped = master.generate(&id)?;
+            fresh.push((id, conversation.as_str(), *scope, wrapped));
         }
         let rows: Vec<KeyRow> = with_pool!(database, pool => {
             let mut insert = sqlx::QueryBuilder::new(
@@ -59,7 +61,7 @@ pub(super) async fn ensure(
             select.build_query_as().fetch_all(pool).await?
         });
         for (id, conversation, scope, wrapped, master_id) in rows {
-            let key = unwrap(master, &master_id, &wrapped)?;
+            let key = unwrap(master, &master_id, &id, &wrapped)?;
             found.push(((conversation, scope), id, key));
         }
     }
@@ -86,7 +88,8 @@ pub(super) async fn load(
             select.build_query_as().fetch_all(pool).await?
         });
         for (id, wrapped, master_id) in rows {
-            found.insert(id, unwrap(master, &master_id, &wrapped)?);
+            let key = unwrap(master, &master_id, &id, &wrapped)?;
+            found.insert(id, key);
         }
     }
     Ok(found)
@@ -129,9 +132,9 @@ pub async fn rewrap_all(database: &Database, master: &MasterKeys) -> Result<u64,
         }
         for (id, wrapped, master_id) in rows {
             let bytes = master
-                .unwrap(&master_id, &wrapped)
+                .unwrap(&master_id, &id, &wrapped)
                 .ok_or_else(|| StoreError::MasterKeyMissing(master_id.clone()))?;
-            let rewrapped = master.wrap(&bytes)?;
+            let rewrapped = master.wrap(&id, &bytes)?;
             with_pool!(database, pool => sqlx::query(
                 "update customer_keys set wrapped = $1, master_key = $2 where id = $3 and master_key = $4",
             )
@@ -150,10 +153,11 @@ pub async fn rewrap_all(database: &Database, master: &MasterKeys) -> Result<u64,
 fn unwrap(
     master: &MasterKeys,
     master_id: &str,
+    id: &str,
     wrapped: &[u8],
 ) -> Result<Arc<LessSafeKey>, StoreError> {
     let bytes = master
-        .unwrap(master_id, wrapped)
+        .unwrap(master_id, id, wrapped)
         .ok_or_else(|| StoreError::MasterKeyMissing(master_id.to_owned()))?;
     Ok(Arc::new(data_key(&bytes)?))
 }
