@@ -499,6 +499,30 @@ async fn an_erased_customer_reads_erased_everywhere_and_others_are_untouched(bac
         assert!(!events.contains(secret), "{secret} replayed");
     }
     assert!(events.contains("[erased]"));
+    // A socket resuming from the start of the log.
+    let mut socket = crate::socket_client::SocketClient::connect(
+        &app.address,
+        json!({"token": app.admin_token, "last_position": 0}),
+    )
+    .await
+    .expect("socket");
+    let replayed: Vec<String> = socket
+        .envelopes_until_quiet(Duration::from_millis(1500))
+        .await
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    socket.close().await;
+    assert!(
+        replayed.iter().any(|e| e.contains("[erased]")),
+        "{replayed:?}"
+    );
+    for secret in secrets {
+        assert!(
+            !replayed.iter().any(|e| e.contains(secret)),
+            "{secret} on a socket"
+        );
+    }
     let mut exported = Vec::new();
     switchboard::replay::export::export(&app.log(), &Default::default(), &mut exported)
         .await
