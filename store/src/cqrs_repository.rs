@@ -8,25 +8,6 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 
 use crate::event_log::{EventRepository, Repository};
-use crate::upcast::upcast_serialized;
-
-impl EventRepository {
-    /// Events as cqrs-es reads them: sealed fields opened (or left erased), then upcast.
-    async fn opened_serialized(
-        &self,
-        mut events: Vec<SerializedEvent>,
-    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        let mut payloads: Vec<_> = events
-            .iter_mut()
-            .map(|e| (e.aggregate_id.as_str(), &mut e.payload))
-            .collect();
-        self.vault
-            .open_events(&self.database, &mut payloads)
-            .await
-            .map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
-        Ok(events.into_iter().map(upcast_serialized).collect())
-    }
-}
 
 impl PersistedEventRepository for EventRepository {
     async fn get_events<A: Aggregate>(
@@ -37,7 +18,9 @@ impl PersistedEventRepository for EventRepository {
             Repository::Postgres(repo) => repo.get_events::<A>(aggregate_id).await,
             Repository::Sqlite(repo) => repo.get_events::<A>(aggregate_id).await,
         }?;
-        self.opened_serialized(events).await
+        self.opened(events)
+            .await
+            .map_err(|e| PersistenceError::UnknownError(Box::new(e)))
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -53,7 +36,9 @@ impl PersistedEventRepository for EventRepository {
                 repo.get_last_events::<A>(aggregate_id, last_sequence).await
             }
         }?;
-        self.opened_serialized(events).await
+        self.opened(events)
+            .await
+            .map_err(|e| PersistenceError::UnknownError(Box::new(e)))
     }
 
     async fn get_snapshot<A: Aggregate>(

@@ -174,24 +174,25 @@ impl EventRepository {
         Ok(true)
     }
 
-    /// Events as read: sealed fields opened (or left erased), then upcast.
-    pub(crate) async fn opened(
+    /// Events as read: sealed fields opened (or left erased), then upcast (after opening: a
+    /// sealed payload is in the shape it was written in).
+    pub(crate) async fn opened<E: StoredEvent>(
         &self,
-        mut events: Vec<RecordedEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        mut events: Vec<E>,
+    ) -> Result<Vec<E>, StoreError> {
         let mut payloads: Vec<_> = events
             .iter_mut()
-            .map(|e| (e.aggregate_id.as_str(), &mut e.payload))
+            .map(|e| {
+                let (id, _, _, payload) = e.parts();
+                (id, payload)
+            })
             .collect();
         self.vault
             .open_events(&self.database, &mut payloads)
             .await?;
         for event in &mut events {
-            crate::upcast::upcast(
-                &event.event_type,
-                &mut event.event_version,
-                &mut event.payload,
-            );
+            let (_, event_type, version, payload) = event.parts();
+            crate::upcast::upcast(event_type, version, payload);
         }
         Ok(events)
     }
@@ -452,6 +453,51 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
         }
         events.sort_by_key(|e| e.position);
         self.opened(events).await
+    }
+}
+
+/// An event as a reader holds it: its aggregate id, type, version and payload.
+pub(crate) trait StoredEvent {
+    /// `(aggregate id, event type, event version, payload)`.
+    fn parts(&mut self) -> (&str, &str, &mut String, &mut Value);
+}
+
+impl StoredEvent for RecordedEvent {
+    fn parts(&mut self) -> (&str, &str, &mut String, &mut Value) {
+        let Self {
+            aggregate_id,
+            event_type,
+            event_version,
+            payload,
+            ..
+        } = self;
+        (aggregate_id, event_type, event_version, payload)
+    }
+}
+
+impl StoredEvent for crate::streams::StreamEvent {
+    fn parts(&mut self) -> (&str, &str, &mut String, &mut Value) {
+        let Self {
+            aggregate_id,
+            event_type,
+            event_version,
+            payload,
+            ..
+        } = self;
+        (aggregate_id, event_type, event_version, payload)
+    }
+}
+
+impl StoredEvent for cqrs_es::persist::SerializedEvent {
+    fn parts(&mut self) -> (&str, &str, &mut String, &mut Value) {
+        let Self {
+            aggregate_id,
+            event_type,
+            event_version,
+            payload,
+            ..
+        } = self;
+        (aggregate_id, event_type, event_version, payload)
     }
 }
 

@@ -268,7 +268,7 @@ where
         with_pool!(self.log.database(), pool => {
             let rows = sqlx::query(SQL).bind(A::TYPE).bind(id).bind(sequence).fetch_all(pool).await?;
             let events = rows.iter().map(stream_event).collect::<Result<Vec<_>, _>>()?;
-            self.log.opened_stream(events).await
+            self.log.opened(events).await
         })
     }
 

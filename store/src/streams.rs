@@ -136,29 +136,7 @@ impl EventRepository {
                 }
             });
         }
-        self.opened_stream(loaded).await
-    }
-
-    /// Stream events as read: sealed fields opened (or left erased), then upcast.
-    pub(crate) async fn opened_stream(
-        &self,
-        mut events: Vec<StreamEvent>,
-    ) -> Result<Vec<StreamEvent>, StoreError> {
-        let mut payloads: Vec<_> = events
-            .iter_mut()
-            .map(|e| (e.aggregate_id.as_str(), &mut e.payload))
-            .collect();
-        self.vault
-            .open_events(&self.database, &mut payloads)
-            .await?;
-        for event in &mut events {
-            crate::upcast::upcast(
-                &event.event_type,
-                &mut event.event_version,
-                &mut event.payload,
-            );
-        }
-        Ok(events)
+        self.opened(loaded).await
     }
 
     /// Rebuilds the aggregates `ids` of type `A`: from their latest snapshot plus the events
@@ -245,7 +223,7 @@ impl EventRepository {
                 }
                 events
             });
-            let events = self.opened_stream(events).await?;
+            let events = self.opened(events).await?;
             for event in events {
                 let payload: A::Event =
                     serde_json::from_value(event.payload).map_err(|source| {
