@@ -93,6 +93,14 @@ fn sender(state: &AppState, counts: Option<&StoredCounts>) -> Value {
 /// "Recently", for the Graph API's last answer: five minutes.
 const GRAPH_RECENT_MS: i64 = 5 * 60_000;
 
+/// The current master key's id, and how many data keys still need an earlier one (0: earlier
+/// master keys can be dropped from the configuration).
+async fn master_key(state: &AppState) -> Value {
+    let master = state.log.vault().master();
+    let left = switchboard_store::vault::wrapped_by_others(&state.database, master).await;
+    json!({ "current_id": master.current_id(), "keys_on_previous_master_keys": left.ok() })
+}
+
 /// Every component with its status and latency, the backlogs, the version and uptime (admins).
 #[utoipa::path(get, path = "/api/health/detailed", operation_id = "getHealthDetails", tag = "health", security(("bearer" = [])),
     responses((status = 200, description = "Healthy", body = serde_json::Value), Errors))]
@@ -136,6 +144,7 @@ async fn detailed(
         },
         "sender": sender(&state, counts.as_ref()),
         "stream": state.stream.health(),
+        "master_key": master_key(&state).await,
     });
     let status = if healthy {
         StatusCode::OK

@@ -145,6 +145,10 @@ async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backe
     .expect("read");
     let json: Value = serde_json::from_slice(&json).expect("JSON");
     assert_eq!(json["conversations"], export["conversations"]);
+    let asked = app
+        .get(&format!("/api/customers/+{CUSTOMER}/export?format=zip"))
+        .await;
+    assert_eq!(asked.headers()["content-type"], "application/zip");
 
     // Nothing of the other customer.
     let text = export.to_string();
@@ -163,8 +167,8 @@ async fn a_customer_export_holds_everything_the_api_shows_and_nothing_else(backe
         .expect("the admin")
         .to_owned();
     assert_eq!(export["exported_by"], admin.as_str());
-    // Both downloads recorded.
-    assert_eq!(exports_recorded(&app, &admin).await, 2);
+    // Every download recorded.
+    assert_eq!(exports_recorded(&app, &admin).await, 3);
 }
 
 async fn an_export_needs_can_export_data_and_a_known_customer(backend: Backend) {

@@ -138,13 +138,12 @@ async fn postgres_restarts_under_load_lose_no_acknowledged_webhook() {
         "only {} acknowledged",
         acknowledged.len()
     );
-    assert!(
-        unavailable > 0,
-        "no webhook met an outage: did PostgreSQL restart?"
-    );
+    // The outage is proven by readiness. Webhooks may all have waited for a connection and
+    // been stored once PostgreSQL was back (answered 200 only then, which is correct): whether
+    // some met a broken connection and were answered 503 depends on timing.
     assert!(
         seen.contains(&503) && seen.contains(&200),
-        "readiness answers: {seen:?}"
+        "readiness answers: {seen:?} (did PostgreSQL restart?)"
     );
 
     // Processing resumes by itself: every acknowledged webhook becomes its message, once.

@@ -33,8 +33,17 @@ pub(super) async fn export_zip(
     auth: AuthAgent,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let export = collect(&state, &auth, &id).await?;
-    let file = archive(&state, &export).await?;
+    zipped(&state, &auth, &id).await
+}
+
+/// The export of customer `id` as a zip response.
+pub(super) async fn zipped(
+    state: &AppState,
+    auth: &AuthAgent,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let export = collect(state, auth, id).await?;
+    let file = archive(state, &export).await?;
     let body = futures::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
         let read = tokio::task::spawn_blocking(move || {

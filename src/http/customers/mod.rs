@@ -7,7 +7,9 @@
 //! `[erased]` in place of their content, name and number, and the raw webhooks that carried
 //! them are deleted.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::agent::AgentCommand;
@@ -64,14 +66,31 @@ struct ExportedConversation {
 /// handled them); needs `can_export_data`; recorded with who asked.
 #[utoipa::path(get, path = "/api/customers/{id}/export", operation_id = "exportCustomer",
     tag = "conversations",
-    params(("id" = String, Path, description = "The customer's WhatsApp number (any spelling) or business-scoped user id")),
+    params(("id" = String, Path, description = "The customer's WhatsApp number (any spelling) or business-scoped user id"),
+        ("format" = Option<String>, Query, description = "`zip` (or `Accept: application/zip`): the export and the files, as `/export.zip` gives them")),
     security(("bearer" = [])), responses((status = 200, body = CustomerExport), Errors))]
 async fn export(
     State(state): State<AppState>,
     auth: AuthAgent,
     Path(id): Path<String>,
-) -> Result<Json<CustomerExport>, ApiError> {
-    collect(&state, &auth, &id).await.map(Json)
+    Query(query): Query<ExportQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let accepts_zip = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/zip"));
+    if accepts_zip || query.format.as_deref() == Some("zip") {
+        return archive::zipped(&state, &auth, &id).await;
+    }
+    Ok(Json(collect(&state, &auth, &id).await?).into_response())
+}
+
+/// `?format=`.
+#[derive(Deserialize)]
+struct ExportQuery {
+    /// `json` (the default) or `zip`.
+    format: Option<String>,
 }
 
 /// Everything held about customer `id`, the export recorded first (refused without

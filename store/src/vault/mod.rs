@@ -27,7 +27,7 @@ use switchboard_domain::privacy;
 
 pub use master::{MasterKeys, MIN_MASTER_KEY_BYTES};
 pub(crate) use table::destroying;
-pub use table::rewrap_all;
+pub use table::{rewrap_all, wrapped_by_others};
 pub use upgrade::seal_existing;
 
 use crate::{Database, StoreError};

@@ -150,6 +150,19 @@ pub async fn rewrap_all(database: &Database, master: &MasterKeys) -> Result<u64,
     }
 }
 
+/// How many data keys are wrapped by a master key other than the current one.
+///
+/// # Errors
+/// Database failures.
+pub async fn wrapped_by_others(
+    database: &Database,
+    master: &MasterKeys,
+) -> Result<i64, StoreError> {
+    Ok(with_pool!(database, pool => sqlx::query_scalar(
+        "select count(*) from customer_keys where master_key <> $1")
+        .bind(master.current_id()).fetch_one(pool).await?))
+}
+
 fn unwrap(
     master: &MasterKeys,
     master_id: &str,
