@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 
-use super::publisher::PublishError;
+/// What went wrong with NATS.
+type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long the scan waits for the next header before deciding it has seen them all.
 const QUIET: Duration = Duration::from_secs(2);
@@ -25,21 +26,19 @@ pub(crate) async fn forget_conversation(
     stream: &str,
     conversation: &str,
     erased_at: u64,
-) -> Result<u64, PublishError> {
-    let nats = |e: &dyn std::fmt::Display| PublishError::Nats(e.to_string());
-    let stream = context.get_stream(stream).await.map_err(|e| nats(&e))?;
+) -> Result<u64, Error> {
+    let stream = context.get_stream(stream).await?;
     let scan = stream
         .create_consumer(consumer::pull::OrderedConfig {
             headers_only: true,
             ..Default::default()
         })
-        .await
-        .map_err(|e| nats(&e))?;
-    let mut messages = scan.messages().await.map_err(|e| nats(&e))?;
+        .await?;
+    let mut messages = scan.messages().await?;
     let mut deleted = 0;
     while let Ok(Some(message)) = tokio::time::timeout(QUIET, messages.next()).await {
-        let message = message.map_err(|e| nats(&e))?;
-        let sequence = message.info().map_err(|e| nats(&e))?.stream_sequence;
+        let message = message?;
+        let sequence = message.info()?.stream_sequence;
         if sequence >= erased_at {
             break;
         }
@@ -48,12 +47,7 @@ pub(crate) async fn forget_conversation(
             .as_ref()
             .and_then(|h| h.get("Switchboard-Conversation-Id"))
             .is_some_and(|c| c.as_str() == conversation);
-        if of_conversation
-            && stream
-                .delete_message(sequence)
-                .await
-                .map_err(|e| nats(&e))?
-        {
+        if of_conversation && stream.delete_message(sequence).await? {
             deleted += 1;
         }
     }

@@ -19,7 +19,7 @@ use crate::telemetry::error_chain;
 
 /// Why publishing stopped for now (retried with backoff).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PublishError {
+enum PublishError {
     #[error("the event log failed")]
     Store(#[from] StoreError),
     #[error("NATS: {0}")]

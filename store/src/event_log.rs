@@ -462,44 +462,23 @@ pub(crate) trait StoredEvent {
     fn parts(&mut self) -> (&str, &str, &mut String, &mut Value);
 }
 
-impl StoredEvent for RecordedEvent {
-    fn parts(&mut self) -> (&str, &str, &mut String, &mut Value) {
-        let Self {
-            aggregate_id,
-            event_type,
-            event_version,
-            payload,
-            ..
-        } = self;
-        (aggregate_id, event_type, event_version, payload)
-    }
+/// The three shapes readers hold events in share these fields.
+macro_rules! stored_event {
+    ($($event:ty),*) => {$(
+        impl StoredEvent for $event {
+            fn parts(&mut self) -> (&str, &str, &mut String, &mut Value) {
+                let Self { aggregate_id, event_type, event_version, payload, .. } = self;
+                (aggregate_id, event_type, event_version, payload)
+            }
+        }
+    )*};
 }
 
-impl StoredEvent for crate::streams::StreamEvent {
-    fn parts(&mut self) -> (&str, &str, &mut String, &mut Value) {
-        let Self {
-            aggregate_id,
-            event_type,
-            event_version,
-            payload,
-            ..
-        } = self;
-        (aggregate_id, event_type, event_version, payload)
-    }
-}
-
-impl StoredEvent for cqrs_es::persist::SerializedEvent {
-    fn parts(&mut self) -> (&str, &str, &mut String, &mut Value) {
-        let Self {
-            aggregate_id,
-            event_type,
-            event_version,
-            payload,
-            ..
-        } = self;
-        (aggregate_id, event_type, event_version, payload)
-    }
-}
+stored_event!(
+    RecordedEvent,
+    crate::streams::StreamEvent,
+    cqrs_es::persist::SerializedEvent
+);
 
 /// A row as stored (NULs restored), not yet opened nor upcast: see [`EventRepository::opened`].
 fn decode_row<R>(row: &R) -> Result<RecordedEvent, StoreError>
