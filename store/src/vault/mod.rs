@@ -112,11 +112,22 @@ impl Vault {
                 }
             }
         }
-        let missing: Vec<_> = scopes
+        let known: Vec<String> = ids.values().cloned().collect();
+        let keys = self.opening_keys(database, &known).await?;
+        // Never cached, or destroyed since (by another instance): created, in one batch.
+        let mut missing: Vec<_> = scopes
             .iter()
             .filter(|s| !ids.contains_key(*s))
             .cloned()
             .collect();
+        for (scope, id) in ids {
+            match keys.get(&id).cloned().flatten() {
+                Some(key) => {
+                    found.insert(scope, (id, key));
+                }
+                None => missing.push(scope),
+            }
+        }
         if !missing.is_empty() {
             let rows = table::ensure(database, &self.master, &missing).await?;
             let now = Instant::now();
@@ -133,21 +144,6 @@ impl Vault {
                     cached_keys.insert(id.clone(), entry);
                 }
                 found.insert(scope, (id, key));
-            }
-        }
-        let known: Vec<String> = ids.values().cloned().collect();
-        let keys = self.opening_keys(database, &known).await?;
-        for (scope, id) in ids {
-            match keys.get(&id).cloned().flatten() {
-                Some(key) => {
-                    found.insert(scope, (id, key));
-                }
-                // Destroyed since it was cached: a fresh key.
-                None => {
-                    for (scope, id, key) in table::ensure(database, &self.master, &[scope]).await? {
-                        found.insert(scope, (id, key));
-                    }
-                }
             }
         }
         Ok(found)
