@@ -39,6 +39,26 @@ pub struct LoadArgs {
     /// Seconds between two samples of the inbound backlog and the projection lag.
     #[arg(long, default_value_t = 5)]
     sample_seconds: u64,
+    /// Seconds between one customer's messages, as Meta timestamps them (default: a thousand
+    /// messages per second, so that a customer's messages share an hour). 3600 gives every
+    /// message an hour of its own, the worst case for sealing (a content key each).
+    #[arg(long)]
+    spacing_seconds: Option<u64>,
+    /// Runs with personal data written in clear (the baseline) and sealed as served, and
+    /// prints what sealing costs.
+    #[arg(long)]
+    compare_sealing: bool,
+    /// With `--compare-sealing`: rounds of both runs, in alternating order; the best of each
+    /// is compared (the machine's noise only ever slows a run down).
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
+}
+
+/// One run's report and acknowledgement latencies.
+struct Measured {
+    report: Report,
+    summary: crate::stats::Summary,
+    p999: Duration,
 }
 
 /// The server's backlogs at one moment of the run.
@@ -76,9 +96,36 @@ struct Report {
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    if args.compare_sealing {
+        let (mut clear, mut sealed) = (Vec::new(), Vec::new());
+        for round in 0..args.rounds.max(1) {
+            for seals in [round % 2 == 1, round % 2 == 0] {
+                let measured = measure(&args, seals).await?.report;
+                if seals { &mut sealed } else { &mut clear }.push(measured);
+            }
+        }
+        print_sealing(&best(clear), &best(sealed));
+        return Ok(());
+    }
+    let measured = measure(&args, true).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&measured.report)?);
+    } else {
+        print_table(&measured.report, &measured.summary, measured.p999);
+    }
+    Ok(())
+}
+
+/// One run against a fresh database and server; `sealed: false` writes personal data in
+/// clear.
+async fn measure(args: &LoadArgs, sealed: bool) -> anyhow::Result<Measured> {
     let picked = BenchDatabase::pick().await?;
     let backend = format!("{:?}", picked.config.backend());
-    let server = RunningServer::start(settings(picked.config.clone())).await?;
+    let mut settings = settings(picked.config.clone());
+    if !sealed {
+        settings.master_keys = crate::server::bench_master_keys_in_clear();
+    }
+    let server = RunningServer::start(settings).await?;
     let baseline = baseline(
         &server.database,
         args.concurrency,
@@ -153,9 +200,16 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let latencies = Arc::clone(&latencies);
         let run_id = run_id.clone();
         let customers = args.customers.max(1);
+        let spacing = args.spacing_seconds;
         move || {
             let n = sequence.fetch_add(1, Ordering::Relaxed);
-            let body = webhook(&run_id, n, customers);
+            let body = match spacing {
+                None => webhook(&run_id, n, customers),
+                Some(spacing) => {
+                    let at = 1_780_000_000 + n / u64::from(customers) * spacing;
+                    webhook_at(&run_id, n, customers, at)
+                }
+            };
             let signature = sign(SECRET, body.as_bytes());
             let request = client
                 .post(url.as_str())
@@ -241,12 +295,57 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         rss_megabytes: rss,
         timeline: std::mem::take(&mut *timeline.lock().await),
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report, &summary, p999);
-    }
-    Ok(())
+    Ok(Measured {
+        report,
+        summary,
+        p999,
+    })
+}
+
+/// The run that processed the most messages per second of its own baseline.
+fn best(reports: Vec<Report>) -> Report {
+    reports
+        .into_iter()
+        .max_by(|a, b| a.processed_vs_baseline.total_cmp(&b.processed_vs_baseline))
+        .expect("at least one round")
+}
+
+/// The cost of sealing: the best runs of each side by side.
+fn print_sealing(clear: &Report, sealed: &Report) {
+    println!(
+        "load, {} backend, {} in flight, personal data in clear vs sealed",
+        sealed.backend, sealed.concurrency
+    );
+    println!(
+        "{:<42} {:>12} {:>12} {:>8}",
+        "measure", "in clear", "sealed", "ratio"
+    );
+    let row = |name: &str, clear: f64, sealed: f64| {
+        println!(
+            "{name:<42} {clear:>12.0} {sealed:>12.0} {:>8.2}",
+            sealed / clear
+        );
+    };
+    row(
+        "baseline: single-row commits/s",
+        clear.baseline_commits_per_second,
+        sealed.baseline_commits_per_second,
+    );
+    row(
+        "acknowledged webhooks/s",
+        clear.acknowledged_per_second,
+        sealed.acknowledged_per_second,
+    );
+    row(
+        "processed messages/s (into read models)",
+        clear.processed_messages_per_second,
+        sealed.processed_messages_per_second,
+    );
+    row(
+        "processed, each vs its baseline (x1000)",
+        clear.processed_vs_baseline * 1000.0,
+        sealed.processed_vs_baseline * 1000.0,
+    );
 }
 
 fn print_table(r: &Report, summary: &crate::stats::Summary, p999: Duration) {
@@ -310,8 +409,12 @@ fn percentile(mut samples: Vec<Duration>, q: f64) -> Duration {
 
 /// One webhook carrying one text message from customer `n % customers`.
 pub(crate) fn webhook(run_id: &str, n: u64, customers: u32) -> String {
+    webhook_at(run_id, n, customers, 1_780_000_000 + n / 1000)
+}
+
+/// [`webhook`], timestamped `timestamp` (Unix seconds).
+fn webhook_at(run_id: &str, n: u64, customers: u32, timestamp: u64) -> String {
     let customer = 4_915_000_000_000u64 + n % u64::from(customers);
-    let timestamp = 1_780_000_000 + n / 1000;
     format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"110000000000001","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111","phone_number_id":"120000000000001"}},"contacts":[{{"profile":{{"name":"Load {customer}"}},"wa_id":"{customer}"}}],"messages":[{{"from":"{customer}","id":"wamid.load.{run_id}.{n:012}","timestamp":"{timestamp}","type":"text","text":{{"body":"load test message {n}"}}}}]}}}}]}}]}}"#
     )

@@ -46,13 +46,12 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     for sealed in [false, true] {
         let picked = BenchDatabase::pick().await?;
         backend = format!("{:?}", picked.config.backend());
-        let keys = crate::server::bench_master_keys();
-        let (database, log, _) = connect_store(&picked.config, &keys).await?;
-        let log = if sealed {
-            log
+        let keys = if sealed {
+            crate::server::bench_master_keys()
         } else {
-            EventRepository::new_unsealed_for_benchmarks(database.clone(), keys)
+            crate::server::bench_master_keys_in_clear()
         };
+        let (database, log, _) = connect_store(&picked.config, &keys).await?;
         let filled = Instant::now();
         let messages = fill(&log, args.events, args.customers).await?;
         let fill_seconds = filled.elapsed().as_secs_f64();

@@ -85,9 +85,19 @@ pub struct RunningServer {
 
 /// The benchmarks' master key (wraps customers' data keys).
 pub fn bench_master_keys() -> std::sync::Arc<switchboard_store::vault::MasterKeys> {
+    std::sync::Arc::new(master_keys())
+}
+
+/// [`bench_master_keys`], but a store using them writes personal data in clear: the same
+/// run's baseline for the cost of sealing.
+pub fn bench_master_keys_in_clear() -> std::sync::Arc<switchboard_store::vault::MasterKeys> {
+    std::sync::Arc::new(master_keys().in_clear_for_benchmarks())
+}
+
+fn master_keys() -> switchboard_store::vault::MasterKeys {
     let keys =
         switchboard_store::vault::MasterKeys::new("bench-master-key-0123456789-0123456789", &[]);
-    std::sync::Arc::new(keys.expect("a long enough key"))
+    keys.expect("a long enough key")
 }
 
 /// Benchmark settings: generous login limits, one app secret.

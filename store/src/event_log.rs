@@ -124,16 +124,6 @@ impl EventRepository {
         }
     }
 
-    /// A repository that writes personal data in clear: only for benchmarks measuring the
-    /// cost of sealing.
-    #[doc(hidden)]
-    pub fn new_unsealed_for_benchmarks(database: Database, master: Arc<MasterKeys>) -> Self {
-        Self {
-            vault: Arc::new(Vault::unsealed_for_benchmarks(master.clone())),
-            ..Self::new(database, master)
-        }
-    }
-
     /// The customers' data keys.
     pub fn vault(&self) -> &Vault {
         &self.vault

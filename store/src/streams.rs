@@ -319,73 +319,87 @@ where snapshots.last_sequence < excluded.last_sequence
             .iter()
             .map(|e| (e.aggregate_type, e.aggregate_id.as_str(), &e.payload))
             .collect();
-        let payloads = self.vault.sealed(&self.database, &listed).await?;
-        let mut sealed_snapshots = Vec::with_capacity(snapshots.len());
-        for snapshot in snapshots {
-            let payload = self
-                .vault
-                .seal_snapshot(
-                    &self.database,
-                    snapshot.aggregate_type,
-                    &snapshot.aggregate_id,
-                    &snapshot.payload,
-                )
-                .await?;
-            sealed_snapshots.push(payload);
-        }
+        let states: Vec<_> = snapshots
+            .iter()
+            .map(|s| (s.aggregate_type, s.aggregate_id.as_str(), &s.payload))
+            .collect();
         // Erasures destroy their keys in the transaction that records them.
         let destroying: Vec<Statement> = events
             .iter()
             .filter_map(|e| privacy::destroys(e.aggregate_type, &e.aggregate_id, &e.payload))
             .flat_map(|d| crate::vault::destroying(&d))
             .collect();
-        let one_statement = !events.is_empty()
-            && events.len() <= ROWS_PER_STATEMENT
-            && snapshots.is_empty()
-            && also.is_empty()
-            && destroying.is_empty();
-        let result: Result<(), sqlx::Error> = with_pool!(&self.database, pool => async {
-            if one_statement {
-                insert_events!(pool, events, &payloads);
-                return Ok(());
-            }
-            let mut tx = pool.begin().await?;
-            for (chunk, payloads) in events.chunks(ROWS_PER_STATEMENT).zip(payloads.chunks(ROWS_PER_STATEMENT)) {
-                insert_events!(&mut *tx, chunk, payloads);
-            }
-            for (snapshot, payload) in snapshots.iter().zip(&sealed_snapshots) {
-                sqlx::query(UPSERT_SNAPSHOT)
-                    .bind(snapshot.aggregate_type)
-                    .bind(snapshot.aggregate_id.as_str())
-                    .bind(snapshot.last_sequence)
-                    .bind(sqlx::types::Json(nul::encode(payload)))
-                    .bind(crate::upcast::snapshot_schema(snapshot.aggregate_type))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for statement in also.iter().chain(&destroying) {
-                bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        }.await);
-        match result {
-            Ok(()) => {
-                if !destroying.is_empty() {
-                    self.vault.forget();
+        // A key generated here loses to one another writer stored for the same scope at the
+        // same moment (nothing is written then): sealed again with the winner's.
+        let mut attempts = 0;
+        let sealed = loop {
+            let sealed = self
+                .vault
+                .sealed_for_append(&self.database, &listed, &states)
+                .await?;
+            let one_statement = !events.is_empty()
+                && events.len() <= ROWS_PER_STATEMENT
+                && snapshots.is_empty()
+                && also.is_empty()
+                && destroying.is_empty()
+                && sealed.fresh.is_empty();
+            let result: Result<bool, sqlx::Error> = with_pool!(&self.database, pool => async {
+                if one_statement {
+                    insert_events!(pool, events, &sealed.payloads);
+                    return Ok(true);
                 }
-                if !events.is_empty() {
-                    self.appended
-                        .send_modify(|count| *count = count.wrapping_add(1));
+                let mut tx = pool.begin().await?;
+                // Events first: on PostgreSQL they must be what a transaction writes first (the
+                // log's high-water mark registers event writers).
+                for (chunk, payloads) in events.chunks(ROWS_PER_STATEMENT).zip(sealed.payloads.chunks(ROWS_PER_STATEMENT)) {
+                    insert_events!(&mut *tx, chunk, payloads);
                 }
-                Ok(())
+                let inserted = crate::vault::insert_fresh!(&mut *tx, &sealed.fresh);
+                if inserted < sealed.fresh.len() as u64 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                for (snapshot, payload) in snapshots.iter().zip(&sealed.snapshots) {
+                    sqlx::query(UPSERT_SNAPSHOT)
+                        .bind(snapshot.aggregate_type)
+                        .bind(snapshot.aggregate_id.as_str())
+                        .bind(snapshot.last_sequence)
+                        .bind(sqlx::types::Json(nul::encode(payload)))
+                        .bind(crate::upcast::snapshot_schema(snapshot.aggregate_type))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for statement in also.iter().chain(&destroying) {
+                    bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }.await);
+            match result {
+                Ok(true) => break sealed,
+                Ok(false) if attempts < 3 => attempts += 1,
+                Ok(false) => {
+                    return Err(AppendError::Store(StoreError::Crypto(
+                        "data keys kept being created concurrently",
+                    )))
+                }
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    return Err(AppendError::Conflict)
+                }
+                Err(error) => return Err(AppendError::Store(error.into())),
             }
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Err(AppendError::Conflict)
-            }
-            Err(error) => Err(AppendError::Store(error.into())),
+        };
+        self.vault.stored(sealed.fresh, sealed.generation);
+        if !destroying.is_empty() {
+            self.vault.forget();
         }
+        if !events.is_empty() {
+            self.appended
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
+        Ok(())
     }
 }
 

@@ -279,9 +279,10 @@ async fn events_written_before_sealing_are_sealed_and_earlier_erasures_take_hold
     let (database, _, _) = switchboard::startup::connect_store(&fresh.config, &keys)
         .await
         .expect("store");
-    let old = switchboard_store::EventRepository::new_unsealed_for_benchmarks(
+    let in_clear = MasterKeys::new(TEST_MASTER_KEY, &[]).expect("key");
+    let old = switchboard_store::EventRepository::new(
         database.clone(),
-        keys.clone(),
+        Arc::new(in_clear.in_clear_for_benchmarks()),
     );
     let kept = inbound("34600000001", 1, "kept words of Ana");
     let gone = inbound("34600000002", 2, "gone words of Bea");
@@ -345,7 +346,63 @@ async fn events_written_before_sealing_are_sealed_and_earlier_erasures_take_hold
     );
 }
 
+/// Two writers (two instances: caches of their own) appending a new customer's first message
+/// at the same moment both generate its keys; one writer's keys are stored, the other's append
+/// is sealed again with them: every message reads back.
+async fn writers_creating_the_same_keys_at_once_both_seal_with_the_stored_ones(backend: Backend) {
+    let fresh = crate::helpers::FreshDatabase::new(backend).await;
+    let keys = crate::helpers::test_master_keys();
+    let (database, _, _) = switchboard::startup::connect_store(&fresh.config, &keys)
+        .await
+        .expect("store");
+    let one = switchboard_store::EventRepository::new(database.clone(), keys.clone());
+    let two = switchboard_store::EventRepository::new(database.clone(), keys);
+    for round in 0..12i64 {
+        let customer = format!("3460000{round:04}");
+        let first = [inbound(
+            &customer,
+            round * 2,
+            &format!("first words {round}"),
+        )];
+        let second = [inbound(
+            &customer,
+            round * 2 + 1,
+            &format!("second words {round}"),
+        )];
+        let (a, b) = tokio::join!(one.append(&first, &[], &[]), two.append(&second, &[], &[]));
+        a.expect("first append");
+        b.expect("second append");
+    }
+    let read = one
+        .read_all(switchboard_store::LogCursor::START, 100)
+        .await
+        .expect("read");
+    let mut texts: Vec<String> = read
+        .iter()
+        .map(|e| {
+            e.payload["InboundReceived"]["content"]["body"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    texts.sort();
+    let mut expected: Vec<String> = (0..12)
+        .flat_map(|r| [format!("first words {r}"), format!("second words {r}")])
+        .collect();
+    expected.sort();
+    assert_eq!(texts, expected, "every message opens");
+    let stored: i64 = switchboard_store::with_pool!(&database, pool => sqlx::query_scalar(
+        "select count(*) from customer_keys").fetch_one(pool).await.expect("count"));
+    assert_eq!(
+        stored,
+        12 * 2,
+        "one identity and one content key per customer"
+    );
+}
+
 on_both_backends!(
+    writers_creating_the_same_keys_at_once_both_seal_with_the_stored_ones,
     events_written_before_sealing_are_sealed_and_earlier_erasures_take_hold,
     contents_older_than_the_retention_are_erased_and_newer_ones_kept,
     the_master_key_is_rotated_while_serving_and_the_old_one_is_then_not_needed,

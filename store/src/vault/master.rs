@@ -21,6 +21,8 @@ struct MasterKey {
 pub struct MasterKeys {
     current: MasterKey,
     previous: Vec<MasterKey>,
+    /// `false` only for benchmarks measuring what sealing costs.
+    seals: bool,
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -50,7 +52,22 @@ impl MasterKeys {
                 .filter(|s| !s.is_empty() && *s != current.trim())
                 .map(MasterKey::from_secret)
                 .collect::<Result<_, _>>()?,
+            seals: true,
         })
+    }
+
+    /// The same keys, but a store using them writes personal data in clear (and still opens
+    /// what is sealed). Only for benchmarks measuring the cost of sealing in the same run.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn in_clear_for_benchmarks(mut self) -> Self {
+        self.seals = false;
+        self
+    }
+
+    /// Whether a store using these keys seals personal data (always, outside benchmarks).
+    pub(crate) fn seals(&self) -> bool {
+        self.seals
     }
 
     /// The id of the current master key.
@@ -58,13 +75,14 @@ impl MasterKeys {
         &self.current.id
     }
 
-    /// A fresh random data key for key `id`, wrapped by the current master key.
-    pub(crate) fn generate(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+    /// A fresh random data key for key `id`, and the same wrapped by the current master key.
+    pub(crate) fn generate(&self, id: &str) -> Result<([u8; 32], Vec<u8>), StoreError> {
         let mut bytes = [0u8; 32];
         SystemRandom::new()
             .fill(&mut bytes)
             .map_err(|_| StoreError::Crypto("no randomness"))?;
-        self.wrap(id, &bytes)
+        let wrapped = self.wrap(id, &bytes)?;
+        Ok((bytes, wrapped))
     }
 
     /// Unwraps data key `id` wrapped by master key `master_id`; `None` when that master key is
@@ -172,7 +190,7 @@ mod tests {
     #[test]
     fn a_key_wrapped_by_a_rotated_out_master_key_still_unwraps_until_it_is_dropped() {
         let old = MasterKeys::new(A, &[]).unwrap();
-        let wrapped = old.generate("k1").unwrap();
+        let (_, wrapped) = old.generate("k1").unwrap();
         let rotated = MasterKeys::new(B, &[A.to_owned()]).unwrap();
         let bytes = rotated
             .unwrap(old.current_id(), "k1", &wrapped)

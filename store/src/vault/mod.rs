@@ -15,7 +15,7 @@ mod table;
 mod upgrade;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +26,8 @@ use serde_json::Value;
 use switchboard_domain::privacy;
 
 pub use master::{MasterKeys, MIN_MASTER_KEY_BYTES};
-pub(crate) use table::destroying;
+use seal::SealedPlans;
+pub(crate) use table::{destroying, insert_fresh, Fresh, CHUNK as KEYS_PER_STATEMENT};
 pub use table::{rewrap_all, wrapped_by_others};
 pub use upgrade::seal_existing;
 
@@ -38,6 +39,16 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// Data keys kept in memory.
 const CACHED_KEYS: usize = 50_000;
 
+/// What an append stores: event payloads and snapshot states sealed, and the keys generated
+/// for them, which the same transaction inserts.
+pub(crate) struct Sealed<'a> {
+    pub(crate) payloads: Vec<Cow<'a, Value>>,
+    pub(crate) snapshots: Vec<Value>,
+    pub(crate) fresh: Vec<Fresh>,
+    /// [`Vault::stored`]'s argument once committed.
+    pub(crate) generation: u64,
+}
+
 /// A data key as cached: `None` when it was destroyed.
 #[derive(Clone)]
 struct Cached {
@@ -48,7 +59,8 @@ struct Cached {
 /// The master keys and a bounded cache of unwrapped data keys.
 pub struct Vault {
     master: Arc<MasterKeys>,
-    /// `false` only for benchmarks measuring what sealing costs.
+    /// `false` only for benchmarks measuring what sealing costs
+    /// ([`MasterKeys::in_clear_for_benchmarks`]).
     seals: bool,
     /// Moves on with every [`Self::forget`]: a key read before it is not cached after it.
     generation: AtomicU64,
@@ -70,21 +82,11 @@ impl Vault {
     /// A vault over `master`.
     pub fn new(master: Arc<MasterKeys>) -> Self {
         Self {
+            seals: master.seals(),
             master,
-            seals: true,
             generation: AtomicU64::new(0),
             keys: Mutex::new(LruCache::new(CACHED_KEYS)),
             scopes: Mutex::new(LruCache::new(CACHED_KEYS)),
-        }
-    }
-
-    /// A vault that opens what is sealed but seals nothing: personal data is written in
-    /// clear. Only for benchmarks measuring the cost of sealing.
-    #[doc(hidden)]
-    pub fn unsealed_for_benchmarks(master: Arc<MasterKeys>) -> Self {
-        Self {
-            seals: false,
-            ..Self::new(master)
         }
     }
 
@@ -93,12 +95,15 @@ impl Vault {
         &self.master
     }
 
-    /// The keys sealing `scopes` (`(conversation, scope)`), created where missing.
-    pub(crate) async fn sealing_keys(
+    /// The keys sealing `scopes` (`(conversation, scope)`), those missing created and stored
+    /// now (`defer: false`) or generated and left to the caller to store with what they seal
+    /// ([`Sealed::fresh`], then [`Self::stored`]).
+    async fn sealing_keys(
         &self,
         database: &Database,
         scopes: &[(String, i64)],
-    ) -> Result<HashMap<(String, i64), (String, Arc<LessSafeKey>)>, StoreError> {
+        defer: bool,
+    ) -> Result<(SealedPlans, Vec<Fresh>), StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let mut found = HashMap::new();
         let mut ids = HashMap::new();
@@ -128,8 +133,20 @@ impl Vault {
                 None => missing.push(scope),
             }
         }
+        let mut fresh = Vec::new();
         if !missing.is_empty() {
-            let rows = table::ensure(database, &self.master, &missing).await?;
+            let rows = if defer {
+                let rows = table::find(database, &self.master, &missing).await?;
+                let stored: HashSet<_> = rows.iter().map(|(scope, _, _)| scope).collect();
+                missing.retain(|scope| !stored.contains(scope));
+                fresh = table::generate(&self.master, missing)?;
+                for new in &fresh {
+                    found.insert(new.scope.clone(), (new.id.clone(), new.key.clone()));
+                }
+                rows
+            } else {
+                table::ensure(database, &self.master, &missing).await?
+            };
             let now = Instant::now();
             let mut cached_scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
             let mut cached_keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
@@ -146,7 +163,29 @@ impl Vault {
                 found.insert(scope, (id, key));
             }
         }
-        Ok(found)
+        Ok((found, fresh))
+    }
+
+    /// Caches keys generated for an append once it committed (unless some key was destroyed
+    /// since the append began).
+    pub(crate) fn stored(&self, fresh: Vec<Fresh>, generation: u64) {
+        if fresh.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        for new in fresh {
+            scopes.insert(new.scope, (now, new.id.clone()));
+            let entry = Cached {
+                at: now,
+                key: Some(new.key),
+            };
+            keys.insert(new.id, entry);
+        }
     }
 
     /// The keys named `ids`; `None` for the destroyed ones.
@@ -198,12 +237,48 @@ impl Vault {
     }
 
     /// Event payloads `(aggregate type, aggregate id, payload)` as they are stored: those with
-    /// personal parts copied and sealed, the others borrowed.
+    /// personal parts copied and sealed, the others borrowed. Missing keys are created first.
     pub(crate) async fn sealed<'a>(
         &self,
         database: &Database,
         events: &[(&str, &str, &'a Value)],
     ) -> Result<Vec<Cow<'a, Value>>, StoreError> {
+        let sealed = self.sealing(database, events, &[], false).await?;
+        Ok(sealed.payloads)
+    }
+
+    /// Event payloads and snapshot states `(aggregate type, aggregate id, state)` as they are
+    /// stored, sealed with keys of which the missing ones are generated and returned
+    /// ([`Sealed::fresh`]) to be inserted by the appending transaction: no separate write for
+    /// them (on SQLite, a second turn at the one writer lock for every batch that starts a
+    /// conversation or an hour).
+    pub(crate) async fn sealed_for_append<'a>(
+        &self,
+        database: &Database,
+        events: &[(&str, &str, &'a Value)],
+        snapshots: &[(&str, &str, &Value)],
+    ) -> Result<Sealed<'a>, StoreError> {
+        self.sealing(database, events, snapshots, true).await
+    }
+
+    async fn sealing<'a>(
+        &self,
+        database: &Database,
+        events: &[(&str, &str, &'a Value)],
+        snapshots: &[(&str, &str, &Value)],
+        defer: bool,
+    ) -> Result<Sealed<'a>, StoreError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let snapshot_scopes: Vec<_> = snapshots
+            .iter()
+            .map(|(kind, id, state)| {
+                let conversation = self
+                    .seals
+                    .then(|| privacy::snapshot_conversation(kind, id, state))
+                    .flatten();
+                conversation.map(|c| (c, privacy::KeyScope::Identity.as_i64()))
+            })
+            .collect();
         let plans: Vec<_> = events
             .iter()
             .map(|(kind, id, payload)| {
@@ -213,12 +288,31 @@ impl Vault {
             })
             .collect();
         let mut scopes: Vec<_> = plans.iter().flatten().flat_map(seal::scopes).collect();
+        scopes.extend(snapshot_scopes.iter().flatten().cloned());
         if scopes.is_empty() {
-            return Ok(events.iter().map(|(_, _, p)| Cow::Borrowed(*p)).collect());
+            return Ok(Sealed {
+                payloads: events.iter().map(|(_, _, p)| Cow::Borrowed(*p)).collect(),
+                snapshots: snapshots.iter().map(|(_, _, s)| (*s).clone()).collect(),
+                fresh: Vec::new(),
+                generation,
+            });
         }
         scopes.sort_unstable();
         scopes.dedup();
-        let keys = self.sealing_keys(database, &scopes).await?;
+        let (keys, fresh) = self.sealing_keys(database, &scopes, defer).await?;
+        let mut sealed_snapshots = Vec::with_capacity(snapshots.len());
+        for ((_, aggregate_id, state), scope) in snapshots.iter().zip(&snapshot_scopes) {
+            let sealed = match scope {
+                Some(scope) => {
+                    let (id, key) = keys
+                        .get(scope)
+                        .ok_or(StoreError::Crypto("no snapshot key"))?;
+                    seal::seal_snapshot(id, key, aggregate_id, state)?
+                }
+                None => (*state).clone(),
+            };
+            sealed_snapshots.push(sealed);
+        }
         let mut sealed = Vec::with_capacity(events.len());
         for ((_, id, payload), plan) in events.iter().zip(&plans) {
             match plan {
@@ -230,7 +324,12 @@ impl Vault {
                 None => sealed.push(Cow::Borrowed(*payload)),
             }
         }
-        Ok(sealed)
+        Ok(Sealed {
+            payloads: sealed,
+            snapshots: sealed_snapshots,
+            fresh,
+            generation,
+        })
     }
 
     /// Opens sealed event payloads `(aggregate id, payload)` in place.
@@ -252,32 +351,6 @@ impl Vault {
             seal::open_payload(&keys, id, payload);
         }
         Ok(())
-    }
-
-    /// A snapshot's state as stored: sealed under its conversation's identity key when it
-    /// holds a customer.
-    pub(crate) async fn seal_snapshot(
-        &self,
-        database: &Database,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        state: &Value,
-    ) -> Result<Value, StoreError> {
-        let conversation = self
-            .seals
-            .then(|| privacy::snapshot_conversation(aggregate_type, aggregate_id, state))
-            .flatten();
-        let Some(conversation) = conversation else {
-            return Ok(state.clone());
-        };
-        let scope = (conversation, privacy::KeyScope::Identity.as_i64());
-        let keys = self
-            .sealing_keys(database, std::slice::from_ref(&scope))
-            .await?;
-        let (id, key) = keys
-            .get(&scope)
-            .ok_or(StoreError::Crypto("no snapshot key"))?;
-        seal::seal_snapshot(id, key, aggregate_id, state)
     }
 
     /// Stored snapshots `(aggregate id, payload)` opened; `None` for those whose key is gone.

@@ -15,9 +15,64 @@ use super::MasterKeys;
 use crate::{with_pool, Database, SqlValue, Statement, StoreError};
 
 /// Rows per statement.
-const CHUNK: usize = 400;
+pub(crate) const CHUNK: usize = 400;
 
 type KeyRow = (String, String, i64, Vec<u8>, String);
+
+/// A data key generated for a `(conversation, scope)`, not stored yet.
+pub(crate) struct Fresh {
+    pub(crate) scope: (String, i64),
+    pub(crate) id: String,
+    pub(crate) wrapped: Vec<u8>,
+    pub(crate) key: Arc<LessSafeKey>,
+    /// The master key that wrapped it.
+    pub(crate) master_id: String,
+}
+
+/// Fresh keys for `scopes`.
+pub(super) fn generate(
+    master: &MasterKeys,
+    scopes: Vec<(String, i64)>,
+) -> Result<Vec<Fresh>, StoreError> {
+    scopes
+        .into_iter()
+        .map(|scope| {
+            let id = random_id()?;
+            let (bytes, wrapped) = master.generate(&id)?;
+            Ok(Fresh {
+                scope,
+                id,
+                wrapped,
+                key: Arc::new(data_key(&bytes)?),
+                master_id: master.current_id().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Inserts fresh keys `($fresh: &[Fresh])` with `$executor`, keeping a concurrent creator's
+/// key where there is one; evaluates to the rows inserted.
+macro_rules! insert_fresh {
+    ($executor:expr, $fresh:expr) => {{
+        let mut inserted = 0u64;
+        for chunk in $fresh.chunks($crate::vault::KEYS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "insert into customer_keys (id, conversation_id, scope, wrapped, master_key) ",
+            );
+            insert.push_values(chunk, |mut row, fresh: &$crate::vault::Fresh| {
+                row.push_bind(fresh.id.as_str())
+                    .push_bind(fresh.scope.0.as_str())
+                    .push_bind(fresh.scope.1)
+                    .push_bind(fresh.wrapped.as_slice())
+                    .push_bind(fresh.master_id.as_str());
+            });
+            insert.push(" on conflict (conversation_id, scope) do nothing");
+            inserted += insert.build().execute($executor).await?.rows_affected();
+        }
+        inserted
+    }};
+}
+pub(crate) use insert_fresh;
 
 /// The keys of `scopes`, creating the missing ones (a concurrent creator's key wins).
 pub(super) async fn ensure(
@@ -25,27 +80,20 @@ pub(super) async fn ensure(
     master: &MasterKeys,
     scopes: &[(String, i64)],
 ) -> Result<Vec<((String, i64), String, Arc<LessSafeKey>)>, StoreError> {
+    let fresh = generate(master, scopes.to_vec())?;
+    let _: u64 = with_pool!(database, pool => insert_fresh!(pool, &fresh));
+    find(database, master, scopes).await
+}
+
+/// The stored keys of those of `scopes` that have one.
+pub(super) async fn find(
+    database: &Database,
+    master: &MasterKeys,
+    scopes: &[(String, i64)],
+) -> Result<Vec<((String, i64), String, Arc<LessSafeKey>)>, StoreError> {
     let mut found = Vec::with_capacity(scopes.len());
     for chunk in scopes.chunks(CHUNK) {
-        let mut fresh = Vec::with_capacity(chunk.len());
-        for (conversation, scope) in chunk {
-            let id = random_id()?;
-            let wrapped = master.generate(&id)?;
-            fresh.push((id, conversation.as_str(), *scope, wrapped));
-        }
         let rows: Vec<KeyRow> = with_pool!(database, pool => {
-            let mut insert = sqlx::QueryBuilder::new(
-                "insert into customer_keys (id, conversation_id, scope, wrapped, master_key) ",
-            );
-            insert.push_values(&fresh, |mut row, (id, conversation, scope, wrapped)| {
-                row.push_bind(id.as_str())
-                    .push_bind(*conversation)
-                    .push_bind(*scope)
-                    .push_bind(wrapped.as_slice())
-                    .push_bind(master.current_id());
-            });
-            insert.push(" on conflict (conversation_id, scope) do nothing");
-            insert.build().execute(pool).await?;
             let mut select = sqlx::QueryBuilder::new(
                 "select id, conversation_id, scope, wrapped, master_key from customer_keys where (conversation_id, scope) in (",
             );
