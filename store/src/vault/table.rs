@@ -93,21 +93,38 @@ pub(super) async fn find(
 ) -> Result<Vec<((String, i64), String, Arc<LessSafeKey>)>, StoreError> {
     let mut found = Vec::with_capacity(scopes.len());
     for chunk in scopes.chunks(CHUNK) {
-        let rows: Vec<KeyRow> = with_pool!(database, pool => {
-            let mut select = sqlx::QueryBuilder::new(
-                "select id, conversation_id, scope, wrapped, master_key from customer_keys where (conversation_id, scope) in (",
-            );
-            let mut list = select.separated(", ");
-            for (conversation, scope) in chunk {
-                list.push("(");
-                list.push_bind_unseparated(conversation.as_str());
-                list.push_unseparated(", ");
-                list.push_bind_unseparated(*scope);
-                list.push_unseparated(")");
+        let rows: Vec<KeyRow> = match database {
+            // Arrays joined on the unique index: a list of row values takes PostgreSQL's
+            // planner about a quarter of a second at 400 pairs.
+            Database::Postgres(pool) => {
+                let (conversations, hours): (Vec<&str>, Vec<i64>) =
+                    chunk.iter().map(|(c, s)| (c.as_str(), *s)).unzip();
+                sqlx::query_as(
+                    "select k.id, k.conversation_id, k.scope, k.wrapped, k.master_key
+                     from unnest($1::text[], $2::bigint[]) as wanted (conversation_id, scope)
+                     join customer_keys k using (conversation_id, scope)",
+                )
+                .bind(conversations)
+                .bind(hours)
+                .fetch_all(pool)
+                .await?
             }
-            select.push(")");
-            select.build_query_as().fetch_all(pool).await?
-        });
+            Database::Sqlite(pool) => {
+                let mut select = sqlx::QueryBuilder::new(
+                    "select id, conversation_id, scope, wrapped, master_key from customer_keys where (conversation_id, scope) in (",
+                );
+                let mut list = select.separated(", ");
+                for (conversation, scope) in chunk {
+                    list.push("(");
+                    list.push_bind_unseparated(conversation.as_str());
+                    list.push_unseparated(", ");
+                    list.push_bind_unseparated(*scope);
+                    list.push_unseparated(")");
+                }
+                select.push(")");
+                select.build_query_as().fetch_all(pool).await?
+            }
+        };
         for (id, conversation, scope, wrapped, master_id) in rows {
             let key = unwrap(master, &master_id, &id, &wrapped)?;
             found.push(((conversation, scope), id, key));
