@@ -560,7 +560,48 @@ async fn an_erased_customer_reads_erased_everywhere_and_others_are_untouched(bac
     assert!(verification.ok(), "{verification:?}");
 }
 
+/// An erasure whose clean-up failed midway (here: a pending send left behind) is made again:
+/// the customer, whose number the read models no longer hold, is still found, and what was
+/// left is cleaned up; a customer never seen is still not found.
+async fn an_erasure_made_again_cleans_up_what_a_failed_one_left(backend: Backend) {
+    let (_simulator, app, conversation, _) = a_customer_with_history(backend).await;
+    let path = format!("/api/customers/{CUSTOMER}");
+    let erase = || {
+        app.send_as(
+            &app.admin_token,
+            Method::DELETE,
+            &path,
+            Some(json!({"reason": "GDPR-18"})),
+        )
+    };
+    assert_eq!(erase().await.status(), 200);
+    app.settle().await;
+    let left = "insert into outbound_queue (message_id, conversation_id, phone_number_id, wa_id,
+        priority_rank, available_at, content) values ('wamid.left', $1, 'p', $2, 1, 4102444800000, 'left behind')";
+    switchboard_store::with_pool!(&app.database, pool => sqlx::query(left)
+        .bind(&conversation).bind(CUSTOMER).execute(pool).await.map(|_| ()).expect("insert"));
+
+    let again = erase().await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.expect("JSON");
+    assert_eq!(again["conversations"], json!([conversation]));
+    let pending: i64 = switchboard_store::with_pool!(&app.database, pool => sqlx::query_scalar(
+        "select count(*) from outbound_queue where conversation_id = $1")
+        .bind(&conversation).fetch_one(pool).await.expect("count"));
+    assert_eq!(pending, 0, "the pending send left behind is deleted");
+    let unknown = app
+        .send_as(
+            &app.admin_token,
+            Method::DELETE,
+            "/api/customers/15550001234",
+            Some(json!({"reason": "GDPR-19"})),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+}
+
 on_both_backends!(
+    an_erasure_made_again_cleans_up_what_a_failed_one_left,
     an_erased_customer_reads_erased_everywhere_and_others_are_untouched,
     a_customer_export_holds_everything_the_api_shows_and_nothing_else,
     an_export_needs_can_export_data_and_a_known_customer,

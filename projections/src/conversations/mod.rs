@@ -6,8 +6,8 @@ mod view;
 
 pub use inbox::{counts, list, Assignee, Counts, InboxFilter, Sort, WindowState};
 pub use view::{
-    assignments, due, get, get_many, latest_with_customer, of_customer, AssignmentRow,
-    ConversationView, CustomerView, LastMessageView, LockView,
+    assignments, due, erased_of_customer, get, get_many, latest_with_customer, of_customer,
+    AssignmentRow, ConversationView, CustomerView, LastMessageView, LockView,
 };
 
 use switchboard_domain::conversation::{ConversationEvent, ConversationStatus};

@@ -1,6 +1,7 @@
 //! The conversation as the inbox shows it, and the lookups of one conversation.
 
 use serde::Serialize;
+use switchboard_domain::{ConversationId, Customer, PhoneNumberId};
 use switchboard_store::{with_pool, Database};
 
 use crate::page::{rfc3339, rfc3339_opt};
@@ -195,6 +196,34 @@ pub async fn get(
     let row: Option<ConversationRow> = with_pool!(db, pool => sqlx::query_as(SQL)
         .bind(mode).bind(me).bind(id).fetch_optional(pool).await?);
     Ok(row.map(ConversationView::from))
+}
+
+/// The conversations a customer known as `customer` (their `wa_id` or user id) would have on
+/// each business number that has any, whose customer was erased: an erasure request made
+/// again (after a failure midway) finds them by their ids, the customer's number being gone
+/// from the read model.
+///
+/// # Errors
+/// Database failures.
+pub async fn erased_of_customer(
+    db: &Database,
+    customer: &str,
+) -> Result<Vec<String>, ProjectionError> {
+    let numbers: Vec<String> = with_pool!(db, pool => sqlx::query_scalar(
+        "select distinct phone_number_id from conversations").fetch_all(pool).await?);
+    let Some(customer) = Customer::new(Some(customer.to_owned()), None) else {
+        return Ok(Vec::new());
+    };
+    let mut erased = Vec::new();
+    for number in numbers {
+        let id = ConversationId::for_customer(&PhoneNumberId::new(number), &customer).to_string();
+        let found: Option<String> = with_pool!(db, pool => sqlx::query_scalar(
+            "select id from conversations where id = $1
+             and (customer_wa_id = '[erased]' or customer_user_id = '[erased]')")
+            .bind(&id).fetch_optional(pool).await?);
+        erased.extend(found);
+    }
+    Ok(erased)
 }
 
 /// Every conversation with one customer, known by their `wa_id` (digits) or their

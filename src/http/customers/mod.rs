@@ -162,6 +162,8 @@ struct Erased {
 
 /// Erase one customer (a data-protection erasure request; admins, with a reason): their
 /// conversations' messages, notes, name and number read `[erased]` everywhere from now on.
+/// Made again for a customer already erased, it cleans up what is left (pending sends, files)
+/// and answers the same conversations.
 #[utoipa::path(delete, path = "/api/customers/{id}", operation_id = "eraseCustomer",
     tag = "conversations",
     params(("id" = String, Path, description = "The customer's WhatsApp number (any spelling) or business-scoped user id")),
@@ -182,12 +184,14 @@ async fn erase(
     }
     let customer = customer_key(&id);
     let found = conversations::of_customer(&state.database, &customer).await?;
-    if found.is_empty() {
+    // Erased by an earlier request that failed before its clean-up ended: cleaned up again.
+    let earlier = conversations::erased_of_customer(&state.database, &customer).await?;
+    if found.is_empty() && earlier.is_empty() {
         return Err(ApiError::NotFound("customer"));
     }
     let now = state.clock.now();
     let metadata = actor_metadata(Some(auth.actor.agent_id), now);
-    let mut erased = Vec::with_capacity(found.len());
+    let mut erased = Vec::with_capacity(found.len() + earlier.len());
     for conversation in found {
         let command = ConversationCommand::EraseCustomer {
             reason: request.reason.clone(),
@@ -199,16 +203,11 @@ async fn erase(
             .conversations
             .execute(&conversation.id, command, &metadata)
             .await?;
-        crate::outbox::forget_conversation(&state.database, &conversation.id).await?;
-        crate::media::retention::forget_conversation(
-            &state.database,
-            &state.frameworks,
-            &state.media,
-            &conversation.id,
-            now,
-        )
-        .await?;
         erased.push(conversation.id);
+    }
+    erased.extend(earlier);
+    for conversation in &erased {
+        clean_up(&state, conversation, now).await?;
     }
     let raw_webhooks_deleted =
         crate::webhooks::retention::forget_customer(&state.database, &customer).await?;
@@ -217,6 +216,24 @@ async fn erase(
         conversations: erased,
         raw_webhooks_deleted,
     }))
+}
+
+/// What an erased conversation leaves outside the log: sends not yet made, and its files.
+async fn clean_up(
+    state: &AppState,
+    conversation: &str,
+    now: switchboard_domain::Timestamp,
+) -> Result<(), ApiError> {
+    crate::outbox::forget_conversation(&state.database, conversation).await?;
+    crate::media::retention::forget_conversation(
+        &state.database,
+        &state.frameworks,
+        &state.media,
+        conversation,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// A conversation's whole timeline, page after page.
