@@ -138,12 +138,12 @@ async fn postgres_restarts_under_load_lose_no_acknowledged_webhook() {
         "only {} acknowledged",
         acknowledged.len()
     );
-    // The outage is proven by readiness. Webhooks may all have waited for a connection and
-    // been stored once PostgreSQL was back (answered 200 only then, which is correct): whether
-    // some met a broken connection and were answered 503 depends on timing.
+    // The outage is proven by readiness answering 503 or by webhooks answered 503: which of
+    // them meets it depends on timing (a webhook or a probe may wait for a connection and be
+    // answered once PostgreSQL is back, which is correct).
     assert!(
-        seen.contains(&503) && seen.contains(&200),
-        "readiness answers: {seen:?} (did PostgreSQL restart?)"
+        seen.contains(&200) && (seen.contains(&503) || unavailable > 0),
+        "readiness answers {seen:?}, {unavailable} webhooks answered 503 (did PostgreSQL restart?)"
     );
 
     // Processing resumes by itself: every acknowledged webhook becomes its message, once.
