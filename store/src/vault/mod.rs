@@ -147,44 +147,44 @@ impl Vault {
             } else {
                 table::ensure(database, &self.master, &missing).await?
             };
-            let now = Instant::now();
-            let mut cached_scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
-            let mut cached_keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-            let current = self.generation.load(Ordering::SeqCst) == generation;
-            for (scope, id, key) in rows {
-                if current {
-                    cached_scopes.insert(scope.clone(), (now, id.clone()));
-                    let entry = Cached {
-                        at: now,
-                        key: Some(key.clone()),
-                    };
-                    cached_keys.insert(id.clone(), entry);
-                }
-                found.insert(scope, (id, key));
+            for (scope, id, key) in &rows {
+                found.insert(scope.clone(), (id.clone(), key.clone()));
             }
+            self.remember(rows, generation);
         }
         Ok((found, fresh))
     }
 
-    /// Caches keys generated for an append once it committed (unless some key was destroyed
-    /// since the append began).
+    /// Caches keys generated for an append once it committed.
     pub(crate) fn stored(&self, fresh: Vec<Fresh>, generation: u64) {
-        if fresh.is_empty() {
-            return;
-        }
+        self.remember(
+            fresh.into_iter().map(|new| (new.scope, new.id, new.key)),
+            generation,
+        );
+    }
+
+    /// Caches stored keys `(scope, id, key)` for sealing and opening, unless some key was
+    /// destroyed since `generation` was read (they may be among them).
+    fn remember(
+        &self,
+        rows: impl IntoIterator<Item = ((String, i64), String, Arc<LessSafeKey>)>,
+        generation: u64,
+    ) {
         let now = Instant::now();
         let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        for new in fresh {
-            scopes.insert(new.scope, (now, new.id.clone()));
-            let entry = Cached {
-                at: now,
-                key: Some(new.key),
-            };
-            keys.insert(new.id, entry);
+        for (scope, id, key) in rows {
+            scopes.insert(scope, (now, id.clone()));
+            keys.insert(
+                id,
+                Cached {
+                    at: now,
+                    key: Some(key),
+                },
+            );
         }
     }
 
