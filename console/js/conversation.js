@@ -5,16 +5,17 @@ import { api } from './api.js';
 import * as live from './live.js';
 import { t } from './i18n.js';
 import { currentLock, time, windowText } from './format.js';
-import { useLive } from './inbox.js';
+import { readAfter, useLive } from './inbox.js';
 import { Timeline } from './timeline.js';
 import { Composer } from './composer.js';
 
-/** Every message of a conversation, oldest first (the API pages forward). */
-async function allMessages(id) {
+/** Every message of a conversation, oldest first (the API pages forward), including `seen`. */
+async function allMessages(id, seen) {
   let items = [];
   let cursor = null;
+  const after = readAfter(seen);
   for (let page = 0; page < 20; page += 1) {
-    const answer = await api('GET', `/api/conversations/${encodeURIComponent(id)}/messages?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const answer = await api('GET', `/api/conversations/${encodeURIComponent(id)}/messages?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}${after && !cursor ? `&${after}` : ''}`);
     items = items.concat(answer.items);
     cursor = answer.next_cursor;
     if (!cursor) break;
@@ -43,9 +44,10 @@ export function Conversation({ id, me, agents, onBack }) {
   const [replyTo, setReplyTo] = useState(null);
   const [, tick] = useState(0);
 
-  useLive(async (isCurrent) => {
+  useLive(async (isCurrent, seen) => {
     try {
-      const [view, items] = await Promise.all([api('GET', `/api/conversations/${path}`), allMessages(id)]);
+      const after = readAfter(seen);
+      const [view, items] = await Promise.all([api('GET', `/api/conversations/${path}${after ? `?${after}` : ''}`), allMessages(id, seen)]);
       if (!isCurrent()) return;
       setConversation(view);
       setMessages(items);

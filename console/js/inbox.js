@@ -9,24 +9,36 @@ const TABS = { mine: 'assignee=me', unassigned: 'assignee=none', all: '' };
 const STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
 
 /**
+ * The query parameter that makes a read include the event at `seen`: read models follow the
+ * log a moment behind, and a list loaded on a socket event must not show the time before it.
+ */
+export const readAfter = (seen) => (seen === null ? '' : `min_position=${seen}`);
+
+/**
  * Calls `load` now, and again whenever the log says something changed: at most every 100 ms
  * (a burst of events is one reload, and a steady stream still reloads), and only the answer of
- * the newest load is kept (`load(isCurrent)`: apply the result only while `isCurrent()`).
+ * the newest load is kept (`load(isCurrent, seen)`: apply the result only while `isCurrent()`;
+ * `seen` is the position of the newest event that caused it, for `readAfter`).
  */
 export function useLive(load, deps, concerns = () => true) {
   const timer = useRef(null);
   const sequence = useRef(0);
   useEffect(() => {
+    let seen = null;
     const run = () => {
       timer.current = null;
       const mine = ++sequence.current;
-      load(() => mine === sequence.current);
+      load(() => mine === sequence.current, seen);
     };
     run();
     const again = () => {
       timer.current ??= setTimeout(run, 100);
     };
-    const offEvent = live.on('event', (envelope) => concerns(envelope) && again());
+    const offEvent = live.on('event', (envelope) => {
+      if (!concerns(envelope)) return;
+      if (typeof envelope.position === 'number') seen = Math.max(seen ?? 0, envelope.position);
+      again();
+    });
     const offStatus = live.on('status', (up) => up && again());
     return () => {
       offEvent();
@@ -46,11 +58,12 @@ export function Inbox({ selected, onSelect, agents }) {
   const [error, setError] = useState('');
 
   const params = [TABS[tab], status && `status=${status}`, query && `q=${encodeURIComponent(query)}`].filter(Boolean).join('&');
-  useLive(async (isCurrent) => {
+  useLive(async (isCurrent, seen) => {
     try {
-      const filters = [status && `status=${status}`, query && `q=${encodeURIComponent(query)}`].filter(Boolean).join('&');
+      const filters = [status && `status=${status}`, query && `q=${encodeURIComponent(query)}`, readAfter(seen)].filter(Boolean).join('&');
+      const after = readAfter(seen);
       const [list, tabCounts] = await Promise.all([
-        api('GET', `/api/conversations?limit=100${params ? `&${params}` : ''}`),
+        api('GET', `/api/conversations?limit=100${params ? `&${params}` : ''}${after ? `&${after}` : ''}`),
         api('GET', `/api/conversations/counts${filters ? `?${filters}` : ''}`),
       ]);
       if (!isCurrent()) return;

@@ -28,6 +28,7 @@ pub mod account_notifications;
 pub mod agents;
 pub mod analytics;
 pub mod api_keys;
+pub mod applied;
 pub mod assignment;
 pub mod conversations;
 mod decode;

@@ -11,7 +11,7 @@ use switchboard_projections::ReadScope;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::extract::{AuthAgent, PageParams, Query};
+use crate::http::extract::{AuthAgent, PageParams, Query, ReadAfter, ReadAfterParams};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
 
@@ -60,11 +60,12 @@ struct ConversationDetail {
 
 /// One conversation, with its SLA due times.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
-    params(("id" = String, Path, description = "Conversation id")),
+    params(("id" = String, Path, description = "Conversation id"), ReadAfterParams),
     security(("bearer" = [])), responses((status = 200, body = ConversationDetail), Errors))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthAgent,
+    _: ReadAfter,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationDetail>, ApiError> {
     let conversation = visible(&state, &auth, &id).await?;
@@ -81,11 +82,12 @@ async fn detail(
 
 /// A conversation's messages in chat order (Meta's timestamps).
 #[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "conversations",
-    params(("id" = String, Path, description = "Conversation id"), PageParams),
+    params(("id" = String, Path, description = "Conversation id"), PageParams, ReadAfterParams),
     security(("bearer" = [])), responses((status = 200, body = Page<MessageView>), Errors))]
 async fn list_messages(
     State(state): State<AppState>,
     auth: AuthAgent,
+    _: ReadAfter,
     Path(id): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<MessageView>>, ApiError> {

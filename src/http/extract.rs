@@ -52,6 +52,63 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// How long a read waits for the read models to reach its `min_position`.
+pub const READ_AFTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `min_position`: a log position the caller has seen (a socket event's `position`); the read
+/// models are read once they have applied it (waiting at most [`READ_AFTER_WAIT`], then they
+/// are read as they stand). Extract it after the caller is authenticated.
+pub struct ReadAfter;
+
+/// The query parameter of [`ReadAfter`], for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ReadAfterParams {
+    /// A log position you have seen (a socket event's `position`): the answer includes that
+    /// event, waiting up to 2 s for the read models to apply it.
+    min_position: Option<i64>,
+}
+
+impl FromRequestParts<crate::http::AppState> for ReadAfter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::http::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let Some((_, value)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(name, _)| name == "min_position")
+        else {
+            return Ok(ReadAfter);
+        };
+        let position: i64 = value.parse().ok().filter(|p| *p >= 0).ok_or_else(|| {
+            ApiError::BadRequest("min_position: expected a log position (0 or more)".into())
+        })?;
+        let waited = switchboard_projections::applied::wait_until_applied(
+            &state.log,
+            &state.stopped_projections,
+            position,
+            READ_AFTER_WAIT,
+        )
+        .await;
+        match waited {
+            Ok(true) => Ok(ReadAfter),
+            Ok(false) => {
+                tracing::debug!(position, "read models not at min_position in time");
+                Ok(ReadAfter)
+            }
+            Err(switchboard_projections::ProjectionError::Store(
+                switchboard_store::StoreError::UnknownPosition(position),
+            )) => Err(ApiError::BadRequest(format!(
+                "min_position: no event at position {position}"
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
 /// Cursor pagination parameters shared by every list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

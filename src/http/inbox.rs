@@ -12,7 +12,7 @@ use switchboard_projections::ReadScope;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::extract::AuthAgent;
+use crate::http::extract::{AuthAgent, ReadAfter, ReadAfterParams};
 use crate::http::openapi::Errors;
 use crate::http::{ApiError, AppState};
 use switchboard_domain::conversation::Tag;
@@ -187,15 +187,17 @@ const VIEW_PARAMETERS: &[&str] = &[
     "sort",
     "cursor",
     "limit",
+    "min_position",
 ];
 
 /// The inbox as the caller's read scope allows: filters combine (all must hold), pages are
 /// stable while conversations arrive.
-#[utoipa::path(get, path = "/api/conversations", tag = "conversations", params(ViewParams),
+#[utoipa::path(get, path = "/api/conversations", tag = "conversations", params(ViewParams, ReadAfterParams),
     security(("bearer" = [])), responses((status = 200, body = Page<ConversationView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     auth: AuthAgent,
+    _: ReadAfter,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page<ConversationView>>, ApiError> {
     let mut view = parse(query.as_deref(), VIEW_PARAMETERS)?;
@@ -219,11 +221,12 @@ async fn list(
 
 /// Tab badges: conversations of the caller, of nobody, in all and per status, in the caller's
 /// scope and matching the same filters as the list (except `sort`, `cursor`, `limit`).
-#[utoipa::path(get, path = "/api/conversations/counts", operation_id = "countConversations", tag = "conversations", params(ViewParams),
+#[utoipa::path(get, path = "/api/conversations/counts", operation_id = "countConversations", tag = "conversations", params(ViewParams, ReadAfterParams),
     security(("bearer" = [])), responses((status = 200, body = Counts), Errors))]
 async fn counts(
     State(state): State<AppState>,
     auth: AuthAgent,
+    _: ReadAfter,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Counts>, ApiError> {
     let mut view = parse(query.as_deref(), VIEW_PARAMETERS)?;

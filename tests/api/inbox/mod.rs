@@ -2,6 +2,7 @@
 
 mod assignment;
 mod notes;
+mod read_after;
 mod search;
 mod views;
 
