@@ -22,7 +22,7 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     /// A query failed.
     #[error("read-model query failed")]
-    Query(#[from] sqlx::Error),
+    Query(#[source] sqlx::Error),
     /// The task writing a batch panicked or was cancelled (nothing of it was committed then,
     /// or all of it: the next batch's checkpoint guards tell).
     #[error("a projection batch's write was aborted")]
@@ -30,4 +30,11 @@ pub enum ProjectionError {
     /// A pagination cursor from a client does not parse.
     #[error("invalid cursor")]
     InvalidCursor,
+}
+
+impl From<sqlx::Error> for ProjectionError {
+    fn from(error: sqlx::Error) -> Self {
+        switchboard_store::database::note_failure(&error);
+        Self::Query(error)
+    }
 }

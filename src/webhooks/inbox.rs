@@ -112,7 +112,22 @@ async fn write_loop(
     }
 }
 
+/// Stores a group of webhooks; tried once more on a fresh connection when the first was found
+/// lost (a database restart, terminated sessions): a webhook is answered 503 only when the
+/// database cannot take it. Storing one twice is harmless, processing is idempotent.
 async fn insert_group(database: &Database, group: &[Pending]) -> Result<(), StoreError> {
+    match insert_group_once(database, group).await {
+        Err(StoreError::Database(error))
+            if switchboard_store::database::connection_lost(&error) =>
+        {
+            tracing::warn!(%error, "a database connection was lost; storing the webhooks again");
+            insert_group_once(database, group).await
+        }
+        other => other,
+    }
+}
+
+async fn insert_group_once(database: &Database, group: &[Pending]) -> Result<(), StoreError> {
     with_pool!(database, pool => {
         let mut insert = sqlx::QueryBuilder::new("insert into raw_webhooks (received_at, request_id, body) ");
         insert.push_values(group, |mut row, pending| {

@@ -90,7 +90,13 @@ impl WebhookProcessor {
             }
             let started = std::time::Instant::now();
             metrics::counter!(metrics_names::WEBHOOK_ATTEMPTS).increment(batch.len() as u64);
-            let mode = match self.process_together(&batch).await {
+            // Conversations as this process holds them first; if one was stale (another
+            // instance wrote to it), the batch conflicts and is tried again on fresh loads.
+            let together = match self.process_together(&batch, true).await {
+                Err(BatchError::Conflict) => self.process_together(&batch, false).await,
+                other => other,
+            };
+            let mode = match together {
                 Ok(()) => "batch",
                 Err(reason) => {
                     tracing::debug!(%reason, size = batch.len(), "batch redone one command at a time");
@@ -139,18 +145,30 @@ impl WebhookProcessor {
         payload::parse(&webhook.body, received_at, &self.extra_fields)
     }
 
-    /// The whole batch in one transaction: events and bookkeeping together.
+    /// The whole batch in one transaction: events and bookkeeping together; decided on the
+    /// conversations this process holds in memory when `held`, else on fresh loads.
     #[tracing::instrument(skip_all, fields(size = batch.len()))]
-    async fn process_together(&self, batch: &[ClaimedWebhook]) -> Result<(), BatchError> {
+    async fn process_together(
+        &self,
+        batch: &[ClaimedWebhook],
+        held: bool,
+    ) -> Result<(), BatchError> {
         let parsed: Vec<_> = batch.iter().map(|w| (w, self.parse(w))).collect();
         let touched: Vec<(&'static str, String)> = parsed
             .iter()
             .filter_map(|(_, p)| p.as_ref().ok())
             .flat_map(|p| p.instructions.iter().flat_map(targets))
             .collect();
-        let mut work = UnitOfWork::load(&self.log, &touched)
-            .await
-            .map_err(|e| BatchError::Load(error_chain(&e)))?;
+        let conversations = &self.frameworks.conversations;
+        let mut work = UnitOfWork::load(&self.log, &touched, |ids| {
+            if held {
+                conversations.held(ids)
+            } else {
+                HashMap::new()
+            }
+        })
+        .await
+        .map_err(|e| BatchError::Load(error_chain(&e)))?;
         let now = self.clock.now().unix_millis();
         let mut bookkeeping = Vec::with_capacity(batch.len());
         for (webhook, parsed) in parsed {

@@ -31,9 +31,22 @@ impl<A> Streams<A>
 where
     A: Aggregate<Services = ()>,
 {
-    async fn load(log: &EventRepository, ids: &[&str]) -> Result<Self, StoreError> {
+    /// `held` states are taken as they are; the other `ids` are loaded.
+    async fn load(
+        log: &EventRepository,
+        ids: &[&str],
+        mut held: HashMap<String, Loaded<A>>,
+    ) -> Result<Self, StoreError> {
+        let missing: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !held.contains_key(*id))
+            .collect();
+        if !missing.is_empty() {
+            held.extend(log.load_with_snapshots::<A>(&missing).await?);
+        }
         Ok(Self {
-            loaded: log.load_with_snapshots::<A>(ids).await?,
+            loaded: held,
             touched: Vec::new(),
         })
     }
@@ -109,13 +122,16 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
-    /// Loads every aggregate named in `targets` (`(aggregate type, id)` pairs).
+    /// Loads every aggregate named in `targets` (`(aggregate type, id)` pairs), except the
+    /// conversations `held` in memory already (if one is stale, the append fails as a
+    /// conflict: nothing is written).
     ///
     /// # Errors
     /// When the database fails or a stored event is unreadable.
     pub async fn load(
         log: &EventRepository,
         targets: &[(&'static str, String)],
+        held: impl FnOnce(&[&str]) -> HashMap<String, Loaded<Conversation>>,
     ) -> Result<Self, StoreError> {
         let ids_of = |kind: &str| -> Vec<&str> {
             let mut ids: Vec<&str> = targets
@@ -127,11 +143,13 @@ impl UnitOfWork {
             ids.dedup();
             ids
         };
+        let conversations = ids_of(Conversation::TYPE);
+        let held = held(&conversations);
         Ok(Self {
-            conversations: Streams::load(log, &ids_of(Conversation::TYPE)).await?,
-            messages: Streams::load(log, &ids_of(Message::TYPE)).await?,
-            templates: Streams::load(log, &ids_of(Template::TYPE)).await?,
-            accounts: Streams::load(log, &ids_of(BusinessAccount::TYPE)).await?,
+            conversations: Streams::load(log, &conversations, held).await?,
+            messages: Streams::load(log, &ids_of(Message::TYPE), HashMap::new()).await?,
+            templates: Streams::load(log, &ids_of(Template::TYPE), HashMap::new()).await?,
+            accounts: Streams::load(log, &ids_of(BusinessAccount::TYPE), HashMap::new()).await?,
             metadata: Value::Null,
             events: Vec::new(),
         })

@@ -46,6 +46,12 @@ impl<A> AggregateCache<A> {
         }
     }
 
+    /// The slot of `id`, if it has one (without making it the most recently used).
+    pub fn peek(&self, id: &str) -> Option<Arc<Slot<A>>> {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.peek(id).cloned()
+    }
+
     /// The slot of `id`, made empty if it has none. An evicted slot still in use by a command
     /// stays valid for it; the next command on that aggregate starts from a fresh load.
     pub fn slot(&self, id: &str) -> Arc<Slot<A>> {

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -11,6 +13,49 @@ use sqlx::{PgPool, SqlitePool};
 use crate::bind_all;
 use crate::sql::Statement;
 use crate::StoreError;
+
+/// How long a PostgreSQL connection may sit idle before it is checked again when lent.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// How long every connection is checked when lent after one was found lost.
+const CHECK_ALL_FOR: Duration = Duration::from_secs(5);
+
+/// Until when (milliseconds after [`since_start`]'s origin) every connection is checked before
+/// it is lent. Process-wide: a lost connection means the database restarted or its sessions
+/// were terminated, which takes the other connections of every pool to it along; checking
+/// too many only costs round trips.
+static CHECK_ALL_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn since_start() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(ORIGIN.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether `error` says the connection itself is gone (not the statement refused): the
+/// socket failed, or PostgreSQL ended the session (SQLSTATE classes 08 and 57P).
+pub fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(error) => error
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Takes note of a failed statement: a lost connection has every connection checked when
+/// lent for a while ([`CHECK_ALL_FOR`]), so that its lost siblings are replaced instead of
+/// failing a request each. Called by the storage errors' conversions.
+pub fn note_failure(error: &sqlx::Error) {
+    if connection_lost(error) {
+        let until = since_start().saturating_add(CHECK_ALL_FOR.as_millis() as u64);
+        CHECK_ALL_UNTIL.fetch_max(until, Ordering::Relaxed);
+    }
+}
+
+fn checking_all() -> bool {
+    since_start() < CHECK_ALL_UNTIL.load(Ordering::Relaxed)
+}
 
 /// Runs `$body` with `$pool` bound to the concrete pool of either backend.
 ///
@@ -115,6 +160,13 @@ impl Database {
 
     /// Connects (creating the SQLite file and its directory when needed).
     ///
+    /// A PostgreSQL connection is checked (a round trip) before it is lent only when it sat
+    /// idle for [`PING_AFTER_IDLE`]: sqlx's default checks every time, one round trip more for
+    /// every query (ingestion at full speed: 20–25 % more messages processed a second without
+    /// it). A connection lost while lent fails the statement it carries, as it would if lost
+    /// between the check and the statement; then every connection is checked for a while
+    /// ([`note_failure`]).
+    ///
     /// SQLite runs in WAL mode with `synchronous=FULL`: an acknowledged write survives a power
     /// loss, and readers never block the writer.
     ///
@@ -129,6 +181,15 @@ impl Database {
                 let pool = PgPoolOptions::new()
                     .max_connections(*max_connections)
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for < PING_AFTER_IDLE && !checking_all() {
+                                return Ok(true);
+                            }
+                            sqlx::Connection::ping(connection).await.map(|()| true)
+                        })
+                    })
                     .connect_with(options.as_ref().clone())
                     .await?;
                 Ok(Self::Postgres(pool))
@@ -156,6 +217,8 @@ impl Database {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(*max_connections)
                     .acquire_timeout(Duration::from_secs(30))
+                    // A file does not hang up: nothing to check before lending a connection.
+                    .test_before_acquire(false)
                     .after_release(|connection, _| Box::pin(left_clean(connection)))
                     .connect_with(options)
                     .await?;

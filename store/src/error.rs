@@ -1,11 +1,18 @@
 //! The storage boundary's error type.
 
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        crate::database::note_failure(&error);
+        Self::Database(error)
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed a statement, or could not be reached.
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// Applying migrations failed.
     #[error("migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -198,6 +198,20 @@ where
         Ok(answer)
     }
 
+    /// The states this process holds of those of `ids` it holds, as last loaded or appended
+    /// here. Any may be stale (another instance appended since): a decision on one is then
+    /// refused by the append (its sequence is taken), and the caller loads afresh.
+    pub fn held(&self, ids: &[&str]) -> HashMap<String, Loaded<A>> {
+        ids.iter()
+            .filter_map(|id| {
+                let slot = self.cache.peek(id)?;
+                let known = slot.known.borrow();
+                let loaded = known.as_ref()?.loaded.clone();
+                Some(((*id).to_owned(), loaded))
+            })
+            .collect()
+    }
+
     /// Takes note of aggregates another writer of this process has just appended to (their
     /// state after the append that ended `sent` instants ago), so that the next command on them
     /// needs no load. A slot whose writer lock is taken, or already holding a newer state, is

@@ -227,7 +227,76 @@ async fn a_version_moved_on_elsewhere_is_the_version_checked_here(backend: Backe
     assert_eq!(error_code(renewed).await, "conversation_changed");
 }
 
+/// The webhook processor decides on the conversations its instance holds in memory; one that
+/// another instance wrote to since is stale, the append is refused, and the batch is decided
+/// again on what the log holds: nothing lost, nothing applied twice.
+async fn a_webhook_processor_holding_a_stale_conversation_decides_again_on_the_log(
+    backend: Backend,
+) {
+    let first = TestApp::spawn(backend).await;
+    let second = first
+        .another_instance(|s| s.workers.process_webhooks = false)
+        .await;
+    let (_, yuri) = writer(&first, "yuri").await;
+    let yuri = second.login(&yuri, PASSWORD).await;
+    // Processed by the first instance, which now holds the conversation.
+    let conversation = conversation_with(&first, "4930000000904").await;
+    // The second one appends to it (a lock taken and released).
+    assert_eq!(
+        lock(&second, &yuri, &conversation, None).await.status(),
+        200
+    );
+    let path = format!("/api/conversations/{conversation}/lock");
+    let released = second.send_as(&yuri, Method::DELETE, &path, None).await;
+    assert_eq!(released.status(), 200);
+
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "metadata": {"phone_number_id": "120000000000001"},
+        "contacts": [{"wa_id": "4930000000904", "profile": {"name": "again"}}],
+        "messages": [{"from": "4930000000904", "id": "wamid.again904", "timestamp": "1780000100",
+                      "type": "text", "text": {"body": "still there?"}}]}}]}]});
+    let response = first.post_webhook(body.to_string().as_bytes()).await;
+    assert_eq!(response.status(), 200);
+    first.settle().await;
+
+    let texts: Vec<String> = first
+        .messages(&conversation)
+        .await
+        .iter()
+        .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(texts, ["hello", "still there?"]);
+    let events = first
+        .log()
+        .events_of("Conversation", &[conversation.as_str()])
+        .await
+        .expect("events");
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "ConversationCustomerMessageReceived")
+            .count(),
+        2,
+        "{types:?}"
+    );
+    assert_eq!(
+        types.last(),
+        Some(&"ConversationCustomerMessageReceived"),
+        "decided after the lock's events: {types:?}"
+    );
+    let attempts: Vec<(String, i64)> = switchboard_store::with_pool!(&first.database, pool =>
+        sqlx::query_as("select status, cast(attempts as bigint) from raw_webhooks order by id")
+            .fetch_all(pool).await.expect("webhooks"));
+    assert_eq!(
+        attempts,
+        [("processed".to_owned(), 1), ("processed".to_owned(), 1)],
+        "each webhook processed at its first attempt"
+    );
+}
+
 on_both_backends!(
+    a_webhook_processor_holding_a_stale_conversation_decides_again_on_the_log,
     a_logout_on_one_instance_ends_the_session_on_the_other_within_the_bound,
     a_deactivation_on_one_instance_applies_on_the_other_within_the_bound,
     a_lock_released_on_one_instance_is_free_on_the_other_at_once,
