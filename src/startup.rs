@@ -17,7 +17,7 @@ use crate::auth::{passwords, Auth};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::cqrs::{framework, Frameworks};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Shared};
 use crate::telemetry::error_chain;
 use crate::webhooks::inbox::WebhookInbox;
 use crate::webhooks::processor::WebhookProcessor;
@@ -96,7 +96,7 @@ impl Application {
             Arc::clone(&auth.keys),
             Arc::clone(&clock),
         ));
-        let state = AppState {
+        let state = AppState::new(Shared {
             database,
             log,
             inbox,
@@ -123,7 +123,7 @@ impl Application {
             )),
             edge: Arc::new(settings.edge.clone()),
             limits,
-        };
+        });
         Ok(Self {
             first_admin,
             listener,

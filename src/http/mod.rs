@@ -57,9 +57,29 @@ use crate::workers::health::WorkerHealth;
 /// The header that carries the request id, accepted from clients or generated.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// What handlers share.
+/// What handlers share: one allocation, so that the per-request clones axum makes of the state
+/// (each extractor and middleware takes its own) cost one reference count, not one per field
+/// (they took 3 % of the CPU while ingesting at full speed).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state of a server.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     /// The read side.
     pub database: Database,
     /// The event log.
