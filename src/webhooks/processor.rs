@@ -73,9 +73,17 @@ impl WebhookProcessor {
     /// # Errors
     /// When claiming or marking fails (database trouble).
     pub async fn drain(&self) -> Result<u64, StoreError> {
+        self.drain_until(&|| false).await
+    }
+
+    /// [`Self::drain`], claiming no further batch once `stopping()`: a server shutting down
+    /// finishes the batch it holds and leaves the rest pending, rather than be aborted at the
+    /// deadline holding a claim that keeps its webhooks from every other worker until the
+    /// claim times out.
+    async fn drain_until(&self, stopping: &(dyn Fn() -> bool + Sync)) -> Result<u64, StoreError> {
         let mut handled = 0;
         self.release_unreleased().await?;
-        loop {
+        while !stopping() {
             let now = self.clock.now().unix_millis();
             let claim_ms = i64::try_from(self.settings.webhook_claim.as_millis()).unwrap_or(60_000);
             let batch = inbox::claim(
@@ -113,6 +121,7 @@ impl WebhookProcessor {
                 .record(started.elapsed().as_secs_f64());
             handled += batch.len() as u64;
         }
+        Ok(handled)
     }
 
     /// Runs until `shutdown` fires, waking when the inbox stores something and polling
@@ -125,7 +134,8 @@ impl WebhookProcessor {
     ) {
         loop {
             health.beat(Worker::WebhookProcessor);
-            if let Err(error) = self.drain().await {
+            let stopping = || *shutdown.borrow();
+            if let Err(error) = self.drain_until(&stopping).await {
                 tracing::error!(error = %error_chain(&error), "webhook processing stalled; retrying");
             }
             tokio::select! {
