@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
+use cqrs_es::AggregateError;
 use sha2::{Digest, Sha256};
-use switchboard_domain::message::{MediaOutcome, MessageCommand};
+use switchboard_domain::message::{MediaOutcome, MessageCommand, MessageError};
 use switchboard_store::{with_pool, Database, SqlValue, Statement, StoreError};
 use tokio::sync::watch;
 
@@ -47,6 +48,8 @@ const RETRY: &str = "update media_fetches set claimed_until = null, available_at
 /// Recorded: not to be claimed again, even before the read model shows the outcome.
 const DONE: &str = "update media_fetches set claimed_until = null, available_at = $1
     where media_id = $2";
+/// Messages keeping the file of a checksum.
+const KEPT: &str = "select count(*) from media_files where sha256 = $1 and status = 'stored'";
 /// Rows of files the read model shows settled: no longer needed.
 const FORGET: &str = "delete from media_fetches where media_id in
     (select id from media_files where status <> 'pending')";
@@ -144,17 +147,41 @@ impl MediaFetcher {
             },
         };
         let now = self.clock.now();
+        let fetched = match &outcome {
+            MediaOutcome::Stored { sha256, .. } => Some(sha256.clone()),
+            MediaOutcome::Unavailable { .. } => None,
+        };
         let command = MessageCommand::RecordMedia { outcome, at: now };
         let metadata = actor_metadata(None, now);
-        if let Err(error) =
-            crate::cqrs::execute(&self.frameworks.messages, id, command, &metadata).await
-        {
-            tracing::error!(media_id = %id, %error, "media outcome not recorded; will retry");
-            return Ok(());
+        match crate::cqrs::execute(&self.frameworks.messages, id, command, &metadata).await {
+            Ok(()) => {}
+            // Given up while it was being fetched (its customer erased): keep nothing.
+            Err(AggregateError::UserError(MessageError::MediaNotKept)) => {
+                if let Some(sha256) = fetched {
+                    self.discard(&sha256).await?;
+                }
+            }
+            Err(error) => {
+                tracing::error!(media_id = %id, %error, "media outcome not recorded; will retry");
+                return Ok(());
+            }
         }
         self.database
             .execute_atomically(&[Statement::new(DONE, vec![NEVER.into(), id.into()])])
             .await
+    }
+
+    /// Deletes a fetched file no message is to keep, unless another message keeps the same
+    /// bytes.
+    async fn discard(&self, sha256: &str) -> Result<(), StoreError> {
+        let held: i64 = with_pool!(&self.database, pool => sqlx::query_scalar(KEPT)
+            .bind(sha256).fetch_one(pool).await?);
+        if held == 0 {
+            if let Err(error) = self.store.delete(sha256).await {
+                tracing::warn!(%sha256, %error, "a file fetched for an erased message was not deleted");
+            }
+        }
+        Ok(())
     }
 
     /// Asks Meta where the file is, downloads, checks and keeps it.

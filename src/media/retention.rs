@@ -113,13 +113,15 @@ impl Retention {
 }
 
 const OF_CONVERSATION: &str = "select id, sha256 from media_files
-    where conversation_id = $1 and status = 'stored'";
+    where conversation_id = $1 and status in ('stored', 'pending')";
 const HELD_ELSEWHERE: &str = "select count(*) from media_files
     where sha256 = $1 and status = 'stored' and (conversation_id is null or conversation_id <> $2)";
 
 /// An erasure request's files: every stored file of `conversation` is recorded deleted on its
 /// message (`MessageMediaDeleted`, reason `erased`) and removed from storage, unless a message
-/// of another conversation holds the same bytes. Returns how many.
+/// of another conversation holds the same bytes; every file not yet fetched is given up
+/// (`MessageMediaUnavailable`, reason `erased`: a fetch in flight then keeps nothing, see
+/// [`crate::media::fetch`]). Returns how many.
 ///
 /// # Errors
 /// Database failures; a record that fails or a file storage cannot delete is logged and left.

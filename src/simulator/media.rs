@@ -2,7 +2,7 @@
 //! download URL with the type, checksum and size (a string, as Meta sends it); the URL needs
 //! the bearer token and expires. Tests add files through `POST /control/media` (or
 //! [`super::Simulator::add_media`]) and script faults: downloads answered 500 a number of times,
-//! URLs issued already expired, a wrong checksum.
+//! URLs issued already expired, a wrong checksum, slow downloads.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +41,9 @@ pub struct MediaFile {
     /// URLs issued already expired (their download answers 404).
     #[serde(default)]
     pub expired_urls: u32,
+    /// Milliseconds each download takes before its bytes come (a slow network).
+    #[serde(default)]
+    pub download_delay_ms: u64,
 }
 
 /// Every file, and the URLs issued.
@@ -148,26 +151,40 @@ pub(super) async fn download(
     _token: Authorized,
     Query(download): Query<Download>,
 ) -> Response {
+    let (mime_type, bytes, delay) = match serve(&shared, download) {
+        Ok(served) => served,
+        Err(status) => return status.into_response(),
+    };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    ([(axum::http::header::CONTENT_TYPE, mime_type)], bytes).into_response()
+}
+
+/// What a download answers (the type, the bytes, how long it takes), or its error status.
+fn serve(shared: &Shared, download: Download) -> Result<(String, Vec<u8>, u64), StatusCode> {
     let Ok(mut library) = shared.media.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
     };
     let live = library
         .urls
         .get(&download.token)
         .is_some_and(|(id, expires)| *id == download.mid && Instant::now() < *expires);
     if !live {
-        return StatusCode::NOT_FOUND.into_response();
+        return Err(StatusCode::NOT_FOUND);
     }
     let Some((file, bytes)) = library.files.get_mut(&download.mid) else {
-        return StatusCode::NOT_FOUND.into_response();
+        return Err(StatusCode::NOT_FOUND);
     };
     if file.failing_downloads > 0 {
         file.failing_downloads -= 1;
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
     }
-    let (mime_type, bytes) = (file.mime_type.clone(), bytes.clone());
+    let served = (
+        file.mime_type.clone(),
+        bytes.clone(),
+        file.download_delay_ms,
+    );
     *library.downloads.entry(download.mid).or_default() += 1;
-    ([(axum::http::header::CONTENT_TYPE, mime_type)], bytes).into_response()
+    Ok(served)
 }
 
 /// `POST /{version}/{phone-number-id}/media` (multipart `messaging_product`, `type`, `file`):

@@ -39,6 +39,7 @@ mod nul_bytes;
 mod permissions;
 mod privacy;
 mod privacy_keys;
+mod privacy_media;
 mod quick_replies;
 mod realtime;
 mod receiver;

@@ -90,6 +90,8 @@ impl Message {
         match command {
             MessageCommand::ForgetMedia { reason, at } => Ok(if self.media_kept {
                 vec![MessageEvent::MediaDeleted { reason, at }]
+            } else if self.has_media && !self.media_settled {
+                vec![MessageEvent::MediaUnavailable { reason, at }]
             } else {
                 vec![]
             }),
@@ -98,7 +100,13 @@ impl Message {
                     return Err(MessageError::NoMedia);
                 }
                 if self.media_settled {
-                    return Ok(vec![]);
+                    // Recorded before (a retry) when the file is kept; given up otherwise.
+                    return match outcome {
+                        MediaOutcome::Stored { .. } if !self.media_kept => {
+                            Err(MessageError::MediaNotKept)
+                        }
+                        _ => Ok(vec![]),
+                    };
                 }
                 Ok(vec![match outcome {
                     MediaOutcome::Stored {
@@ -450,6 +458,103 @@ mod tests {
             referral: None,
             errors: vec![],
         }
+    }
+
+    fn image_received() -> MessageEvent {
+        let media = crate::message::Media {
+            id: Some("meta-media-1".into()),
+            ..Default::default()
+        };
+        match received() {
+            MessageEvent::InboundReceived {
+                conversation_id,
+                phone_number_id,
+                customer,
+                profile_name,
+                sent_at,
+                ..
+            } => MessageEvent::InboundReceived {
+                conversation_id,
+                phone_number_id,
+                customer,
+                profile_name,
+                sent_at,
+                content: MessageContent::Image(media),
+                context: None,
+                referral: None,
+                errors: vec![],
+            },
+            other => other,
+        }
+    }
+    fn forget() -> MessageCommand {
+        MessageCommand::ForgetMedia {
+            reason: "erased".into(),
+            at: t(5),
+        }
+    }
+    fn stored() -> MediaOutcome {
+        MediaOutcome::Stored {
+            sha256: "ab".repeat(32),
+            size: 3,
+            mime_type: "image/jpeg".into(),
+        }
+    }
+    fn kept() -> MessageEvent {
+        MessageEvent::MediaStored {
+            sha256: "ab".repeat(32),
+            size: 3,
+            mime_type: "image/jpeg".into(),
+            at: t(1),
+        }
+    }
+
+    #[test]
+    fn a_file_given_up_before_its_fetch_ended_is_not_kept_by_the_fetch() {
+        let given_up = MessageEvent::MediaUnavailable {
+            reason: "erased".into(),
+            at: t(5),
+        };
+        MessageTest::with(())
+            .given(vec![image_received()])
+            .when(forget())
+            .then_expect_events(vec![given_up.clone()]);
+        let late = MessageCommand::RecordMedia {
+            outcome: stored(),
+            at: t(6),
+        };
+        MessageTest::with(())
+            .given(vec![image_received(), given_up])
+            .when(late)
+            .then_expect_error(MessageError::MediaNotKept);
+    }
+
+    #[test]
+    fn a_kept_file_is_recorded_once_and_forgotten_once() {
+        let again = || MessageCommand::RecordMedia {
+            outcome: stored(),
+            at: t(2),
+        };
+        MessageTest::with(())
+            .given(vec![image_received(), kept()])
+            .when(again())
+            .then_expect_events(vec![]);
+        let deleted = MessageEvent::MediaDeleted {
+            reason: "erased".into(),
+            at: t(5),
+        };
+        MessageTest::with(())
+            .given(vec![image_received(), kept()])
+            .when(forget())
+            .then_expect_events(vec![deleted.clone()]);
+        MessageTest::with(())
+            .given(vec![image_received(), kept(), deleted.clone()])
+            .when(forget())
+            .then_expect_events(vec![]);
+        MessageTest::with(())
+            .given(vec![image_received(), kept(), deleted])
+            .when(again())
+            .then_expect_error(MessageError::MediaNotKept);
     }
 
     #[test]

@@ -117,7 +117,9 @@ pub enum MessageCommand {
         /// When.
         at: Timestamp,
     },
-    /// Record that the message's kept file was deleted (the retention period ended).
+    /// Record that the message's kept file was deleted (the retention period ended, the
+    /// customer was erased); a file not yet fetched is given up (recorded unavailable), so
+    /// that a fetch in flight keeps nothing.
     ForgetMedia {
         /// Why (`retention`).
         reason: String,

@@ -8,6 +8,10 @@ pub enum MessageError {
     /// Only an inbound message with a file has media to record.
     #[error("the message carries no file")]
     NoMedia,
+    /// The file was given up before it was fetched (its customer erased, its retention
+    /// ended): what the fetch brought must not be kept.
+    #[error("the message's file is no longer to be kept")]
+    MediaNotKept,
     /// Only a dead-lettered message can be queued again.
     #[error("the message is not in the dead-letter queue")]
     NotDeadLettered,
@@ -26,6 +30,7 @@ impl MessageError {
             Self::DirectionMismatch { .. } => "message_direction_mismatch",
             Self::NotDeadLettered => "not_dead_lettered",
             Self::NoMedia => "no_media",
+            Self::MediaNotKept => "media_not_kept",
         }
     }
 }
