@@ -294,7 +294,8 @@ impl Application {
         }
         if let Some(graph) = self.state.graph.clone() {
             let fetcher = crate::media::fetch::MediaFetcher::new(
-                self.state.database.clone(),
+                self.state.log.clone(),
+                self.state.stopped_projections.clone(),
                 self.frameworks.clone(),
                 graph,
                 self.state.media.clone(),

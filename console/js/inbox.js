@@ -24,19 +24,34 @@ export function useLive(load, deps, concerns = () => true) {
   const timer = useRef(null);
   const sequence = useRef(0);
   useEffect(() => {
+    // The last event received is the furthest along the log: events come in log order, which
+    // on PostgreSQL is not the order of their positions.
     let seen = null;
+    let loading = null;
+    let pending = false;
     const run = () => {
       timer.current = null;
+      // One load at a time: an event during a load asks for one more after it.
+      if (loading) {
+        pending = true;
+        return;
+      }
       const mine = ++sequence.current;
-      load(() => mine === sequence.current, seen);
+      loading = Promise.resolve(load(() => mine === sequence.current, seen)).finally(() => {
+        loading = null;
+        if (pending) {
+          pending = false;
+          again();
+        }
+      });
     };
-    run();
     const again = () => {
       timer.current ??= setTimeout(run, 100);
     };
+    run();
     const offEvent = live.on('event', (envelope) => {
       if (!concerns(envelope)) return;
-      if (typeof envelope.position === 'number') seen = Math.max(seen ?? 0, envelope.position);
+      if (typeof envelope.position === 'number') seen = envelope.position;
       again();
     });
     const offStatus = live.on('status', (up) => up && again());

@@ -17,6 +17,10 @@ export function on(kind, listener) {
 const emit = (kind, value) => listeners[kind].forEach((listener) => listener(value));
 export const isConnected = () => connected;
 
+/** Positions of the events received lately (duplicates after a resume are dropped). */
+const recent = new Set();
+const RECENT = 5000;
+
 /** Connects (once per session); resumes from the last event seen on every reconnect. */
 export function connect() {
   if (socket) return;
@@ -43,7 +47,11 @@ export function connect() {
   });
   socket.on('event', (envelope) => {
     if (typeof envelope.position === 'number') {
-      if (lastPosition !== null && envelope.position <= lastPosition) return;
+      // A resumed socket may hand an event again. Events come in log order, which on
+      // PostgreSQL is not the order of their positions: a lower position is not a duplicate.
+      if (recent.has(envelope.position)) return;
+      recent.add(envelope.position);
+      if (recent.size > RECENT) recent.delete(recent.values().next().value);
       lastPosition = envelope.position;
     }
     emit('event', envelope);
@@ -93,6 +101,7 @@ export function disconnect() {
   socket?.disconnect();
   socket = null;
   lastPosition = null;
+  recent.clear();
   setConnected(false);
 }
 

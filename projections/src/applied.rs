@@ -12,7 +12,23 @@ use crate::{all_projections, ProjectionError, StoppedProjections};
 
 /// How often the checkpoints are read while waiting. Polling the checkpoint table works
 /// whichever instance applies the events; a notification would only reach this one.
-const POLL: Duration = Duration::from_millis(10);
+const POLL: Duration = Duration::from_millis(20);
+
+/// [`wait_until_applied`] for every event committed so far (the highest position): for a
+/// worker about to decide on what the read models say.
+///
+/// # Errors
+/// When the database fails.
+pub async fn wait_until_caught_up(
+    log: &EventRepository,
+    stopped: &StoppedProjections,
+    within: Duration,
+) -> Result<bool, ProjectionError> {
+    match log.head().await? {
+        0 => Ok(true),
+        head => wait_until_applied(log, stopped, head, within).await,
+    }
+}
 
 /// Waits until every read model not stopped ([`StoppedProjections`]) has applied the event at
 /// `position`, at most `within`: `true` when they have, `false` when the time ran out (the

@@ -55,6 +55,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 /// How long a read waits for the read models to reach its `min_position`.
 pub const READ_AFTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Reads waiting for the read models at once, in this process; beyond, a read does not wait
+/// (each waiting read polls the checkpoints: many of them must not load the database).
+static READS_WAITING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
+
 /// `min_position`: a log position the caller has seen (a socket event's `position`); the read
 /// models are read once they have applied it (waiting at most [`READ_AFTER_WAIT`], then they
 /// are read as they stand). Extract it after the caller is authenticated.
@@ -86,6 +90,10 @@ impl FromRequestParts<crate::http::AppState> for ReadAfter {
         let position: i64 = value.parse().ok().filter(|p| *p >= 0).ok_or_else(|| {
             ApiError::BadRequest("min_position: expected a log position (0 or more)".into())
         })?;
+        let Ok(_waiting) = READS_WAITING.try_acquire() else {
+            tracing::debug!(position, "too many reads waiting; this one reads at once");
+            return Ok(ReadAfter);
+        };
         let waited = switchboard_projections::applied::wait_until_applied(
             &state.log,
             &state.stopped_projections,

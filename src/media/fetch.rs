@@ -15,7 +15,9 @@ use bytes::Bytes;
 use cqrs_es::AggregateError;
 use sha2::{Digest, Sha256};
 use switchboard_domain::message::{MediaOutcome, MessageCommand, MessageError};
-use switchboard_store::{with_pool, Database, SqlValue, Statement, StoreError};
+use switchboard_projections::applied::wait_until_caught_up;
+use switchboard_projections::{ProjectionError, StoppedProjections};
+use switchboard_store::{with_pool, Database, EventRepository, SqlValue, Statement, StoreError};
 use tokio::sync::watch;
 
 use super::{MediaSettings, MediaStore};
@@ -48,6 +50,8 @@ const RETRY: &str = "update media_fetches set claimed_until = null, available_at
 /// Recorded: not to be claimed again, even before the read model shows the outcome.
 const DONE: &str = "update media_fetches set claimed_until = null, available_at = $1
     where media_id = $2";
+/// How long [`MediaFetcher::discard`] waits for the read models.
+const CATCH_UP: Duration = Duration::from_secs(5);
 /// Messages keeping the file of a checksum.
 const KEPT: &str = "select count(*) from media_files where sha256 = $1 and status = 'stored'";
 /// Rows of files the read model shows settled: no longer needed.
@@ -66,6 +70,8 @@ enum Attempt {
 /// The media fetcher.
 pub struct MediaFetcher {
     database: Database,
+    log: EventRepository,
+    stopped: StoppedProjections,
     frameworks: Frameworks,
     graph: GraphClient,
     store: MediaStore,
@@ -76,7 +82,8 @@ pub struct MediaFetcher {
 impl MediaFetcher {
     /// A fetcher downloading through `graph` into `store`.
     pub fn new(
-        database: Database,
+        log: EventRepository,
+        stopped: StoppedProjections,
         frameworks: Frameworks,
         graph: GraphClient,
         store: MediaStore,
@@ -84,7 +91,9 @@ impl MediaFetcher {
         settings: MediaSettings,
     ) -> Self {
         Self {
-            database,
+            database: log.database().clone(),
+            log,
+            stopped,
             frameworks,
             graph,
             store,
@@ -172,8 +181,23 @@ impl MediaFetcher {
     }
 
     /// Deletes a fetched file no message is to keep, unless another message keeps the same
-    /// bytes.
+    /// bytes: asked of the read models once they have applied what was committed so far (a
+    /// message of the erased customer with the same bytes deleted a moment ago must not count
+    /// as keeping them, one of another customer stored a moment ago must). At their bound, the
+    /// file is kept: a copy too many is safer than a file another message lost.
     async fn discard(&self, sha256: &str) -> Result<(), StoreError> {
+        let caught_up = match wait_until_caught_up(&self.log, &self.stopped, CATCH_UP).await {
+            Ok(caught_up) => caught_up,
+            Err(ProjectionError::Store(error)) => return Err(error),
+            Err(error) => {
+                tracing::warn!(%error, "read models unreadable");
+                false
+            }
+        };
+        if !caught_up {
+            tracing::warn!(%sha256, "read models behind; a file fetched for an erased message is kept");
+            return Ok(());
+        }
         let held: i64 = with_pool!(&self.database, pool => sqlx::query_scalar(KEPT)
             .bind(sha256).fetch_one(pool).await?);
         if held == 0 {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use switchboard_domain::message::MessageCommand;
 use switchboard_domain::upload::UploadCommand;
-use switchboard_store::{with_pool, Database, StoreError};
+use switchboard_store::{with_pool, Database, EventRepository, StoreError};
 use tokio::sync::watch;
 
 use super::MediaStore;
@@ -126,12 +126,13 @@ const HELD_ELSEWHERE: &str = "select count(*) from media_files
 /// # Errors
 /// Database failures; a record that fails or a file storage cannot delete is logged and left.
 pub async fn forget_conversation(
-    database: &Database,
+    log: &EventRepository,
     frameworks: &Frameworks,
     store: &MediaStore,
     conversation: &str,
     now: switchboard_domain::Timestamp,
 ) -> Result<usize, StoreError> {
+    let database = log.database();
     let files: Vec<(String, Option<String>)> = with_pool!(database, pool =>
         sqlx::query_as(OF_CONVERSATION).bind(conversation).fetch_all(pool).await?);
     let metadata = actor_metadata(None, now);
@@ -145,14 +146,33 @@ pub async fn forget_conversation(
             tracing::warn!(media_id = %id, %error, "an erased customer's file was not recorded deleted");
             continue;
         }
+        // A row still pending may be a file stored a moment ago: the log knows.
+        let sha256 = match sha256 {
+            Some(sha256) => Some(sha256.clone()),
+            None => stored_checksum(log, id).await?,
+        };
         let Some(sha256) = sha256 else { continue };
         let held: i64 = with_pool!(database, pool => sqlx::query_scalar(HELD_ELSEWHERE)
-            .bind(sha256).bind(conversation).fetch_one(pool).await?);
+            .bind(&sha256).bind(conversation).fetch_one(pool).await?);
         if held == 0 {
-            if let Err(error) = store.delete(sha256).await {
+            if let Err(error) = store.delete(&sha256).await {
                 tracing::warn!(%sha256, %error, "an erased customer's file was not deleted");
             }
         }
     }
     Ok(files.len())
+}
+
+/// The checksum of the file message `id` recorded as stored, if it did (`MessageMediaStored`
+/// carries no personal data: it stays readable after an erasure).
+async fn stored_checksum(log: &EventRepository, id: &str) -> Result<Option<String>, StoreError> {
+    let events = log.events_of("Message", &[id]).await?;
+    Ok(events
+        .iter()
+        .rev()
+        .filter(|event| event.event_type == "MessageMediaStored")
+        .find_map(|event| {
+            let sha256 = event.payload.get("MediaStored")?.get("sha256")?.as_str()?;
+            Some(sha256.to_owned())
+        }))
 }

@@ -7,6 +7,8 @@
 //! `[erased]` in place of their content, name and number, and the raw webhooks that carried
 //! them are deleted.
 
+use std::time::Duration;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_domain::agent::AgentCommand;
 use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::ConversationId;
+use switchboard_projections::applied;
 use switchboard_projections::conversations::{self, ConversationView};
 use switchboard_projections::messages::{self, MessageView};
 use utoipa_axum::router::OpenApiRouter;
@@ -225,8 +228,12 @@ async fn clean_up(
     now: switchboard_domain::Timestamp,
 ) -> Result<(), ApiError> {
     crate::outbox::forget_conversation(&state.database, conversation).await?;
+    // The files as the log has them so far: one stored a moment ago, another customer's copy
+    // of the same bytes (a bound, not a guarantee: the fetcher settles the rest).
+    let stopped = &state.stopped_projections;
+    applied::wait_until_caught_up(&state.log, stopped, Duration::from_secs(5)).await?;
     crate::media::retention::forget_conversation(
-        &state.database,
+        &state.log,
         &state.frameworks,
         &state.media,
         conversation,
