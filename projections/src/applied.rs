@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use switchboard_store::{with_pool, EventRepository, LogCursor};
+use switchboard_store::EventRepository;
 
+use crate::runner::checkpoints;
 use crate::{all_projections, ProjectionError, StoppedProjections};
 
 /// How often the checkpoints are read while waiting. Polling the checkpoint table works
@@ -51,20 +52,10 @@ pub async fn wait_until_applied(
         .collect();
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let sql = "select name, transaction_id, position from projection_checkpoints";
-        let rows: Vec<(String, i64, i64)> =
-            with_pool!(log.database(), pool => sqlx::query_as(sql).fetch_all(pool).await?);
-        let applied = names.iter().all(|name| {
-            rows.iter().find(|(row, _, _)| row == name).is_some_and(
-                |(_, transaction_id, position)| {
-                    let checkpoint = LogCursor {
-                        transaction_id: u64::try_from(*transaction_id).unwrap_or(0),
-                        position: *position,
-                    };
-                    checkpoint >= event
-                },
-            )
-        });
+        let checkpoints = checkpoints(log.database()).await?;
+        let applied = names
+            .iter()
+            .all(|name| checkpoints.get(*name).is_some_and(|at| *at >= event));
         if applied {
             return Ok(true);
         }

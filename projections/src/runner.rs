@@ -109,19 +109,7 @@ impl ProjectionRunner {
     }
 
     async fn checkpoints(&self) -> Result<HashMap<String, LogCursor>, ProjectionError> {
-        let sql = "select name, transaction_id, position from projection_checkpoints";
-        let rows: Vec<(String, i64, i64)> =
-            with_pool!(self.log.database(), pool => sqlx::query_as(sql).fetch_all(pool).await?);
-        Ok(rows
-            .into_iter()
-            .map(|(name, transaction_id, position)| {
-                let cursor = LogCursor {
-                    transaction_id: u64::try_from(transaction_id).unwrap_or(0),
-                    position,
-                };
-                (name, cursor)
-            })
-            .collect())
+        checkpoints(self.log.database()).await
     }
 
     /// Applies every event not yet applied; returns how many events were read.
@@ -425,6 +413,28 @@ impl Batch {
         }
         self.targets[i] = Some(event.cursor);
     }
+}
+
+/// Where each read model stands: the cursor of the last event it applied, by name.
+///
+/// # Errors
+/// When the database fails.
+pub async fn checkpoints(
+    database: &switchboard_store::Database,
+) -> Result<HashMap<String, LogCursor>, ProjectionError> {
+    let sql = "select name, transaction_id, position from projection_checkpoints";
+    let rows: Vec<(String, i64, i64)> =
+        with_pool!(database, pool => sqlx::query_as(sql).fetch_all(pool).await?);
+    Ok(rows
+        .into_iter()
+        .map(|(name, transaction_id, position)| {
+            let cursor = LogCursor {
+                transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                position,
+            };
+            (name, cursor)
+        })
+        .collect())
 }
 
 /// Statements rewritten for shadow tables, by their SQL text: each distinct statement is

@@ -24,8 +24,9 @@ use switchboard_domain::assignment::{AssignmentMode, DEFAULT_POOL};
 use switchboard_domain::conversation::{ConversationCommand, ConversationError};
 use switchboard_domain::{AgentId, GroupId, Timestamp};
 use switchboard_projections::assignment::{self, Candidate};
+use switchboard_projections::runner::checkpoints;
 use switchboard_projections::ProjectionError;
-use switchboard_store::{with_pool, Database, EventRepository, LogCursor};
+use switchboard_store::{Database, EventRepository, LogCursor};
 use tokio::sync::watch;
 
 use crate::auth::accounts::actor_metadata;
@@ -228,18 +229,10 @@ impl AutoAssigner {
         let head = self.log.head().await?;
         let deadline = tokio::time::Instant::now() + CATCH_UP;
         loop {
-            let rows: Vec<(String, i64, i64)> = with_pool!(self.database(), pool =>
-                sqlx::query_as("select name, transaction_id, position from projection_checkpoints")
-                    .fetch_all(pool).await?);
+            let checkpoints = checkpoints(self.database()).await?;
             let mut behind = 0;
             for name in READ_MODELS {
-                let cursor = rows.iter().find(|r| r.0 == name).map_or(
-                    LogCursor::START,
-                    |(_, transaction_id, position)| LogCursor {
-                        transaction_id: u64::try_from(*transaction_id).unwrap_or(0),
-                        position: *position,
-                    },
-                );
+                let cursor = checkpoints.get(name).copied().unwrap_or(LogCursor::START);
                 behind += self.log.unread_before(cursor, head).await?;
             }
             if behind == 0 {
