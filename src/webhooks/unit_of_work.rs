@@ -51,10 +51,16 @@ where
         })
     }
 
-    /// Snapshots of the aggregates that gained enough events.
-    fn snapshots(&self, out: &mut Vec<Snapshot>) {
+    /// Snapshots of the aggregates that gained enough events, each then counted as taken: a
+    /// conversation the processor goes on holding must not be snapshotted again by every later
+    /// batch (it was, until it was next loaded from the store).
+    fn snapshots(&mut self, out: &mut Vec<Snapshot>) {
         for id in &self.touched {
-            if let Some(snapshot) = self.loaded.get(id).and_then(|l| l.snapshot_if_due(id)) {
+            let Some(loaded) = self.loaded.get_mut(id) else {
+                continue;
+            };
+            if let Some(snapshot) = loaded.snapshot_if_due(id) {
+                loaded.snapshot_sequence = loaded.sequence;
                 out.push(snapshot);
             }
         }

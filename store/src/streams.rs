@@ -290,9 +290,9 @@ impl EventRepository {
         snapshots: &[Snapshot],
         also: &[Statement],
     ) -> Result<(), AppendError> {
-        const UPSERT_SNAPSHOT: &str = "
-insert into snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload, schema_version)
-values ($1, $2, $3, 0, $4, $5)
+        const UPSERT_SNAPSHOTS: &str = "
+insert into snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload, schema_version) ";
+        const ON_CONFLICT: &str = "
 on conflict (aggregate_type, aggregate_id) do update set
     last_sequence = excluded.last_sequence, payload = excluded.payload,
     schema_version = excluded.schema_version
@@ -359,15 +359,20 @@ where snapshots.last_sequence < excluded.last_sequence
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                for (snapshot, payload) in snapshots.iter().zip(&sealed.snapshots) {
-                    sqlx::query(UPSERT_SNAPSHOT)
-                        .bind(snapshot.aggregate_type)
-                        .bind(snapshot.aggregate_id.as_str())
-                        .bind(snapshot.last_sequence)
-                        .bind(sqlx::types::Json(nul::encode(payload)))
-                        .bind(crate::upcast::snapshot_schema(snapshot.aggregate_type))
-                        .execute(&mut *tx)
-                        .await?;
+                // One statement per thousand snapshots (a batch of webhooks snapshots many
+                // conversations at once): each was a round trip inside the transaction.
+                for (chunk, payloads) in snapshots.chunks(ROWS_PER_STATEMENT).zip(sealed.snapshots.chunks(ROWS_PER_STATEMENT)) {
+                    let mut upsert = sqlx::QueryBuilder::new(UPSERT_SNAPSHOTS);
+                    upsert.push_values(chunk.iter().zip(payloads), |mut row, (snapshot, payload)| {
+                        row.push_bind(snapshot.aggregate_type)
+                            .push_bind(snapshot.aggregate_id.as_str())
+                            .push_bind(snapshot.last_sequence)
+                            .push("0")
+                            .push_bind(sqlx::types::Json(nul::encode(payload)))
+                            .push_bind(crate::upcast::snapshot_schema(snapshot.aggregate_type));
+                    });
+                    upsert.push(ON_CONFLICT);
+                    upsert.build().execute(&mut *tx).await?;
                 }
                 for statement in also.iter().chain(&destroying) {
                     bind_all!(sqlx::query(&statement.sql), statement.args.iter().cloned())
@@ -394,6 +399,7 @@ where snapshots.last_sequence < excluded.last_sequence
         self.vault.stored(sealed.fresh, sealed.generation);
         if !destroying.is_empty() {
             self.vault.forget();
+            self.tail.forget();
         }
         if !events.is_empty() {
             self.appended

@@ -472,7 +472,38 @@ async fn folded_batches_write_what_their_statements_write_one_by_one(backend: Ba
     folded_db.close().await;
 }
 
+/// The webhook processor keeps the conversations it wrote in memory; one it goes on holding is
+/// snapshotted every `SNAPSHOT_EVERY` events, not again by every later batch (it was: the held
+/// state never learnt its snapshot had been taken, so each batch rewrote it).
+async fn a_conversation_the_processor_holds_is_snapshotted_every_so_many_events_not_every_batch(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let every = usize::try_from(switchboard_store::SNAPSHOT_EVERY).expect("small");
+    for i in 0..every + 8 {
+        assert_eq!(
+            app.post_webhook(&texts("4930200000", i, 1)).await.status(),
+            200
+        );
+        app.settle().await;
+    }
+    let (events, snapshot): (i64, i64) = with_pool!(&app.database, pool => sqlx::query_as(
+        "select (select count(*) from events where aggregate_type = 'Conversation'),
+                (select last_sequence from snapshots where aggregate_type = 'Conversation')")
+        .fetch_one(pool).await.expect("counts"));
+    assert!(
+        events >= switchboard_store::SNAPSHOT_EVERY + 8,
+        "{events} events"
+    );
+    assert!(
+        (switchboard_store::SNAPSHOT_EVERY..switchboard_store::SNAPSHOT_EVERY + 2)
+            .contains(&snapshot),
+        "snapshot at sequence {snapshot} of {events}: taken once when due, not rewritten since"
+    );
+}
+
 on_both_backends!(
+    a_conversation_the_processor_holds_is_snapshotted_every_so_many_events_not_every_batch,
     thousands_of_events_in_one_batch_build_what_one_at_a_time_builds,
     folded_batches_write_what_their_statements_write_one_by_one
 );
