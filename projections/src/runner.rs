@@ -154,6 +154,10 @@ impl ProjectionRunner {
                 .iter()
                 .map(|name| self.stopped.position(name))
                 .collect();
+            // Stopped projections tried again read the database: what stopped them may have
+            // been fixed there, and the events shared with the fan-out are as first read.
+            let shared_reads =
+                isolate && !(retry_stopped && names.iter().any(|n| self.stopped.contains(n)));
             retry_stopped = false;
             // One batch is written while the next is read and built: the log does not depend
             // on the read models, and a batch's checkpoints are where it will leave them if it
@@ -169,7 +173,17 @@ impl ProjectionRunner {
                     .map(|(name, _)| checkpoints.get(name).copied().unwrap_or(LogCursor::START))
                     .min();
                 let mut events = match from {
-                    Some(from) => self.log.read_all(from, self.batch_size).await?,
+                    // Live, the socket fan-out reads the same events: read once for both.
+                    Some(from) if shared_reads => {
+                        self.log.read_recent(from, self.batch_size).await?
+                    }
+                    Some(from) => self
+                        .log
+                        .read_all(from, self.batch_size)
+                        .await?
+                        .into_iter()
+                        .map(std::sync::Arc::new)
+                        .collect(),
                     None => Vec::new(),
                 };
                 if let Some(until) = self.until {

@@ -30,7 +30,7 @@ use super::{address, signing, OutgoingSettings};
 use crate::auth::accounts::actor_metadata;
 use crate::clock::{wall_millis, Clock};
 use crate::cqrs::Frameworks;
-use crate::realtime::{conversation_of, Envelope};
+use crate::realtime::{conversation_of, EnvelopeOf};
 use crate::telemetry::error_chain;
 
 /// The advisory lock key of a pass (PostgreSQL): "switchboard webhooks".
@@ -327,7 +327,7 @@ impl Deliverer {
         event: &RecordedEvent,
     ) -> DeliveryAttempt {
         let key = target.key;
-        let body = serde_json::to_vec(&Envelope::from(event.clone())).unwrap_or_default();
+        let body = serde_json::to_vec(&EnvelopeOf(event)).unwrap_or_default();
         let id = event.position.to_string();
         let timestamp = wall_millis() / 1000;
         let started = Instant::now();

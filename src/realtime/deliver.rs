@@ -47,16 +47,16 @@ pub async fn deliver(hub: Arc<Hub>, socket: SocketRef, session: Arc<Session>) {
             if *closed.borrow() {
                 return;
             }
-            let events = match log.read_all(cursor, BATCH).await {
+            let events: Vec<_> = match log.read_all(cursor, BATCH).await {
                 Ok(events) if events.is_empty() => break,
-                Ok(events) => events,
+                Ok(events) => events.into_iter().map(Arc::new).collect(),
                 Err(error) => {
                     tracing::warn!(%error, "socket catch-up read failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
-            match stamper.stamp(&log, events).await {
+            match stamper.stamp(&log, &events).await {
                 Ok(deliveries) => {
                     for delivery in &deliveries {
                         if !pass(&hub, &socket, &session, delivery).await {

@@ -71,10 +71,11 @@ impl Fanout {
         self.index.start_at(cursor);
         let mut stamper = Stamper::at(cursor, ASSIGNMENTS_KEPT);
         loop {
-            let failed = match self.log.read_all(cursor, BATCH).await {
+            // The projection runner reads the same events: read once for both.
+            let failed = match self.log.read_recent(cursor, BATCH).await {
                 Ok(events) if !events.is_empty() => {
                     let last = events.last().map_or(cursor, |e| e.cursor);
-                    match stamper.stamp(&self.log, events).await {
+                    match stamper.stamp(&self.log, &events).await {
                         Ok(batch) => {
                             cursor = last;
                             let events = batch.len();

@@ -53,7 +53,7 @@ use socketioxide::socket::{DisconnectReason, Sid};
 use socketioxide::SocketIo;
 use tokio::sync::watch;
 
-pub use envelope::{conversation_of, Envelope};
+pub use envelope::{conversation_of, Envelope, EnvelopeOf};
 
 use crate::config::RealtimeSettings;
 use crate::http::extract::authenticate;

@@ -17,7 +17,7 @@ use switchboard_store::{EventRepository, LogCursor, RecordedEvent};
 
 use super::as_of::{self, account_event};
 use super::audience::{Assignment, Audience};
-use super::envelope::{conversation_of, Envelope};
+use super::envelope::{conversation_of, EnvelopeOf};
 use super::RealtimeError;
 
 /// One log event ready for sockets.
@@ -63,10 +63,10 @@ impl Stamper {
     pub async fn stamp(
         &mut self,
         log: &EventRepository,
-        events: Vec<RecordedEvent>,
+        events: &[Arc<RecordedEvent>],
     ) -> Result<Vec<Delivery>, RealtimeError> {
         debug_assert!(events.first().is_none_or(|e| e.cursor > self.cursor));
-        self.learn(log, &events).await?;
+        self.learn(log, events).await?;
         let start = self.cursor;
         let result = self.walk(events);
         if result.is_err() {
@@ -77,13 +77,13 @@ impl Stamper {
         result
     }
 
-    fn walk(&mut self, events: Vec<RecordedEvent>) -> Result<Vec<Delivery>, RealtimeError> {
+    fn walk(&mut self, events: &[Arc<RecordedEvent>]) -> Result<Vec<Delivery>, RealtimeError> {
         let mut deliveries = Vec::with_capacity(events.len());
-        for event in events {
-            let audience = match conversation_of(&event) {
+        for event in events.iter().map(|e| &**e) {
+            let audience = match conversation_of(event) {
                 Some(conversation) => {
                     let before = self.known.get(conversation).copied().unwrap_or_default();
-                    let set = Assignment::set_by(&event);
+                    let set = Assignment::set_by(event);
                     if let Some(set) = set {
                         self.known.insert(conversation.to_owned(), set);
                     }
@@ -91,7 +91,7 @@ impl Stamper {
                         id: conversation.to_owned(),
                         after: set.unwrap_or(before),
                         before,
-                        mentioned: super::audience::mentioned_by(&event),
+                        mentioned: super::audience::mentioned_by(event),
                     }
                 }
                 None if event.aggregate_type == "Agent" => {
@@ -99,9 +99,9 @@ impl Stamper {
                 }
                 None => Audience::Managers,
             };
-            let account = account_event(&event)?;
+            let account = account_event(event)?;
             let cursor = event.cursor;
-            let json = serde_json::value::to_raw_value(&Envelope::from(event))?;
+            let json = serde_json::value::to_raw_value(&EnvelopeOf(event))?;
             self.cursor = cursor;
             deliveries.push(Delivery {
                 cursor,
@@ -119,9 +119,9 @@ impl Stamper {
     async fn learn(
         &mut self,
         log: &EventRepository,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> Result<(), RealtimeError> {
-        let mut wanted: Vec<&str> = events.iter().filter_map(conversation_of).collect();
+        let mut wanted: Vec<&str> = events.iter().filter_map(|e| conversation_of(e)).collect();
         wanted.sort_unstable();
         wanted.dedup();
         let unknown = wanted
@@ -209,11 +209,17 @@ mod tests {
         let mut cursor = from;
         let mut out = Vec::new();
         loop {
-            let events = log.read_all(cursor, per_read).await.expect("read");
+            let events: Vec<_> = log
+                .read_all(cursor, per_read)
+                .await
+                .expect("read")
+                .into_iter()
+                .map(Arc::new)
+                .collect();
             let Some(last) = events.last().map(|e| e.cursor) else {
                 return out;
             };
-            let deliveries = stamper.stamp(log, events).await.expect("stamped");
+            let deliveries = stamper.stamp(log, &events).await.expect("stamped");
             out.extend(
                 deliveries
                     .into_iter()

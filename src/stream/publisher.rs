@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::{forget, lease, redact, StreamSettings, StreamStatus};
 use crate::clock::wall_millis;
-use crate::realtime::{conversation_of, Envelope};
+use crate::realtime::{conversation_of, EnvelopeOf};
 use crate::telemetry::error_chain;
 
 /// Why publishing stopped for now (retried with backoff).
@@ -300,7 +300,7 @@ impl Publisher {
                 "{}.{}.{}",
                 self.settings.subject_prefix, event.aggregate_type, event.event_type
             );
-            let envelope = Envelope::from(event.clone());
+            let envelope = EnvelopeOf(event);
             let payload = if self.settings.redact_content {
                 serde_json::to_value(envelope)
                     .map(redact::redact)

@@ -86,6 +86,8 @@ pub struct EventRepository {
     pub(crate) appended: Arc<watch::Sender<u64>>,
     /// Seals customers' personal data on the way in and opens it on the way out.
     pub(crate) vault: Arc<Vault>,
+    /// The latest events read, shared by this process's live readers.
+    pub(crate) tail: Arc<crate::tail::Tail>,
 }
 
 /// The gapless reader's query on PostgreSQL: the events after a cursor (`$1` transaction id,
@@ -121,6 +123,7 @@ impl EventRepository {
             database,
             appended: Arc::new(watch::Sender::new(0)),
             vault: Arc::new(Vault::new(master)),
+            tail: Arc::default(),
         }
     }
 
@@ -161,6 +164,7 @@ impl EventRepository {
             .execute_atomically(&crate::vault::destroying(&destroys))
             .await?;
         self.vault.forget();
+        self.tail.forget();
         Ok(true)
     }
 

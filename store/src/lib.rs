@@ -26,6 +26,7 @@ pub mod nul;
 pub mod snapshot_store;
 pub mod sql;
 pub mod streams;
+mod tail;
 pub mod upcast;
 pub mod vault;
 

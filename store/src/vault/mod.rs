@@ -378,6 +378,11 @@ impl Vault {
             .collect())
     }
 
+    /// Moves on with every [`Self::forget`].
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Forgets every cached key (after this instance destroyed some).
     pub(crate) fn forget(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
