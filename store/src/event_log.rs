@@ -19,55 +19,10 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use crate::nul::{self, Escaping};
+pub use crate::recorded::{LogCursor, RecordedEvent};
 use crate::streams::ROWS_PER_STATEMENT;
 use crate::vault::{MasterKeys, Vault};
 use crate::{with_pool, Database, StoreError};
-
-/// Where a reader is in the global log: just after the event at `position`.
-///
-/// `transaction_id` is the writing transaction of that event on PostgreSQL (0 on SQLite and at
-/// the start). Clients only ever see positions; [`EventRepository::cursor_after`] turns a
-/// position back into a cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct LogCursor {
-    /// The writing transaction of the last event read (PostgreSQL).
-    pub transaction_id: u64,
-    /// The position of the last event read.
-    pub position: i64,
-}
-
-impl LogCursor {
-    /// Before the first event.
-    pub const START: Self = Self {
-        transaction_id: 0,
-        position: 0,
-    };
-}
-
-/// An event as the global log holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedEvent {
-    /// Unique, assigned at insert.
-    pub position: i64,
-    /// The cursor just after this event.
-    pub cursor: LogCursor,
-    /// Aggregate type (`Conversation`, `Message`, …).
-    pub aggregate_type: String,
-    /// Aggregate id.
-    pub aggregate_id: String,
-    /// Sequence within the aggregate, from 1.
-    pub sequence: i64,
-    /// Frozen event type name.
-    pub event_type: String,
-    /// Payload version.
-    pub event_version: String,
-    /// The serialized event.
-    pub payload: Value,
-    /// Request id, actor, causation and correlation ids, recorded-at time.
-    pub metadata: Value,
-    /// When the database recorded it (Unix milliseconds).
-    pub recorded_at_ms: i64,
-}
 
 pub(crate) enum Repository {
     Postgres(Escaping<PostgresEventRepository>),
@@ -251,6 +206,26 @@ select position, 0 as transaction_id, aggregate_type, aggregate_id,
                 self.opened(events).await
             }
         }
+    }
+
+    /// [`Self::read_all`] for the live readers of this process: events another reader has just
+    /// read are not read again ([`crate::tail`]). A reader outside the window reads from the
+    /// database, and moves the window only forward.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn read_recent(
+        &self,
+        after: LogCursor,
+        limit: u32,
+    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
+        let generation = || self.vault.generation();
+        let announced = || *self.appended.borrow();
+        self.tail
+            .read(after, limit, &generation, &announced, |from, n| {
+                self.read_all(from, n)
+            })
+            .await
     }
 
     /// Up to `limit` events with positions after `after` and at most `until`, in position

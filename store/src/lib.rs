@@ -23,6 +23,7 @@ pub mod error;
 pub mod event_log;
 mod high_water;
 pub mod nul;
+mod recorded;
 pub mod snapshot_store;
 pub mod sql;
 pub mod streams;

@@ -3,7 +3,7 @@
 //! The projection runner and the socket fan-out both tail the log, woken by the same appends:
 //! each read every new event from the database, decoded its JSON and opened its sealed fields
 //! (13 % and 9 % of the process under load). The first of them to ask for new events now reads
-//! them, and the other is given the same events ([`EventRepository::read_recent`]).
+//! them, and the other is given the same events ([`EventRepository::read_recent`](crate::EventRepository::read_recent)).
 //!
 //! A reader finding the window ends where the log ended when another reader last looked (no
 //! append announced since that read began, a moment ago) is answered from it alone.
@@ -17,12 +17,13 @@
 //! from the database would show erased.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use switchboard_domain::privacy;
 
-use crate::event_log::{EventRepository, LogCursor, RecordedEvent};
+use crate::recorded::{LogCursor, RecordedEvent};
 use crate::vault::CACHE_TTL;
 use crate::StoreError;
 
@@ -93,6 +94,26 @@ impl Window {
             .collect()
     }
 
+    /// The events after `after` (which the window covers) when it holds `limit` of them, or all
+    /// there are: it reached the end of the log a moment ago and no append was announced since
+    /// (`announced` is the count now). Otherwise the part it holds.
+    fn answer(
+        &self,
+        after: LogCursor,
+        limit: usize,
+        announced: u64,
+    ) -> Result<Vec<Arc<RecordedEvent>>, Vec<Arc<RecordedEvent>>> {
+        let events = self.after(after, limit);
+        let at_end = self
+            .at_end
+            .is_some_and(|(before, began)| before == announced && began.elapsed() < FRESH);
+        if events.len() == limit || at_end {
+            Ok(events)
+        } else {
+            Err(events)
+        }
+    }
+
     /// Appends events read from the database just after `end`; past an erasure, keeps only
     /// what follows it.
     fn extend(&mut self, events: &[Arc<RecordedEvent>]) {
@@ -124,33 +145,49 @@ impl Tail {
     }
 }
 
-impl EventRepository {
-    /// [`Self::read_all`] for the live readers of this process: events another reader has just
-    /// read are not read again (see [`crate::tail`]). A reader outside the window reads from
-    /// the database, and moves the window only forward.
+impl Tail {
+    /// Up to `limit` events after `after`, as `read_all` (the gapless reader) returns them,
+    /// from the window where it holds them (see the module). `generation` is the vault's (it
+    /// moves on when keys are destroyed), `announced` the count of appends announced so far.
     ///
     /// # Errors
-    /// When the database fails.
-    pub async fn read_recent(
+    /// When `read_all` fails.
+    pub(crate) async fn read<F, Fut>(
         &self,
         after: LogCursor,
         limit: u32,
-    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
+        generation: &(dyn Fn() -> u64 + Sync),
+        announced: &(dyn Fn() -> u64 + Sync),
+        read_all: F,
+    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError>
+    where
+        F: FnOnce(LogCursor, u32) -> Fut,
+        Fut: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
+    {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
-        let covered = match self.windowed(after, limit) {
-            Ok(events) => return Ok(events),
-            Err(covered) => covered,
+        let covered = {
+            let mut window = self.window();
+            window.expire(generation());
+            if window.covers(after) {
+                match window.answer(after, limit, announced()) {
+                    Ok(events) => return Ok(events),
+                    Err(_) => true,
+                }
+            } else {
+                false
+            }
         };
         // Only readers continuing the window wait for one another.
         let _extending = match covered {
-            true => Some(self.tail.extending.lock().await),
+            true => Some(self.extending.lock().await),
             false => None,
         };
-        let (mut events, read_from, generation) = {
-            let mut window = self.tail.window();
-            window.expire(self.vault.generation());
+        let (mut events, read_from, kept) = {
+            let mut window = self.window();
+            window.expire(generation());
             match covered && window.covers(after) {
-                true => match self.answer(&window, after, limit) {
+                // Another reader may have read them while this one waited.
+                true => match window.answer(after, limit, announced()) {
                     Ok(events) => return Ok(events),
                     Err(events) => (events, window.end, window.generation),
                 },
@@ -158,57 +195,28 @@ impl EventRepository {
             }
         };
         let wanted = limit - events.len();
-        let announced = *self.appended.borrow();
+        let before = announced();
         let began = Instant::now();
-        let read: Vec<Arc<RecordedEvent>> = self
-            .read_all(read_from, u32::try_from(wanted).unwrap_or(u32::MAX))
-            .await?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
-        let mut window = self.tail.window();
-        if window.generation == generation && self.vault.generation() == generation {
+        let read: Vec<Arc<RecordedEvent>> =
+            read_all(read_from, u32::try_from(wanted).unwrap_or(u32::MAX))
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+        let mut window = self.window();
+        if window.generation == kept && generation() == kept {
             if read_from > window.end {
-                window.reset(read_from, generation);
+                // Ahead of the window (or the first read): a new one starts here.
+                window.reset(read_from, kept);
             }
             if window.end == read_from {
                 window.extend(&read);
-                window.at_end = (read.len() < wanted).then_some((announced, began));
-                window.expire(generation);
+                window.at_end = (read.len() < wanted).then_some((before, began));
+                window.expire(kept);
             }
         }
         events.extend(read);
         Ok(events)
-    }
-
-    /// The events after `after` from the window alone, or whether the window covers `after`.
-    fn windowed(&self, after: LogCursor, limit: usize) -> Result<Vec<Arc<RecordedEvent>>, bool> {
-        let mut window = self.tail.window();
-        window.expire(self.vault.generation());
-        if !window.covers(after) {
-            return Err(false);
-        }
-        self.answer(&window, after, limit).map_err(|_| true)
-    }
-
-    /// The events after `after` (which `window` covers) when it holds `limit` of them, or all
-    /// there are: it reached the end of the log a moment ago and no append was announced since.
-    /// Otherwise the part it holds.
-    fn answer(
-        &self,
-        window: &Window,
-        after: LogCursor,
-        limit: usize,
-    ) -> Result<Vec<Arc<RecordedEvent>>, Vec<Arc<RecordedEvent>>> {
-        let events = window.after(after, limit);
-        let at_end = window.at_end.is_some_and(|(announced, began)| {
-            announced == *self.appended.borrow() && began.elapsed() < FRESH
-        });
-        if events.len() == limit || at_end {
-            Ok(events)
-        } else {
-            Err(events)
-        }
     }
 }
 
@@ -218,7 +226,7 @@ mod tests {
 
     use super::*;
     use crate::vault::MasterKeys;
-    use crate::{Database, DatabaseConfig, NewEvent};
+    use crate::{Database, DatabaseConfig, EventRepository, NewEvent};
 
     async fn log_in(dir: &std::path::Path) -> EventRepository {
         let database = Database::connect(&DatabaseConfig::sqlite_in(dir))
