@@ -319,6 +319,8 @@ where snapshots.last_sequence < excluded.last_sequence
             .iter()
             .map(|e| (e.aggregate_type, e.aggregate_id.as_str(), &e.payload))
             .collect();
+        // One snapshot per aggregate (the latest): a multi-row upsert may not touch a row twice.
+        let snapshots = &latest_snapshots(snapshots);
         let states: Vec<_> = snapshots
             .iter()
             .map(|s| (s.aggregate_type, s.aggregate_id.as_str(), &s.payload))
@@ -407,6 +409,24 @@ where snapshots.last_sequence < excluded.last_sequence
         }
         Ok(())
     }
+}
+
+/// `snapshots` with one per aggregate, the one of the highest sequence, in their order.
+fn latest_snapshots(snapshots: &[Snapshot]) -> Vec<&Snapshot> {
+    let mut latest: Vec<&Snapshot> = Vec::with_capacity(snapshots.len());
+    let mut at: HashMap<(&str, &str), usize> = HashMap::with_capacity(snapshots.len());
+    for snapshot in snapshots {
+        let key = (snapshot.aggregate_type, snapshot.aggregate_id.as_str());
+        match at.get(&key) {
+            Some(&i) if latest[i].last_sequence < snapshot.last_sequence => latest[i] = snapshot,
+            Some(_) => {}
+            None => {
+                at.insert(key, latest.len());
+                latest.push(snapshot);
+            }
+        }
+    }
+    latest
 }
 
 /// A row of `(aggregate_id, sequence, event_type, event_version, payload)` as stored (NULs

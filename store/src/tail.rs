@@ -10,11 +10,12 @@
 //!
 //! What is kept is a window `(start, end]` of the log holding every event in it, as the gapless
 //! reader returned them: below its high-water mark no event can commit later, so a window that
-//! ends at an event it read can only grow at its end. Opened content is kept no longer than
-//! the vault keeps the keys that opened it ([`vault::CACHE_TTL`](crate::vault::CACHE_TTL)),
-//! and not at all past an erasure: the window is emptied when this process destroys keys and
-//! when an erasure event passes through it, so no reader is ever given content that a read
-//! from the database would show erased.
+//! ends at an event it read can only grow at its end. Opened content is kept a few seconds
+//! ([`KEPT_FOR`]), and not at all past an erasure: the window is emptied when this process
+//! destroys keys and when an erasure event passes through it. So a reader is given content a
+//! read from the database would show erased only within the bound the vault's key cache
+//! already sets for erasures by other instances
+//! ([`vault::CACHE_TTL`](crate::vault::CACHE_TTL)), plus [`KEPT_FOR`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -24,11 +25,13 @@ use std::time::{Duration, Instant};
 use switchboard_domain::privacy;
 
 use crate::recorded::{LogCursor, RecordedEvent};
-use crate::vault::CACHE_TTL;
 use crate::StoreError;
 
 /// Events kept at most (a few batches of every live reader).
 const KEPT: usize = 4_096;
+
+/// How long an event is kept: the live readers are a batch or two apart.
+const KEPT_FOR: Duration = Duration::from_secs(5);
 
 /// How long a read that found the end of the log answers for it, when no append was announced
 /// since it began: short, so that the readers' polling still finds commits nobody announced
@@ -72,7 +75,7 @@ impl Window {
             self.reset(self.end, generation);
         }
         while let Some((at, event)) = self.events.front() {
-            if self.events.len() <= KEPT && at.elapsed() < CACHE_TTL {
+            if self.events.len() <= KEPT && at.elapsed() < KEPT_FOR {
                 break;
             }
             self.start = event.cursor;
@@ -164,7 +167,10 @@ impl Tail {
         F: FnOnce(LogCursor, u32) -> Fut,
         Fut: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
     {
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let covered = {
             let mut window = self.window();
             window.expire(generation());

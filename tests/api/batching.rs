@@ -502,7 +502,37 @@ async fn a_conversation_the_processor_holds_is_snapshotted_every_so_many_events_
     );
 }
 
+/// An append given two snapshots of one aggregate keeps the later one (one multi-row upsert may
+/// not touch a row twice on PostgreSQL).
+async fn an_append_with_two_snapshots_of_one_aggregate_keeps_the_later(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let event = |sequence: i64| switchboard_store::NewEvent {
+        aggregate_type: "Template",
+        aggregate_id: "twice".to_owned(),
+        sequence,
+        event_type: "TemplateNoted".to_owned(),
+        event_version: "1.0".to_owned(),
+        payload: json!({"Noted": {"n": sequence}}),
+        metadata: json!({}),
+    };
+    let snapshot = |sequence: i64| switchboard_store::Snapshot {
+        aggregate_type: "Template",
+        aggregate_id: "twice".to_owned(),
+        last_sequence: sequence,
+        payload: json!({"n": sequence}),
+    };
+    app.log()
+        .append(&[event(1), event(2)], &[snapshot(2), snapshot(1)], &[])
+        .await
+        .expect("appended");
+    let kept: i64 = with_pool!(&app.database, pool => sqlx::query_scalar(
+        "select last_sequence from snapshots where aggregate_id = 'twice'")
+        .fetch_one(pool).await.expect("snapshot"));
+    assert_eq!(kept, 2);
+}
+
 on_both_backends!(
+    an_append_with_two_snapshots_of_one_aggregate_keeps_the_later,
     a_conversation_the_processor_holds_is_snapshotted_every_so_many_events_not_every_batch,
     thousands_of_events_in_one_batch_build_what_one_at_a_time_builds,
     folded_batches_write_what_their_statements_write_one_by_one
