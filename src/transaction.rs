@@ -91,11 +91,8 @@ impl Transaction {
             });
         }
         if !events.is_empty() {
-            if let Some(snapshot) = loaded.snapshot_if_due(id) {
-                self.snapshots
-                    .retain(|s| (s.aggregate_type, s.aggregate_id.as_str()) != (A::TYPE, id));
-                self.snapshots.push(snapshot);
-            }
+            // The append keeps the latest of one aggregate's snapshots.
+            self.snapshots.extend(loaded.take_snapshot_if_due(id));
         }
         Ok(events)
     }

@@ -51,16 +51,14 @@ where
         })
     }
 
-    /// Snapshots of the aggregates that gained enough events, each then counted as taken: a
-    /// conversation the processor goes on holding must not be snapshotted again by every later
-    /// batch (it was, until it was next loaded from the store).
+    /// Snapshots of the aggregates that gained enough events.
     fn snapshots(&mut self, out: &mut Vec<Snapshot>) {
         for id in &self.touched {
-            let Some(loaded) = self.loaded.get_mut(id) else {
-                continue;
-            };
-            if let Some(snapshot) = loaded.snapshot_if_due(id) {
-                loaded.snapshot_sequence = loaded.sequence;
+            if let Some(snapshot) = self
+                .loaded
+                .get_mut(id)
+                .and_then(|l| l.take_snapshot_if_due(id))
+            {
                 out.push(snapshot);
             }
         }

@@ -311,13 +311,10 @@ where
                 metadata: metadata.clone(),
             });
         }
-        let snapshot = next.snapshot_if_due(id);
+        let snapshot = next.take_snapshot_if_due(id);
         self.log
             .append(&new_events, snapshot.as_slice(), &[])
             .await?;
-        if snapshot.is_some() {
-            next.snapshot_sequence = next.sequence;
-        }
         Ok(())
     }
 }

@@ -49,12 +49,16 @@ pub struct Loaded<A> {
 }
 
 impl<A: Aggregate> Loaded<A> {
-    /// The snapshot to write, if enough events were added since the last one.
-    pub fn snapshot_if_due(&self, aggregate_id: &str) -> Option<Snapshot> {
+    /// The snapshot to write, if enough events were added since the last one; it then counts as
+    /// taken (a state held on in memory must not be snapshotted again by every later append:
+    /// the webhook processor's was, once it was 25 events past its last snapshot). A state
+    /// whose append fails is dropped with it.
+    pub fn take_snapshot_if_due(&mut self, aggregate_id: &str) -> Option<Snapshot> {
         if self.sequence - self.snapshot_sequence < SNAPSHOT_EVERY {
             return None;
         }
         let payload = serde_json::to_value(&self.aggregate).ok()?;
+        self.snapshot_sequence = self.sequence;
         Some(Snapshot {
             aggregate_type: A::TYPE,
             aggregate_id: aggregate_id.to_owned(),
